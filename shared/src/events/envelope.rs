@@ -1,0 +1,237 @@
+//! The envelope every record travels in, and decoding by (type, version).
+//!
+//! Decoding is the only place that knows old versions: each (type, version) pair the system has
+//! ever written is listed in [`decode_data`] and upcast into the current payload type, so the
+//! rest of the code only sees current shapes. Unknown types and versions are refused with an
+//! error that names them (a consumer dead-letters such a record rather than guessing).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::types::*;
+
+/// One event with its metadata, as it travels on the bus.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Envelope {
+    /// Unique per event (UUID v7, time ordered); consumers may deduplicate on it.
+    pub id: Uuid,
+    /// The record key: one account's events stay in order on one partition.
+    pub integration_id: IntegrationId,
+    pub occurred_at: DateTime<Utc>,
+    pub event: Event,
+}
+
+/// Every event type of DESIGN §6, each holding its current payload version.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Event {
+    OrderChanged(OrderChanged),
+    IntegrationConfigured(IntegrationConfigured),
+    IntegrationRemoved(IntegrationRemoved),
+    DealUpserted(DealUpserted),
+    DealDeleted(DealDeleted),
+    ContactUpserted(ContactUpserted),
+    FunnelStageSeen(FunnelStageSeen),
+    IntegrationHealthChanged(IntegrationHealthChanged),
+}
+
+/// The name of an event type, as written in the envelope's `type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventType {
+    OrderChanged,
+    IntegrationConfigured,
+    IntegrationRemoved,
+    DealUpserted,
+    DealDeleted,
+    ContactUpserted,
+    FunnelStageSeen,
+    IntegrationHealthChanged,
+}
+
+impl EventType {
+    /// Every type, for tests and metrics.
+    pub const ALL: [EventType; 8] = [
+        EventType::OrderChanged,
+        EventType::IntegrationConfigured,
+        EventType::IntegrationRemoved,
+        EventType::DealUpserted,
+        EventType::DealDeleted,
+        EventType::ContactUpserted,
+        EventType::FunnelStageSeen,
+        EventType::IntegrationHealthChanged,
+    ];
+
+    /// The wire name (also a fine low-cardinality metric label).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::OrderChanged => "OrderChanged",
+            EventType::IntegrationConfigured => "IntegrationConfigured",
+            EventType::IntegrationRemoved => "IntegrationRemoved",
+            EventType::DealUpserted => "DealUpserted",
+            EventType::DealDeleted => "DealDeleted",
+            EventType::ContactUpserted => "ContactUpserted",
+            EventType::FunnelStageSeen => "FunnelStageSeen",
+            EventType::IntegrationHealthChanged => "IntegrationHealthChanged",
+        }
+    }
+
+    /// The version new events of this type are written with.
+    pub fn current_version(self) -> u32 {
+        1
+    }
+
+    fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == name)
+    }
+}
+
+impl Event {
+    pub fn event_type(&self) -> EventType {
+        match self {
+            Event::OrderChanged(_) => EventType::OrderChanged,
+            Event::IntegrationConfigured(_) => EventType::IntegrationConfigured,
+            Event::IntegrationRemoved(_) => EventType::IntegrationRemoved,
+            Event::DealUpserted(_) => EventType::DealUpserted,
+            Event::DealDeleted(_) => EventType::DealDeleted,
+            Event::ContactUpserted(_) => EventType::ContactUpserted,
+            Event::FunnelStageSeen(_) => EventType::FunnelStageSeen,
+            Event::IntegrationHealthChanged(_) => EventType::IntegrationHealthChanged,
+        }
+    }
+}
+
+/// Why bytes could not be read as an event. Each kind names what was wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("not an event envelope: {0}")]
+    Malformed(#[source] serde_json::Error),
+    #[error("unknown event type {0:?}")]
+    UnknownType(String),
+    #[error(
+        "unsupported version {version} of event type {event_type} (this build reads versions 1..={newest})"
+    )]
+    UnsupportedVersion {
+        event_type: &'static str,
+        version: u32,
+        newest: u32,
+    },
+    #[error("invalid data for {event_type} v{version}: {source}")]
+    InvalidData {
+        event_type: &'static str,
+        version: u32,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+#[derive(Serialize)]
+struct WireOut<'a> {
+    #[serde(rename = "type")]
+    event_type: &'static str,
+    version: u32,
+    id: Uuid,
+    integration_id: IntegrationId,
+    occurred_at: DateTime<Utc>,
+    data: &'a Event,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireIn {
+    #[serde(rename = "type")]
+    event_type: String,
+    version: u32,
+    id: Uuid,
+    integration_id: IntegrationId,
+    occurred_at: DateTime<Utc>,
+    data: serde_json::Value,
+}
+
+impl Envelope {
+    /// Wraps an event that happens now, with a fresh id.
+    pub fn new(integration_id: IntegrationId, event: Event) -> Self {
+        Self {
+            id: Uuid::now_v7(),
+            integration_id,
+            occurred_at: Utc::now(),
+            event,
+        }
+    }
+
+    /// The record key on the bus.
+    pub fn key(&self) -> String {
+        self.integration_id.to_string()
+    }
+
+    /// JSON bytes in the current version of the event's type.
+    pub fn encode(&self) -> Vec<u8> {
+        let event_type = self.event.event_type();
+        let wire = WireOut {
+            event_type: event_type.as_str(),
+            version: event_type.current_version(),
+            id: self.id,
+            integration_id: self.integration_id,
+            occurred_at: self.occurred_at,
+            data: &self.event,
+        };
+        // Serialising plain structs of strings, numbers and maps cannot fail.
+        serde_json::to_vec(&wire).expect("event serialisation is infallible")
+    }
+
+    /// Reads any known (type, version), upcasting old versions to the current payload.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let wire: WireIn = serde_json::from_slice(bytes).map_err(DecodeError::Malformed)?;
+        let event_type = EventType::from_name(&wire.event_type)
+            .ok_or_else(|| DecodeError::UnknownType(wire.event_type.clone()))?;
+        let event = decode_data(event_type, wire.version, wire.data)?;
+        Ok(Self {
+            id: wire.id,
+            integration_id: wire.integration_id,
+            occurred_at: wire.occurred_at,
+            event,
+        })
+    }
+}
+
+/// The table of every (type, version) ever written. A v2 adds an arm here that decodes the
+/// v2 struct, and the v1 arm upcasts into it.
+fn decode_data(
+    event_type: EventType,
+    version: u32,
+    data: serde_json::Value,
+) -> Result<Event, DecodeError> {
+    if version != 1 {
+        return Err(DecodeError::UnsupportedVersion {
+            event_type: event_type.as_str(),
+            version,
+            newest: event_type.current_version(),
+        });
+    }
+    let invalid = |source| DecodeError::InvalidData {
+        event_type: event_type.as_str(),
+        version,
+        source,
+    };
+    let event = match event_type {
+        EventType::OrderChanged => Event::OrderChanged(serde_json::from_value(data).map_err(invalid)?),
+        EventType::IntegrationConfigured => {
+            Event::IntegrationConfigured(serde_json::from_value(data).map_err(invalid)?)
+        }
+        EventType::IntegrationRemoved => {
+            Event::IntegrationRemoved(serde_json::from_value(data).map_err(invalid)?)
+        }
+        EventType::DealUpserted => Event::DealUpserted(serde_json::from_value(data).map_err(invalid)?),
+        EventType::DealDeleted => Event::DealDeleted(serde_json::from_value(data).map_err(invalid)?),
+        EventType::ContactUpserted => {
+            Event::ContactUpserted(serde_json::from_value(data).map_err(invalid)?)
+        }
+        EventType::FunnelStageSeen => {
+            Event::FunnelStageSeen(serde_json::from_value(data).map_err(invalid)?)
+        }
+        EventType::IntegrationHealthChanged => {
+            Event::IntegrationHealthChanged(serde_json::from_value(data).map_err(invalid)?)
+        }
+    };
+    Ok(event)
+}

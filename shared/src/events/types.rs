@@ -1,0 +1,258 @@
+//! The payloads (`data`) of every event type, current version.
+//!
+//! Deal events carry **facts** only (DESIGN §5): the projector applies the integration's
+//! markers (amount with or without delivery, one funnel or one per shop) when it builds the
+//! view. Money is [`Decimal`] serialised as a string; times are UTC.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Identifies one connected RetailCRM account; the key of every record on the bus.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct IntegrationId(pub Uuid);
+
+impl IntegrationId {
+    /// A new time-ordered id (UUID v7).
+    pub fn new() -> Self {
+        Self(Uuid::now_v7())
+    }
+}
+
+impl Default for IntegrationId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for IntegrationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::str::FromStr for IntegrationId {
+    type Err = uuid::Error;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Uuid::parse_str(s).map(Self)
+    }
+}
+
+/// What made dealflow look at an order again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeSource {
+    /// A RetailCRM trigger called the webhook.
+    Webhook,
+    /// The `orders/history` reconciliation found a change.
+    History,
+    /// The backfill on connect.
+    Backfill,
+    /// A re-sync the user asked for.
+    Resync,
+}
+
+/// `order-changed`: RetailCRM says this order changed; the enricher fetches it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderChanged {
+    /// RetailCRM's internal order id (`{{ order.id }}`).
+    pub order_id: u64,
+    pub source: ChangeSource,
+    pub received_at: DateTime<Utc>,
+}
+
+/// A RetailCRM API key sealed with the service's secret key (an AEAD ciphertext, base64).
+///
+/// Opaque here: sealing and opening live with the component that holds the secret key.
+/// `Debug` never prints the ciphertext either, so logs stay boring.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SealedApiKey(pub String);
+
+impl fmt::Debug for SealedApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SealedApiKey(..)")
+    }
+}
+
+/// `integrations` (compacted): the full current settings of one integration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntegrationConfigured {
+    /// Normalised account URL, `https://host/`.
+    pub crm_url: String,
+    pub api_key_sealed: SealedApiKey,
+    /// The last four characters of the key, for display.
+    pub api_key_hint: String,
+    pub active: bool,
+    /// Marker: one funnel "default" for every order (on) or one funnel per shop (off).
+    pub default_funnel: bool,
+    /// Marker: amount = `total_sum` (on) or `total_sum − delivery_cost` (off).
+    pub include_delivery_cost: bool,
+    /// Days of past orders to load on connect (0 = none).
+    pub backfill_days: u32,
+    /// Rotation counter of the webhook token (the token is recomputed, never stored).
+    pub webhook_token_generation: u32,
+    /// The account's latest `orders/history` id at connect time: where reconciliation starts.
+    pub history_since_id: Option<u64>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// `integrations`: the integration was deleted by its owner.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntegrationRemoved {
+    pub removed_at: DateTime<Utc>,
+}
+
+/// The responsible manager of a deal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manager {
+    pub id: u64,
+    /// `None` when the user is unknown or deleted in RetailCRM.
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+}
+
+/// The contact person of a deal as stored on the order (and its card).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DealContact {
+    /// RetailCRM customer id, when the order is linked to a customer.
+    pub id: Option<u64>,
+    pub name: Option<String>,
+    /// E.164, de-duplicated, the order's own phones first.
+    pub phones: Vec<String>,
+    /// Lower-cased, de-duplicated.
+    pub emails: Vec<String>,
+}
+
+/// The company of a corporate order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Company {
+    pub id: u64,
+    pub name: Option<String>,
+}
+
+/// Marketing attribution of the order (RetailCRM `source`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Utm {
+    pub source: Option<String>,
+    pub medium: Option<String>,
+    pub campaign: Option<String>,
+    pub keyword: Option<String>,
+    pub content: Option<String>,
+}
+
+/// `deals`: the facts of one order as fetched from RetailCRM.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DealUpserted {
+    pub order_id: u64,
+    pub number: Option<String>,
+    pub external_id: Option<String>,
+    /// Shop (RetailCRM site) code.
+    pub site: String,
+    pub status_code: String,
+    pub status_group: Option<String>,
+    /// RetailCRM `totalSumm`: goods after discounts plus delivery.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub total_sum: Decimal,
+    /// RetailCRM `delivery.cost` (0 when absent).
+    #[serde(with = "rust_decimal::serde::str")]
+    pub delivery_cost: Decimal,
+    pub currency: Option<String>,
+    pub manager: Option<Manager>,
+    pub contact: Option<DealContact>,
+    pub company: Option<Company>,
+    pub utm: Utm,
+    pub client_id: Option<String>,
+    pub custom_fields: BTreeMap<String, serde_json::Value>,
+    /// RetailCRM `createdAt`, converted from the account timezone.
+    pub created_at: DateTime<Utc>,
+    /// When the order entered its current status (`statusUpdatedAt`, or the history record's
+    /// `createdAt` when known), converted from the account timezone.
+    pub stage_entered_at: Option<DateTime<Utc>>,
+    /// When the enricher read this snapshot: an older snapshot never overwrites a newer one.
+    pub observed_at: DateTime<Utc>,
+}
+
+/// `deals`: the order is gone from RetailCRM (deleted, or merged into another order).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DealDeleted {
+    pub order_id: u64,
+    /// The surviving order when this one was merged (`combinedTo`).
+    pub merged_into: Option<u64>,
+    pub observed_at: DateTime<Utc>,
+}
+
+/// Whether a contact is a person or a company.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContactKind {
+    Person,
+    Company,
+}
+
+/// `contacts`: a contact person or company as seen on an order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContactUpserted {
+    pub contact_id: u64,
+    pub kind: ContactKind,
+    pub name: Option<String>,
+    pub phones: Vec<String>,
+    pub emails: Vec<String>,
+    pub observed_at: DateTime<Utc>,
+}
+
+/// `funnels`: a (shop, status) stage, emitted when first seen and whenever it changes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FunnelStageSeen {
+    pub site: String,
+    pub site_name: Option<String>,
+    pub stage_code: String,
+    pub stage_name: String,
+    /// The status' own `ordering` inside its group.
+    pub stage_ordering: i64,
+    pub active: bool,
+    pub group_code: String,
+    pub group_name: Option<String>,
+    pub group_ordering: i64,
+    pub observed_at: DateTime<Utc>,
+}
+
+/// The health of an integration as the enricher last saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthStatus {
+    Ok,
+    AuthFailed,
+    AccessDenied,
+    Unreachable,
+    RateLimited,
+    Pending,
+}
+
+/// `health` (compacted): the integration's health changed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntegrationHealthChanged {
+    pub status: HealthStatus,
+    /// A sentence for the user; never contains a secret.
+    pub message: Option<String>,
+    pub checked_at: DateTime<Utc>,
+}

@@ -1,0 +1,18 @@
+//! dealflow-shared: everything the components agree on.
+//!
+//! - [`events`]: the wire schema (envelope and every event type of DESIGN §6);
+//! - [`topics`]: topic names under the configurable prefix;
+//! - [`config`]: typed configuration from the environment (DESIGN §3);
+//! - [`telemetry`] and [`metrics`]: logging and the Prometheus registry helper;
+//! - [`bus`]: the event bus trait with its Kafka and embedded-log backends;
+//! - [`secrets`]: sealing API keys at rest and deriving webhook tokens;
+//! - [`retailcrm`]: the RetailCRM API v5 client, its request budget and typed models.
+
+pub mod bus;
+pub mod config;
+pub mod events;
+pub mod metrics;
+pub mod retailcrm;
+pub mod secrets;
+pub mod telemetry;
+pub mod topics;

@@ -1,0 +1,79 @@
+//! Topic names (DESIGN §6), every one under the configurable prefix.
+
+/// The topic names of one deployment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topics {
+    prefix: String,
+}
+
+/// Topic names after the prefix, as DESIGN §6 lists them.
+pub mod names {
+    pub const INTEGRATIONS: &str = "integrations";
+    pub const ORDER_CHANGED: &str = "order-changed";
+    pub const DEALS: &str = "deals";
+    pub const CONTACTS: &str = "contacts";
+    pub const FUNNELS: &str = "funnels";
+    pub const HEALTH: &str = "health";
+    pub const DEAD_LETTER: &str = "dead-letter";
+}
+
+impl Topics {
+    pub fn new(prefix: impl Into<String>) -> Self {
+        Self { prefix: prefix.into() }
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    fn name(&self, suffix: &str) -> String {
+        format!("{}{suffix}", self.prefix)
+    }
+
+    /// `IntegrationConfigured`, `IntegrationRemoved` (compacted).
+    pub fn integrations(&self) -> String {
+        self.name(names::INTEGRATIONS)
+    }
+    /// `OrderChanged` (kept for days).
+    pub fn order_changed(&self) -> String {
+        self.name(names::ORDER_CHANGED)
+    }
+    /// `DealUpserted`, `DealDeleted` (kept forever: the replay source).
+    pub fn deals(&self) -> String {
+        self.name(names::DEALS)
+    }
+    /// `ContactUpserted` (kept forever).
+    pub fn contacts(&self) -> String {
+        self.name(names::CONTACTS)
+    }
+    /// `FunnelStageSeen` (kept forever).
+    pub fn funnels(&self) -> String {
+        self.name(names::FUNNELS)
+    }
+    /// `IntegrationHealthChanged` (compacted).
+    pub fn health(&self) -> String {
+        self.name(names::HEALTH)
+    }
+    /// Records that could not be processed, with their reason in headers (kept for weeks).
+    pub fn dead_letter(&self) -> String {
+        self.name(names::DEAD_LETTER)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_name_carries_the_prefix() {
+        let t = Topics::new("acme.");
+        assert_eq!(t.integrations(), "acme.integrations");
+        assert_eq!(t.order_changed(), "acme.order-changed");
+        assert_eq!(t.deals(), "acme.deals");
+        assert_eq!(t.contacts(), "acme.contacts");
+        assert_eq!(t.funnels(), "acme.funnels");
+        assert_eq!(t.health(), "acme.health");
+        assert_eq!(t.dead_letter(), "acme.dead-letter");
+        assert_eq!(Topics::new("").deals(), "deals");
+    }
+}

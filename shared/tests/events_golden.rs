@@ -1,0 +1,192 @@
+//! Golden files pin the wire shape of every event type and version (DESIGN §6).
+//!
+//! Each `golden/<Type>.v<N>.json` must decode into exactly the sample built here and the sample
+//! must encode into exactly that JSON. Changing a payload struct without adding a version breaks
+//! this test; so does deleting a golden file. `UPDATE_GOLDEN=1` rewrites the files (review the
+//! diff: an existing version's file must never change).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use chrono::{DateTime, TimeZone, Utc};
+use dealflow_shared::events::*;
+use rust_decimal::Decimal;
+use uuid::Uuid;
+
+fn at(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+fn sample(event_type: EventType) -> Envelope {
+    let event = match event_type {
+        EventType::OrderChanged => Event::OrderChanged(OrderChanged {
+            order_id: 48213,
+            source: ChangeSource::Webhook,
+            received_at: at("2024-01-16T08:02:46.120Z"),
+        }),
+        EventType::IntegrationConfigured => Event::IntegrationConfigured(IntegrationConfigured {
+            crm_url: "https://demo.retailcrm.ru/".into(),
+            api_key_sealed: SealedApiKey("djEuAAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=".into()),
+            api_key_hint: "x9Qa".into(),
+            active: true,
+            default_funnel: false,
+            include_delivery_cost: true,
+            backfill_days: 30,
+            webhook_token_generation: 0,
+            history_since_id: Some(912340),
+            created_at: at("2024-01-15T07:00:00Z"),
+            updated_at: at("2024-01-15T07:00:00Z"),
+        }),
+        EventType::IntegrationRemoved => Event::IntegrationRemoved(IntegrationRemoved {
+            removed_at: at("2024-02-01T00:00:00Z"),
+        }),
+        EventType::DealUpserted => Event::DealUpserted(DealUpserted {
+            order_id: 48213,
+            number: Some("48213A".into()),
+            external_id: Some("wc-10931".into()),
+            site: "shop-main".into(),
+            status_code: "send-to-delivery".into(),
+            status_group: Some("delivery".into()),
+            total_sum: Decimal::new(633000, 2),
+            delivery_cost: Decimal::new(350, 0),
+            currency: Some("RUB".into()),
+            manager: Some(Manager {
+                id: 17,
+                name: Some("Ирина Петрова".into()),
+                email: Some("irina@example.com".into()),
+                phone: Some("+79161112233".into()),
+            }),
+            contact: Some(DealContact {
+                id: Some(9021),
+                name: Some("Анна Смирнова".into()),
+                phones: vec!["+79161234567".into()],
+                emails: vec!["anna@example.com".into()],
+            }),
+            company: None,
+            utm: Utm {
+                source: Some("google".into()),
+                medium: Some("cpc".into()),
+                campaign: Some("brand".into()),
+                keyword: Some("купить чайник".into()),
+                content: Some("ad_3".into()),
+            },
+            client_id: Some("1234567890.1705302000".into()),
+            custom_fields: BTreeMap::from([("gift_wrap".to_string(), serde_json::json!(false))]),
+            created_at: at("2024-01-15T07:20:30Z"),
+            stage_entered_at: Some(at("2024-01-16T08:02:45Z")),
+            observed_at: at("2024-01-16T08:02:47.500Z"),
+        }),
+        EventType::DealDeleted => Event::DealDeleted(DealDeleted {
+            order_id: 48190,
+            merged_into: Some(48213),
+            observed_at: at("2024-01-16T08:03:00Z"),
+        }),
+        EventType::ContactUpserted => Event::ContactUpserted(ContactUpserted {
+            contact_id: 9021,
+            kind: ContactKind::Person,
+            name: Some("Анна Смирнова".into()),
+            phones: vec!["+79161234567".into()],
+            emails: vec!["anna@example.com".into()],
+            observed_at: at("2024-01-16T08:02:47.500Z"),
+        }),
+        EventType::FunnelStageSeen => Event::FunnelStageSeen(FunnelStageSeen {
+            site: "shop-main".into(),
+            site_name: Some("Main shop".into()),
+            stage_code: "send-to-delivery".into(),
+            stage_name: "Передан в доставку".into(),
+            stage_ordering: 10,
+            active: true,
+            group_code: "delivery".into(),
+            group_name: Some("Доставка".into()),
+            group_ordering: 40,
+            observed_at: at("2024-01-16T08:02:47.500Z"),
+        }),
+        EventType::IntegrationHealthChanged => {
+            Event::IntegrationHealthChanged(IntegrationHealthChanged {
+                status: HealthStatus::AuthFailed,
+                message: Some("RetailCRM refused the API key (Wrong \"apiKey\" value).".into()),
+                checked_at: at("2024-01-16T09:00:00Z"),
+            })
+        }
+    };
+    Envelope {
+        id: Uuid::parse_str("01890a5d-ac96-774b-bcce-b302099a8057").unwrap(),
+        integration_id: "01890a5d-ac96-774b-bcce-000000000001".parse().unwrap(),
+        occurred_at: Utc.with_ymd_and_hms(2024, 1, 16, 8, 2, 47).unwrap(),
+        event,
+    }
+}
+
+fn golden_path(event_type: EventType, version: u32) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("golden")
+        .join(format!("{}.v{version}.json", event_type.as_str()))
+}
+
+#[test]
+fn every_type_matches_its_golden_file_both_ways() {
+    for event_type in EventType::ALL {
+        let sample = sample(event_type);
+        let path = golden_path(event_type, event_type.current_version());
+        let encoded: serde_json::Value = serde_json::from_slice(&sample.encode()).unwrap();
+        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+            let pretty = serde_json::to_string_pretty(&encoded).unwrap() + "\n";
+            std::fs::write(&path, pretty).unwrap();
+        }
+        let golden_bytes = std::fs::read(&path)
+            .unwrap_or_else(|e| panic!("golden file {} missing: {e}", path.display()));
+        let golden: serde_json::Value = serde_json::from_slice(&golden_bytes).unwrap();
+        assert_eq!(encoded, golden, "{} encodes differently from its golden file", event_type.as_str());
+        let decoded = Envelope::decode(&golden_bytes).unwrap();
+        assert_eq!(decoded, sample, "{} golden file decodes differently", event_type.as_str());
+        assert_eq!(golden["type"], event_type.as_str());
+        assert_eq!(golden["version"], 1);
+    }
+}
+
+#[test]
+fn round_trip_preserves_every_event() {
+    for event_type in EventType::ALL {
+        let sample = sample(event_type);
+        assert_eq!(Envelope::decode(&sample.encode()).unwrap(), sample);
+        assert_eq!(sample.key(), "01890a5d-ac96-774b-bcce-000000000001");
+    }
+}
+
+#[test]
+fn money_travels_as_decimal_strings() {
+    let bytes = sample(EventType::DealUpserted).encode();
+    let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(json["data"]["total_sum"], "6330.00");
+    assert_eq!(json["data"]["delivery_cost"], "350");
+}
+
+#[test]
+fn unknown_version_is_refused_with_a_clear_error() {
+    let mut json: serde_json::Value =
+        serde_json::from_slice(&sample(EventType::DealUpserted).encode()).unwrap();
+    json["version"] = 7.into();
+    let err = Envelope::decode(&serde_json::to_vec(&json).unwrap()).unwrap_err();
+    assert!(matches!(err, DecodeError::UnsupportedVersion { version: 7, .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "unsupported version 7 of event type DealUpserted (this build reads versions 1..=1)"
+    );
+}
+
+#[test]
+fn unknown_type_and_bad_data_are_refused() {
+    let mut json: serde_json::Value =
+        serde_json::from_slice(&sample(EventType::OrderChanged).encode()).unwrap();
+    json["type"] = "OrderChangd".into();
+    let err = Envelope::decode(&serde_json::to_vec(&json).unwrap()).unwrap_err();
+    assert_eq!(err.to_string(), "unknown event type \"OrderChangd\"");
+
+    json["type"] = "OrderChanged".into();
+    json["data"]["order_id"] = "not a number".into();
+    let err = Envelope::decode(&serde_json::to_vec(&json).unwrap()).unwrap_err();
+    assert!(matches!(err, DecodeError::InvalidData { event_type: "OrderChanged", .. }), "{err}");
+
+    let err = Envelope::decode(b"\xff\x00 not json").unwrap_err();
+    assert!(matches!(err, DecodeError::Malformed(_)), "{err}");
+}

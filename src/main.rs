@@ -1,0 +1,53 @@
+//! The `dealflow` command: parses the command line, initialises telemetry, loads the
+//! configuration and runs what was asked. Everything else lives in the library crates.
+
+mod check_config;
+mod shutdown;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// dealflow carries RetailCRM orders into analytics as deals, funnels, contacts and managers.
+#[derive(Debug, Parser)]
+#[command(name = "dealflow", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Validate the configuration (environment and DEALFLOW_CONFIG file) and print it, secrets hidden.
+    CheckConfig,
+    /// Run the RetailCRM simulator: realistic accounts with the real API's shapes, limits and quirks.
+    Sim(dealflow_simulator::cli::SimArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("dealflow: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::CheckConfig => check_config::run(),
+            Command::Sim(args) => {
+                dealflow_shared::telemetry::init(dealflow_shared::config::LogFormat::Pretty);
+                dealflow_simulator::cli::run(args, shutdown::on_signal()).await
+            }
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line for people: the cause chain joined, no backtrace noise.
+            eprintln!("dealflow: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
