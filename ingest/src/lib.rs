@@ -2,4 +2,25 @@
 //!
 //! RetailCRM trigger webhooks become `OrderChanged` events and settings commands become
 //! `IntegrationConfigured` events, each answered only after the event bus acknowledged the write.
-//! The HTTP service lands with issue 3; this crate holds its place in the workspace.
+//! It holds no database: its state is the `integrations` topic ([`registry`]).
+//!
+//! - [`service`]: `IngestService::build` / `run_until_stopped`, routes, health and metrics;
+//! - [`webhook`]: `GET|POST /hooks/retailcrm/{token}`;
+//! - [`api`]: the integration settings API; [`view`] its JSON; [`crm_check`] the key check;
+//! - [`access`]: whether a RetailCRM API key is enough, and what to enable when not;
+//! - [`crm_url`]: validating and normalising the RetailCRM account URL (SSRF guard);
+//! - [`order_id`]: reading the order id from a webhook request in every form RetailCRM sends.
+
+pub mod access;
+pub mod api;
+pub mod crm_check;
+pub mod crm_url;
+pub mod metrics;
+pub mod order_id;
+pub mod registry;
+pub mod service;
+pub mod state;
+pub mod view;
+pub mod webhook;
+
+pub use service::{IngestError, IngestService, IngestSettings};

@@ -3,16 +3,20 @@
 //! - [`events`]: the wire schema (envelope and every event type of DESIGN §6);
 //! - [`topics`]: topic names under the configurable prefix;
 //! - [`config`]: typed configuration from the environment (DESIGN §3);
+//! - [`http`]: the JSON error body, bearer auth and route-labelled HTTP metrics;
 //! - [`telemetry`] and [`metrics`]: logging and the Prometheus registry helper;
 //! - [`bus`]: the event bus trait with its Kafka and embedded-log backends;
 //! - [`secrets`]: sealing API keys at rest and deriving webhook tokens;
+//! - [`wiring`]: startup glue (opening the configured bus);
 //! - [`retailcrm`]: the RetailCRM API v5 client, its request budget and typed models.
 
 pub mod bus;
 pub mod config;
 pub mod events;
+pub mod http;
 pub mod metrics;
 pub mod retailcrm;
 pub mod secrets;
 pub mod telemetry;
 pub mod topics;
+pub mod wiring;

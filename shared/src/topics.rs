@@ -1,4 +1,10 @@
-//! Topic names (DESIGN §6), every one under the configurable prefix.
+//! Topic names (DESIGN §6), every one under the configurable prefix, and their retention.
+
+use crate::bus::{Retention, TopicSpec};
+
+/// Partitions of every topic on Kafka: the unit of consumer parallelism. Records are keyed by
+/// integration, so one account's events stay in order on one partition.
+pub const DEFAULT_PARTITIONS: i32 = 12;
 
 /// The topic names of one deployment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +64,20 @@ impl Topics {
     pub fn dead_letter(&self) -> String {
         self.name(names::DEAD_LETTER)
     }
+
+    /// Every topic with its retention (DESIGN §6): settings and health compacted, the domain
+    /// topics forever (they are the replay source), webhooks for days, dead letters for weeks.
+    pub fn specs(&self, partitions: i32) -> Vec<TopicSpec> {
+        vec![
+            TopicSpec::new(self.integrations(), partitions, Retention::Compacted),
+            TopicSpec::new(self.order_changed(), partitions, Retention::Days(7)),
+            TopicSpec::new(self.deals(), partitions, Retention::Forever),
+            TopicSpec::new(self.contacts(), partitions, Retention::Forever),
+            TopicSpec::new(self.funnels(), partitions, Retention::Forever),
+            TopicSpec::new(self.health(), partitions, Retention::Compacted),
+            TopicSpec::new(self.dead_letter(), partitions, Retention::Days(28)),
+        ]
+    }
 }
 
 #[cfg(test)]
@@ -75,5 +95,20 @@ mod tests {
         assert_eq!(t.health(), "acme.health");
         assert_eq!(t.dead_letter(), "acme.dead-letter");
         assert_eq!(Topics::new("").deals(), "deals");
+    }
+
+    #[test]
+    fn specs_follow_design_retention() {
+        let specs = Topics::new("p.").specs(3);
+        assert_eq!(specs.len(), 7);
+        let retention = |name: &str| specs.iter().find(|s| s.name == name).unwrap().retention;
+        assert_eq!(retention("p.integrations"), Retention::Compacted);
+        assert_eq!(retention("p.health"), Retention::Compacted);
+        assert_eq!(retention("p.deals"), Retention::Forever);
+        assert_eq!(retention("p.contacts"), Retention::Forever);
+        assert_eq!(retention("p.funnels"), Retention::Forever);
+        assert!(matches!(retention("p.order-changed"), Retention::Days(_)));
+        assert!(matches!(retention("p.dead-letter"), Retention::Days(d) if d >= 14));
+        assert!(specs.iter().all(|s| s.partitions == 3));
     }
 }

@@ -34,6 +34,10 @@ fn sample(event_type: EventType) -> Envelope {
             backfill_days: 30,
             webhook_token_generation: 0,
             history_since_id: Some(912340),
+            resync: Some(ResyncRequested {
+                since: chrono::NaiveDate::from_ymd_opt(2024, 1, 1).unwrap(),
+                requested_at: at("2024-01-20T10:00:00Z"),
+            }),
             created_at: at("2024-01-15T07:00:00Z"),
             updated_at: at("2024-01-15T07:00:00Z"),
         }),

@@ -23,6 +23,9 @@ pub struct Envelope {
 }
 
 /// Every event type of DESIGN §6, each holding its current payload version.
+// Events are handled one at a time and never stored in bulk, so the size difference between
+// variants costs nothing worth a `Box` at every construction site.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum Event {

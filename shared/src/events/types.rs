@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -101,8 +101,20 @@ pub struct IntegrationConfigured {
     pub webhook_token_generation: u32,
     /// The account's latest `orders/history` id at connect time: where reconciliation starts.
     pub history_since_id: Option<u64>,
+    /// The latest re-sync the user asked for; the enricher runs each request once.
+    pub resync: Option<ResyncRequested>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// A user's request to load every order created since a date again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResyncRequested {
+    /// Orders created on or after this day (account timezone) are loaded.
+    pub since: NaiveDate,
+    /// Identifies the request: a new request replaces an unfinished one.
+    pub requested_at: DateTime<Utc>,
 }
 
 /// `integrations`: the integration was deleted by its owner.

@@ -1,0 +1,223 @@
+//! The integration settings API (bearer token): create, change, delete, re-sync, read.
+//!
+//! Every change is an `IntegrationConfigured` (the full current settings) or an
+//! `IntegrationRemoved` on the compacted `integrations` topic, answered once the bus has it.
+//! The API key is checked against RetailCRM, sealed, and never returned, logged or published
+//! in clear.
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, NaiveDate, Utc};
+use dealflow_shared::events::{
+    Envelope, Event, IntegrationConfigured, IntegrationId, IntegrationRemoved, ResyncRequested,
+};
+use dealflow_shared::http::ApiError;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::crm_check::check_key;
+use crate::state::AppState;
+use crate::view::{integration_json, key_hint};
+
+/// Days of history loaded on connect when the request does not say (issue 7).
+pub const DEFAULT_BACKFILL_DAYS: u32 = 30;
+/// Upper bound of `backfill_days`: RetailCRM keeps orders for years, but a backfill beyond
+/// this is a re-sync with an explicit date.
+pub const MAX_BACKFILL_DAYS: u32 = 3650;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateIntegration {
+    crm_url: String,
+    api_key: SecretString,
+    #[serde(default)]
+    default_funnel: bool,
+    #[serde(default = "yes")]
+    include_delivery_cost: bool,
+    #[serde(default = "yes")]
+    active: bool,
+    #[serde(default = "default_backfill")]
+    backfill_days: u32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchIntegration {
+    active: Option<bool>,
+    default_funnel: Option<bool>,
+    include_delivery_cost: Option<bool>,
+    api_key: Option<SecretString>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resync {
+    since: String,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_backfill() -> u32 {
+    DEFAULT_BACKFILL_DAYS
+}
+
+/// `POST /api/v1/integrations`
+pub async fn create(
+    State(state): State<AppState>,
+    body: Result<Json<CreateIntegration>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(request) = body.map_err(bad_json)?;
+    let api_key = valid_key(&request.api_key)?;
+    if request.backfill_days > MAX_BACKFILL_DAYS {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            format!("backfill_days must be from 0 to {MAX_BACKFILL_DAYS}; use a re-sync for older orders."),
+        ));
+    }
+    let url = state
+        .crm_policy
+        .validate(&request.crm_url)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_crm_url", e.to_string()))?;
+    let check = check_key(&state, &url, &api_key).await?;
+
+    let id = IntegrationId::new();
+    let now = Utc::now();
+    let config = IntegrationConfigured {
+        crm_url: url.to_string(),
+        api_key_sealed: state.keys.seal(id, &api_key),
+        api_key_hint: key_hint(api_key.expose_secret()),
+        active: request.active,
+        default_funnel: request.default_funnel,
+        include_delivery_cost: request.include_delivery_cost,
+        backfill_days: request.backfill_days,
+        webhook_token_generation: 0,
+        history_since_id: check.latest_history_id,
+        resync: None,
+        created_at: now,
+        updated_at: now,
+    };
+    let envelope = store(&state, id, config.clone()).await?;
+    tracing::info!(integration_id = %envelope.integration_id, crm = %url, "integration connected");
+    Ok((StatusCode::CREATED, Json(integration_json(&state, id, &config))).into_response())
+}
+
+/// `PATCH /api/v1/integrations/{id}`
+pub async fn update(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Result<Json<PatchIntegration>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let (id, mut config) = find(&state, &id)?;
+    let Json(patch) = body.map_err(bad_json)?;
+    if let Some(key) = &patch.api_key {
+        let key = valid_key(key)?;
+        let url = state
+            .crm_policy
+            .normalise(&config.crm_url)
+            .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_crm_url", e.to_string()))?;
+        check_key(&state, &url, &key).await?;
+        config.api_key_sealed = state.keys.seal(id, &key);
+        config.api_key_hint = key_hint(key.expose_secret());
+    }
+    config.active = patch.active.unwrap_or(config.active);
+    config.default_funnel = patch.default_funnel.unwrap_or(config.default_funnel);
+    config.include_delivery_cost = patch.include_delivery_cost.unwrap_or(config.include_delivery_cost);
+    config.updated_at = next_update(config.updated_at);
+    store(&state, id, config.clone()).await?;
+    Ok(Json(integration_json(&state, id, &config)).into_response())
+}
+
+/// `DELETE /api/v1/integrations/{id}`
+pub async fn remove(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let (id, config) = find(&state, &id)?;
+    let envelope = Envelope::new(
+        id,
+        Event::IntegrationRemoved(IntegrationRemoved {
+            removed_at: next_update(config.updated_at),
+        }),
+    );
+    state.publish(&state.topics.integrations(), &envelope).await?;
+    state.registry.apply(&envelope);
+    tracing::info!(integration_id = %id, "integration removed");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `POST /api/v1/integrations/{id}/resync` `{"since": "YYYY-MM-DD"}`
+pub async fn resync(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Result<Json<Resync>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let (id, mut config) = find(&state, &id)?;
+    let Json(request) = body.map_err(bad_json)?;
+    let since = NaiveDate::parse_from_str(&request.since, "%Y-%m-%d").map_err(|_| {
+        ApiError::bad_request("invalid_request", format!("since must be a date like 2024-01-31, got {:?}", request.since))
+    })?;
+    if since > Utc::now().date_naive() {
+        return Err(ApiError::bad_request("invalid_request", "since must not be in the future."));
+    }
+    let requested_at = next_update(config.updated_at);
+    config.resync = Some(ResyncRequested { since, requested_at });
+    config.updated_at = requested_at;
+    store(&state, id, config).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({"accepted": true, "since": since}))).into_response())
+}
+
+/// `GET /api/v1/integrations`
+pub async fn list(State(state): State<AppState>) -> Json<serde_json::Value> {
+    let items: Vec<_> = state
+        .registry
+        .list()
+        .iter()
+        .map(|(id, config)| integration_json(&state, *id, config))
+        .collect();
+    Json(json!({ "items": items }))
+}
+
+/// `GET /api/v1/integrations/{id}`
+pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let (id, config) = find(&state, &id)?;
+    Ok(Json(integration_json(&state, id, &config)).into_response())
+}
+
+fn find(state: &AppState, id: &str) -> Result<(IntegrationId, IntegrationConfigured), ApiError> {
+    let not_found = || ApiError::not_found("integration_not_found", "There is no integration with this id.");
+    let id: IntegrationId = id.parse().map_err(|_| not_found())?;
+    state.registry.get(id).map(|config| (id, config)).ok_or_else(not_found)
+}
+
+async fn store(state: &AppState, id: IntegrationId, config: IntegrationConfigured) -> Result<Envelope, ApiError> {
+    let envelope = Envelope::new(id, Event::IntegrationConfigured(config));
+    state.publish(&state.topics.integrations(), &envelope).await?;
+    state.registry.apply(&envelope);
+    Ok(envelope)
+}
+
+/// A strictly later timestamp, so a change is never ordered before the version it replaces
+/// even when clocks of two ingest processes disagree slightly.
+fn next_update(previous: DateTime<Utc>) -> DateTime<Utc> {
+    Utc::now().max(previous + chrono::Duration::microseconds(1))
+}
+
+fn valid_key(key: &SecretString) -> Result<SecretString, ApiError> {
+    let trimmed = key.expose_secret().trim();
+    if trimmed.is_empty() || trimmed.len() > 256 || trimmed.chars().any(char::is_whitespace) {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            "api_key must be the RetailCRM API key: non-empty, without spaces.",
+        ));
+    }
+    Ok(SecretString::from(trimmed.to_string()))
+}
+
+fn bad_json(rejection: JsonRejection) -> ApiError {
+    // The rejection text names the field and the problem but never echoes the values.
+    ApiError::bad_request("invalid_request", rejection.body_text())
+}

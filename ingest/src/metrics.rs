@@ -1,0 +1,70 @@
+//! ingest's own metrics: webhooks by result and bus publish latency and failures.
+//!
+//! HTTP latency by matched route comes from [`dealflow_shared::http::HttpMetrics`].
+
+use std::time::Duration;
+
+use dealflow_shared::metrics::Metrics;
+use prometheus::{HistogramVec, IntCounterVec};
+
+/// Counters and histograms of one ingest.
+#[derive(Clone, Debug)]
+pub struct IngestMetrics {
+    webhooks: IntCounterVec,
+    publish_latency: HistogramVec,
+    publish_failures: IntCounterVec,
+}
+
+/// How a webhook ended; the label of `dealflow_webhooks_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookResult {
+    Accepted,
+    InvalidOrderId,
+    UnknownIntegration,
+    IntegrationInactive,
+    TooLarge,
+    BrokerUnavailable,
+}
+
+impl WebhookResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WebhookResult::Accepted => "accepted",
+            WebhookResult::InvalidOrderId => "invalid_order_id",
+            WebhookResult::UnknownIntegration => "unknown_integration",
+            WebhookResult::IntegrationInactive => "integration_inactive",
+            WebhookResult::TooLarge => "too_large",
+            WebhookResult::BrokerUnavailable => "broker_unavailable",
+        }
+    }
+}
+
+impl IngestMetrics {
+    pub fn new(metrics: &Metrics) -> Self {
+        Self {
+            webhooks: metrics.counter("webhooks_total", "RetailCRM webhooks by result.", &["result"]),
+            publish_latency: metrics.latency(
+                "bus_publish_duration_seconds",
+                "Time until the event bus acknowledged a publish, by topic.",
+                &["topic"],
+            ),
+            publish_failures: metrics.counter(
+                "bus_publish_failures_total",
+                "Publishes the event bus did not acknowledge, by topic.",
+                &["topic"],
+            ),
+        }
+    }
+
+    pub fn webhook(&self, result: WebhookResult) {
+        self.webhooks.with_label_values(&[result.as_str()]).inc();
+    }
+
+    pub fn published(&self, topic: &str, took: Duration) {
+        self.publish_latency.with_label_values(&[topic]).observe(took.as_secs_f64());
+    }
+
+    pub fn publish_failed(&self, topic: &str) {
+        self.publish_failures.with_label_values(&[topic]).inc();
+    }
+}

@@ -1,0 +1,186 @@
+//! Building and running ingest: `IngestService::build(...)` then `run_until_stopped(shutdown)`.
+//!
+//! The listener is bound at build time (a test can read the port), but requests are served
+//! only once the `integrations` topic has been read to its end, so no webhook is refused as
+//! "unknown" by a process that simply has not loaded its state yet.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::middleware;
+use axum::response::IntoResponse;
+use axum::routing::{any, get, post};
+use dealflow_shared::bus::{BusError, EventBus};
+use dealflow_shared::config::HostPattern;
+use dealflow_shared::http::{BearerAuth, HttpMetrics};
+use dealflow_shared::metrics::Metrics;
+use dealflow_shared::retailcrm::{Budgets, ClientOptions};
+use dealflow_shared::secrets::SecretKeys;
+use dealflow_shared::topics::Topics;
+use secrecy::SecretString;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use url::Url;
+
+use crate::crm_url::CrmUrlPolicy;
+use crate::metrics::IngestMetrics;
+use crate::registry::Registry;
+use crate::state::AppState;
+use crate::{api, webhook};
+
+/// Everything ingest needs to know.
+#[derive(Debug, Clone)]
+pub struct IngestSettings {
+    pub listen: SocketAddr,
+    pub public_url: Url,
+    pub topics: Topics,
+    pub crm_allow_hosts: Vec<HostPattern>,
+    pub secret_key: SecretString,
+    pub api_token: SecretString,
+    /// How long a request waits for the bus before answering 503.
+    pub publish_timeout: Duration,
+    pub client_options: ClientOptions,
+}
+
+/// Why ingest stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("the integrations topic cannot be followed: {0}")]
+    Registry(#[from] BusError),
+    #[error("HTTP server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// A built ingest, ready to run.
+#[derive(Debug)]
+pub struct IngestService {
+    listener: TcpListener,
+    state: AppState,
+    api_token: SecretString,
+    metrics: Metrics,
+}
+
+impl IngestService {
+    /// Binds the listener and prepares the state; no request is served until `run_until_stopped`.
+    pub async fn build(
+        settings: IngestSettings,
+        bus: Arc<dyn EventBus>,
+        budgets: Budgets,
+        metrics: Metrics,
+    ) -> Result<Self, IngestError> {
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .map_err(|source| IngestError::Bind { addr: settings.listen, source })?;
+        let state = AppState {
+            registry: Registry::new(),
+            keys: Arc::new(SecretKeys::derive(&settings.secret_key)),
+            bus,
+            topics: settings.topics,
+            public_url: settings.public_url,
+            crm_policy: CrmUrlPolicy::new(settings.crm_allow_hosts),
+            budgets,
+            client_options: settings.client_options,
+            metrics: IngestMetrics::new(&metrics),
+            publish_timeout: settings.publish_timeout,
+        };
+        Ok(Self {
+            listener,
+            state,
+            api_token: settings.api_token,
+            metrics,
+        })
+    }
+
+    /// The bound address (port 0 in tests becomes a real port here).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    /// The registry this service serves from.
+    pub fn registry(&self) -> &Registry {
+        &self.state.registry
+    }
+
+    /// ingest's routes: the webhook and the integration settings API (bearer token).
+    pub fn router(&self) -> Router {
+        let auth = BearerAuth::new(self.api_token.clone());
+        let api = Router::new()
+            .route("/api/v1/integrations", post(api::create).get(api::list))
+            .route(
+                "/api/v1/integrations/{id}",
+                get(api::get).patch(api::update).delete(api::remove),
+            )
+            .route("/api/v1/integrations/{id}/resync", post(api::resync))
+            .route_layer(middleware::from_fn_with_state(auth, BearerAuth::require));
+        Router::new()
+            .route(
+                "/hooks/retailcrm/{token}",
+                any(webhook::handle).layer(DefaultBodyLimit::max(webhook::MAX_BODY_BYTES)),
+            )
+            .merge(api)
+            .with_state(self.state.clone())
+    }
+
+    /// Loads the integrations, then serves until `shutdown`; in-flight requests finish.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), IngestError> {
+        let registry = self.state.registry.clone();
+        let group = format!(
+            "{}ingest-registry-{}",
+            self.state.topics.prefix(),
+            uuid::Uuid::now_v7().simple()
+        );
+        let follower = tokio::spawn(registry.clone().follow(
+            self.state.bus.clone(),
+            self.state.topics.integrations(),
+            group,
+            shutdown.child_token(),
+        ));
+        let http_metrics = HttpMetrics::new(&self.metrics);
+        let app = self
+            .router()
+            .merge(ops_routes(registry.clone(), self.metrics.clone()))
+            .layer(middleware::from_fn_with_state(http_metrics, HttpMetrics::track));
+
+        tokio::select! {
+            _ = registry.wait_ready() => {}
+            _ = shutdown.cancelled() => return Ok(()),
+        }
+        tracing::info!(addr = %self.local_addr(), "ingest serving");
+        let server = axum::serve(self.listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        let served = server.await.map_err(IngestError::Serve);
+        shutdown.cancel();
+        match follower.await {
+            Ok(Err(e)) => return Err(IngestError::Registry(e)),
+            Err(join) => tracing::error!(error = %join, "integrations follower panicked"),
+            Ok(Ok(())) => {}
+        }
+        served
+    }
+}
+
+/// `/healthz`, `/readyz` and `/metrics`.
+fn ops_routes(registry: Registry, metrics: Metrics) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(|State(registry): State<Registry>| async move {
+                if registry.is_ready() {
+                    (StatusCode::OK, "ready").into_response()
+                } else {
+                    (StatusCode::SERVICE_UNAVAILABLE, "loading integrations").into_response()
+                }
+            })
+            .with_state(registry),
+        )
+        .route(
+            "/metrics",
+            get(|State(metrics): State<Metrics>| async move { metrics.render() }).with_state(metrics),
+        )
+}

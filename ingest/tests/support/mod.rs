@@ -1,0 +1,189 @@
+//! Test harness for ingest: a real bus (embedded log or nisshi), the service on port 0, and
+//! helpers to seed integrations and read what reached the bus.
+
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use dealflow_ingest::{IngestService, IngestSettings};
+use dealflow_shared::bus::{Delivered, EmbeddedLog, EventBus, KafkaBus, KafkaBusConfig, OutRecord};
+use dealflow_shared::config::HostPattern;
+use dealflow_shared::events::{Envelope, Event, IntegrationConfigured, IntegrationId};
+use dealflow_shared::metrics::Metrics;
+use dealflow_shared::retailcrm::{BudgetSettings, Budgets, ClientOptions};
+use dealflow_shared::secrets::SecretKeys;
+use dealflow_shared::topics::Topics;
+use dealflow_testkit::{Broker, Storage, unique_prefix, wait_for};
+use secrecy::SecretString;
+use tempfile::TempDir;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub const SECRET: &str = "test-secret-key-that-is-long-enough-0123456789";
+pub const API_TOKEN: &str = "test-api-token-0123456789abcdef";
+pub const WAIT: Duration = Duration::from_secs(30);
+
+/// A real bus and the topics of one test.
+pub struct Backend {
+    pub bus: Arc<dyn EventBus>,
+    pub topics: Topics,
+    pub broker: Option<Broker>,
+    _dir: Option<TempDir>,
+}
+
+impl Backend {
+    pub async fn embedded() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let bus: Arc<dyn EventBus> = Arc::new(EmbeddedLog::open(dir.path().join("events.db")).await.unwrap());
+        Self::with(bus, None, Some(dir)).await
+    }
+
+    pub async fn kafka() -> Self {
+        Self::kafka_with(Storage::Memory).await
+    }
+
+    pub async fn kafka_with(storage: Storage) -> Self {
+        let broker = Broker::start_with(storage).await;
+        let mut config = KafkaBusConfig::new(broker.bootstrap());
+        config.publish_timeout = Duration::from_secs(3);
+        config.request_timeout = Duration::from_secs(3);
+        let bus: Arc<dyn EventBus> = Arc::new(KafkaBus::new(config).unwrap());
+        Self::with(bus, Some(broker), None).await
+    }
+
+    async fn with(bus: Arc<dyn EventBus>, broker: Option<Broker>, dir: Option<TempDir>) -> Self {
+        let topics = Topics::new(unique_prefix());
+        bus.ensure_topics(&topics.specs(2)).await.unwrap();
+        Self {
+            bus,
+            topics,
+            broker,
+            _dir: dir,
+        }
+    }
+
+    /// Every record on `topic` up to its current end.
+    pub async fn read_all(&self, topic: &str) -> Vec<Delivered> {
+        let end: i64 = self.bus.end_offsets(topic).await.unwrap().iter().map(|(_, e)| e).sum();
+        let group = format!("reader-{}", uuid::Uuid::now_v7().simple());
+        let mut consumer = self.bus.subscribe(&group, &[topic.to_string()]).await.unwrap();
+        let mut records = Vec::new();
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while (records.len() as i64) < end {
+            assert!(tokio::time::Instant::now() < deadline, "reading {topic} timed out");
+            records.extend(consumer.poll(1000, Duration::from_millis(200)).await.unwrap());
+        }
+        records
+    }
+
+    /// The `OrderChanged` events on the bus, decoded.
+    pub async fn order_changes(&self) -> Vec<Envelope> {
+        self.read_all(&self.topics.order_changed())
+            .await
+            .iter()
+            .map(|r| Envelope::decode(&r.payload).unwrap())
+            .collect()
+    }
+
+    /// Publishes an integration directly (as another ingest would have).
+    pub async fn seed_integration(&self, active: bool) -> IntegrationId {
+        let id = IntegrationId::new();
+        let keys = SecretKeys::derive(&SecretString::from(SECRET));
+        let now = Utc::now();
+        let config = IntegrationConfigured {
+            crm_url: "https://demo.retailcrm.ru/".into(),
+            api_key_sealed: keys.seal(id, &SecretString::from("seeded-crm-key")),
+            api_key_hint: "…-key".into(),
+            active,
+            default_funnel: false,
+            include_delivery_cost: true,
+            backfill_days: 0,
+            webhook_token_generation: 0,
+            history_since_id: None,
+            resync: None,
+            created_at: now,
+            updated_at: now,
+        };
+        let envelope = Envelope::new(id, Event::IntegrationConfigured(config));
+        self.bus
+            .publish(&self.topics.integrations(), vec![OutRecord::new(envelope.key(), envelope.encode())])
+            .await
+            .unwrap();
+        id
+    }
+}
+
+/// A running ingest.
+pub struct TestApp {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub shutdown: CancellationToken,
+    pub task: JoinHandle<Result<(), dealflow_ingest::IngestError>>,
+}
+
+impl TestApp {
+    pub async fn spawn(backend: &Backend, bus: Arc<dyn EventBus>, allow_hosts: &[&str]) -> Self {
+        dealflow_shared::telemetry::init_for_tests();
+        let settings = IngestSettings {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            public_url: "https://dealflow.example.com".parse().unwrap(),
+            topics: backend.topics.clone(),
+            crm_allow_hosts: allow_hosts.iter().map(|p| HostPattern::parse(p).unwrap()).collect(),
+            secret_key: SecretString::from(SECRET),
+            api_token: SecretString::from(API_TOKEN),
+            publish_timeout: Duration::from_secs(2),
+            client_options: ClientOptions::default(),
+        };
+        let budgets = Budgets::new(BudgetSettings::with_rps(8).unwrap());
+        let service = IngestService::build(settings, bus, budgets, Metrics::new()).await.unwrap();
+        let base = format!("http://{}", service.local_addr());
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(service.run_until_stopped(shutdown.clone()));
+        let app = Self {
+            base,
+            http: reqwest::Client::new(),
+            shutdown,
+            task,
+        };
+        wait_for(WAIT, "ingest to serve", || async {
+            app.http.get(format!("{}/readyz", app.base)).send().await.ok().filter(|r| r.status() == 200)
+        })
+        .await;
+        app
+    }
+
+    pub fn api(&self, path: &str) -> String {
+        format!("{}/api/v1{path}", self.base)
+    }
+
+    pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
+        let response = self.http.get(self.api(path)).bearer_auth(API_TOKEN).send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    /// The webhook URL the API shows for an integration (once this ingest knows it).
+    pub async fn webhook_url(&self, id: IntegrationId) -> String {
+        let url = wait_for(WAIT, "the integration to be known", || async {
+            let (status, body) = self.get_json(&format!("/integrations/{id}")).await;
+            (status == 200).then(|| body["webhook_url"].as_str().unwrap().to_string())
+        })
+        .await;
+        // Public URL → this test server.
+        url.replace("https://dealflow.example.com", &self.base)
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.task.await.unwrap().unwrap();
+    }
+}
+
+/// `{"error": {"code": …}}` of a response, with its status.
+pub async fn error_code(response: reqwest::Response) -> (u16, String) {
+    let status = response.status().as_u16();
+    let body: serde_json::Value = response.json().await.unwrap();
+    (status, body["error"]["code"].as_str().unwrap_or_default().to_string())
+}

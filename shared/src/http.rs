@@ -1,0 +1,200 @@
+//! HTTP pieces every service shares: the one error type, bearer-token auth and route-labelled
+//! request metrics.
+//!
+//! Every error answers `{"error": {"code": "snake_case", "message": "sentence"}}` (DESIGN §4);
+//! internal causes are logged in full and never sent. Metrics are labelled by the matched route
+//! (`/hooks/retailcrm/{token}`), never the raw path, so no token or id reaches a label.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Json;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use prometheus::{HistogramVec, IntCounterVec};
+use secrecy::{ExposeSecret, SecretString};
+use subtle::ConstantTimeEq;
+
+use crate::metrics::Metrics;
+
+/// An error answered to a client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// A failure that is ours, not the client's: the cause is logged, the client gets a sentence.
+    pub fn internal(cause: &(dyn std::error::Error + 'static)) -> Self {
+        let mut chain = cause.to_string();
+        let mut source = cause.source();
+        while let Some(s) = source {
+            chain.push_str(": ");
+            chain.push_str(&s.to_string());
+            source = s.source();
+        }
+        tracing::error!(error = %chain, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "Something went wrong on our side; it has been logged.",
+        )
+    }
+
+    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, code, message)
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    /// The JSON body, for tests and non-axum callers.
+    pub fn body(&self) -> serde_json::Value {
+        serde_json::json!({"error": {"code": self.code, "message": self.message}})
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.message)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(self.body())).into_response()
+    }
+}
+
+/// Checks `Authorization: Bearer <token>` in constant time.
+#[derive(Clone)]
+pub struct BearerAuth {
+    token: Arc<SecretString>,
+}
+
+impl std::fmt::Debug for BearerAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BearerAuth(..)")
+    }
+}
+
+impl BearerAuth {
+    pub fn new(token: SecretString) -> Self {
+        Self { token: Arc::new(token) }
+    }
+
+    /// Whether the presented token is the configured one.
+    pub fn accepts(&self, presented: &str) -> bool {
+        let expected = self.token.expose_secret().as_bytes();
+        presented.len() == expected.len() && bool::from(presented.as_bytes().ct_eq(expected))
+    }
+
+    /// The token from an `Authorization: Bearer …` header, if any.
+    pub fn presented(headers: &HeaderMap) -> Option<&str> {
+        headers
+            .get(header::AUTHORIZATION)?
+            .to_str()
+            .ok()?
+            .strip_prefix("Bearer ")
+            .map(str::trim)
+    }
+
+    /// axum middleware: `401 unauthorized` unless the bearer token matches.
+    pub async fn require(State(auth): State<BearerAuth>, request: Request, next: Next) -> Response {
+        match Self::presented(request.headers()) {
+            Some(token) if auth.accepts(token) => next.run(request).await,
+            Some(_) => ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "The bearer token is not valid.")
+                .into_response(),
+            None => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "Send the API token as 'Authorization: Bearer <token>'.",
+            )
+            .into_response(),
+        }
+    }
+}
+
+/// Request count and latency by matched route, method and status.
+#[derive(Clone, Debug)]
+pub struct HttpMetrics {
+    requests: IntCounterVec,
+    latency: HistogramVec,
+}
+
+impl HttpMetrics {
+    pub fn new(metrics: &Metrics) -> Self {
+        Self {
+            requests: metrics.counter(
+                "http_requests_total",
+                "HTTP requests by matched route, method and status.",
+                &["route", "method", "status"],
+            ),
+            latency: metrics.latency(
+                "http_request_duration_seconds",
+                "HTTP request latency by matched route.",
+                &["route", "method"],
+            ),
+        }
+    }
+
+    /// axum middleware (`from_fn_with_state`).
+    pub async fn track(State(m): State<HttpMetrics>, request: Request, next: Next) -> Response {
+        let route = request
+            .extensions()
+            .get::<MatchedPath>()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_else(|| "unmatched".to_string());
+        let method = request.method().as_str().to_string();
+        let started = Instant::now();
+        let response = next.run(request).await;
+        m.latency
+            .with_label_values(&[route.as_str(), method.as_str()])
+            .observe(started.elapsed().as_secs_f64());
+        m.requests
+            .with_label_values(&[route.as_str(), method.as_str(), response.status().as_str()])
+            .inc();
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_body_has_code_and_message() {
+        let e = ApiError::bad_request("invalid_order_id", "no order id");
+        assert_eq!(e.body(), serde_json::json!({"error": {"code": "invalid_order_id", "message": "no order id"}}));
+    }
+
+    #[test]
+    fn bearer_tokens_compare_exactly() {
+        let auth = BearerAuth::new(SecretString::from("s3cret-token-value".to_string()));
+        assert!(auth.accepts("s3cret-token-value"));
+        assert!(!auth.accepts("s3cret-token-valuf"));
+        assert!(!auth.accepts("s3cret"));
+        assert!(!auth.accepts(""));
+        assert!(!format!("{auth:?}").contains("s3cret"));
+        let mut headers = HeaderMap::new();
+        headers.insert(header::AUTHORIZATION, "Bearer abc".parse().unwrap());
+        assert_eq!(BearerAuth::presented(&headers), Some("abc"));
+        headers.insert(header::AUTHORIZATION, "Basic abc".parse().unwrap());
+        assert_eq!(BearerAuth::presented(&headers), None);
+    }
+}
