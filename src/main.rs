@@ -2,6 +2,7 @@
 //! configuration and runs what was asked. Everything else lives in the library crates.
 
 mod check_config;
+mod run;
 mod shutdown;
 
 use std::process::ExitCode;
@@ -20,6 +21,8 @@ struct Cli {
 enum Command {
     /// Validate the configuration (environment and DEALFLOW_CONFIG file) and print it, secrets hidden.
     CheckConfig,
+    /// Run a dealflow component until ctrl-c or SIGTERM.
+    Run(run::RunArgs),
     /// Run the RetailCRM simulator: realistic accounts with the real API's shapes, limits and quirks.
     Sim(dealflow_simulator::cli::SimArgs),
 }
@@ -36,6 +39,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::CheckConfig => check_config::run(),
+            Command::Run(args) => run::run(args, shutdown::on_signal()).await,
             Command::Sim(args) => {
                 dealflow_shared::telemetry::init(dealflow_shared::config::LogFormat::Pretty);
                 dealflow_simulator::cli::run(args, shutdown::on_signal()).await

@@ -88,14 +88,17 @@ pub fn check(credentials: &Credentials, all_shops: Option<&[String]>) -> Missing
     }
     if !credentials.has_full_site_access() {
         let available: BTreeSet<&str> = credentials.sites_available.iter().map(String::as_str).collect();
-        match all_shops {
-            Some(shops) => {
-                missing.shops = shops.iter().filter(|s| !available.contains(s.as_str())).cloned().collect();
-                if missing.shops.is_empty() && shops.is_empty() {
-                    missing.limited_to = Some(credentials.sites_available.clone());
-                }
-            }
-            None => missing.limited_to = Some(credentials.sites_available.clone()),
+        // Only `access_full` is enough: shops created later would be invisible otherwise.
+        // Name the missing shops when the shop list shows them (it may list only what the key
+        // sees), else say what the key is limited to.
+        missing.shops = all_shops
+            .unwrap_or_default()
+            .iter()
+            .filter(|s| !available.contains(s.as_str()))
+            .cloned()
+            .collect();
+        if missing.shops.is_empty() {
+            missing.limited_to = Some(credentials.sites_available.clone());
         }
     }
     missing
@@ -154,5 +157,9 @@ mod tests {
         assert!(m.message().ends_with("give it access to the shops shop-b."));
         let m = check(&c, None);
         assert!(m.message().contains("limited to shop-a"));
+        // A shop list that shows only what the key sees still refuses a selective key.
+        let m = check(&c, Some(&all[..1]));
+        assert!(!m.is_empty());
+        assert!(m.message().contains("all shops (it is limited to shop-a)"), "{}", m.message());
     }
 }

@@ -1,0 +1,69 @@
+//! `dealflow run --target …`: builds the asked component from the configuration and runs it
+//! until ctrl-c or SIGTERM.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use dealflow_ingest::{IngestService, IngestSettings};
+use dealflow_shared::config::{Config, ConfigError, vars};
+use dealflow_shared::metrics::Metrics;
+use dealflow_shared::retailcrm::{BudgetSettings, Budgets, ClientOptions};
+use dealflow_shared::topics::Topics;
+use dealflow_shared::{telemetry, wiring};
+use tokio_util::sync::CancellationToken;
+
+/// Which component to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Target {
+    /// Webhooks and the integration settings API (needs Kafka).
+    Ingest,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The component to run in this process.
+    #[arg(long, value_enum)]
+    target: Target,
+}
+
+pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let config = Config::from_env()?;
+    telemetry::init(config.log_format);
+    match args.target {
+        Target::Ingest => run_ingest(config, shutdown).await,
+    }
+}
+
+async fn run_ingest(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    if config.kafka.is_none() {
+        // The embedded log belongs to one process; a lone ingest on it would feed nobody.
+        return Err(ConfigError {
+            variable: vars::KAFKA_BROKERS.into(),
+            problem: "is required for --target ingest (a separate component talks to the others through Kafka)".into(),
+        }
+        .into());
+    }
+    let required = |value: Option<secrecy::SecretString>, variable: &str| {
+        value.ok_or_else(|| ConfigError {
+            variable: variable.into(),
+            problem: "is required when components run as separate processes (they must share it)".into(),
+        })
+    };
+    let settings = IngestSettings {
+        listen: config.listen,
+        public_url: config.public_url.clone(),
+        topics: Topics::new(config.topic_prefix.clone()),
+        crm_allow_hosts: config.crm_allow_hosts.clone(),
+        secret_key: required(config.secret_key.clone(), vars::SECRET_KEY)?,
+        api_token: required(config.api_token.clone(), vars::API_TOKEN)?,
+        publish_timeout: Duration::from_secs(5),
+        client_options: ClientOptions::default(),
+    };
+    let bus = wiring::open_bus(&config, "dealflow-ingest").await.context("opening the event bus")?;
+    let budgets = Budgets::new(BudgetSettings::with_rps(config.crm_rps)?);
+    let service = IngestService::build(settings, bus, budgets, Metrics::new()).await?;
+    tracing::info!(addr = %service.local_addr(), "ingest listening");
+    service.run_until_stopped(shutdown).await?;
+    Ok(())
+}
