@@ -2,7 +2,8 @@
 //!
 //! RetailCRM trigger webhooks become `OrderChanged` events and settings commands become
 //! `IntegrationConfigured` events, each answered only after the event bus acknowledged the write.
-//! It holds no database: its state is the `integrations` topic ([`registry`]).
+//! It holds no database: its state is the `integrations` topic
+//! ([`dealflow_shared::registry`]).
 //!
 //! - [`service`]: `IngestService::build` / `run_until_stopped`, routes, health and metrics;
 //! - [`webhook`]: `GET|POST /hooks/retailcrm/{token}`;
@@ -17,7 +18,6 @@ pub mod crm_check;
 pub mod crm_url;
 pub mod metrics;
 pub mod order_id;
-pub mod registry;
 pub mod service;
 pub mod state;
 pub mod view;

@@ -28,7 +28,7 @@ use url::Url;
 
 use crate::crm_url::CrmUrlPolicy;
 use crate::metrics::IngestMetrics;
-use crate::registry::Registry;
+use dealflow_shared::registry::Registry;
 use crate::state::AppState;
 use crate::{api, webhook};
 

@@ -14,7 +14,7 @@ use url::Url;
 
 use crate::crm_url::CrmUrlPolicy;
 use crate::metrics::IngestMetrics;
-use crate::registry::Registry;
+use dealflow_shared::registry::Registry;
 
 /// Shared state of the ingest handlers (cheap to clone).
 #[derive(Clone, Debug)]

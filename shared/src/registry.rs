@@ -1,9 +1,9 @@
-//! The integrations ingest knows, rebuilt from the compacted `integrations` topic.
+//! The current settings of every integration, rebuilt from the compacted `integrations` topic.
 //!
-//! ingest holds no database (DESIGN §1): at start it reads the topic to its end before serving,
-//! then keeps following it, so a second ingest process serves what the first one created. Its
-//! own writes are applied locally as soon as the bus acknowledges them (read your writes); the
-//! same record arriving later through the topic changes nothing. `updated_at` orders versions
+//! ingest and the enricher hold no database (DESIGN §1): at start they read the topic to its
+//! end, then keep following it, so a second process knows what the first one created. A
+//! process's own writes can be applied locally as soon as the bus acknowledges them (read your
+//! writes); the same record arriving later through the topic changes nothing. `updated_at` orders versions
 //! of one integration and removals leave a tombstone, so a stale record can never resurrect a
 //! deleted integration or roll back a newer one.
 
@@ -12,8 +12,8 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use dealflow_shared::bus::{BusError, EventBus};
-use dealflow_shared::events::{Envelope, Event, IntegrationConfigured, IntegrationId};
+use crate::bus::{BusError, EventBus};
+use crate::events::{Envelope, Event, IntegrationConfigured, IntegrationId};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -23,7 +23,7 @@ enum Entry {
     Removed(DateTime<Utc>),
 }
 
-/// The current settings of every integration, shared by the HTTP handlers.
+/// The current settings of every integration (cheap to clone; clones share the state).
 #[derive(Debug, Clone)]
 pub struct Registry {
     entries: Arc<RwLock<HashMap<IntegrationId, Entry>>>,
@@ -111,8 +111,8 @@ impl Registry {
 
     /// Reads `topic` to its end, marks the registry ready, then follows it until `shutdown`.
     ///
-    /// Every ingest process reads the whole topic, so each uses its own consumer group (`group`
-    /// should be unique per process) and never commits.
+    /// Every process reads the whole topic, so each uses its own consumer group (`group` should
+    /// be unique per process) and never commits.
     pub async fn follow(
         self,
         bus: Arc<dyn EventBus>,
@@ -143,8 +143,8 @@ impl Registry {
             for record in &batch {
                 match Envelope::decode(&record.payload) {
                     Ok(envelope) => self.apply(&envelope),
-                    // A record this build cannot read must not stop webhooks for everyone else;
-                    // the projector dead-letters it, ingest only reports it.
+                    // A record this build cannot read must not stop everyone else's integrations;
+                    // the projector dead-letters it, followers only report it.
                     Err(e) => tracing::error!(
                         topic = %record.topic, partition = record.partition, offset = record.offset,
                         error = %e, "unreadable record on the integrations topic, skipped"
@@ -168,7 +168,7 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use chrono::TimeZone;
-    use dealflow_shared::events::{IntegrationRemoved, SealedApiKey};
+    use crate::events::{IntegrationRemoved, SealedApiKey};
 
     use super::*;
 
