@@ -23,4 +23,4 @@ pub mod state;
 pub mod view;
 pub mod webhook;
 
-pub use service::{IngestError, IngestService, IngestSettings};
+pub use service::{Ingest, IngestError, IngestService, IngestSettings};

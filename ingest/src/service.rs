@@ -13,7 +13,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::middleware;
 use axum::response::IntoResponse;
-use axum::routing::{any, get, post};
+use axum::routing::{any, get, patch, post};
 use dealflow_shared::bus::{BusError, EventBus};
 use dealflow_shared::config::HostPattern;
 use dealflow_shared::http::{BearerAuth, HttpMetrics};
@@ -57,12 +57,84 @@ pub enum IngestError {
     Serve(std::io::Error),
 }
 
-/// A built ingest, ready to run.
+/// ingest without a listener: its routes and its background work, for embedding in a process
+/// that serves several components from one listener (all-in-one).
+#[derive(Debug, Clone)]
+pub struct Ingest {
+    state: AppState,
+    api_token: SecretString,
+}
+
+impl Ingest {
+    pub fn new(settings: IngestSettings, bus: Arc<dyn EventBus>, budgets: Budgets, metrics: &Metrics) -> Self {
+        let state = AppState {
+            registry: Registry::new(),
+            keys: Arc::new(SecretKeys::derive(&settings.secret_key)),
+            bus,
+            topics: settings.topics,
+            public_url: settings.public_url,
+            crm_policy: CrmUrlPolicy::new(settings.crm_allow_hosts),
+            budgets,
+            client_options: settings.client_options,
+            metrics: IngestMetrics::new(metrics),
+            publish_timeout: settings.publish_timeout,
+        };
+        Self {
+            state,
+            api_token: settings.api_token,
+        }
+    }
+
+    /// The registry this ingest serves from.
+    pub fn registry(&self) -> &Registry {
+        &self.state.registry
+    }
+
+    /// The webhook and the integration settings API (bearer token). With `serve_reads`, also
+    /// `GET /api/v1/integrations[/{id}]` from the settings alone; an all-in-one process leaves
+    /// those to the projector, which adds health and counters.
+    pub fn router(&self, serve_reads: bool) -> Router {
+        let auth = BearerAuth::new(self.api_token.clone());
+        let (collection, one) = if serve_reads {
+            (post(api::create).get(api::list), get(api::get).patch(api::update).delete(api::remove))
+        } else {
+            (post(api::create), patch(api::update).delete(api::remove))
+        };
+        let api = Router::new()
+            .route("/api/v1/integrations", collection)
+            .route("/api/v1/integrations/{id}", one)
+            .route("/api/v1/integrations/{id}/resync", post(api::resync))
+            .route_layer(middleware::from_fn_with_state(auth, BearerAuth::require));
+        Router::new()
+            .route(
+                "/hooks/retailcrm/{token}",
+                any(webhook::handle).layer(DefaultBodyLimit::max(webhook::MAX_BODY_BYTES)),
+            )
+            .merge(api)
+            .with_state(self.state.clone())
+    }
+
+    /// Follows the `integrations` topic until `shutdown` (the registry is ready once it has
+    /// read to the end).
+    pub async fn follow_integrations(&self, shutdown: CancellationToken) -> Result<(), BusError> {
+        let group = format!(
+            "{}ingest-registry-{}",
+            self.state.topics.prefix(),
+            uuid::Uuid::now_v7().simple()
+        );
+        self.state
+            .registry
+            .clone()
+            .follow(self.state.bus.clone(), self.state.topics.integrations(), group, shutdown)
+            .await
+    }
+}
+
+/// A built ingest with its own listener, ready to run.
 #[derive(Debug)]
 pub struct IngestService {
     listener: TcpListener,
-    state: AppState,
-    api_token: SecretString,
+    ingest: Ingest,
     metrics: Metrics,
 }
 
@@ -77,22 +149,10 @@ impl IngestService {
         let listener = TcpListener::bind(settings.listen)
             .await
             .map_err(|source| IngestError::Bind { addr: settings.listen, source })?;
-        let state = AppState {
-            registry: Registry::new(),
-            keys: Arc::new(SecretKeys::derive(&settings.secret_key)),
-            bus,
-            topics: settings.topics,
-            public_url: settings.public_url,
-            crm_policy: CrmUrlPolicy::new(settings.crm_allow_hosts),
-            budgets,
-            client_options: settings.client_options,
-            metrics: IngestMetrics::new(&metrics),
-            publish_timeout: settings.publish_timeout,
-        };
+        let ingest = Ingest::new(settings, bus, budgets, &metrics);
         Ok(Self {
             listener,
-            state,
-            api_token: settings.api_token,
+            ingest,
             metrics,
         })
     }
@@ -104,46 +164,21 @@ impl IngestService {
 
     /// The registry this service serves from.
     pub fn registry(&self) -> &Registry {
-        &self.state.registry
-    }
-
-    /// ingest's routes: the webhook and the integration settings API (bearer token).
-    pub fn router(&self) -> Router {
-        let auth = BearerAuth::new(self.api_token.clone());
-        let api = Router::new()
-            .route("/api/v1/integrations", post(api::create).get(api::list))
-            .route(
-                "/api/v1/integrations/{id}",
-                get(api::get).patch(api::update).delete(api::remove),
-            )
-            .route("/api/v1/integrations/{id}/resync", post(api::resync))
-            .route_layer(middleware::from_fn_with_state(auth, BearerAuth::require));
-        Router::new()
-            .route(
-                "/hooks/retailcrm/{token}",
-                any(webhook::handle).layer(DefaultBodyLimit::max(webhook::MAX_BODY_BYTES)),
-            )
-            .merge(api)
-            .with_state(self.state.clone())
+        self.ingest.registry()
     }
 
     /// Loads the integrations, then serves until `shutdown`; in-flight requests finish.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), IngestError> {
-        let registry = self.state.registry.clone();
-        let group = format!(
-            "{}ingest-registry-{}",
-            self.state.topics.prefix(),
-            uuid::Uuid::now_v7().simple()
-        );
-        let follower = tokio::spawn(registry.clone().follow(
-            self.state.bus.clone(),
-            self.state.topics.integrations(),
-            group,
-            shutdown.child_token(),
-        ));
+        let registry = self.ingest.registry().clone();
+        let follower = {
+            let ingest = self.ingest.clone();
+            let stop = shutdown.child_token();
+            tokio::spawn(async move { ingest.follow_integrations(stop).await })
+        };
         let http_metrics = HttpMetrics::new(&self.metrics);
         let app = self
-            .router()
+            .ingest
+            .router(true)
             .merge(ops_routes(registry.clone(), self.metrics.clone()))
             .layer(middleware::from_fn_with_state(http_metrics, HttpMetrics::track));
 
