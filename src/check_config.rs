@@ -12,7 +12,13 @@ pub fn run() -> anyhow::Result<()> {
         Some(k) => format!("Kafka at {}", k.brokers),
         None => format!("embedded log in {}", config.data_dir.display()),
     };
-    let secret = |set: bool| if set { "set (hidden)" } else { "generated in the data directory on first start" };
+    let secret = |set: bool| {
+        if set {
+            "set (hidden)"
+        } else {
+            "generated in the data directory on first start"
+        }
+    };
     println!("configuration is valid");
     println!("  listen              {}", config.listen);
     println!("  public url          {}", config.public_url);
@@ -20,10 +26,19 @@ pub fn run() -> anyhow::Result<()> {
     println!("  event bus           {bus}");
     println!("  topic prefix        {:?}", config.topic_prefix);
     println!("  read model          {store}");
-    println!("  api token           {}", secret(config.api_token.is_some()));
-    println!("  secret key          {}", secret(config.secret_key.is_some()));
+    println!(
+        "  api token           {}",
+        secret(config.api_token.is_some())
+    );
+    println!(
+        "  secret key          {}",
+        secret(config.secret_key.is_some())
+    );
     println!("  crm allow hosts     {}", config.crm_allow_hosts.len());
-    println!("  crm budget          {} requests/s per account", config.crm_rps);
+    println!(
+        "  crm budget          {} requests/s per account",
+        config.crm_rps
+    );
     println!("  reconcile interval  {:?}", config.reconcile_interval);
     Ok(())
 }

@@ -47,7 +47,8 @@ async fn run_ingest(config: Config, shutdown: CancellationToken) -> anyhow::Resu
     let required = |value: Option<secrecy::SecretString>, variable: &str| {
         value.ok_or_else(|| ConfigError {
             variable: variable.into(),
-            problem: "is required when components run as separate processes (they must share it)".into(),
+            problem: "is required when components run as separate processes (they must share it)"
+                .into(),
         })
     };
     let settings = IngestSettings {
@@ -60,7 +61,9 @@ async fn run_ingest(config: Config, shutdown: CancellationToken) -> anyhow::Resu
         publish_timeout: Duration::from_secs(5),
         client_options: ClientOptions::default(),
     };
-    let bus = wiring::open_bus(&config, "dealflow-ingest").await.context("opening the event bus")?;
+    let bus = wiring::open_bus(&config, "dealflow-ingest")
+        .await
+        .context("opening the event bus")?;
     let budgets = Budgets::new(BudgetSettings::with_rps(config.crm_rps)?);
     let service = IngestService::build(settings, bus, budgets, Metrics::new()).await?;
     tracing::info!(addr = %service.local_addr(), "ingest listening");

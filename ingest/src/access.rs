@@ -10,7 +10,8 @@ use std::collections::BTreeSet;
 use dealflow_shared::retailcrm::models::Credentials;
 
 /// Scopes a key needs (RetailCRM's names).
-pub const REQUIRED_SCOPES: [&str; 4] = ["order_read", "customer_read", "reference_read", "user_read"];
+pub const REQUIRED_SCOPES: [&str; 4] =
+    ["order_read", "customer_read", "reference_read", "user_read"];
 
 /// Methods an older key without scopes must list (paths without the API version).
 pub const REQUIRED_METHODS: [&str; 10] = [
@@ -39,7 +40,10 @@ pub struct MissingAccess {
 
 impl MissingAccess {
     pub fn is_empty(&self) -> bool {
-        self.scopes.is_empty() && self.methods.is_empty() && self.shops.is_empty() && self.limited_to.is_none()
+        self.scopes.is_empty()
+            && self.methods.is_empty()
+            && self.shops.is_empty()
+            && self.limited_to.is_none()
     }
 
     /// One sentence for the `crm_insufficient_access` error.
@@ -52,14 +56,24 @@ impl MissingAccess {
             parts.push(format!("allow the methods {}", self.methods.join(", ")));
         }
         if !self.shops.is_empty() {
-            parts.push(format!("give it access to the shops {}", self.shops.join(", ")));
+            parts.push(format!(
+                "give it access to the shops {}",
+                self.shops.join(", ")
+            ));
         } else if let Some(limited) = &self.limited_to {
             parts.push(format!(
                 "give it access to all shops (it is limited to {})",
-                if limited.is_empty() { "none".to_string() } else { limited.join(", ") }
+                if limited.is_empty() {
+                    "none".to_string()
+                } else {
+                    limited.join(", ")
+                }
             ));
         }
-        format!("The API key is not enough for dealflow: {}.", parts.join("; "))
+        format!(
+            "The API key is not enough for dealflow: {}.",
+            parts.join("; ")
+        )
     }
 }
 
@@ -87,7 +101,11 @@ pub fn check(credentials: &Credentials, all_shops: Option<&[String]>) -> Missing
         }
     }
     if !credentials.has_full_site_access() {
-        let available: BTreeSet<&str> = credentials.sites_available.iter().map(String::as_str).collect();
+        let available: BTreeSet<&str> = credentials
+            .sites_available
+            .iter()
+            .map(String::as_str)
+            .collect();
         // Only `access_full` is enough: shops created later would be invisible otherwise.
         // Name the missing shops when the shop list shows them (it may list only what the key
         // sees), else say what the key is limited to.
@@ -108,7 +126,12 @@ pub fn check(credentials: &Credentials, all_shops: Option<&[String]>) -> Missing
 mod tests {
     use super::*;
 
-    fn creds(scopes: Option<&[&str]>, methods: &[&str], site_access: &str, sites: &[&str]) -> Credentials {
+    fn creds(
+        scopes: Option<&[&str]>,
+        methods: &[&str],
+        site_access: &str,
+        sites: &[&str],
+    ) -> Credentials {
         Credentials {
             success: true,
             credentials: methods.iter().map(|s| s.to_string()).collect(),
@@ -133,15 +156,28 @@ mod tests {
     #[test]
     fn missing_scopes_are_named() {
         // The fixture's key: no user_read.
-        let c = creds(Some(&["order_read", "customer_read", "reference_read"]), &[], "access_full", &[]);
+        let c = creds(
+            Some(&["order_read", "customer_read", "reference_read"]),
+            &[],
+            "access_full",
+            &[],
+        );
         let m = check(&c, None);
         assert_eq!(m.scopes, vec!["user_read"]);
-        assert_eq!(m.message(), "The API key is not enough for dealflow: enable the scopes user_read.");
+        assert_eq!(
+            m.message(),
+            "The API key is not enough for dealflow: enable the scopes user_read."
+        );
     }
 
     #[test]
     fn missing_methods_are_named_for_keys_without_scopes() {
-        let c = creds(None, &["/api/orders", "/api/orders/history"], "access_full", &[]);
+        let c = creds(
+            None,
+            &["/api/orders", "/api/orders/history"],
+            "access_full",
+            &[],
+        );
         let m = check(&c, None);
         assert!(m.scopes.is_empty());
         assert_eq!(m.methods.len(), REQUIRED_METHODS.len() - 2);
@@ -160,6 +196,10 @@ mod tests {
         // A shop list that shows only what the key sees still refuses a selective key.
         let m = check(&c, Some(&all[..1]));
         assert!(!m.is_empty());
-        assert!(m.message().contains("all shops (it is limited to shop-a)"), "{}", m.message());
+        assert!(
+            m.message().contains("all shops (it is limited to shop-a)"),
+            "{}",
+            m.message()
+        );
     }
 }

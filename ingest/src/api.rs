@@ -77,14 +77,22 @@ pub async fn create(
     if request.backfill_days > MAX_BACKFILL_DAYS {
         return Err(ApiError::bad_request(
             "invalid_request",
-            format!("backfill_days must be from 0 to {MAX_BACKFILL_DAYS}; use a re-sync for older orders."),
+            format!(
+                "backfill_days must be from 0 to {MAX_BACKFILL_DAYS}; use a re-sync for older orders."
+            ),
         ));
     }
     let url = state
         .crm_policy
         .validate(&request.crm_url)
         .await
-        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_crm_url", e.to_string()))?;
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_crm_url",
+                e.to_string(),
+            )
+        })?;
     let check = check_key(&state, &url, &api_key).await?;
 
     let id = IntegrationId::new();
@@ -105,7 +113,11 @@ pub async fn create(
     };
     let envelope = store(&state, id, config.clone()).await?;
     tracing::info!(integration_id = %envelope.integration_id, crm = %url, "integration connected");
-    Ok((StatusCode::CREATED, Json(integration_json(&state, id, &config))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(integration_json(&state, id, &config)),
+    )
+        .into_response())
 }
 
 /// `PATCH /api/v1/integrations/{id}`
@@ -118,24 +130,32 @@ pub async fn update(
     let Json(patch) = body.map_err(bad_json)?;
     if let Some(key) = &patch.api_key {
         let key = valid_key(key)?;
-        let url = state
-            .crm_policy
-            .normalise(&config.crm_url)
-            .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_crm_url", e.to_string()))?;
+        let url = state.crm_policy.normalise(&config.crm_url).map_err(|e| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_crm_url",
+                e.to_string(),
+            )
+        })?;
         check_key(&state, &url, &key).await?;
         config.api_key_sealed = state.keys.seal(id, &key);
         config.api_key_hint = key_hint(key.expose_secret());
     }
     config.active = patch.active.unwrap_or(config.active);
     config.default_funnel = patch.default_funnel.unwrap_or(config.default_funnel);
-    config.include_delivery_cost = patch.include_delivery_cost.unwrap_or(config.include_delivery_cost);
+    config.include_delivery_cost = patch
+        .include_delivery_cost
+        .unwrap_or(config.include_delivery_cost);
     config.updated_at = next_update(config.updated_at);
     store(&state, id, config.clone()).await?;
     Ok(Json(integration_json(&state, id, &config)).into_response())
 }
 
 /// `DELETE /api/v1/integrations/{id}`
-pub async fn remove(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn remove(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let (id, config) = find(&state, &id)?;
     let envelope = Envelope::new(
         id,
@@ -143,7 +163,9 @@ pub async fn remove(State(state): State<AppState>, Path(id): Path<String>) -> Re
             removed_at: next_update(config.updated_at),
         }),
     );
-    state.publish(&state.topics.integrations(), &envelope).await?;
+    state
+        .publish(&state.topics.integrations(), &envelope)
+        .await?;
     state.registry.apply(&envelope);
     tracing::info!(integration_id = %id, "integration removed");
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -158,16 +180,32 @@ pub async fn resync(
     let (id, mut config) = find(&state, &id)?;
     let Json(request) = body.map_err(bad_json)?;
     let since = NaiveDate::parse_from_str(&request.since, "%Y-%m-%d").map_err(|_| {
-        ApiError::bad_request("invalid_request", format!("since must be a date like 2024-01-31, got {:?}", request.since))
+        ApiError::bad_request(
+            "invalid_request",
+            format!(
+                "since must be a date like 2024-01-31, got {:?}",
+                request.since
+            ),
+        )
     })?;
     if since > Utc::now().date_naive() {
-        return Err(ApiError::bad_request("invalid_request", "since must not be in the future."));
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            "since must not be in the future.",
+        ));
     }
     let requested_at = next_update(config.updated_at);
-    config.resync = Some(ResyncRequested { since, requested_at });
+    config.resync = Some(ResyncRequested {
+        since,
+        requested_at,
+    });
     config.updated_at = requested_at;
     store(&state, id, config).await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({"accepted": true, "since": since}))).into_response())
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"accepted": true, "since": since})),
+    )
+        .into_response())
 }
 
 /// `GET /api/v1/integrations`
@@ -182,20 +220,38 @@ pub async fn list(State(state): State<AppState>) -> Json<serde_json::Value> {
 }
 
 /// `GET /api/v1/integrations/{id}`
-pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn get(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let (id, config) = find(&state, &id)?;
     Ok(Json(integration_json(&state, id, &config)).into_response())
 }
 
 fn find(state: &AppState, id: &str) -> Result<(IntegrationId, IntegrationConfigured), ApiError> {
-    let not_found = || ApiError::not_found("integration_not_found", "There is no integration with this id.");
+    let not_found = || {
+        ApiError::not_found(
+            "integration_not_found",
+            "There is no integration with this id.",
+        )
+    };
     let id: IntegrationId = id.parse().map_err(|_| not_found())?;
-    state.registry.get(id).map(|config| (id, config)).ok_or_else(not_found)
+    state
+        .registry
+        .get(id)
+        .map(|config| (id, config))
+        .ok_or_else(not_found)
 }
 
-async fn store(state: &AppState, id: IntegrationId, config: IntegrationConfigured) -> Result<Envelope, ApiError> {
+async fn store(
+    state: &AppState,
+    id: IntegrationId,
+    config: IntegrationConfigured,
+) -> Result<Envelope, ApiError> {
     let envelope = Envelope::new(id, Event::IntegrationConfigured(config));
-    state.publish(&state.topics.integrations(), &envelope).await?;
+    state
+        .publish(&state.topics.integrations(), &envelope)
+        .await?;
     state.registry.apply(&envelope);
     Ok(envelope)
 }

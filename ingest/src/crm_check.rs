@@ -23,21 +23,41 @@ pub struct KeyCheck {
 
 /// Checks that `api_key` opens the account at `url` with enough access for dealflow.
 #[tracing::instrument(skip_all, fields(crm = %url), err(Display))]
-pub async fn check_key(state: &AppState, url: &Url, api_key: &SecretString) -> Result<KeyCheck, ApiError> {
+pub async fn check_key(
+    state: &AppState,
+    url: &Url,
+    api_key: &SecretString,
+) -> Result<KeyCheck, ApiError> {
     let client = RetailCrmClient::new(url, api_key.clone(), &state.budgets, &state.client_options)
-        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_crm_url", e.to_string()))?;
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_crm_url",
+                e.to_string(),
+            )
+        })?;
     let credentials = client.credentials().await.map_err(|e| crm_error(url, e))?;
     let shops = if credentials.has_full_site_access() {
         None
     } else {
         // A selective key may not list the shops; then the message says what it is limited to.
-        client.sites().await.ok().map(|sites| sites.into_keys().collect::<Vec<_>>())
+        client
+            .sites()
+            .await
+            .ok()
+            .map(|sites| sites.into_keys().collect::<Vec<_>>())
     };
     let missing = access::check(&credentials, shops.as_deref());
     if !missing.is_empty() {
-        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "crm_insufficient_access", missing.message()));
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "crm_insufficient_access",
+            missing.message(),
+        ));
     }
-    let latest_history_id = latest_history_id(&client).await.map_err(|e| crm_error(url, e))?;
+    let latest_history_id = latest_history_id(&client)
+        .await
+        .map_err(|e| crm_error(url, e))?;
     Ok(KeyCheck { latest_history_id })
 }
 
@@ -45,7 +65,11 @@ pub async fn check_key(state: &AppState, url: &Url, api_key: &SecretString) -> R
 /// here because no `sinceId` is sent.
 async fn latest_history_id(client: &RetailCrmClient) -> Result<Option<u64>, RetailCrmError> {
     let first = client.orders_history(&HistoryFilter::default()).await?;
-    let last_page = first.pagination.as_ref().map(|p| p.total_page_count).unwrap_or(1);
+    let last_page = first
+        .pagination
+        .as_ref()
+        .map(|p| p.total_page_count)
+        .unwrap_or(1);
     let page = if last_page > 1 {
         client
             .orders_history(&HistoryFilter {
@@ -61,7 +85,8 @@ async fn latest_history_id(client: &RetailCrmClient) -> Result<Option<u64>, Reta
 
 /// A RetailCRM failure at connect time, in the user's terms.
 fn crm_error(url: &Url, error: RetailCrmError) -> ApiError {
-    let unprocessable = |code, message: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message);
+    let unprocessable =
+        |code, message: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message);
     match error {
         RetailCrmError::AuthFailed { .. } => unprocessable(
             "crm_auth_failed",

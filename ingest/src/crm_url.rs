@@ -15,7 +15,14 @@ use dealflow_shared::config::HostPattern;
 use url::{Host, Url};
 
 /// The domains RetailCRM accounts live under (the official modules' list).
-pub const RETAILCRM_DOMAINS: [&str; 6] = ["retailcrm.ru", "retailcrm.pro", "retailcrm.es", "retailcrm.io", "simla.com", "simla.io"];
+pub const RETAILCRM_DOMAINS: [&str; 6] = [
+    "retailcrm.ru",
+    "retailcrm.pro",
+    "retailcrm.es",
+    "retailcrm.io",
+    "simla.com",
+    "simla.io",
+];
 
 /// Why a URL was refused; the message is shown to the user next to the field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -32,7 +39,9 @@ pub enum CrmUrlError {
     Path { host: String, path: String },
     #[error("the URL must not name a port")]
     Port,
-    #[error("{0:?} is not a RetailCRM account address (expected https://<account>.retailcrm.ru/ or another RetailCRM domain)")]
+    #[error(
+        "{0:?} is not a RetailCRM account address (expected https://<account>.retailcrm.ru/ or another RetailCRM domain)"
+    )]
     NotRetailCrm(String),
     #[error("{0:?} cannot be resolved")]
     Unresolvable(String),
@@ -54,7 +63,11 @@ impl CrmUrlPolicy {
     /// Parses and normalises to `scheme://host[:port]/` without touching the network.
     pub fn normalise(&self, input: &str) -> Result<Url, CrmUrlError> {
         let input = input.trim();
-        let with_scheme = if input.contains("://") { input.to_string() } else { format!("https://{input}") };
+        let with_scheme = if input.contains("://") {
+            input.to_string()
+        } else {
+            format!("https://{input}")
+        };
         let url = Url::parse(&with_scheme).map_err(|_| CrmUrlError::NotAUrl(input.to_string()))?;
         if !url.username().is_empty() || url.password().is_some() {
             return Err(CrmUrlError::Credentials);
@@ -116,7 +129,10 @@ impl CrmUrlPolicy {
 
 /// Every resolved address must be public: one private answer is enough to refuse, since the
 /// HTTP client may pick any of them.
-pub fn ensure_public(host: &str, addrs: impl IntoIterator<Item = IpAddr>) -> Result<(), CrmUrlError> {
+pub fn ensure_public(
+    host: &str,
+    addrs: impl IntoIterator<Item = IpAddr>,
+) -> Result<(), CrmUrlError> {
     let mut any = false;
     for ip in addrs {
         any = true;
@@ -124,7 +140,11 @@ pub fn ensure_public(host: &str, addrs: impl IntoIterator<Item = IpAddr>) -> Res
             return Err(CrmUrlError::PrivateAddress(host.to_string()));
         }
     }
-    if any { Ok(()) } else { Err(CrmUrlError::Unresolvable(host.to_string())) }
+    if any {
+        Ok(())
+    } else {
+        Err(CrmUrlError::Unresolvable(host.to_string()))
+    }
 }
 
 /// `<account>.<domain>` with exactly one DNS label before a RetailCRM domain.
@@ -137,7 +157,9 @@ fn is_retailcrm_host(host: &str) -> bool {
                     && account.len() <= 63
                     && !account.starts_with('-')
                     && !account.ends_with('-')
-                    && account.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                    && account
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
             })
     })
 }
@@ -190,22 +212,47 @@ mod tests {
             ("https://demo.retailcrm.ru", "https://demo.retailcrm.ru/"),
             ("https://Demo.RetailCRM.ru/", "https://demo.retailcrm.ru/"),
             ("demo.simla.com", "https://demo.simla.com/"),
-            ("  https://shop-1.retailcrm.pro:443/ ", "https://shop-1.retailcrm.pro/"),
+            (
+                "  https://shop-1.retailcrm.pro:443/ ",
+                "https://shop-1.retailcrm.pro/",
+            ),
             ("https://acme.simla.io.", "https://acme.simla.io/"),
         ] {
-            assert_eq!(strict().normalise(input).unwrap().as_str(), expected, "{input}");
+            assert_eq!(
+                strict().normalise(input).unwrap().as_str(),
+                expected,
+                "{input}"
+            );
         }
     }
 
     #[test]
     fn everything_else_is_refused_with_its_reason() {
         let p = strict();
-        assert_eq!(p.normalise("http://demo.retailcrm.ru/"), Err(CrmUrlError::NotHttps));
-        assert_eq!(p.normalise("https://user:pw@demo.retailcrm.ru/"), Err(CrmUrlError::Credentials));
-        assert_eq!(p.normalise("https://demo.retailcrm.ru/?x=1"), Err(CrmUrlError::QueryOrFragment));
-        assert_eq!(p.normalise("https://demo.retailcrm.ru/#a"), Err(CrmUrlError::QueryOrFragment));
-        assert!(matches!(p.normalise("https://demo.retailcrm.ru/orders/"), Err(CrmUrlError::Path { .. })));
-        assert_eq!(p.normalise("https://demo.retailcrm.ru:8443/"), Err(CrmUrlError::Port));
+        assert_eq!(
+            p.normalise("http://demo.retailcrm.ru/"),
+            Err(CrmUrlError::NotHttps)
+        );
+        assert_eq!(
+            p.normalise("https://user:pw@demo.retailcrm.ru/"),
+            Err(CrmUrlError::Credentials)
+        );
+        assert_eq!(
+            p.normalise("https://demo.retailcrm.ru/?x=1"),
+            Err(CrmUrlError::QueryOrFragment)
+        );
+        assert_eq!(
+            p.normalise("https://demo.retailcrm.ru/#a"),
+            Err(CrmUrlError::QueryOrFragment)
+        );
+        assert!(matches!(
+            p.normalise("https://demo.retailcrm.ru/orders/"),
+            Err(CrmUrlError::Path { .. })
+        ));
+        assert_eq!(
+            p.normalise("https://demo.retailcrm.ru:8443/"),
+            Err(CrmUrlError::Port)
+        );
         for host in [
             "https://retailcrm.ru/",
             "https://a.b.retailcrm.ru/",
@@ -216,26 +263,54 @@ mod tests {
             "https://[::1]/",
             "https://-x.retailcrm.ru/",
         ] {
-            assert!(matches!(p.normalise(host), Err(CrmUrlError::NotRetailCrm(_))), "{host}");
+            assert!(
+                matches!(p.normalise(host), Err(CrmUrlError::NotRetailCrm(_))),
+                "{host}"
+            );
         }
-        assert!(matches!(p.normalise("https://"), Err(CrmUrlError::NotAUrl(_))));
-        assert!(matches!(p.normalise("ftp://demo.retailcrm.ru/"), Err(CrmUrlError::NotHttps)));
+        assert!(matches!(
+            p.normalise("https://"),
+            Err(CrmUrlError::NotAUrl(_))
+        ));
+        assert!(matches!(
+            p.normalise("ftp://demo.retailcrm.ru/"),
+            Err(CrmUrlError::NotHttps)
+        ));
     }
 
     #[test]
     fn operator_patterns_allow_the_simulator() {
         let p = CrmUrlPolicy::new(vec![HostPattern::parse("http://127.0.0.1:*").unwrap()]);
-        assert_eq!(p.normalise("http://127.0.0.1:4567").unwrap().as_str(), "http://127.0.0.1:4567/");
-        assert_eq!(p.normalise("http://127.0.0.2:4567/"), Err(CrmUrlError::NotHttps));
+        assert_eq!(
+            p.normalise("http://127.0.0.1:4567").unwrap().as_str(),
+            "http://127.0.0.1:4567/"
+        );
+        assert_eq!(
+            p.normalise("http://127.0.0.2:4567/"),
+            Err(CrmUrlError::NotHttps)
+        );
         // Still no credentials or paths, even for allowed hosts.
-        assert_eq!(p.normalise("http://u@127.0.0.1:4567/"), Err(CrmUrlError::Credentials));
+        assert_eq!(
+            p.normalise("http://u@127.0.0.1:4567/"),
+            Err(CrmUrlError::Credentials)
+        );
     }
 
     #[test]
     fn private_and_local_addresses_are_not_public() {
         for ip in [
-            "10.1.2.3", "172.16.0.1", "192.168.1.1", "127.0.0.1", "169.254.169.254", "0.0.0.0",
-            "100.64.0.1", "::1", "fe80::1", "fd00::1", "::ffff:10.0.0.1", "::ffff:127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "127.0.0.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "100.64.0.1",
+            "::1",
+            "fe80::1",
+            "fd00::1",
+            "::ffff:10.0.0.1",
+            "::ffff:127.0.0.1",
         ] {
             assert!(!is_public(ip.parse().unwrap()), "{ip}");
         }
@@ -252,14 +327,20 @@ mod tests {
             ensure_public("a.retailcrm.ru", [ip("8.8.8.8"), ip("10.0.0.5")]),
             Err(CrmUrlError::PrivateAddress("a.retailcrm.ru".into()))
         );
-        assert_eq!(ensure_public("a.retailcrm.ru", []), Err(CrmUrlError::Unresolvable("a.retailcrm.ru".into())));
+        assert_eq!(
+            ensure_public("a.retailcrm.ru", []),
+            Err(CrmUrlError::Unresolvable("a.retailcrm.ru".into()))
+        );
     }
 
     #[tokio::test]
     async fn hosts_resolving_to_private_addresses_are_refused() {
         // `localhost` resolves to loopback on every machine, without network access.
         let p = CrmUrlPolicy::new(vec![HostPattern::parse("https://localhost").unwrap()]);
-        assert!(p.validate("https://localhost/").await.is_ok(), "allowed by pattern");
+        assert!(
+            p.validate("https://localhost/").await.is_ok(),
+            "allowed by pattern"
+        );
         // A pattern on another port does not allow it; then it is not a RetailCRM host either.
         assert!(strict().validate("https://localhost/").await.is_err());
     }

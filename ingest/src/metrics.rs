@@ -42,7 +42,11 @@ impl WebhookResult {
 impl IngestMetrics {
     pub fn new(metrics: &Metrics) -> Self {
         Self {
-            webhooks: metrics.counter("webhooks_total", "RetailCRM webhooks by result.", &["result"]),
+            webhooks: metrics.counter(
+                "webhooks_total",
+                "RetailCRM webhooks by result.",
+                &["result"],
+            ),
             publish_latency: metrics.latency(
                 "bus_publish_duration_seconds",
                 "Time until the event bus acknowledged a publish, by topic.",
@@ -61,7 +65,9 @@ impl IngestMetrics {
     }
 
     pub fn published(&self, topic: &str, took: Duration) {
-        self.publish_latency.with_label_values(&[topic]).observe(took.as_secs_f64());
+        self.publish_latency
+            .with_label_values(&[topic])
+            .observe(took.as_secs_f64());
     }
 
     pub fn publish_failed(&self, topic: &str) {

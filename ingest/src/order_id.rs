@@ -23,7 +23,11 @@ pub enum OrderIdError {
 const FIELDS: [&str; 2] = ["orderId", "id"];
 
 /// Reads the order id from the query string, the content type and the raw body.
-pub fn extract(query: Option<&str>, content_type: Option<&str>, body: &[u8]) -> Result<u64, OrderIdError> {
+pub fn extract(
+    query: Option<&str>,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<u64, OrderIdError> {
     let mut raw: Vec<String> = Vec::new();
     if let Some(query) = query {
         raw.extend(form_values(query.as_bytes()));
@@ -38,7 +42,10 @@ pub fn extract(query: Option<&str>, content_type: Option<&str>, body: &[u8]) -> 
         0 => Err(OrderIdError::Missing),
         1 => Ok(ids.into_iter().next().expect("one element")),
         _ => Err(OrderIdError::Ambiguous(
-            ids.iter().map(u64::to_string).collect::<Vec<_>>().join(", "),
+            ids.iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
         )),
     }
 }
@@ -59,7 +66,8 @@ fn body_values(content_type: Option<&str>, body: &[u8]) -> Result<Vec<String>, O
         .and_then(|c| c.split(';').next())
         .map(|m| m.trim().to_ascii_lowercase())
         .unwrap_or_default();
-    let looks_json = mime == "application/json" || mime.ends_with("+json") || trimmed.starts_with(b"{");
+    let looks_json =
+        mime == "application/json" || mime.ends_with("+json") || trimmed.starts_with(b"{");
     if looks_json {
         return json_values(trimmed);
     }
@@ -73,7 +81,8 @@ fn body_values(content_type: Option<&str>, body: &[u8]) -> Result<Vec<String>, O
 }
 
 fn json_values(body: &[u8]) -> Result<Vec<String>, OrderIdError> {
-    let value: serde_json::Value = serde_json::from_slice(body).map_err(|_| OrderIdError::UnreadableBody)?;
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|_| OrderIdError::UnreadableBody)?;
     let object = value.as_object().ok_or(OrderIdError::UnreadableBody)?;
     Ok(FIELDS
         .iter()
@@ -90,7 +99,9 @@ fn parse_id(value: &str) -> Result<u64, OrderIdError> {
     let is_digits = !trimmed.is_empty() && trimmed.bytes().all(|b| b.is_ascii_digit());
     match trimmed.parse::<u64>() {
         Ok(id) if is_digits && id > 0 => Ok(id),
-        _ => Err(OrderIdError::NotPositiveInteger(value.chars().take(40).collect())),
+        _ => Err(OrderIdError::NotPositiveInteger(
+            value.chars().take(40).collect(),
+        )),
     }
 }
 
@@ -107,10 +118,18 @@ mod tests {
         assert_eq!(extract(Some("id=7&utm=x"), None, b""), Ok(7));
         assert_eq!(extract(None, FORM, b"id=48213"), Ok(48213));
         assert_eq!(extract(None, FORM, b"orderId=5&site=shop"), Ok(5));
-        assert_eq!(extract(None, None, b"orderId=5"), Ok(5), "a form body without a content type");
+        assert_eq!(
+            extract(None, None, b"orderId=5"),
+            Ok(5),
+            "a form body without a content type"
+        );
         assert_eq!(extract(None, JSON, br#"{"orderId": 48213}"#), Ok(48213));
         assert_eq!(extract(None, JSON, br#"{"id": "48213"}"#), Ok(48213));
-        assert_eq!(extract(None, None, br#" {"orderId": 9} "#), Ok(9), "JSON recognised by shape");
+        assert_eq!(
+            extract(None, None, br#" {"orderId": 9} "#),
+            Ok(9),
+            "JSON recognised by shape"
+        );
         // The same id in several places is not ambiguous.
         assert_eq!(extract(Some("orderId=3"), FORM, b"id=3"), Ok(3));
     }
@@ -118,11 +137,26 @@ mod tests {
     #[test]
     fn missing_or_bad_ids_are_refused() {
         assert_eq!(extract(None, None, b""), Err(OrderIdError::Missing));
-        assert_eq!(extract(Some("order=1"), FORM, b"x=1"), Err(OrderIdError::Missing));
-        for bad in ["0", "-4", "1.5", "abc", "", "%2B3", "3%20x", "99999999999999999999999"] {
+        assert_eq!(
+            extract(Some("order=1"), FORM, b"x=1"),
+            Err(OrderIdError::Missing)
+        );
+        for bad in [
+            "0",
+            "-4",
+            "1.5",
+            "abc",
+            "",
+            "%2B3",
+            "3%20x",
+            "99999999999999999999999",
+        ] {
             let query = format!("orderId={bad}");
             assert!(
-                matches!(extract(Some(&query), None, b""), Err(OrderIdError::NotPositiveInteger(_))),
+                matches!(
+                    extract(Some(&query), None, b""),
+                    Err(OrderIdError::NotPositiveInteger(_))
+                ),
                 "{bad}"
             );
         }
@@ -134,24 +168,49 @@ mod tests {
             extract(None, JSON, br#"{"orderId": null}"#),
             Err(OrderIdError::NotPositiveInteger(_))
         ));
-        assert_eq!(extract(None, JSON, b"{not json"), Err(OrderIdError::UnreadableBody));
-        assert_eq!(extract(None, JSON, b"[1]"), Err(OrderIdError::UnreadableBody));
-        assert_eq!(extract(None, FORM, b"\xff\xfe"), Err(OrderIdError::UnreadableBody));
+        assert_eq!(
+            extract(None, JSON, b"{not json"),
+            Err(OrderIdError::UnreadableBody)
+        );
+        assert_eq!(
+            extract(None, JSON, b"[1]"),
+            Err(OrderIdError::UnreadableBody)
+        );
+        assert_eq!(
+            extract(None, FORM, b"\xff\xfe"),
+            Err(OrderIdError::UnreadableBody)
+        );
     }
 
     #[test]
     fn two_different_ids_are_ambiguous() {
-        assert_eq!(extract(Some("orderId=1&id=2"), None, b""), Err(OrderIdError::Ambiguous("1, 2".into())));
-        assert_eq!(extract(Some("orderId=1"), FORM, b"orderId=2"), Err(OrderIdError::Ambiguous("1, 2".into())));
+        assert_eq!(
+            extract(Some("orderId=1&id=2"), None, b""),
+            Err(OrderIdError::Ambiguous("1, 2".into()))
+        );
+        assert_eq!(
+            extract(Some("orderId=1"), FORM, b"orderId=2"),
+            Err(OrderIdError::Ambiguous("1, 2".into()))
+        );
         assert_eq!(
             extract(Some("orderId=1"), JSON, br#"{"id": 2}"#),
             Err(OrderIdError::Ambiguous("1, 2".into()))
         );
-        assert_eq!(extract(Some("orderId=1&orderId=2"), None, b""), Err(OrderIdError::Ambiguous("1, 2".into())));
+        assert_eq!(
+            extract(Some("orderId=1&orderId=2"), None, b""),
+            Err(OrderIdError::Ambiguous("1, 2".into()))
+        );
     }
 
     #[test]
     fn unrelated_bodies_leave_the_query_in_charge() {
-        assert_eq!(extract(Some("orderId=12"), Some("multipart/form-data; boundary=x"), b"--x--"), Ok(12));
+        assert_eq!(
+            extract(
+                Some("orderId=12"),
+                Some("multipart/form-data; boundary=x"),
+                b"--x--"
+            ),
+            Ok(12)
+        );
     }
 }

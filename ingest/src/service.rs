@@ -28,9 +28,9 @@ use url::Url;
 
 use crate::crm_url::CrmUrlPolicy;
 use crate::metrics::IngestMetrics;
-use dealflow_shared::registry::Registry;
 use crate::state::AppState;
 use crate::{api, webhook};
+use dealflow_shared::registry::Registry;
 
 /// Everything ingest needs to know.
 #[derive(Debug, Clone)]
@@ -50,7 +50,10 @@ pub struct IngestSettings {
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("the integrations topic cannot be followed: {0}")]
     Registry(#[from] BusError),
     #[error("HTTP server failed: {0}")]
@@ -66,7 +69,12 @@ pub struct Ingest {
 }
 
 impl Ingest {
-    pub fn new(settings: IngestSettings, bus: Arc<dyn EventBus>, budgets: Budgets, metrics: &Metrics) -> Self {
+    pub fn new(
+        settings: IngestSettings,
+        bus: Arc<dyn EventBus>,
+        budgets: Budgets,
+        metrics: &Metrics,
+    ) -> Self {
         let state = AppState {
             registry: Registry::new(),
             keys: Arc::new(SecretKeys::derive(&settings.secret_key)),
@@ -96,7 +104,10 @@ impl Ingest {
     pub fn router(&self, serve_reads: bool) -> Router {
         let auth = BearerAuth::new(self.api_token.clone());
         let (collection, one) = if serve_reads {
-            (post(api::create).get(api::list), get(api::get).patch(api::update).delete(api::remove))
+            (
+                post(api::create).get(api::list),
+                get(api::get).patch(api::update).delete(api::remove),
+            )
         } else {
             (post(api::create), patch(api::update).delete(api::remove))
         };
@@ -125,7 +136,12 @@ impl Ingest {
         self.state
             .registry
             .clone()
-            .follow(self.state.bus.clone(), self.state.topics.integrations(), group, shutdown)
+            .follow(
+                self.state.bus.clone(),
+                self.state.topics.integrations(),
+                group,
+                shutdown,
+            )
             .await
     }
 }
@@ -146,9 +162,13 @@ impl IngestService {
         budgets: Budgets,
         metrics: Metrics,
     ) -> Result<Self, IngestError> {
-        let listener = TcpListener::bind(settings.listen)
-            .await
-            .map_err(|source| IngestError::Bind { addr: settings.listen, source })?;
+        let listener =
+            TcpListener::bind(settings.listen)
+                .await
+                .map_err(|source| IngestError::Bind {
+                    addr: settings.listen,
+                    source,
+                })?;
         let ingest = Ingest::new(settings, bus, budgets, &metrics);
         Ok(Self {
             listener,
@@ -159,7 +179,9 @@ impl IngestService {
 
     /// The bound address (port 0 in tests becomes a real port here).
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("a bound listener has an address")
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
     }
 
     /// The registry this service serves from.
@@ -180,14 +202,18 @@ impl IngestService {
             .ingest
             .router(true)
             .merge(ops_routes(registry.clone(), self.metrics.clone()))
-            .layer(middleware::from_fn_with_state(http_metrics, HttpMetrics::track));
+            .layer(middleware::from_fn_with_state(
+                http_metrics,
+                HttpMetrics::track,
+            ));
 
         tokio::select! {
             _ = registry.wait_ready() => {}
             _ = shutdown.cancelled() => return Ok(()),
         }
         tracing::info!(addr = %self.local_addr(), "ingest serving");
-        let server = axum::serve(self.listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        let server = axum::serve(self.listener, app)
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned());
         let served = server.await.map_err(IngestError::Serve);
         shutdown.cancel();
         match follower.await {
@@ -216,6 +242,7 @@ fn ops_routes(registry: Registry, metrics: Metrics) -> Router {
         )
         .route(
             "/metrics",
-            get(|State(metrics): State<Metrics>| async move { metrics.render() }).with_state(metrics),
+            get(|State(metrics): State<Metrics>| async move { metrics.render() })
+                .with_state(metrics),
         )
 }

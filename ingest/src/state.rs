@@ -38,7 +38,8 @@ impl AppState {
     pub async fn publish(&self, topic: &str, envelope: &Envelope) -> Result<(), ApiError> {
         let record = OutRecord::new(envelope.key(), envelope.encode());
         let started = Instant::now();
-        let outcome = tokio::time::timeout(self.publish_timeout, self.bus.publish(topic, vec![record])).await;
+        let outcome =
+            tokio::time::timeout(self.publish_timeout, self.bus.publish(topic, vec![record])).await;
         match outcome {
             Ok(Ok(_)) => {
                 self.metrics.published(topic, started.elapsed());
@@ -59,7 +60,10 @@ impl AppState {
 
     /// `DEALFLOW_PUBLIC_URL` + `/hooks/retailcrm/{token}`.
     pub fn webhook_url(&self, token: &str) -> String {
-        format!("{}/hooks/retailcrm/{token}", self.public_url.as_str().trim_end_matches('/'))
+        format!(
+            "{}/hooks/retailcrm/{token}",
+            self.public_url.as_str().trim_end_matches('/')
+        )
     }
 }
 

@@ -9,8 +9,14 @@ use serde_json::{Value, json};
 use crate::state::AppState;
 
 /// The public view of one integration; never contains the key or its ciphertext.
-pub fn integration_json(state: &AppState, id: IntegrationId, config: &IntegrationConfigured) -> Value {
-    let token = state.keys.webhook_token(id, config.webhook_token_generation);
+pub fn integration_json(
+    state: &AppState,
+    id: IntegrationId,
+    config: &IntegrationConfigured,
+) -> Value {
+    let token = state
+        .keys
+        .webhook_token(id, config.webhook_token_generation);
     json!({
         "id": id,
         "crm_url": config.crm_url,

@@ -49,12 +49,18 @@ async fn accept(
     let unknown = || {
         (
             WebhookResult::UnknownIntegration,
-            ApiError::not_found("unknown_integration", "No integration has this webhook address."),
+            ApiError::not_found(
+                "unknown_integration",
+                "No integration has this webhook address.",
+            ),
         )
     };
     let id = SecretKeys::token_integration(token).ok_or_else(unknown)?;
     let integration = state.registry.get(id).ok_or_else(unknown)?;
-    if !state.keys.verify_webhook_token(id, integration.webhook_token_generation, token) {
+    if !state
+        .keys
+        .verify_webhook_token(id, integration.webhook_token_generation, token)
+    {
         return Err(unknown());
     }
     if !integration.active {
@@ -74,7 +80,10 @@ async fn accept(
                 ApiError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "payload_too_large",
-                    format!("The request body is larger than {} KiB.", MAX_BODY_BYTES / 1024),
+                    format!(
+                        "The request body is larger than {} KiB.",
+                        MAX_BODY_BYTES / 1024
+                    ),
                 ),
             )
         } else {
@@ -84,9 +93,15 @@ async fn accept(
             )
         }
     })?;
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
-    let order_id = order_id::extract(query, content_type, &body)
-        .map_err(|e| (WebhookResult::InvalidOrderId, ApiError::bad_request("invalid_order_id", e.to_string())))?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let order_id = order_id::extract(query, content_type, &body).map_err(|e| {
+        (
+            WebhookResult::InvalidOrderId,
+            ApiError::bad_request("invalid_order_id", e.to_string()),
+        )
+    })?;
 
     let envelope = Envelope::new(
         id,

@@ -24,17 +24,36 @@ async fn accepted_forms(backend: Backend) {
         (101, http.get(format!("{hook}?orderId=101"))),
         (102, http.post(format!("{hook}?id=102"))),
         (103, http.post(&hook).form(&[("id", "103")])),
-        (104, http.post(&hook).form(&[("orderId", "104"), ("site", "shop")])),
-        (105, http.post(&hook).json(&serde_json::json!({"orderId": 105}))),
+        (
+            104,
+            http.post(&hook)
+                .form(&[("orderId", "104"), ("site", "shop")]),
+        ),
+        (
+            105,
+            http.post(&hook).json(&serde_json::json!({"orderId": 105})),
+        ),
         (106, http.put(&hook).json(&serde_json::json!({"id": "106"}))),
-        (107, http.get(&hook).header("content-type", "application/x-www-form-urlencoded").body("orderId=107")),
-        (108, http.post(format!("{hook}?orderId=108")).form(&[("orderId", "108")])),
+        (
+            107,
+            http.get(&hook)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body("orderId=107"),
+        ),
+        (
+            108,
+            http.post(format!("{hook}?orderId=108"))
+                .form(&[("orderId", "108")]),
+        ),
     ];
     let mut expected = Vec::new();
     for (order_id, request) in requests {
         let response = request.send().await.unwrap();
         assert_eq!(response.status(), 202, "order {order_id}");
-        assert_eq!(response.json::<serde_json::Value>().await.unwrap(), serde_json::json!({"accepted": true}));
+        assert_eq!(
+            response.json::<serde_json::Value>().await.unwrap(),
+            serde_json::json!({"accepted": true})
+        );
         expected.push(order_id);
     }
     let changes = backend.order_changes().await;
@@ -52,7 +71,10 @@ async fn accepted_forms(backend: Backend) {
         })
         .collect();
     seen.sort();
-    assert_eq!(seen, expected, "exactly one OrderChanged per accepted webhook");
+    assert_eq!(
+        seen, expected,
+        "exactly one OrderChanged per accepted webhook"
+    );
     app.stop().await;
 }
 
@@ -70,30 +92,89 @@ async fn refused_forms(backend: Backend) {
     let forged = String::from_utf8(forged).unwrap();
     let cases = vec![
         ("missing id", http.post(&hook), 400, "invalid_order_id"),
-        ("zero", http.get(format!("{hook}?orderId=0")), 400, "invalid_order_id"),
-        ("negative", http.post(&hook).form(&[("id", "-5")]), 400, "invalid_order_id"),
-        ("text", http.post(&hook).json(&serde_json::json!({"orderId": "abc"})), 400, "invalid_order_id"),
-        ("ambiguous", http.post(format!("{hook}?orderId=1")).form(&[("orderId", "2")]), 400, "invalid_order_id"),
-        ("bad json", http.post(&hook).header("content-type", "application/json").body("{"), 400, "invalid_order_id"),
-        ("unknown token", http.get(format!("{}/hooks/retailcrm/nope?orderId=1", app.base)), 404, "unknown_integration"),
-        ("forged token", http.get(format!("{forged}?orderId=1")), 404, "unknown_integration"),
-        ("inactive", http.get(format!("{inactive_hook}?orderId=1")), 409, "integration_inactive"),
+        (
+            "zero",
+            http.get(format!("{hook}?orderId=0")),
+            400,
+            "invalid_order_id",
+        ),
+        (
+            "negative",
+            http.post(&hook).form(&[("id", "-5")]),
+            400,
+            "invalid_order_id",
+        ),
+        (
+            "text",
+            http.post(&hook)
+                .json(&serde_json::json!({"orderId": "abc"})),
+            400,
+            "invalid_order_id",
+        ),
+        (
+            "ambiguous",
+            http.post(format!("{hook}?orderId=1"))
+                .form(&[("orderId", "2")]),
+            400,
+            "invalid_order_id",
+        ),
+        (
+            "bad json",
+            http.post(&hook)
+                .header("content-type", "application/json")
+                .body("{"),
+            400,
+            "invalid_order_id",
+        ),
+        (
+            "unknown token",
+            http.get(format!("{}/hooks/retailcrm/nope?orderId=1", app.base)),
+            404,
+            "unknown_integration",
+        ),
+        (
+            "forged token",
+            http.get(format!("{forged}?orderId=1")),
+            404,
+            "unknown_integration",
+        ),
+        (
+            "inactive",
+            http.get(format!("{inactive_hook}?orderId=1")),
+            409,
+            "integration_inactive",
+        ),
         (
             "too large",
-            http.post(format!("{hook}?orderId=1")).header("content-type", "text/plain").body("x".repeat(64 * 1024 + 1)),
+            http.post(format!("{hook}?orderId=1"))
+                .header("content-type", "text/plain")
+                .body("x".repeat(64 * 1024 + 1)),
             413,
             "payload_too_large",
         ),
     ];
     for (name, request, status, code) in cases {
         let response = request.send().await.unwrap();
-        assert_eq!(error_code(response).await, (status, code.to_string()), "{name}");
+        assert_eq!(
+            error_code(response).await,
+            (status, code.to_string()),
+            "{name}"
+        );
     }
-    assert!(backend.order_changes().await.is_empty(), "nothing reaches the bus");
+    assert!(
+        backend.order_changes().await.is_empty(),
+        "nothing reaches the bus"
+    );
     // Exactly 64 KiB is still accepted.
     let mut body = "orderId=9&pad=".to_string();
     body.push_str(&"x".repeat(64 * 1024 - body.len()));
-    let response = http.post(&hook).header("content-type", "application/x-www-form-urlencoded").body(body).send().await.unwrap();
+    let response = http
+        .post(&hook)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 202);
     app.stop().await;
 }
@@ -107,7 +188,12 @@ async fn second_ingest_serves_state_from_the_topic(backend: Backend) {
     let (status, body) = second.get_json(&format!("/integrations/{id}")).await;
     assert_eq!(status, 200, "{body}");
     let hook_second = hook_first.replace(&first.base, &second.base);
-    let response = second.http.get(format!("{hook_second}?orderId=77")).send().await.unwrap();
+    let response = second
+        .http
+        .get(format!("{hook_second}?orderId=77"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 202);
     // Switching it off through the first is seen by the second.
     let response = first
@@ -119,12 +205,30 @@ async fn second_ingest_serves_state_from_the_topic(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    dealflow_testkit::wait_until(support::WAIT, "the second ingest to see the change", || async {
-        let response = second.http.get(format!("{hook_second}?orderId=78")).send().await.unwrap();
-        response.status() == 409
-    })
+    // Until the change arrives through the topic the second ingest still accepts; every 202 is
+    // one record, every 409 none.
+    let accepted = std::sync::atomic::AtomicUsize::new(1);
+    dealflow_testkit::wait_until(
+        support::WAIT,
+        "the second ingest to see the change",
+        || async {
+            let response = second
+                .http
+                .get(format!("{hook_second}?orderId=78"))
+                .send()
+                .await
+                .unwrap();
+            if response.status() == 202 {
+                accepted.fetch_add(1, Ordering::SeqCst);
+            }
+            response.status() == 409
+        },
+    )
     .await;
-    assert_eq!(backend.order_changes().await.len(), 1);
+    assert_eq!(
+        backend.order_changes().await.len(),
+        accepted.load(Ordering::SeqCst)
+    );
     first.stop().await;
     second.stop().await;
 }
@@ -142,7 +246,11 @@ macro_rules! on_both_backends {
     };
 }
 
-on_both_backends!(accepted_forms, refused_forms, second_ingest_serves_state_from_the_topic);
+on_both_backends!(
+    accepted_forms,
+    refused_forms,
+    second_ingest_serves_state_from_the_topic
+);
 
 /// The real embedded log behind a switch that makes `publish` fail as an unwritable disk would
 /// (the tests run as root, so file permissions cannot make the log unwritable).
@@ -157,7 +265,11 @@ impl EventBus for Unwritable {
     async fn ensure_topics(&self, specs: &[TopicSpec]) -> Result<(), BusError> {
         self.inner.ensure_topics(specs).await
     }
-    async fn publish(&self, topic: &str, records: Vec<OutRecord>) -> Result<Vec<Position>, BusError> {
+    async fn publish(
+        &self,
+        topic: &str,
+        records: Vec<OutRecord>,
+    ) -> Result<Vec<Position>, BusError> {
         if self.failing.load(Ordering::SeqCst) {
             return Err(BusError::Fatal {
                 message: "disk I/O error".into(),
@@ -166,7 +278,11 @@ impl EventBus for Unwritable {
         }
         self.inner.publish(topic, records).await
     }
-    async fn subscribe(&self, group: &str, topics: &[String]) -> Result<Box<dyn Consumer>, BusError> {
+    async fn subscribe(
+        &self,
+        group: &str,
+        topics: &[String],
+    ) -> Result<Box<dyn Consumer>, BusError> {
         self.inner.subscribe(group, topics).await
     }
     async fn reset_group(&self, group: &str, topics: &[String]) -> Result<(), BusError> {
@@ -188,11 +304,24 @@ async fn embedded_log_unwritable_answers_503_then_recovers() {
     let id = backend.seed_integration(true).await;
     let hook = app.webhook_url(id).await;
     bus.failing.store(true, Ordering::SeqCst);
-    let response = app.http.get(format!("{hook}?orderId=1")).send().await.unwrap();
-    assert_eq!(error_code(response).await, (503, "broker_unavailable".into()));
+    let response = app
+        .http
+        .get(format!("{hook}?orderId=1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        error_code(response).await,
+        (503, "broker_unavailable".into())
+    );
     assert!(backend.order_changes().await.is_empty());
     bus.failing.store(false, Ordering::SeqCst);
-    let response = app.http.get(format!("{hook}?orderId=2")).send().await.unwrap();
+    let response = app
+        .http
+        .get(format!("{hook}?orderId=2"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 202);
     let changes = backend.order_changes().await;
     assert_eq!(changes.len(), 1);
@@ -206,15 +335,37 @@ async fn kafka_broker_down_answers_503_then_recovers() {
     let app = TestApp::spawn(&backend, backend.bus.clone(), &[]).await;
     let id = backend.seed_integration(true).await;
     let hook = app.webhook_url(id).await;
-    assert_eq!(app.http.get(format!("{hook}?orderId=1")).send().await.unwrap().status(), 202);
+    assert_eq!(
+        app.http
+            .get(format!("{hook}?orderId=1"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        202
+    );
 
     backend.broker.as_mut().unwrap().stop();
-    let response = app.http.get(format!("{hook}?orderId=2")).timeout(Duration::from_secs(20)).send().await.unwrap();
-    assert_eq!(error_code(response).await, (503, "broker_unavailable".into()));
+    let response = app
+        .http
+        .get(format!("{hook}?orderId=2"))
+        .timeout(Duration::from_secs(20))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        error_code(response).await,
+        (503, "broker_unavailable".into())
+    );
 
     backend.broker.as_mut().unwrap().restart().await;
     dealflow_testkit::wait_until(support::WAIT, "ingest to accept again", || async {
-        let response = app.http.get(format!("{hook}?orderId=3")).send().await.unwrap();
+        let response = app
+            .http
+            .get(format!("{hook}?orderId=3"))
+            .send()
+            .await
+            .unwrap();
         response.status() == 202
     })
     .await;

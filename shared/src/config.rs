@@ -138,33 +138,44 @@ impl Config {
 
         let listen = match get(vars::LISTEN) {
             Some(s) => s.parse().map_err(|_| {
-                ConfigError::new(vars::LISTEN, format!("must be host:port like 127.0.0.1:8080, got {s:?}"))
+                ConfigError::new(
+                    vars::LISTEN,
+                    format!("must be host:port like 127.0.0.1:8080, got {s:?}"),
+                )
             })?,
             None => SocketAddr::from(([127, 0, 0, 1], 8080)),
         };
-        let public_url = parse::public_url(get(vars::PUBLIC_URL).unwrap_or("http://127.0.0.1:8080"))
-            .map_err(|p| ConfigError::new(vars::PUBLIC_URL, p))?;
+        let public_url =
+            parse::public_url(get(vars::PUBLIC_URL).unwrap_or("http://127.0.0.1:8080"))
+                .map_err(|p| ConfigError::new(vars::PUBLIC_URL, p))?;
         let data_dir = PathBuf::from(get(vars::DATA_DIR).unwrap_or("./data"));
         let kafka = match get(vars::KAFKA_BROKERS) {
             Some(brokers) => Some(KafkaSettings {
-                brokers: parse::brokers(brokers).map_err(|p| ConfigError::new(vars::KAFKA_BROKERS, p))?,
+                brokers: parse::brokers(brokers)
+                    .map_err(|p| ConfigError::new(vars::KAFKA_BROKERS, p))?,
                 properties: parse::properties(get(vars::KAFKA_PROPERTIES).unwrap_or(""))
                     .map_err(|p| ConfigError::new(vars::KAFKA_PROPERTIES, p))?,
             }),
             None if get(vars::KAFKA_PROPERTIES).is_some() => {
                 return Err(ConfigError::new(
                     vars::KAFKA_PROPERTIES,
-                    format!("is set but {} is empty; set both or neither", vars::KAFKA_BROKERS),
+                    format!(
+                        "is set but {} is empty; set both or neither",
+                        vars::KAFKA_BROKERS
+                    ),
                 ));
             }
             None => None,
         };
         let topic_prefix = match v.get(vars::TOPIC_PREFIX) {
-            Some(p) => parse::topic_prefix(p.trim()).map_err(|e| ConfigError::new(vars::TOPIC_PREFIX, e))?,
+            Some(p) => parse::topic_prefix(p.trim())
+                .map_err(|e| ConfigError::new(vars::TOPIC_PREFIX, e))?,
             None => "dealflow.".to_string(),
         };
         let database_url = match get(vars::DATABASE_URL) {
-            Some(url) => parse::database_url(url).map_err(|p| ConfigError::new(vars::DATABASE_URL, p))?,
+            Some(url) => {
+                parse::database_url(url).map_err(|p| ConfigError::new(vars::DATABASE_URL, p))?
+            }
             None => DatabaseUrl::Sqlite(SecretString::from(format!(
                 "sqlite://{}?mode=rwc",
                 data_dir.join("dealflow.db").display()
@@ -192,14 +203,18 @@ impl Config {
                 _ => {
                     return Err(ConfigError::new(
                         vars::CRM_RPS,
-                        format!("must be a whole number from 1 to 10 (RetailCRM allows 10 requests/s), got {s:?}"),
+                        format!(
+                            "must be a whole number from 1 to 10 (RetailCRM allows 10 requests/s), got {s:?}"
+                        ),
                     ));
                 }
             },
             None => 8,
         };
         let reconcile_interval = match get(vars::RECONCILE_INTERVAL) {
-            Some(s) => parse::duration(s).map_err(|p| ConfigError::new(vars::RECONCILE_INTERVAL, p))?,
+            Some(s) => {
+                parse::duration(s).map_err(|p| ConfigError::new(vars::RECONCILE_INTERVAL, p))?
+            }
             None => Duration::from_secs(300),
         };
         let log_format = match get(vars::LOG_FORMAT) {

@@ -69,7 +69,13 @@ impl ApiError {
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.message)
+        write!(
+            f,
+            "{} {}: {}",
+            self.status.as_u16(),
+            self.code,
+            self.message
+        )
     }
 }
 
@@ -95,7 +101,9 @@ impl std::fmt::Debug for BearerAuth {
 
 impl BearerAuth {
     pub fn new(token: SecretString) -> Self {
-        Self { token: Arc::new(token) }
+        Self {
+            token: Arc::new(token),
+        }
     }
 
     /// Whether the presented token is the configured one.
@@ -118,8 +126,12 @@ impl BearerAuth {
     pub async fn require(State(auth): State<BearerAuth>, request: Request, next: Next) -> Response {
         match Self::presented(request.headers()) {
             Some(token) if auth.accepts(token) => next.run(request).await,
-            Some(_) => ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "The bearer token is not valid.")
-                .into_response(),
+            Some(_) => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "The bearer token is not valid.",
+            )
+            .into_response(),
             None => ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
@@ -180,7 +192,10 @@ mod tests {
     #[test]
     fn error_body_has_code_and_message() {
         let e = ApiError::bad_request("invalid_order_id", "no order id");
-        assert_eq!(e.body(), serde_json::json!({"error": {"code": "invalid_order_id", "message": "no order id"}}));
+        assert_eq!(
+            e.body(),
+            serde_json::json!({"error": {"code": "invalid_order_id", "message": "no order id"}})
+        );
     }
 
     #[test]

@@ -82,9 +82,14 @@ mod tests {
         let webhooks = metrics.counter("webhooks_total", "Webhooks by result.", &["result"]);
         webhooks.with_label_values(&["accepted"]).inc();
         let latency = metrics.latency("http_request_seconds", "Latency.", &["route"]);
-        latency.with_label_values(&["/hooks/retailcrm/{token}"]).observe(0.002);
+        latency
+            .with_label_values(&["/hooks/retailcrm/{token}"])
+            .observe(0.002);
         let text = metrics.render();
-        assert!(text.contains("dealflow_webhooks_total{result=\"accepted\"} 1"), "{text}");
+        assert!(
+            text.contains("dealflow_webhooks_total{result=\"accepted\"} 1"),
+            "{text}"
+        );
         assert!(text.contains("dealflow_http_request_seconds_bucket{route=\"/hooks/retailcrm/{token}\",le=\"0.0025\"} 1"), "{text}");
     }
 

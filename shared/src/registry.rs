@@ -11,9 +11,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use crate::bus::{BusError, EventBus};
 use crate::events::{Envelope, Event, IntegrationConfigured, IntegrationId};
+use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -167,8 +167,8 @@ impl Registry {
 
 #[cfg(test)]
 mod tests {
-    use chrono::TimeZone;
     use crate::events::{IntegrationRemoved, SealedApiKey};
+    use chrono::TimeZone;
 
     use super::*;
 

@@ -31,7 +31,9 @@ const TOKEN_MAC_LEN: usize = 20;
 pub enum OpenError {
     #[error("the sealed API key is not in a known format")]
     Malformed,
-    #[error("the sealed API key does not open with this secret key (was DEALFLOW_SECRET_KEY changed?)")]
+    #[error(
+        "the sealed API key does not open with this secret key (was DEALFLOW_SECRET_KEY changed?)"
+    )]
     WrongKey,
 }
 
@@ -88,9 +90,18 @@ impl SecretKeys {
     }
 
     /// Opens a sealed API key; fails with the wrong secret or for another integration.
-    pub fn open(&self, integration: IntegrationId, sealed: &SealedApiKey) -> Result<SecretString, OpenError> {
-        let encoded = sealed.0.strip_prefix(SEALED_PREFIX).ok_or(OpenError::Malformed)?;
-        let bytes = URL_SAFE_NO_PAD.decode(encoded).map_err(|_| OpenError::Malformed)?;
+    pub fn open(
+        &self,
+        integration: IntegrationId,
+        sealed: &SealedApiKey,
+    ) -> Result<SecretString, OpenError> {
+        let encoded = sealed
+            .0
+            .strip_prefix(SEALED_PREFIX)
+            .ok_or(OpenError::Malformed)?;
+        let bytes = URL_SAFE_NO_PAD
+            .decode(encoded)
+            .map_err(|_| OpenError::Malformed)?;
         if bytes.len() <= NONCE_LEN {
             return Err(OpenError::Malformed);
         }
@@ -103,7 +114,9 @@ impl SecretKeys {
             .seal
             .decrypt(XNonce::from_slice(nonce), payload)
             .map_err(|_| OpenError::WrongKey)?;
-        String::from_utf8(clear).map(SecretString::from).map_err(|_| OpenError::Malformed)
+        String::from_utf8(clear)
+            .map(SecretString::from)
+            .map_err(|_| OpenError::Malformed)
     }
 
     /// The webhook token of an integration at a rotation counter.
@@ -124,7 +137,12 @@ impl SecretKeys {
     }
 
     /// Constant-time check of a presented token.
-    pub fn verify_webhook_token(&self, integration: IntegrationId, generation: u32, token: &str) -> bool {
+    pub fn verify_webhook_token(
+        &self,
+        integration: IntegrationId,
+        generation: u32,
+        token: &str,
+    ) -> bool {
         let Ok(bytes) = URL_SAFE_NO_PAD.decode(token) else {
             return false;
         };
@@ -136,7 +154,8 @@ impl SecretKeys {
     }
 
     fn token_mac(&self, integration: IntegrationId, generation: u32) -> [u8; TOKEN_MAC_LEN] {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.webhook).expect("HMAC takes any key length");
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.webhook)
+            .expect("HMAC takes any key length");
         mac.update(integration.0.as_bytes());
         mac.update(&generation.to_be_bytes());
         let full = mac.finalize().into_bytes();
@@ -161,12 +180,24 @@ mod tests {
         let id = IntegrationId::new();
         let sealed = a.seal(id, &SecretString::from("crm-api-key-1234".to_string()));
         assert!(!sealed.0.contains("crm-api-key"));
-        assert_eq!(a.open(id, &sealed).unwrap().expose_secret(), "crm-api-key-1234");
+        assert_eq!(
+            a.open(id, &sealed).unwrap().expose_secret(),
+            "crm-api-key-1234"
+        );
         assert_eq!(b.open(id, &sealed).unwrap_err(), OpenError::WrongKey);
-        assert_eq!(a.open(IntegrationId::new(), &sealed).unwrap_err(), OpenError::WrongKey);
-        assert_eq!(a.open(id, &SealedApiKey("v1.@@".into())).unwrap_err(), OpenError::Malformed);
+        assert_eq!(
+            a.open(IntegrationId::new(), &sealed).unwrap_err(),
+            OpenError::WrongKey
+        );
+        assert_eq!(
+            a.open(id, &SealedApiKey("v1.@@".into())).unwrap_err(),
+            OpenError::Malformed
+        );
         // Sealing twice gives different ciphertexts (random nonce).
-        assert_ne!(sealed, a.seal(id, &SecretString::from("crm-api-key-1234".to_string())));
+        assert_ne!(
+            sealed,
+            a.seal(id, &SecretString::from("crm-api-key-1234".to_string()))
+        );
     }
 
     #[test]
@@ -177,7 +208,10 @@ mod tests {
         assert_eq!(token, k.webhook_token(id, 0));
         assert_eq!(SecretKeys::token_integration(&token), Some(id));
         assert!(k.verify_webhook_token(id, 0, &token));
-        assert!(!k.verify_webhook_token(id, 1, &token), "rotation invalidates old tokens");
+        assert!(
+            !k.verify_webhook_token(id, 1, &token),
+            "rotation invalidates old tokens"
+        );
         assert!(!keys("another secret entirely, long enough").verify_webhook_token(id, 0, &token));
         let mut forged = token.clone().into_bytes();
         let last = forged.len() - 1;

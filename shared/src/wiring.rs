@@ -27,7 +27,10 @@ pub async fn open_bus(config: &Config, client_id: &str) -> Result<Arc<dyn EventB
         }
         None => {
             std::fs::create_dir_all(&config.data_dir).map_err(|e| BusError::Fatal {
-                message: format!("cannot create the data directory {}", config.data_dir.display()),
+                message: format!(
+                    "cannot create the data directory {}",
+                    config.data_dir.display()
+                ),
                 source: Some(Box::new(e)),
             })?;
             Arc::new(EmbeddedLog::open(config.data_dir.join(EMBEDDED_LOG_FILE)).await?)
@@ -72,7 +75,9 @@ pub fn load_or_generate_secrets(config: &Config) -> std::io::Result<Secrets> {
 
 fn load_or_create(path: &Path) -> std::io::Result<(SecretString, bool)> {
     match std::fs::read_to_string(path) {
-        Ok(text) if !text.trim().is_empty() => return Ok((SecretString::from(text.trim().to_string()), false)),
+        Ok(text) if !text.trim().is_empty() => {
+            return Ok((SecretString::from(text.trim().to_string()), false));
+        }
         Ok(_) => {
             return Err(std::io::Error::other(format!(
                 "{} is empty; delete it to generate a new secret",
@@ -117,22 +122,44 @@ mod tests {
 
     #[test]
     fn secrets_are_generated_once_and_kept() {
-        let dir = std::env::temp_dir().join(format!("dealflow-secrets-{}", uuid::Uuid::now_v7().simple()));
+        let dir = std::env::temp_dir().join(format!(
+            "dealflow-secrets-{}",
+            uuid::Uuid::now_v7().simple()
+        ));
         let first = load_or_generate_secrets(&config(&dir, &[])).unwrap();
         assert!(first.api_token_generated);
         let second = load_or_generate_secrets(&config(&dir, &[])).unwrap();
         assert!(!second.api_token_generated);
-        assert_eq!(first.api_token.expose_secret(), second.api_token.expose_secret());
-        assert_eq!(first.secret_key.expose_secret(), second.secret_key.expose_secret());
-        assert_ne!(first.api_token.expose_secret(), first.secret_key.expose_secret());
+        assert_eq!(
+            first.api_token.expose_secret(),
+            second.api_token.expose_secret()
+        );
+        assert_eq!(
+            first.secret_key.expose_secret(),
+            second.secret_key.expose_secret()
+        );
+        assert_ne!(
+            first.api_token.expose_secret(),
+            first.secret_key.expose_secret()
+        );
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.join(SECRET_KEY_FILE)).unwrap().permissions().mode();
+            let mode = std::fs::metadata(dir.join(SECRET_KEY_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
-        let configured = load_or_generate_secrets(&config(&dir, &[("DEALFLOW_API_TOKEN", "a-configured-token-value")])).unwrap();
-        assert_eq!(configured.api_token.expose_secret(), "a-configured-token-value");
+        let configured = load_or_generate_secrets(&config(
+            &dir,
+            &[("DEALFLOW_API_TOKEN", "a-configured-token-value")],
+        ))
+        .unwrap();
+        assert_eq!(
+            configured.api_token.expose_secret(),
+            "a-configured-token-value"
+        );
         assert!(!configured.api_token_generated);
         std::fs::remove_dir_all(&dir).unwrap();
     }

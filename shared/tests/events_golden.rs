@@ -140,9 +140,19 @@ fn every_type_matches_its_golden_file_both_ways() {
         let golden_bytes = std::fs::read(&path)
             .unwrap_or_else(|e| panic!("golden file {} missing: {e}", path.display()));
         let golden: serde_json::Value = serde_json::from_slice(&golden_bytes).unwrap();
-        assert_eq!(encoded, golden, "{} encodes differently from its golden file", event_type.as_str());
+        assert_eq!(
+            encoded,
+            golden,
+            "{} encodes differently from its golden file",
+            event_type.as_str()
+        );
         let decoded = Envelope::decode(&golden_bytes).unwrap();
-        assert_eq!(decoded, sample, "{} golden file decodes differently", event_type.as_str());
+        assert_eq!(
+            decoded,
+            sample,
+            "{} golden file decodes differently",
+            event_type.as_str()
+        );
         assert_eq!(golden["type"], event_type.as_str());
         assert_eq!(golden["version"], 1);
     }
@@ -171,7 +181,10 @@ fn unknown_version_is_refused_with_a_clear_error() {
         serde_json::from_slice(&sample(EventType::DealUpserted).encode()).unwrap();
     json["version"] = 7.into();
     let err = Envelope::decode(&serde_json::to_vec(&json).unwrap()).unwrap_err();
-    assert!(matches!(err, DecodeError::UnsupportedVersion { version: 7, .. }), "{err:?}");
+    assert!(
+        matches!(err, DecodeError::UnsupportedVersion { version: 7, .. }),
+        "{err:?}"
+    );
     assert_eq!(
         err.to_string(),
         "unsupported version 7 of event type DealUpserted (this build reads versions 1..=1)"
@@ -189,7 +202,16 @@ fn unknown_type_and_bad_data_are_refused() {
     json["type"] = "OrderChanged".into();
     json["data"]["order_id"] = "not a number".into();
     let err = Envelope::decode(&serde_json::to_vec(&json).unwrap()).unwrap_err();
-    assert!(matches!(err, DecodeError::InvalidData { event_type: "OrderChanged", .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            DecodeError::InvalidData {
+                event_type: "OrderChanged",
+                ..
+            }
+        ),
+        "{err}"
+    );
 
     let err = Envelope::decode(b"\xff\x00 not json").unwrap_err();
     assert!(matches!(err, DecodeError::Malformed(_)), "{err}");

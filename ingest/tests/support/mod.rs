@@ -36,7 +36,11 @@ pub struct Backend {
 impl Backend {
     pub async fn embedded() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let bus: Arc<dyn EventBus> = Arc::new(EmbeddedLog::open(dir.path().join("events.db")).await.unwrap());
+        let bus: Arc<dyn EventBus> = Arc::new(
+            EmbeddedLog::open(dir.path().join("events.db"))
+                .await
+                .unwrap(),
+        );
         Self::with(bus, None, Some(dir)).await
     }
 
@@ -66,14 +70,33 @@ impl Backend {
 
     /// Every record on `topic` up to its current end.
     pub async fn read_all(&self, topic: &str) -> Vec<Delivered> {
-        let end: i64 = self.bus.end_offsets(topic).await.unwrap().iter().map(|(_, e)| e).sum();
+        let end: i64 = self
+            .bus
+            .end_offsets(topic)
+            .await
+            .unwrap()
+            .iter()
+            .map(|(_, e)| e)
+            .sum();
         let group = format!("reader-{}", uuid::Uuid::now_v7().simple());
-        let mut consumer = self.bus.subscribe(&group, &[topic.to_string()]).await.unwrap();
+        let mut consumer = self
+            .bus
+            .subscribe(&group, &[topic.to_string()])
+            .await
+            .unwrap();
         let mut records = Vec::new();
         let deadline = tokio::time::Instant::now() + WAIT;
         while (records.len() as i64) < end {
-            assert!(tokio::time::Instant::now() < deadline, "reading {topic} timed out");
-            records.extend(consumer.poll(1000, Duration::from_millis(200)).await.unwrap());
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "reading {topic} timed out"
+            );
+            records.extend(
+                consumer
+                    .poll(1000, Duration::from_millis(200))
+                    .await
+                    .unwrap(),
+            );
         }
         records
     }
@@ -108,7 +131,10 @@ impl Backend {
         };
         let envelope = Envelope::new(id, Event::IntegrationConfigured(config));
         self.bus
-            .publish(&self.topics.integrations(), vec![OutRecord::new(envelope.key(), envelope.encode())])
+            .publish(
+                &self.topics.integrations(),
+                vec![OutRecord::new(envelope.key(), envelope.encode())],
+            )
             .await
             .unwrap();
         id
@@ -130,14 +156,19 @@ impl TestApp {
             listen: "127.0.0.1:0".parse().unwrap(),
             public_url: "https://dealflow.example.com".parse().unwrap(),
             topics: backend.topics.clone(),
-            crm_allow_hosts: allow_hosts.iter().map(|p| HostPattern::parse(p).unwrap()).collect(),
+            crm_allow_hosts: allow_hosts
+                .iter()
+                .map(|p| HostPattern::parse(p).unwrap())
+                .collect(),
             secret_key: SecretString::from(SECRET),
             api_token: SecretString::from(API_TOKEN),
             publish_timeout: Duration::from_secs(2),
             client_options: ClientOptions::default(),
         };
         let budgets = Budgets::new(BudgetSettings::with_rps(8).unwrap());
-        let service = IngestService::build(settings, bus, budgets, Metrics::new()).await.unwrap();
+        let service = IngestService::build(settings, bus, budgets, Metrics::new())
+            .await
+            .unwrap();
         let base = format!("http://{}", service.local_addr());
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(service.run_until_stopped(shutdown.clone()));
@@ -148,7 +179,12 @@ impl TestApp {
             task,
         };
         wait_for(WAIT, "ingest to serve", || async {
-            app.http.get(format!("{}/readyz", app.base)).send().await.ok().filter(|r| r.status() == 200)
+            app.http
+                .get(format!("{}/readyz", app.base))
+                .send()
+                .await
+                .ok()
+                .filter(|r| r.status() == 200)
         })
         .await;
         app
@@ -159,9 +195,18 @@ impl TestApp {
     }
 
     pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
-        let response = self.http.get(self.api(path)).bearer_auth(API_TOKEN).send().await.unwrap();
+        let response = self
+            .http
+            .get(self.api(path))
+            .bearer_auth(API_TOKEN)
+            .send()
+            .await
+            .unwrap();
         let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(serde_json::Value::Null))
+        (
+            status,
+            response.json().await.unwrap_or(serde_json::Value::Null),
+        )
     }
 
     /// The webhook URL the API shows for an integration (once this ingest knows it).
@@ -185,5 +230,11 @@ impl TestApp {
 pub async fn error_code(response: reqwest::Response) -> (u16, String) {
     let status = response.status().as_u16();
     let body: serde_json::Value = response.json().await.unwrap();
-    (status, body["error"]["code"].as_str().unwrap_or_default().to_string())
+    (
+        status,
+        body["error"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+    )
 }

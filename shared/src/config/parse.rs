@@ -19,7 +19,8 @@ pub struct HostPattern {
 
 impl HostPattern {
     pub fn parse(s: &str) -> Result<Self, String> {
-        let bad = || format!("{s:?} is not a pattern like http://127.0.0.1:* or https://crm.example.com");
+        let bad =
+            || format!("{s:?} is not a pattern like http://127.0.0.1:* or https://crm.example.com");
         let (scheme, rest) = s.split_once("://").ok_or_else(bad)?;
         if scheme != "http" && scheme != "https" {
             return Err(bad());
@@ -53,14 +54,19 @@ impl HostPattern {
         };
         url.scheme() == self.scheme
             && host == self.host
-            && self.port.is_none_or(|p| url.port_or_known_default() == Some(p))
+            && self
+                .port
+                .is_none_or(|p| url.port_or_known_default() == Some(p))
     }
 }
 
 pub(super) fn read_file(path: &str) -> Result<BTreeMap<String, String>, ConfigError> {
     let err = |p: String| ConfigError::new(vars::CONFIG, p);
-    let text = std::fs::read_to_string(path).map_err(|e| err(format!("cannot read {path:?}: {e}")))?;
-    let table: toml::Table = text.parse().map_err(|e| err(format!("{path:?} is not valid TOML: {e}")))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| err(format!("cannot read {path:?}: {e}")))?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e| err(format!("{path:?} is not valid TOML: {e}")))?;
     let mut out = BTreeMap::new();
     for (key, value) in table {
         let name = format!("DEALFLOW_{}", key.to_ascii_uppercase());
@@ -73,15 +79,30 @@ pub(super) fn read_file(path: &str) -> Result<BTreeMap<String, String>, ConfigEr
             toml::Value::Boolean(b) => b.to_string(),
             toml::Value::Array(items) => items
                 .iter()
-                .map(|i| i.as_str().map(str::to_string).unwrap_or_else(|| i.to_string()))
+                .map(|i| {
+                    i.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| i.to_string())
+                })
                 .collect::<Vec<_>>()
                 .join(","),
             toml::Value::Table(t) => t
                 .iter()
-                .map(|(k, v)| format!("{k}={}", v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())))
+                .map(|(k, v)| {
+                    format!(
+                        "{k}={}",
+                        v.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| v.to_string())
+                    )
+                })
                 .collect::<Vec<_>>()
                 .join(";"),
-            other => return Err(err(format!("{path:?}: key {key:?} has an unsupported value {other}"))),
+            other => {
+                return Err(err(format!(
+                    "{path:?}: key {key:?} has an unsupported value {other}"
+                )));
+            }
         };
         out.insert(name, text);
     }
@@ -94,19 +115,27 @@ pub(super) fn public_url(s: &str) -> Result<Url, String> {
         return Err(format!("must be an http(s) URL with a host, got {s:?}"));
     }
     if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
-        return Err(format!("must not carry credentials, a query or a fragment, got {s:?}"));
+        return Err(format!(
+            "must not carry credentials, a query or a fragment, got {s:?}"
+        ));
     }
     Ok(url)
 }
 
 pub(super) fn brokers(s: &str) -> Result<String, String> {
-    let list: Vec<&str> = s.split(',').map(str::trim).filter(|b| !b.is_empty()).collect();
+    let list: Vec<&str> = s
+        .split(',')
+        .map(str::trim)
+        .filter(|b| !b.is_empty())
+        .collect();
     for broker in &list {
         let ok = broker
             .rsplit_once(':')
             .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
         if !ok {
-            return Err(format!("{broker:?} is not host:port (expected a list like kafka-1:9092,kafka-2:9092)"));
+            return Err(format!(
+                "{broker:?} is not host:port (expected a list like kafka-1:9092,kafka-2:9092)"
+            ));
         }
     }
     Ok(list.join(","))
@@ -117,18 +146,26 @@ pub(super) fn properties(s: &str) -> Result<BTreeMap<String, String>, String> {
         .map(str::trim)
         .filter(|p| !p.is_empty())
         .map(|p| match p.split_once('=') {
-            Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
-            _ => Err(format!("{p:?} is not key=value (separate properties with ';')")),
+            Some((k, v)) if !k.trim().is_empty() => {
+                Ok((k.trim().to_string(), v.trim().to_string()))
+            }
+            _ => Err(format!(
+                "{p:?} is not key=value (separate properties with ';')"
+            )),
         })
         .collect()
 }
 
 pub(super) fn topic_prefix(s: &str) -> Result<String, String> {
-    let ok = s.len() <= 100 && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    let ok = s.len() <= 100
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
     if ok {
         Ok(s.to_string())
     } else {
-        Err(format!("may use only letters, digits, '.', '_' and '-' (at most 100), got {s:?}"))
+        Err(format!(
+            "may use only letters, digits, '.', '_' and '-' (at most 100), got {s:?}"
+        ))
     }
 }
 
@@ -146,7 +183,9 @@ pub(super) fn database_url(s: &str) -> Result<DatabaseUrl, String> {
 pub(super) fn secret(s: &str, min_len: usize) -> Result<SecretString, String> {
     if s.len() < min_len {
         // The value is a secret: say what is wrong, never what it is.
-        return Err(format!("is too short: use at least {min_len} random characters"));
+        return Err(format!(
+            "is too short: use at least {min_len} random characters"
+        ));
     }
     Ok(SecretString::from(s.to_string()))
 }
@@ -163,7 +202,9 @@ pub(super) fn duration(s: &str) -> Result<Duration, String> {
         }
         let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let unit = match &rest[..unit_len] {
             "ms" => Duration::from_millis(n),
             "s" => Duration::from_secs(n),

@@ -6,7 +6,10 @@ use secrecy::ExposeSecret;
 use super::*;
 
 fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 fn err(pairs: &[(&str, &str)]) -> String {
@@ -22,7 +25,9 @@ fn defaults_follow_design() {
     assert!(c.kafka.is_none());
     assert_eq!(c.topic_prefix, "dealflow.");
     match &c.database_url {
-        DatabaseUrl::Sqlite(url) => assert_eq!(url.expose_secret(), "sqlite://./data/dealflow.db?mode=rwc"),
+        DatabaseUrl::Sqlite(url) => {
+            assert_eq!(url.expose_secret(), "sqlite://./data/dealflow.db?mode=rwc")
+        }
         other => panic!("{other:?}"),
     }
     assert!(c.api_token.is_none() && c.secret_key.is_none());
@@ -72,7 +77,10 @@ fn kafka_settings_and_properties() {
     assert_eq!(kafka.brokers, "k1:9092,k2:9093");
     assert_eq!(kafka.properties["linger.ms"], "5");
     let message = err(&[(vars::KAFKA_PROPERTIES, "a=b")]);
-    assert!(message.starts_with("DEALFLOW_KAFKA_PROPERTIES: "), "{message}");
+    assert!(
+        message.starts_with("DEALFLOW_KAFKA_PROPERTIES: "),
+        "{message}"
+    );
 }
 
 #[test]
@@ -86,7 +94,10 @@ fn empty_values_mean_unset_but_prefix_may_be_empty() {
 fn durations_parse() {
     assert_eq!(parse::duration("90s").unwrap(), Duration::from_secs(90));
     assert_eq!(parse::duration("1h30m").unwrap(), Duration::from_secs(5400));
-    assert_eq!(parse::duration("1500ms").unwrap(), Duration::from_millis(1500));
+    assert_eq!(
+        parse::duration("1500ms").unwrap(),
+        Duration::from_millis(1500)
+    );
     assert!(parse::duration("500ms").is_err());
     assert!(parse::duration("m").is_err());
     assert!(parse::duration("10").is_err());
@@ -102,7 +113,11 @@ fn host_patterns_match_scheme_host_and_port() {
     assert!(default_port.matches(&Url::parse("https://CRM.example.com/").unwrap()));
     assert!(!default_port.matches(&Url::parse("https://crm.example.com:8443/").unwrap()));
     assert!(HostPattern::parse("http://user@host:*").is_err());
-    let c = Config::from_map(&env(&[(vars::CRM_ALLOW_HOSTS, "http://127.0.0.1:*, https://crm.example.com")])).unwrap();
+    let c = Config::from_map(&env(&[(
+        vars::CRM_ALLOW_HOSTS,
+        "http://127.0.0.1:*, https://crm.example.com",
+    )]))
+    .unwrap();
     assert_eq!(c.crm_allow_hosts.len(), 2);
 }
 
@@ -129,10 +144,16 @@ fn file_mirrors_environment_and_environment_wins() {
     assert_eq!(c.crm_allow_hosts.len(), 1);
     // kafka_properties without brokers is a cross-field error naming the variable.
     let message = err(&[(vars::CONFIG, file)]);
-    assert!(message.starts_with("DEALFLOW_KAFKA_PROPERTIES: "), "{message}");
+    assert!(
+        message.starts_with("DEALFLOW_KAFKA_PROPERTIES: "),
+        "{message}"
+    );
 
     std::fs::write(&path, "crm_rsp = 5\n").unwrap();
     let message = err(&[(vars::CONFIG, file)]);
-    assert!(message.starts_with("DEALFLOW_CONFIG: ") && message.contains("crm_rsp"), "{message}");
+    assert!(
+        message.starts_with("DEALFLOW_CONFIG: ") && message.contains("crm_rsp"),
+        "{message}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -217,15 +217,21 @@ fn decode_data(
         source,
     };
     let event = match event_type {
-        EventType::OrderChanged => Event::OrderChanged(serde_json::from_value(data).map_err(invalid)?),
+        EventType::OrderChanged => {
+            Event::OrderChanged(serde_json::from_value(data).map_err(invalid)?)
+        }
         EventType::IntegrationConfigured => {
             Event::IntegrationConfigured(serde_json::from_value(data).map_err(invalid)?)
         }
         EventType::IntegrationRemoved => {
             Event::IntegrationRemoved(serde_json::from_value(data).map_err(invalid)?)
         }
-        EventType::DealUpserted => Event::DealUpserted(serde_json::from_value(data).map_err(invalid)?),
-        EventType::DealDeleted => Event::DealDeleted(serde_json::from_value(data).map_err(invalid)?),
+        EventType::DealUpserted => {
+            Event::DealUpserted(serde_json::from_value(data).map_err(invalid)?)
+        }
+        EventType::DealDeleted => {
+            Event::DealDeleted(serde_json::from_value(data).map_err(invalid)?)
+        }
         EventType::ContactUpserted => {
             Event::ContactUpserted(serde_json::from_value(data).map_err(invalid)?)
         }

@@ -1,0 +1,170 @@
+//! Dead letters: records that can never be processed, moved aside with where they came from.
+//!
+//! [`DeadLetters::send`] republishes the original bytes, under the original key, to the
+//! dead-letter topic with the headers named by the `HEADER_*` constants, so an operator can
+//! find, fix and replay them. A sliding-window cap turns a flood of dead letters (a bad deploy
+//! that rejects everything) into a fatal error instead of draining the source topics.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::{BusError, Delivered, EventBus, OutRecord, Position};
+
+/// Header: the topic the record was read from.
+pub const HEADER_SOURCE_TOPIC: &str = "source_topic";
+/// Header: its partition, as decimal text.
+pub const HEADER_SOURCE_PARTITION: &str = "source_partition";
+/// Header: its offset, as decimal text.
+pub const HEADER_SOURCE_OFFSET: &str = "source_offset";
+/// Header: the processing stage that gave up on it (e.g. `enricher.map`).
+pub const HEADER_STAGE: &str = "stage";
+/// Header: why, as UTF-8 text (truncated to [`MAX_ERROR_BYTES`]).
+pub const HEADER_ERROR: &str = "error";
+
+/// Longest `error` header kept; longer reasons are cut at a character boundary.
+const MAX_ERROR_BYTES: usize = 4096;
+
+/// At most `max` dead letters within any sliding `window`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeadLetterCap {
+    /// Dead letters allowed within the window.
+    pub max: usize,
+    /// The sliding window.
+    pub window: Duration,
+}
+
+impl Default for DeadLetterCap {
+    /// 100 per 10 minutes: plenty for the odd poison order, a halt for a systematic failure.
+    fn default() -> Self {
+        Self {
+            max: 100,
+            window: Duration::from_secs(600),
+        }
+    }
+}
+
+/// Publishes dead letters to one topic, within a cap.
+#[derive(Debug)]
+pub struct DeadLetters {
+    bus: Arc<dyn EventBus>,
+    topic: String,
+    cap: DeadLetterCap,
+    /// When recent dead letters were sent, oldest first.
+    sent: Mutex<VecDeque<Instant>>,
+}
+
+impl DeadLetters {
+    /// Dead letters go to `topic` (which must exist) on `bus`.
+    pub fn new(bus: Arc<dyn EventBus>, topic: impl Into<String>, cap: DeadLetterCap) -> Self {
+        Self {
+            bus,
+            topic: topic.into(),
+            cap,
+            sent: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    /// The dead-letter topic.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// Publishes `record` to the dead-letter topic and waits for the durable ack; the caller
+    /// may then store its offset. Fails with [`BusError::DeadLetterCapReached`] (fatal, nothing
+    /// published) once the cap is reached.
+    #[tracing::instrument(
+        skip_all,
+        fields(topic = %record.topic, partition = record.partition, offset = record.offset, stage = %stage),
+        err
+    )]
+    pub async fn send(
+        &self,
+        record: &Delivered,
+        stage: &str,
+        reason: &str,
+    ) -> Result<Position, BusError> {
+        self.check_cap()?;
+        let letter = OutRecord {
+            key: record.key.clone().unwrap_or_default(),
+            payload: record.payload.clone(),
+            headers: vec![
+                (
+                    HEADER_SOURCE_TOPIC.to_owned(),
+                    record.topic.clone().into_bytes(),
+                ),
+                (
+                    HEADER_SOURCE_PARTITION.to_owned(),
+                    record.partition.to_string().into_bytes(),
+                ),
+                (
+                    HEADER_SOURCE_OFFSET.to_owned(),
+                    record.offset.to_string().into_bytes(),
+                ),
+                (HEADER_STAGE.to_owned(), stage.as_bytes().to_vec()),
+                (
+                    HEADER_ERROR.to_owned(),
+                    truncate(reason, MAX_ERROR_BYTES).as_bytes().to_vec(),
+                ),
+            ],
+        };
+        let position = self
+            .bus
+            .publish(&self.topic, vec![letter])
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| BusError::fatal_msg("publishing a dead letter returned no position"))?;
+        self.sent
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push_back(Instant::now());
+        tracing::warn!(reason, "record dead-lettered");
+        Ok(position)
+    }
+
+    /// Fails when the window already holds `max` dead letters.
+    fn check_cap(&self) -> Result<(), BusError> {
+        let mut sent = self.sent.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        while sent
+            .front()
+            .is_some_and(|&at| now.duration_since(at) >= self.cap.window)
+        {
+            sent.pop_front();
+        }
+        if sent.len() >= self.cap.max {
+            return Err(BusError::DeadLetterCapReached {
+                count: sent.len(),
+                window: self.cap.window,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The longest prefix of `text` within `max` bytes that ends on a character boundary.
+fn truncate(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::truncate;
+
+    #[test]
+    fn truncate_keeps_char_boundaries() {
+        assert_eq!(truncate("short", 10), "short");
+        assert_eq!(truncate("абв", 3), "а");
+        assert_eq!(truncate("абв", 4), "аб");
+    }
+}

@@ -1,0 +1,190 @@
+//! The embedded log's consumer: the one active member of its group.
+//!
+//! It reads from a fetch position per topic (starting at the group's committed offset), keeps
+//! what the caller [stored](Consumer::store) in memory, and writes it through the writer task on
+//! [`commit`](Consumer::commit). Dropping it without committing loses only the stored positions,
+//! so the next member sees those records again (at least once).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::Row;
+use tokio::sync::watch;
+
+use super::schema::decode_headers;
+use super::writer::{Done, Op};
+use super::{GroupClaim, unexpected};
+use crate::bus::{BusError, Consumer, Delivered};
+
+/// Per-topic progress of the consumer.
+#[derive(Debug)]
+struct Cursor {
+    topic: String,
+    topic_id: i64,
+    /// Next offset to read.
+    fetch: i64,
+    /// Next offset to commit, as stored by the caller.
+    stored: i64,
+    /// Last committed next offset.
+    committed: i64,
+}
+
+/// A member of a consumer group on the [`EmbeddedLog`](super::EmbeddedLog).
+#[derive(Debug)]
+pub struct EmbeddedConsumer {
+    claim: GroupClaim,
+    cursors: Vec<Cursor>,
+    /// Topic to read first on the next poll, so one busy topic cannot starve the others.
+    next_cursor: usize,
+    wake: watch::Receiver<u64>,
+}
+
+impl EmbeddedConsumer {
+    /// Starts from the group's committed offsets (0, the earliest, when none).
+    pub(super) async fn start(
+        claim: GroupClaim,
+        topics: &[String],
+        topic_ids: &[i64],
+    ) -> Result<Self, BusError> {
+        let inner = &claim.log.inner;
+        let mut cursors = Vec::with_capacity(topics.len());
+        for (topic, &topic_id) in topics.iter().zip(topic_ids) {
+            let committed: Option<i64> = sqlx::query_scalar(
+                "SELECT next_offset FROM group_offsets WHERE group_name = ? AND topic_id = ?",
+            )
+            .bind(&claim.group)
+            .bind(topic_id)
+            .fetch_optional(&inner.reader)
+            .await
+            .map_err(|e| BusError::fatal("reading committed offsets", e))?;
+            let committed = committed.unwrap_or(0);
+            cursors.push(Cursor {
+                topic: topic.clone(),
+                topic_id,
+                fetch: committed,
+                stored: committed,
+                committed,
+            });
+        }
+        let wake = inner.wake.clone();
+        Ok(Self {
+            claim,
+            cursors,
+            next_cursor: 0,
+            wake,
+        })
+    }
+
+    /// Reads what is available now, up to `max` records, round-robin over the topics.
+    async fn fetch(&mut self, max: usize) -> Result<Vec<Delivered>, BusError> {
+        let mut out = Vec::new();
+        let count = self.cursors.len();
+        for step in 0..count {
+            let remaining = max.saturating_sub(out.len());
+            if remaining == 0 {
+                break;
+            }
+            let index = (self.next_cursor + step) % count;
+            let cursor = &mut self.cursors[index];
+            let rows = sqlx::query(
+                "SELECT offset, key, payload, headers FROM records
+                 WHERE topic_id = ? AND offset >= ? ORDER BY offset LIMIT ?",
+            )
+            .bind(cursor.topic_id)
+            .bind(cursor.fetch)
+            .bind(i64::try_from(remaining).unwrap_or(i64::MAX))
+            .fetch_all(&self.claim.log.inner.reader)
+            .await
+            .map_err(|e| BusError::fatal("reading the embedded log", e))?;
+            for row in rows {
+                let read = |e| BusError::fatal("decoding an embedded log record", e);
+                let offset: i64 = row.try_get("offset").map_err(read)?;
+                let headers: Option<Vec<u8>> = row.try_get("headers").map_err(read)?;
+                out.push(Delivered {
+                    topic: cursor.topic.clone(),
+                    partition: 0,
+                    offset,
+                    key: row.try_get("key").map_err(read)?,
+                    payload: row.try_get("payload").map_err(read)?,
+                    headers: decode_headers(headers.as_deref())?,
+                });
+                cursor.fetch = offset + 1;
+            }
+        }
+        if count > 0 {
+            self.next_cursor = (self.next_cursor + 1) % count;
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl Consumer for EmbeddedConsumer {
+    #[tracing::instrument(skip_all, fields(group = %self.claim.group), err)]
+    async fn poll(&mut self, max: usize, timeout: Duration) -> Result<Vec<Delivered>, BusError> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            // Mark the current generation seen *before* reading, so a commit landing between
+            // the read and the wait still wakes us.
+            self.wake.borrow_and_update();
+            let records = self.fetch(max).await?;
+            if !records.is_empty() {
+                return Ok(records);
+            }
+            match tokio::time::timeout_at(deadline, self.wake.changed()).await {
+                Err(_elapsed) => return Ok(Vec::new()),
+                Ok(Ok(())) => {}
+                Ok(Err(_closed)) => {
+                    return Err(BusError::fatal_msg("the embedded log writer has stopped"));
+                }
+            }
+        }
+    }
+
+    fn store(&mut self, record: &Delivered) -> Result<(), BusError> {
+        let cursor = self
+            .cursors
+            .iter_mut()
+            .find(|c| c.topic == record.topic && record.partition == 0)
+            .ok_or_else(|| {
+                BusError::fatal_msg(format!(
+                    "cannot store offset {} of {}[{}]: not assigned to this consumer",
+                    record.offset, record.topic, record.partition
+                ))
+            })?;
+        cursor.stored = record.offset + 1;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all, fields(group = %self.claim.group), err)]
+    async fn commit(&mut self) -> Result<(), BusError> {
+        let offsets: Vec<(i64, i64)> = self
+            .cursors
+            .iter()
+            .filter(|c| c.stored != c.committed)
+            .map(|c| (c.topic_id, c.stored))
+            .collect();
+        if offsets.is_empty() {
+            return Ok(());
+        }
+        let op = Op::CommitOffsets {
+            group: self.claim.group.clone(),
+            offsets,
+        };
+        match self.claim.log.call(op).await? {
+            Done::Committed => {}
+            other => return Err(unexpected(&other)),
+        }
+        for cursor in &mut self.cursors {
+            cursor.committed = cursor.stored;
+        }
+        Ok(())
+    }
+
+    fn assignment(&self) -> Vec<(String, i32)> {
+        self.cursors.iter().map(|c| (c.topic.clone(), 0)).collect()
+    }
+}

@@ -1,0 +1,241 @@
+//! Configuration of the Kafka backend: librdkafka properties come from here, never from literals
+//! scattered through the code.
+//!
+//! Properties are layered: built-in defaults, then `properties` (every client), then
+//! `producer_properties` / `consumer_properties`. A few properties carry the delivery guarantees
+//! (see [`KafkaBusConfig::validate`]) and cannot be overridden to anything else.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+
+use crate::bus::BusError;
+
+/// A property that carries a delivery guarantee, and the values it may take.
+type Fixed = (&'static str, &'static [&'static str]);
+
+const PRODUCER_FIXED: &[Fixed] = &[("enable.idempotence", &["true"]), ("acks", &["all", "-1"])];
+const CONSUMER_FIXED: &[Fixed] = &[
+    ("enable.auto.commit", &["false"]),
+    ("enable.auto.offset.store", &["false"]),
+];
+
+/// Settings of the Kafka backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KafkaBusConfig {
+    /// Bootstrap servers, `host:port[,host:port…]` (`DEALFLOW_KAFKA_BROKERS`).
+    pub brokers: String,
+    /// `client.id` of every client, visible in broker logs and quotas.
+    pub client_id: String,
+    /// librdkafka properties for every client (producer, consumers, admin), over the defaults.
+    pub properties: BTreeMap<String, String>,
+    /// librdkafka properties for the producer only.
+    pub producer_properties: BTreeMap<String, String>,
+    /// librdkafka properties for consumers only.
+    pub consumer_properties: BTreeMap<String, String>,
+    /// How long `publish` waits for every delivery report before failing with a timeout
+    /// (transient). Also librdkafka's `message.timeout.ms` unless set explicitly.
+    pub publish_timeout: Duration,
+    /// Timeout of metadata, watermark, topic-creation and offset-commit requests.
+    pub request_timeout: Duration,
+    /// Replication factor of created topics; `-1` uses the broker's `default.replication.factor`.
+    pub replication_factor: i32,
+}
+
+impl KafkaBusConfig {
+    /// Defaults for `brokers`: client id `dealflow`, 10 s publish and request timeouts, the
+    /// broker's default replication factor, and `broker.address.family=v4` (librdkafka may
+    /// otherwise try `::1` for `localhost`; set it to `any` in `properties` for IPv6 clusters).
+    pub fn new(brokers: impl Into<String>) -> Self {
+        let properties = [("broker.address.family", "v4")];
+        let producer_properties = [
+            ("enable.idempotence", "true"),
+            ("acks", "all"),
+            // `publish` awaits every record, so waiting to fill batches only adds latency;
+            // records queued while a request is in flight are still batched.
+            ("linger.ms", "0"),
+            // Same key → same partition as the Java client, so other producers agree.
+            ("partitioner", "murmur2_random"),
+            // Topics are created by `ensure_topics` only: a misspelt topic must not appear.
+            ("allow.auto.create.topics", "false"),
+        ];
+        let consumer_properties = [
+            ("enable.auto.commit", "false"),
+            ("enable.auto.offset.store", "false"),
+            ("auto.offset.reset", "earliest"),
+            ("enable.partition.eof", "false"),
+        ];
+        let map = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect::<BTreeMap<_, _>>()
+        };
+        Self {
+            brokers: brokers.into(),
+            client_id: "dealflow".to_owned(),
+            properties: map(&properties),
+            producer_properties: map(&producer_properties),
+            consumer_properties: map(&consumer_properties),
+            publish_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(10),
+            replication_factor: -1,
+        }
+    }
+
+    /// Rejects settings that would break the delivery guarantees, or are set elsewhere.
+    ///
+    /// Fixed: `enable.idempotence=true`, `acks=all` (or `-1`), `enable.auto.commit=false`,
+    /// `enable.auto.offset.store=false`; `bootstrap.servers`, `client.id` and `group.id` come
+    /// from their own fields or calls, not from the property maps.
+    pub fn validate(&self) -> Result<(), BusError> {
+        if self.brokers.trim().is_empty() {
+            return Err(BusError::Config("no Kafka brokers configured".to_owned()));
+        }
+        if self.publish_timeout.is_zero() || self.request_timeout.is_zero() {
+            return Err(BusError::Config(
+                "Kafka publish and request timeouts must be positive".to_owned(),
+            ));
+        }
+        if self.replication_factor == 0 || self.replication_factor < -1 {
+            return Err(BusError::Config(format!(
+                "Kafka replication factor must be positive or -1, not {}",
+                self.replication_factor
+            )));
+        }
+        let all = [
+            &self.properties,
+            &self.producer_properties,
+            &self.consumer_properties,
+        ];
+        for reserved in ["bootstrap.servers", "client.id", "group.id"] {
+            if all.iter().any(|m| m.contains_key(reserved)) {
+                return Err(BusError::Config(format!(
+                    "librdkafka property {reserved} is set from its own setting, not as a property"
+                )));
+            }
+        }
+        // Checked in every map that reaches the client, so a weakening override is reported
+        // even where a later map happens to restore the value.
+        let checks = [
+            (
+                [&self.properties, &self.producer_properties],
+                PRODUCER_FIXED,
+            ),
+            (
+                [&self.properties, &self.consumer_properties],
+                CONSUMER_FIXED,
+            ),
+        ];
+        for (maps, rules) in checks {
+            for &(key, allowed) in rules {
+                for value in maps.iter().filter_map(|m| m.get(key)) {
+                    if !allowed.contains(&value.as_str()) {
+                        return Err(BusError::Config(format!(
+                            "librdkafka property {key}={value} would break at-least-once delivery; it must be {}",
+                            allowed.join(" or ")
+                        )));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The producer's librdkafka configuration.
+    pub(super) fn producer(&self) -> ClientConfig {
+        let mut config = self.base();
+        let timeout_ms = self.publish_timeout.as_millis().to_string();
+        config.set("message.timeout.ms", timeout_ms);
+        apply(&mut config, &self.properties);
+        apply(&mut config, &self.producer_properties);
+        // The guarantees, whatever the maps said (validate() reports conflicts first).
+        config.set("enable.idempotence", "true");
+        config
+    }
+
+    /// A consumer's librdkafka configuration, in `group` when given.
+    pub(super) fn consumer(&self, group: Option<&str>) -> ClientConfig {
+        let mut config = self.base();
+        apply(&mut config, &self.properties);
+        apply(&mut config, &self.consumer_properties);
+        config
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false");
+        if let Some(group) = group {
+            config.set("group.id", group);
+        }
+        config
+    }
+
+    /// The admin client's librdkafka configuration.
+    pub(super) fn admin(&self) -> ClientConfig {
+        let mut config = self.base();
+        apply(&mut config, &self.properties);
+        config
+    }
+
+    fn base(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &self.brokers)
+            .set("client.id", &self.client_id);
+        config
+    }
+}
+
+fn apply(config: &mut ClientConfig, properties: &BTreeMap<String, String>) {
+    for (key, value) in properties {
+        config.set(key, value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_carry_the_guarantees() {
+        let config = KafkaBusConfig::new("127.0.0.1:9092");
+        config.validate().unwrap();
+        let producer = config.producer();
+        assert_eq!(producer.get("acks"), Some("all"));
+        assert_eq!(producer.get("enable.idempotence"), Some("true"));
+        assert_eq!(producer.get("message.timeout.ms"), Some("10000"));
+        assert_eq!(producer.get("broker.address.family"), Some("v4"));
+        let consumer = config.consumer(Some("g"));
+        assert_eq!(consumer.get("enable.auto.offset.store"), Some("false"));
+        assert_eq!(consumer.get("auto.offset.reset"), Some("earliest"));
+        assert_eq!(consumer.get("group.id"), Some("g"));
+        assert_eq!(consumer.get("acks"), None);
+    }
+
+    #[test]
+    fn overrides_apply_but_guarantees_cannot_be_weakened() {
+        let mut config = KafkaBusConfig::new("b:9092");
+        config
+            .properties
+            .insert("broker.address.family".into(), "any".into());
+        config.validate().unwrap();
+        assert_eq!(config.admin().get("broker.address.family"), Some("any"));
+
+        config.producer_properties.insert("acks".into(), "1".into());
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("acks=1"), "{err}");
+
+        let mut config = KafkaBusConfig::new("b:9092");
+        config
+            .properties
+            .insert("enable.auto.offset.store".into(), "true".into());
+        assert!(config.validate().is_err());
+
+        let mut config = KafkaBusConfig::new("b:9092");
+        config
+            .consumer_properties
+            .insert("group.id".into(), "x".into());
+        assert!(config.validate().is_err());
+
+        assert!(KafkaBusConfig::new(" ").validate().is_err());
+    }
+}

@@ -1,0 +1,184 @@
+//! The event bus: one small trait, two backends.
+//!
+//! Components only see [`EventBus`] (held as `Arc<dyn EventBus>`) and the [`Consumer`] it hands
+//! out. Two backends implement it:
+//!
+//! - [`KafkaBus`]: rdkafka, idempotent producer with `acks=all`, consumer groups with offsets
+//!   stored only when the caller says so and committed explicitly;
+//! - [`EmbeddedLog`]: a durable log in one SQLite file (the single-machine default), with a
+//!   group-committing writer so concurrent publishers share one fsync.
+//!
+//! Delivery is at least once on both: a record is redelivered until the offset after it has been
+//! [stored](Consumer::store) and [committed](Consumer::commit). [`DeadLetters`] moves records
+//! that can never be processed aside, with a cap so a bad deploy halts instead of draining.
+//!
+//! The conformance suite (`shared/tests/bus_conformance.rs`) runs the same cases against both.
+
+mod dead_letter;
+mod embedded;
+mod error;
+mod kafka;
+
+use std::fmt::Debug;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+pub use dead_letter::{
+    DeadLetterCap, DeadLetters, HEADER_ERROR, HEADER_SOURCE_OFFSET, HEADER_SOURCE_PARTITION,
+    HEADER_SOURCE_TOPIC, HEADER_STAGE,
+};
+pub use embedded::{EmbeddedConsumer, EmbeddedLog, EmbeddedStats, RetentionReport};
+pub use error::BusError;
+pub use kafka::{KafkaBus, KafkaBusConfig, KafkaConsumer};
+
+/// A record to publish: the key decides the partition (and so the order), the payload is opaque.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutRecord {
+    /// Partitioning key; records with the same key keep their relative order.
+    pub key: String,
+    /// The bytes to store (dealflow puts the JSON envelope here).
+    pub payload: Vec<u8>,
+    /// Record headers, in order (names may repeat, as in Kafka).
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+impl OutRecord {
+    /// A record without headers.
+    pub fn new(key: impl Into<String>, payload: impl Into<Vec<u8>>) -> Self {
+        Self {
+            key: key.into(),
+            payload: payload.into(),
+            headers: Vec::new(),
+        }
+    }
+
+    /// Adds one header.
+    #[must_use]
+    pub fn with_header(mut self, name: impl Into<String>, value: impl Into<Vec<u8>>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+}
+
+/// A record read from the bus, owned (no borrow of the consumer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivered {
+    /// Topic it was read from.
+    pub topic: String,
+    /// Partition it was read from (always 0 on the embedded log).
+    pub partition: i32,
+    /// Its offset in that partition.
+    pub offset: i64,
+    /// The key (`None` only for foreign records written without one).
+    pub key: Option<String>,
+    /// The payload bytes.
+    pub payload: Vec<u8>,
+    /// Headers, in order.
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+impl Delivered {
+    /// The first header with this name.
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_slice())
+    }
+}
+
+/// Where a published record landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Position {
+    /// Partition the record was written to.
+    pub partition: i32,
+    /// Offset within that partition.
+    pub offset: i64,
+}
+
+/// How long a topic keeps its records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retention {
+    /// Only the latest record per key is kept (Kafka `cleanup.policy=compact`).
+    Compacted,
+    /// Records older than this many days are deleted.
+    Days(u32),
+    /// Records are never deleted (the replay source).
+    Forever,
+}
+
+/// A topic to create if it does not exist yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicSpec {
+    /// Full topic name (prefix included).
+    pub name: String,
+    /// Partition count on Kafka; the embedded log always has one partition per topic.
+    pub partitions: i32,
+    /// Retention policy.
+    pub retention: Retention,
+}
+
+impl TopicSpec {
+    /// A topic spec.
+    pub fn new(name: impl Into<String>, partitions: i32, retention: Retention) -> Self {
+        Self {
+            name: name.into(),
+            partitions,
+            retention,
+        }
+    }
+}
+
+/// The event bus: publish with a durable acknowledgement, consume as a group, replay.
+#[async_trait]
+pub trait EventBus: Send + Sync + Debug {
+    /// Creates the topics that do not exist yet; existing ones are left as they are
+    /// (the embedded log updates their retention).
+    async fn ensure_topics(&self, specs: &[TopicSpec]) -> Result<(), BusError>;
+
+    /// Appends the records to `topic`, in order. Resolves only when every record is durably
+    /// acknowledged (Kafka: `acks=all` delivery reports; embedded: the fsynced commit), with one
+    /// position per record in input order. On error, any subset may have been written.
+    async fn publish(
+        &self,
+        topic: &str,
+        records: Vec<OutRecord>,
+    ) -> Result<Vec<Position>, BusError>;
+
+    /// Joins consumer group `group` on `topics` (which must exist). The group starts from its
+    /// committed offsets, or from the earliest record when it has none.
+    async fn subscribe(
+        &self,
+        group: &str,
+        topics: &[String],
+    ) -> Result<Box<dyn Consumer>, BusError>;
+
+    /// Moves `group`'s committed offsets on `topics` back to the beginning, so its next member
+    /// replays everything. The group must have no active member.
+    async fn reset_group(&self, group: &str, topics: &[String]) -> Result<(), BusError>;
+
+    /// High watermark per partition (the offset the next record will get), sorted by partition.
+    async fn end_offsets(&self, topic: &str) -> Result<Vec<(i32, i64)>, BusError>;
+}
+
+/// One member of a consumer group. Offsets move only through [`store`](Consumer::store) and
+/// [`commit`](Consumer::commit); dropping a consumer without committing means redelivery.
+#[async_trait]
+pub trait Consumer: Send + Debug {
+    /// Up to `max` records. Waits up to `timeout` for the first one (woken by the backend, no
+    /// busy polling); an empty vector means the timeout passed.
+    async fn poll(&mut self, max: usize, timeout: Duration) -> Result<Vec<Delivered>, BusError>;
+
+    /// Marks `record` as processed, so the next commit moves the group past it. Call only once
+    /// its side effect is durable, and in order within a partition: storing a record also
+    /// moves the group past every earlier record of its partition. Offsets are never stored
+    /// implicitly.
+    fn store(&mut self, record: &Delivered) -> Result<(), BusError>;
+
+    /// Durably commits what was stored. A no-op when nothing new was stored.
+    async fn commit(&mut self) -> Result<(), BusError>;
+
+    /// The partitions currently assigned to this member, as `(topic, partition)`.
+    fn assignment(&self) -> Vec<(String, i32)>;
+}
