@@ -19,11 +19,7 @@ const KEY: &str = "test-key-0123456789";
 
 fn fixture(name: &str) -> Vec<u8> {
     let dir = std::env::var("DEALFLOW_FIXTURES_DIR").unwrap_or_else(|_| {
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/retailcrm/fixtures"
-        )
-        .to_owned()
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/retailcrm").to_owned()
     });
     std::fs::read(format!("{dir}/{name}")).unwrap_or_else(|e| panic!("{name}: {e}"))
 }

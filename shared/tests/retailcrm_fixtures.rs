@@ -3,8 +3,8 @@
 //! into the right typed error. The table below names every fixture; a file it does not know
 //! fails the test, so a new fixture cannot be skipped silently.
 //!
-//! The directory is `../shared/retailcrm/fixtures` beside the repository (as in the dev and CI
-//! layouts), or `DEALFLOW_FIXTURES_DIR`.
+//! The files live in the repository at `tests/fixtures/retailcrm/` (a copy of the shared docs'
+//! set, with its licence README, so a fresh clone is self-contained), or `DEALFLOW_FIXTURES_DIR`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -29,7 +29,7 @@ fn fixtures_dir() -> PathBuf {
         Some(dir) => PathBuf::from(dir),
         None => PathBuf::from(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/retailcrm/fixtures"
+            "/../tests/fixtures/retailcrm"
         )),
     }
 }
