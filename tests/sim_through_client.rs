@@ -41,19 +41,29 @@ fn start_sim(orders: usize) -> (Sim, String, String) {
         .expect("dealflow sim starts");
     let stdout = child.stdout.take().unwrap();
     let sim = Sim(child);
-    for line in BufReader::new(stdout).lines() {
-        let line = line.unwrap();
-        if let Some(rest) = line.strip_prefix("account 0: ") {
-            let field = |name: &str| {
-                rest.split_whitespace()
-                    .find_map(|f| f.strip_prefix(&format!("{name}=")))
-                    .unwrap_or_else(|| panic!("no {name} in {line:?}"))
-                    .to_string()
-            };
-            return (sim, field("url"), field("api_key"));
+    // Keep reading in the background: closing the pipe would kill the simulator on its next
+    // line of output.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(rest) = line.strip_prefix("account 0: ") {
+                let field = |name: &str| {
+                    rest.split_whitespace()
+                        .find_map(|f| f.strip_prefix(&format!("{name}=")))
+                        .map(str::to_string)
+                };
+                let _ = tx.send((field("url"), field("api_key")));
+            }
         }
-    }
-    panic!("dealflow sim printed no account");
+    });
+    let (url, key) = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("dealflow sim printed its first account");
+    (
+        sim,
+        url.expect("url= in the account line"),
+        key.expect("api_key= in the account line"),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
