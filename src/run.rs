@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
+use dealflow_enricher::{EnricherService, EnricherSettings};
 use dealflow_ingest::{IngestService, IngestSettings};
 use dealflow_shared::config::{Config, ConfigError, vars};
 use dealflow_shared::metrics::Metrics;
@@ -18,6 +19,8 @@ use tokio_util::sync::CancellationToken;
 pub enum Target {
     /// Webhooks and the integration settings API (needs Kafka).
     Ingest,
+    /// RetailCRM fetches: order changes become deals, contacts and funnel stages (needs Kafka).
+    Enricher,
 }
 
 #[derive(Debug, Args)]
@@ -32,7 +35,50 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
     telemetry::init(config.log_format);
     match args.target {
         Target::Ingest => run_ingest(config, shutdown).await,
+        Target::Enricher => run_enricher(config, shutdown).await,
     }
+}
+
+/// A component running as its own process talks to the others through Kafka.
+fn require_kafka(config: &Config, target: &str) -> Result<(), ConfigError> {
+    if config.kafka.is_none() {
+        // The embedded log belongs to one process; a lone component on it would talk to nobody.
+        return Err(ConfigError {
+            variable: vars::KAFKA_BROKERS.into(),
+            problem: format!(
+                "is required for --target {target} (a separate component talks to the others through Kafka)"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Separate processes must share secrets, so they cannot be generated per process.
+fn required(
+    value: Option<secrecy::SecretString>,
+    variable: &str,
+) -> Result<secrecy::SecretString, ConfigError> {
+    value.ok_or_else(|| ConfigError {
+        variable: variable.into(),
+        problem: "is required when components run as separate processes (they must share it)"
+            .into(),
+    })
+}
+
+async fn run_enricher(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    require_kafka(&config, "enricher")?;
+    let mut settings = EnricherSettings::new(
+        Topics::new(config.topic_prefix.clone()),
+        required(config.secret_key.clone(), vars::SECRET_KEY)?,
+    );
+    settings.listen = Some(config.listen);
+    let bus = wiring::open_bus(&config, "dealflow-enricher")
+        .await
+        .context("opening the event bus")?;
+    let budgets = Budgets::new(BudgetSettings::with_rps(config.crm_rps)?);
+    let service = EnricherService::build(settings, bus, budgets, Metrics::new()).await?;
+    service.run_until_stopped(shutdown).await?;
+    Ok(())
 }
 
 async fn run_ingest(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {

@@ -1,0 +1,131 @@
+//! The RetailCRM calls of one account worker, measured.
+//!
+//! A thin layer over the shared [`RetailCrmClient`] (which already takes a budget token per
+//! attempt and retries 503/429/5xx with backoff): each call is counted by endpoint and
+//! outcome, timed, and the account budget's waits during it are added to the budget-wait
+//! metrics. Endpoint labels are fixed names, never a path with an id.
+
+use std::future::Future;
+use std::time::Instant;
+
+use dealflow_shared::retailcrm::models::{
+    Dictionary, Order, Settings, Site, Status, StatusGroup, User,
+};
+use dealflow_shared::retailcrm::{
+    BudgetStats, OrdersFilter, PageLimit, RetailCrmClient, RetailCrmError,
+};
+
+use crate::metrics::EnricherMetrics;
+
+/// The outcome label of a call.
+pub fn outcome(result: &Result<impl Sized, RetailCrmError>) -> &'static str {
+    match result {
+        Ok(_) => "ok",
+        Err(RetailCrmError::NotFound { .. }) => "not_found",
+        Err(RetailCrmError::AuthFailed { .. }) => "auth_failed",
+        Err(RetailCrmError::AccessDenied { .. }) => "access_denied",
+        Err(RetailCrmError::RateLimited { .. }) => "rate_limited",
+        Err(RetailCrmError::Unavailable { .. }) => "unavailable",
+        Err(RetailCrmError::AccountNotFound { .. }) => "account_not_found",
+        Err(RetailCrmError::BadRequest { .. }) => "bad_request",
+        Err(RetailCrmError::InvalidResponse { .. }) => "invalid_response",
+        Err(RetailCrmError::InvalidRequest(_)) => "invalid_request",
+        Err(_) => "other",
+    }
+}
+
+/// One account's client with metrics.
+#[derive(Debug)]
+pub struct Crm {
+    client: RetailCrmClient,
+    metrics: EnricherMetrics,
+    budget_seen: BudgetStats,
+}
+
+impl Crm {
+    /// Wraps the account's client.
+    pub fn new(client: RetailCrmClient, metrics: EnricherMetrics) -> Self {
+        let budget_seen = client.budget().stats();
+        Self {
+            client,
+            metrics,
+            budget_seen,
+        }
+    }
+
+    async fn measured<T, F>(&mut self, endpoint: &'static str, call: F) -> Result<T, RetailCrmError>
+    where
+        F: Future<Output = Result<T, RetailCrmError>>,
+    {
+        let started = Instant::now();
+        let result = call.await;
+        self.metrics
+            .crm_call(endpoint, outcome(&result), started.elapsed());
+        // The budget is the account's, shared with any other client of it; this worker is
+        // its only steady user, so the difference is (nearly all) this call's waiting.
+        let now = self.client.budget().stats();
+        self.metrics.budget_waited(
+            now.waited.saturating_sub(self.budget_seen.waited),
+            now.wait_time.saturating_sub(self.budget_seen.wait_time),
+        );
+        self.budget_seen = now;
+        result
+    }
+
+    /// `GET /api/v5/orders?filter[ids][]=…&limit=100`: the orders among `ids` that exist.
+    pub async fn orders(&mut self, ids: &[i64]) -> Result<Vec<Order>, RetailCrmError> {
+        self.metrics.orders_call(ids.len());
+        let filter = OrdersFilter {
+            ids: ids.to_vec(),
+            limit: PageLimit::Hundred,
+            ..OrdersFilter::default()
+        };
+        let client = self.client.clone();
+        self.measured("orders", async move {
+            client.orders(&filter).await.map(|p| p.orders)
+        })
+        .await
+    }
+
+    /// `GET /api/v5/orders/{id}?by=id`.
+    pub async fn order(&mut self, id: i64) -> Result<Order, RetailCrmError> {
+        let client = self.client.clone();
+        self.measured("order", async move { client.order_by_id(id).await })
+            .await
+    }
+
+    /// `GET /api/v5/settings`.
+    pub async fn settings(&mut self) -> Result<Settings, RetailCrmError> {
+        let client = self.client.clone();
+        self.measured("settings", async move { client.settings().await })
+            .await
+    }
+
+    /// `GET /api/v5/reference/statuses`.
+    pub async fn statuses(&mut self) -> Result<Dictionary<Status>, RetailCrmError> {
+        let client = self.client.clone();
+        self.measured("statuses", async move { client.statuses().await })
+            .await
+    }
+
+    /// `GET /api/v5/reference/status-groups`.
+    pub async fn status_groups(&mut self) -> Result<Dictionary<StatusGroup>, RetailCrmError> {
+        let client = self.client.clone();
+        self.measured("status_groups", async move { client.status_groups().await })
+            .await
+    }
+
+    /// `GET /api/v5/reference/sites`.
+    pub async fn sites(&mut self) -> Result<Dictionary<Site>, RetailCrmError> {
+        let client = self.client.clone();
+        self.measured("sites", async move { client.sites().await })
+            .await
+    }
+
+    /// `GET /api/v5/users/{id}`.
+    pub async fn user(&mut self, id: i64) -> Result<User, RetailCrmError> {
+        let client = self.client.clone();
+        self.measured("user", async move { client.user(id).await })
+            .await
+    }
+}

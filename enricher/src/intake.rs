@@ -1,0 +1,437 @@
+//! The intake: the one task that owns the `order-changed` consumer.
+//!
+//! It polls records, decodes them (poison bytes go to the dead-letter topic at once), hands
+//! each order change to its account's worker (started on first use), and moves the group's
+//! offsets: a record's offset is stored only once the worker reports it finished, and only
+//! when every earlier record of its partition is finished too ([`OffsetTracker`]). Stored
+//! offsets are committed every `commit_interval` and on shutdown.
+//!
+//! A record of an integration the registry does not know yet (created a moment ago) waits up
+//! to `unknown_integration_grace` for it; a removed or switched-off integration's records are
+//! finished without work.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use dealflow_shared::bus::{Consumer, Delivered};
+use dealflow_shared::events::{Envelope, Event, IntegrationId, OrderChanged};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+use crate::error::EnricherError;
+use crate::offsets::OffsetTracker;
+use crate::queue::Ticket;
+use crate::shared::{IntakeEvent, STAGE_DECODE, Shared};
+use crate::worker::{self, Submit, WorkerHandle};
+
+/// How often the intake looks after limbo, idle workers and metrics.
+const MAINTENANCE_EVERY: Duration = Duration::from_millis(250);
+/// How often consumer lag is measured (a metadata round trip on Kafka).
+const LAG_EVERY: Duration = Duration::from_secs(5);
+/// Pause after a transient bus failure of the intake itself.
+const BUS_RETRY: Duration = Duration::from_millis(500);
+
+#[derive(Debug)]
+struct Active {
+    handle: WorkerHandle,
+    outstanding: usize,
+    idle_since: Option<Instant>,
+}
+
+#[derive(Debug)]
+struct Limbo {
+    deadline: Instant,
+    integration: IntegrationId,
+    ticket: Ticket,
+}
+
+/// The consumer loop of one enricher.
+#[derive(Debug)]
+pub(crate) struct Intake {
+    consumer: Box<dyn Consumer>,
+    shared: Arc<Shared>,
+    events: mpsc::UnboundedReceiver<IntakeEvent>,
+    tracker: OffsetTracker,
+    workers: HashMap<IntegrationId, Active>,
+    /// Every worker task (dropping the intake aborts them all).
+    tasks: JoinSet<(IntegrationId, u64)>,
+    next_generation: u64,
+    limbo: VecDeque<Limbo>,
+    shutdown: CancellationToken,
+    stop: CancellationToken,
+    abort: CancellationToken,
+    last_commit: Instant,
+    uncommitted: bool,
+    next_maintenance: Instant,
+    next_lag: Instant,
+}
+
+/// Why a record is not an order change to work on.
+fn decode(record: &Delivered) -> Result<(IntegrationId, OrderChanged), String> {
+    let envelope = Envelope::decode(&record.payload).map_err(|e| e.to_string())?;
+    match envelope.event {
+        Event::OrderChanged(change) if i64::try_from(change.order_id).is_ok() => {
+            Ok((envelope.integration_id, change))
+        }
+        Event::OrderChanged(change) => Err(format!("order id {} is out of range", change.order_id)),
+        other => Err(format!(
+            "unexpected event type {} on the order-changed topic",
+            other.event_type().as_str()
+        )),
+    }
+}
+
+impl Intake {
+    /// An intake over `consumer`; workers report on `events` (whose sender is in `shared`).
+    pub fn new(
+        consumer: Box<dyn Consumer>,
+        shared: Arc<Shared>,
+        events: mpsc::UnboundedReceiver<IntakeEvent>,
+        shutdown: CancellationToken,
+    ) -> Self {
+        let now = Instant::now();
+        Self {
+            consumer,
+            shared,
+            events,
+            tracker: OffsetTracker::new(),
+            workers: HashMap::new(),
+            tasks: JoinSet::new(),
+            next_generation: 0,
+            limbo: VecDeque::new(),
+            shutdown,
+            stop: CancellationToken::new(),
+            abort: CancellationToken::new(),
+            last_commit: now,
+            uncommitted: false,
+            next_maintenance: now,
+            next_lag: now,
+        }
+    }
+
+    /// Consumes until `shutdown` or a fatal failure, then lets the workers finish what they
+    /// hold (within `shutdown_grace`), stores and commits.
+    pub async fn run(mut self) -> Result<(), EnricherError> {
+        let outcome = self.consume().await;
+        if let Err(error) = &outcome {
+            tracing::error!(%error, "the enricher is stopping on a fatal error");
+        }
+        let wound_down = self.wind_down().await;
+        outcome.and(wound_down)
+    }
+
+    async fn consume(&mut self) -> Result<(), EnricherError> {
+        let settings = self.shared.settings.clone();
+        while !self.shutdown.is_cancelled() {
+            match self
+                .consumer
+                .poll(settings.poll_max_records, settings.poll_timeout)
+                .await
+            {
+                Ok(records) => {
+                    for record in records {
+                        self.route(record).await?;
+                    }
+                }
+                Err(error) if error.is_transient() => {
+                    tracing::warn!(%error, "order-changed unavailable; retrying");
+                    tokio::time::sleep(BUS_RETRY).await;
+                }
+                Err(error) => return Err(error.into()),
+            }
+            self.drain_events()?;
+            if Instant::now() >= self.next_maintenance {
+                self.maintain().await?;
+            }
+            self.store_and_commit(false).await?;
+        }
+        Ok(())
+    }
+
+    async fn route(&mut self, record: Delivered) -> Result<(), EnricherError> {
+        let reference = self
+            .tracker
+            .begin(&record.topic, record.partition, record.offset);
+        let delivered = Arc::new(record);
+        let (integration, change) = match decode(&delivered) {
+            Ok(decoded) => decoded,
+            Err(reason) => {
+                if self.dead_letter(&delivered, &reason).await? {
+                    self.tracker.finish(&reference);
+                }
+                return Ok(());
+            }
+        };
+        let ticket = Ticket {
+            order_id: change.order_id,
+            record: reference,
+            delivered,
+            consumed_at: Instant::now(),
+            changed_at: change.received_at,
+        };
+        let deadline = Instant::now() + self.shared.settings.unknown_integration_grace;
+        if let Some(limbo) = self.dispatch(integration, ticket, deadline) {
+            self.limbo.push_back(limbo);
+        }
+        Ok(())
+    }
+
+    /// Hands a ticket to its account's worker; returns it when the integration is unknown.
+    fn dispatch(
+        &mut self,
+        integration: IntegrationId,
+        ticket: Ticket,
+        deadline: Instant,
+    ) -> Option<Limbo> {
+        match self.shared.registry.get(integration) {
+            Some(config) if config.active => {
+                let mut submit = Submit {
+                    order_id: ticket.order_id,
+                    ticket,
+                };
+                loop {
+                    if !self.workers.contains_key(&integration) {
+                        self.next_generation += 1;
+                        let (handle, task) = worker::start(
+                            integration,
+                            self.next_generation,
+                            config.clone(),
+                            Arc::clone(&self.shared),
+                            self.stop.clone(),
+                            self.abort.clone(),
+                        );
+                        self.tasks.spawn(task);
+                        let active = Active {
+                            handle,
+                            outstanding: 0,
+                            idle_since: None,
+                        };
+                        self.workers.insert(integration, active);
+                    }
+                    let active = self.workers.get_mut(&integration).expect("inserted above");
+                    match active.handle.tx.send(submit) {
+                        Ok(()) => {
+                            active.outstanding += 1;
+                            active.idle_since = None;
+                            return None;
+                        }
+                        Err(returned) => {
+                            // The worker ended after it was let go; start a fresh one.
+                            submit = returned.0;
+                            self.workers.remove(&integration);
+                        }
+                    }
+                }
+            }
+            Some(_) => {
+                self.shared.metrics.skipped("integration_inactive", 1);
+                self.tracker.finish(&ticket.record);
+                None
+            }
+            None => Some(Limbo {
+                deadline,
+                integration,
+                ticket,
+            }),
+        }
+    }
+
+    /// Dead-letters a record, retrying transient bus failures; `false` when shutdown came
+    /// first (the record is then delivered again after the restart).
+    async fn dead_letter(
+        &mut self,
+        record: &Delivered,
+        reason: &str,
+    ) -> Result<bool, EnricherError> {
+        loop {
+            match self.shared.dead_letter(record, STAGE_DECODE, reason).await {
+                Ok(()) => return Ok(true),
+                Err(error) if error.is_transient() => {
+                    tracing::warn!(%error, "dead-letter topic unavailable; retrying");
+                    tokio::select! {
+                        _ = self.shutdown.cancelled() => return Ok(false),
+                        _ = tokio::time::sleep(BUS_RETRY) => {}
+                    }
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+    }
+
+    fn drain_events(&mut self) -> Result<(), EnricherError> {
+        while let Ok(event) = self.events.try_recv() {
+            match event {
+                IntakeEvent::Finished {
+                    integration,
+                    records,
+                } => {
+                    for record in &records {
+                        self.tracker.finish(record);
+                    }
+                    if let Some(active) = self.workers.get_mut(&integration) {
+                        active.outstanding = active.outstanding.saturating_sub(records.len());
+                        if active.outstanding == 0 {
+                            active.idle_since = Some(Instant::now());
+                        }
+                    }
+                }
+                IntakeEvent::Fatal { integration, error } => {
+                    tracing::error!(integration_id = %integration, %error, "account worker failed fatally");
+                    return Err(error);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn maintain(&mut self) -> Result<(), EnricherError> {
+        let now = Instant::now();
+        self.next_maintenance = now + MAINTENANCE_EVERY;
+        for _ in 0..self.limbo.len() {
+            let Some(waiting) = self.limbo.pop_front() else {
+                break;
+            };
+            if self.shared.registry.get(waiting.integration).is_some() {
+                if let Some(back) =
+                    self.dispatch(waiting.integration, waiting.ticket, waiting.deadline)
+                {
+                    self.limbo.push_back(back);
+                }
+            } else if now >= waiting.deadline {
+                tracing::warn!(integration_id = %waiting.integration, "order change of an unknown or removed integration skipped");
+                self.shared.metrics.skipped("unknown_integration", 1);
+                self.tracker.finish(&waiting.ticket.record);
+            } else {
+                self.limbo.push_back(waiting);
+            }
+        }
+        let idle_timeout = self.shared.settings.idle_worker_timeout;
+        self.workers.retain(|_, active| {
+            active
+                .idle_since
+                .is_none_or(|since| now < since + idle_timeout)
+        });
+        while let Some(ended) = self.tasks.try_join_next() {
+            let lost = match ended {
+                // A worker let go (idle) ends on its own; the current one of an integration
+                // only ends after a fatal error (reported first) or when told to stop.
+                Ok((id, generation)) => self
+                    .workers
+                    .get(&id)
+                    .filter(|a| a.handle.generation == generation)
+                    .map(|_| id.to_string()),
+                Err(error) => Some(format!("panicked: {error}")),
+            };
+            if let Some(lost) = lost {
+                self.drain_events()?;
+                return Err(EnricherError::WorkerLost(lost));
+            }
+        }
+        let lag = if now >= self.next_lag {
+            self.next_lag = now + LAG_EVERY;
+            self.lag().await
+        } else {
+            None
+        };
+        self.shared.metrics.intake(self.tracker.unfinished(), lag);
+        Ok(())
+    }
+
+    /// Records after the stored offsets on the known partitions (`None` if the bus is busy).
+    async fn lag(&mut self) -> Option<i64> {
+        let positions = self.tracker.positions();
+        let mut topics: Vec<&str> = positions.iter().map(|(t, _, _)| t.as_str()).collect();
+        topics.sort_unstable();
+        topics.dedup();
+        let mut lag = 0;
+        for topic in topics {
+            let ends = self.shared.bus.end_offsets(topic).await.ok()?;
+            for (_, partition, next) in positions.iter().filter(|(t, _, _)| t == topic) {
+                if let Some((_, end)) = ends.iter().find(|(p, _)| p == partition) {
+                    lag += (end - next).max(0);
+                }
+            }
+        }
+        Some(lag)
+    }
+
+    /// Stores every offset that may move, and commits when due (or `force`d).
+    async fn store_and_commit(&mut self, force: bool) -> Result<(), EnricherError> {
+        let storable = self.tracker.take_storable();
+        if !storable.is_empty() {
+            let assigned = self.consumer.assignment();
+            for (topic, partition, offset) in storable {
+                if !assigned.iter().any(|(t, p)| *t == topic && *p == partition) {
+                    continue; // taken away meanwhile: its new owner starts at the committed offset
+                }
+                let marker = Delivered {
+                    topic,
+                    partition,
+                    offset,
+                    key: None,
+                    payload: Vec::new(),
+                    headers: Vec::new(),
+                };
+                self.consumer.store(&marker)?;
+                self.uncommitted = true;
+            }
+        }
+        let due = force || self.last_commit.elapsed() >= self.shared.settings.commit_interval;
+        if self.uncommitted && due {
+            match self.consumer.commit().await {
+                Ok(()) => {
+                    self.uncommitted = false;
+                    self.last_commit = Instant::now();
+                }
+                Err(error) if error.is_transient() && !force => {
+                    tracing::warn!(%error, "commit failed; retrying at the next interval");
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops the workers (in-flight batches may finish within `shutdown_grace`), collects
+    /// what they finished, stores and commits.
+    async fn wind_down(&mut self) -> Result<(), EnricherError> {
+        self.stop.cancel();
+        // Letting go of the senders lets idle workers end at once.
+        self.workers.clear();
+        let deadline = Instant::now() + self.shared.settings.shutdown_grace;
+        self.join_workers(deadline).await;
+        self.abort.cancel();
+        self.join_workers(Instant::now() + Duration::from_secs(2))
+            .await;
+        self.tasks.abort_all();
+        while self.tasks.join_next().await.is_some() {}
+        self.collect_finished();
+        let committed = self.store_and_commit(true).await;
+        if let Err(error) = &committed {
+            tracing::error!(%error, "final commit failed; the last records will be delivered again");
+        }
+        committed
+    }
+
+    /// Waits for the workers to end (applying what they finish) until `deadline`.
+    async fn join_workers(&mut self, deadline: Instant) {
+        while !self.tasks.is_empty() {
+            self.collect_finished();
+            match tokio::time::timeout_at(deadline, self.tasks.join_next()).await {
+                Ok(Some(Err(error))) => tracing::error!(%error, "worker panicked while stopping"),
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        self.collect_finished();
+    }
+
+    /// Applies finished records, ignoring fatal reports (already stopping).
+    fn collect_finished(&mut self) {
+        while let Err(error) = self.drain_events() {
+            tracing::error!(%error, "worker failed while stopping");
+        }
+    }
+}

@@ -1,0 +1,367 @@
+//! One batch of one account: fetch up to 100 waiting orders in one call, map them, publish
+//! the events, dead-letter what cannot be read or mapped.
+//!
+//! An order RetailCRM's list does not return is checked once by id: `Not found` means it was
+//! deleted (or merged, with `combinedTo`). When the list answer cannot be read because of one
+//! bad order, the batch is split in halves until the bad order is alone (a handful of extra
+//! calls), so one poison order costs itself and nobody else.
+
+use std::collections::{BTreeMap, HashSet};
+
+use chrono::Utc;
+use dealflow_shared::bus::BusError;
+use dealflow_shared::events::{ContactKind, ContactUpserted, DealDeleted, Event, HealthStatus};
+use dealflow_shared::retailcrm::RetailCrmError;
+use dealflow_shared::retailcrm::models::Order;
+use tokio::time::Instant;
+
+use super::Worker;
+use crate::crm::Crm;
+use crate::error::EnricherError;
+use crate::mapping::{map_order, stages};
+use crate::queue::Entry;
+use crate::reference::Reference;
+use crate::shared::{STAGE_FETCH, STAGE_MAP};
+
+/// How a batch failed, which decides what the worker does next.
+#[derive(Debug)]
+pub(super) enum Failure {
+    /// Worth retrying after a pause. `health` is what to report if it keeps happening
+    /// (`None` for our own bus, which is no fault of the account).
+    Transient {
+        health: Option<HealthStatus>,
+        message: String,
+    },
+    /// The account cannot be served until its settings change (key rejected, access denied,
+    /// no such account): its work is parked.
+    Park {
+        health: HealthStatus,
+        message: String,
+    },
+    /// The enricher must stop.
+    Fatal(EnricherError),
+}
+
+impl From<RetailCrmError> for Failure {
+    fn from(error: RetailCrmError) -> Self {
+        let message = error.to_string();
+        match error {
+            RetailCrmError::AuthFailed { .. } => Failure::Park {
+                health: HealthStatus::AuthFailed,
+                message,
+            },
+            RetailCrmError::AccessDenied { .. } => Failure::Park {
+                health: HealthStatus::AccessDenied,
+                message,
+            },
+            RetailCrmError::AccountNotFound { .. } => Failure::Park {
+                health: HealthStatus::Unreachable,
+                message,
+            },
+            RetailCrmError::RateLimited { .. } => Failure::Transient {
+                health: Some(HealthStatus::RateLimited),
+                message,
+            },
+            e if e.is_transient() => Failure::Transient {
+                health: Some(HealthStatus::Unreachable),
+                message,
+            },
+            // An unreadable reference or a refused request is an account-wide problem that
+            // no single order causes: retry it later rather than dead-letter everything.
+            _ => {
+                tracing::error!(error = %message, "RetailCRM answered unexpectedly; retrying later");
+                Failure::Transient {
+                    health: Some(HealthStatus::Unreachable),
+                    message,
+                }
+            }
+        }
+    }
+}
+
+/// A bus failure: transient ones are retried, anything else stops the enricher.
+pub(super) fn bus_failure(error: BusError) -> Failure {
+    if error.is_transient() {
+        Failure::Transient {
+            health: None,
+            message: error.to_string(),
+        }
+    } else {
+        Failure::Fatal(error.into())
+    }
+}
+
+/// An error that one order's data can cause: isolate the order rather than retry.
+fn is_unreadable(error: &RetailCrmError) -> bool {
+    matches!(
+        error,
+        RetailCrmError::InvalidResponse { .. }
+            | RetailCrmError::BadRequest { .. }
+            | RetailCrmError::InvalidRequest(_)
+    )
+}
+
+/// What fetching a batch found.
+#[derive(Debug, Default)]
+struct Fetched {
+    orders: Vec<Order>,
+    /// Deleted orders, with the order they were merged into.
+    deleted: Vec<(u64, Option<u64>)>,
+    /// Orders whose answer could not be read, with the reason.
+    unreadable: Vec<(u64, String)>,
+}
+
+/// Fetches `ids` with as few calls as the answers allow.
+async fn fetch(crm: &mut Crm, ids: &[i64]) -> Result<Fetched, Failure> {
+    let mut out = Fetched::default();
+    let asked: HashSet<i64> = ids.iter().copied().collect();
+    let mut chunks = vec![ids.to_vec()];
+    while let Some(chunk) = chunks.pop() {
+        match crm.orders(&chunk).await {
+            Ok(orders) => out
+                .orders
+                .extend(orders.into_iter().filter(|o| asked.contains(&o.id))),
+            Err(error) if is_unreadable(&error) && chunk.len() > 1 => {
+                let (left, right) = chunk.split_at(chunk.len() / 2);
+                chunks.push(right.to_vec());
+                chunks.push(left.to_vec());
+            }
+            Err(error) if is_unreadable(&error) => out
+                .unreadable
+                .push((chunk[0].unsigned_abs(), error.to_string())),
+            Err(error) => return Err(error.into()),
+        }
+    }
+    let seen: HashSet<i64> = out
+        .orders
+        .iter()
+        .map(|o| o.id)
+        .chain(out.unreadable.iter().map(|(id, _)| *id as i64))
+        .collect();
+    for &id in ids.iter().filter(|id| !seen.contains(id)) {
+        match crm.order(id).await {
+            Ok(order) => out.orders.push(order),
+            Err(RetailCrmError::NotFound { combined_to, .. }) => {
+                let merged_into = combined_to.and_then(|c| u64::try_from(c.id).ok());
+                out.deleted.push((id.unsigned_abs(), merged_into));
+            }
+            Err(error) if is_unreadable(&error) => {
+                out.unreadable.push((id.unsigned_abs(), error.to_string()))
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+    // A list may return an order twice across split chunks only if asked twice; keep one.
+    let mut unique = HashSet::new();
+    out.orders.retain(|o| unique.insert(o.id));
+    Ok(out)
+}
+
+impl Worker {
+    /// Processes one batch; on success every ticket of the batch may be finished.
+    pub(super) async fn process(&mut self, batch: &[(u64, Entry)]) -> Result<(), Failure> {
+        let started = Instant::now();
+        let metrics = self.shared.metrics.clone();
+        let Some(crm) = self.crm.as_mut() else {
+            return Err(Failure::Park {
+                health: HealthStatus::AuthFailed,
+                message: "the stored API key cannot be opened (was DEALFLOW_SECRET_KEY changed?); enter the key again".into(),
+            });
+        };
+
+        let fresh = self
+            .reference
+            .as_ref()
+            .is_some_and(|r| r.loaded_at.elapsed() < self.shared.settings.reference_ttl);
+        if !fresh {
+            self.reference = Some(Reference::load(crm).await?);
+            metrics.stage("reference", started.elapsed());
+        }
+        let reference = self.reference.as_mut().expect("loaded above");
+
+        let fetch_started = Instant::now();
+        let ids: Vec<i64> = batch.iter().map(|(id, _)| *id as i64).collect();
+        let fetched = fetch(crm, &ids).await?;
+        metrics.stage("fetch", fetch_started.elapsed());
+
+        if fetched.orders.iter().any(|o| !reference.knows(o)) && reference.loaded_at < started {
+            let reload = Instant::now();
+            reference.reload_dictionaries(crm).await?;
+            metrics.stage("reference", reload.elapsed());
+        }
+        let managers = Instant::now();
+        reference.resolve_managers(crm, &fetched.orders).await?;
+        metrics.stage("managers", managers.elapsed());
+
+        let map_started = Instant::now();
+        let now = Utc::now();
+        let loaded_at = reference.loaded_at;
+        let new_stages = if self.stages_synced == Some(loaded_at) {
+            Vec::new()
+        } else {
+            self.stages.changed(stages(
+                &reference.sites,
+                &reference.statuses,
+                &reference.groups,
+                now,
+            ))
+        };
+        let mut events: Vec<Event> = new_stages
+            .iter()
+            .cloned()
+            .map(Event::FunnelStageSeen)
+            .collect();
+        let mut contacts: BTreeMap<(u8, u64), ContactUpserted> = BTreeMap::new();
+        let mut deals = Vec::with_capacity(fetched.orders.len() + fetched.deleted.len());
+        let mut poison: Vec<(u64, &'static str, String)> = fetched
+            .unreadable
+            .into_iter()
+            .map(|(id, reason)| (id, STAGE_FETCH, reason))
+            .collect();
+        let view = reference.view();
+        for order in &fetched.orders {
+            match map_order(order, &view, now) {
+                Ok(mapped) => {
+                    deals.push(Event::DealUpserted(mapped.deal));
+                    for contact in mapped.contacts {
+                        let kind = u8::from(contact.kind == ContactKind::Company);
+                        contacts.insert((kind, contact.contact_id), contact);
+                    }
+                }
+                Err(error) => poison.push((order.id.unsigned_abs(), STAGE_MAP, error.to_string())),
+            }
+        }
+        for (order_id, merged_into) in &fetched.deleted {
+            deals.push(Event::DealDeleted(DealDeleted {
+                order_id: *order_id,
+                merged_into: *merged_into,
+                observed_at: now,
+            }));
+        }
+        events.extend(contacts.into_values().map(Event::ContactUpserted));
+        events.extend(deals);
+        metrics.stage("map", map_started.elapsed());
+
+        for (order_id, stage, reason) in &poison {
+            let tickets = batch
+                .iter()
+                .find(|(id, _)| id == order_id)
+                .map(|(_, e)| e.tickets.as_slice())
+                .unwrap_or_default();
+            if tickets.is_empty() {
+                tracing::warn!(integration_id = %self.id, order_id, stage, reason, "order cannot be processed; its record comes back later");
+            }
+            for ticket in tickets {
+                self.shared
+                    .dead_letter(&ticket.delivered, stage, reason)
+                    .await
+                    .map_err(bus_failure)?;
+            }
+        }
+
+        self.shared
+            .output
+            .publish(self.id, events)
+            .await
+            .map_err(bus_failure)?;
+        self.stages.remember(&new_stages);
+        self.stages_synced = Some(loaded_at);
+        metrics.orders_fetched("found", fetched.orders.len());
+        metrics.orders_fetched("deleted", fetched.deleted.len());
+        metrics.stage("batch", started.elapsed());
+        let emitted_at = Utc::now();
+        for (_, entry) in batch {
+            for ticket in &entry.tickets {
+                let took = (emitted_at - ticket.changed_at)
+                    .to_std()
+                    .unwrap_or_default();
+                metrics.stage("change_to_emit", took);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use dealflow_shared::retailcrm::{Endpoint, Unavailability};
+
+    use super::*;
+
+    fn classify(error: RetailCrmError) -> (&'static str, Option<HealthStatus>) {
+        match Failure::from(error) {
+            Failure::Park { health, .. } => ("park", Some(health)),
+            Failure::Transient { health, .. } => ("retry", health),
+            Failure::Fatal(_) => ("fatal", None),
+        }
+    }
+
+    #[test]
+    fn rejected_keys_park_and_outages_retry() {
+        let endpoint = || Endpoint::get("/api/v5/orders");
+        let auth = RetailCrmError::AuthFailed {
+            endpoint: endpoint(),
+            message: "Wrong \"apiKey\" value.".into(),
+        };
+        assert_eq!(classify(auth), ("park", Some(HealthStatus::AuthFailed)));
+        let denied = RetailCrmError::AccessDenied {
+            endpoint: endpoint(),
+            message: "Access denied.".into(),
+        };
+        assert_eq!(classify(denied), ("park", Some(HealthStatus::AccessDenied)));
+        let gone = RetailCrmError::AccountNotFound {
+            endpoint: endpoint(),
+            detail: "Account does not exist.".into(),
+        };
+        assert_eq!(classify(gone), ("park", Some(HealthStatus::Unreachable)));
+        let limited = RetailCrmError::RateLimited {
+            endpoint: endpoint(),
+            attempts: 5,
+        };
+        assert_eq!(
+            classify(limited),
+            ("retry", Some(HealthStatus::RateLimited))
+        );
+        let down = RetailCrmError::Unavailable {
+            endpoint: endpoint(),
+            attempts: 5,
+            reason: Unavailability::Timeout,
+        };
+        assert_eq!(classify(down), ("retry", Some(HealthStatus::Unreachable)));
+    }
+
+    #[test]
+    fn only_answers_one_order_can_cause_are_isolated() {
+        let unreadable = RetailCrmError::InvalidResponse {
+            endpoint: Endpoint::get("/api/v5/orders"),
+            path: "orders[3].totalSumm".into(),
+            message: "invalid value".into(),
+        };
+        assert!(is_unreadable(&unreadable));
+        assert!(is_unreadable(&RetailCrmError::InvalidRequest(
+            "too many ids".into()
+        )));
+        let limited = RetailCrmError::RateLimited {
+            endpoint: Endpoint::get("/api/v5/orders"),
+            attempts: 1,
+        };
+        assert!(!is_unreadable(&limited));
+    }
+
+    #[test]
+    fn bus_failures_retry_unless_fatal() {
+        let timeout = BusError::Timeout {
+            operation: "publish".into(),
+            after: std::time::Duration::from_secs(1),
+        };
+        assert!(matches!(
+            bus_failure(timeout),
+            Failure::Transient { health: None, .. }
+        ));
+        let cap = BusError::DeadLetterCapReached {
+            count: 100,
+            window: std::time::Duration::from_secs(600),
+        };
+        assert!(matches!(bus_failure(cap), Failure::Fatal(_)));
+    }
+}

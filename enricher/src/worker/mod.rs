@@ -1,0 +1,353 @@
+//! One task per RetailCRM account: its waiting orders, its client and reference cache, and
+//! what it does when RetailCRM misbehaves.
+//!
+//! States: **ready** (fetch once no change arrived for `batch_linger`, or the oldest waited
+//! `batch_max_wait`: a burst is fetched once, after it ends),
+//! **backing off** after a transient failure (exponential, this account only), **parked**
+//! after the key was rejected (`auth_failed` / `access_denied`, or the account is gone):
+//! nothing is fetched until the integration's settings change (a new key or URL) or
+//! `parked_retry` passes; orders keep queueing. Health changes are published on the `health`
+//! topic once per change: `ok` again on the first success after a failure.
+//!
+//! Records that wait longer than `requeue_after` (a parked or failing account) are appended
+//! again at the end of their partition and finished, so they stop holding the partition's
+//! offset back; the orders stay queued and the appended records become their new tickets.
+
+mod batch;
+mod upkeep;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use dealflow_shared::events::{
+    HealthStatus, IntegrationConfigured, IntegrationHealthChanged, IntegrationId,
+};
+use dealflow_shared::retailcrm::RetailCrmClient;
+use tokio::sync::mpsc;
+use tokio::time::{Duration, Instant, sleep_until};
+use tokio_util::sync::CancellationToken;
+
+use self::batch::Failure;
+use crate::crm::Crm;
+use crate::error::EnricherError;
+use crate::mapping::StageMemory;
+use crate::queue::{Ticket, WaitingOrders};
+use crate::reference::Reference;
+use crate::shared::{IntakeEvent, Shared};
+
+/// Header on a record appended again by the enricher (the payload is the original).
+pub const HEADER_REQUEUED: &str = "dealflow_requeued";
+
+/// How often a ready worker looks for changed settings (a parked one checks every tick).
+const CONFIG_CHECK: Duration = Duration::from_secs(2);
+/// The shortest pause of a worker's loop when it is waiting for something.
+const TICK: Duration = Duration::from_millis(200);
+
+/// An order change handed to an account's worker.
+#[derive(Debug)]
+pub struct Submit {
+    /// The order.
+    pub order_id: u64,
+    /// The record that asked for it.
+    pub ticket: Ticket,
+}
+
+/// The intake's handle on a running worker.
+#[derive(Debug)]
+pub struct WorkerHandle {
+    /// Sends order changes; dropping it lets an idle worker end.
+    pub tx: mpsc::UnboundedSender<Submit>,
+    /// Distinguishes this worker from earlier ones of the same integration.
+    pub generation: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Mode {
+    Ready,
+    BackingOff { until: Instant },
+    Parked { retry_at: Instant },
+}
+
+impl Mode {
+    fn label(self) -> &'static str {
+        match self {
+            Mode::Ready => "ready",
+            Mode::BackingOff { .. } => "backing_off",
+            Mode::Parked { .. } => "parked",
+        }
+    }
+}
+
+/// One account's worker.
+#[derive(Debug)]
+pub(crate) struct Worker {
+    id: IntegrationId,
+    shared: Arc<Shared>,
+    rx: mpsc::UnboundedReceiver<Submit>,
+    rx_open: bool,
+    config: IntegrationConfigured,
+    crm: Option<Crm>,
+    reference: Option<Reference>,
+    stages: StageMemory,
+    /// The reference load whose stages were last published (nothing to compare until the
+    /// reference data is loaded again).
+    stages_synced: Option<Instant>,
+    waiting: WaitingOrders,
+    last_submit: Instant,
+    reported_waiting: i64,
+    mode: Mode,
+    failures: u32,
+    health: Option<HealthStatus>,
+    pending_health: Option<IntegrationHealthChanged>,
+    next_config_check: Instant,
+    next_requeue_check: Instant,
+}
+
+/// Prepares the worker of `id`: returns its handle and the future to run (the intake spawns
+/// it in its task set, so dropping the intake aborts every worker). The future ends with the
+/// integration id and generation. `stop` ends it after its current batch; `abort` also
+/// cancels a batch in flight (its records are then delivered again after a restart).
+pub fn start(
+    id: IntegrationId,
+    generation: u64,
+    config: IntegrationConfigured,
+    shared: Arc<Shared>,
+    stop: CancellationToken,
+    abort: CancellationToken,
+) -> (
+    WorkerHandle,
+    impl Future<Output = (IntegrationId, u64)> + Send + 'static,
+) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let now = Instant::now();
+    let mut worker = Worker {
+        id,
+        crm: None,
+        shared,
+        rx,
+        rx_open: true,
+        config,
+        reference: None,
+        stages: StageMemory::default(),
+        stages_synced: None,
+        waiting: WaitingOrders::new(),
+        last_submit: now,
+        reported_waiting: 0,
+        mode: Mode::Ready,
+        failures: 0,
+        health: None,
+        pending_health: None,
+        next_config_check: now + CONFIG_CHECK,
+        next_requeue_check: now,
+    };
+    worker.crm = worker.build_client();
+    worker.shared.metrics.account_state(worker.mode.label(), 1);
+    let task = async move {
+        if let Err(failure) = worker.run(stop, abort).await {
+            let error = match failure {
+                Failure::Fatal(e) => e,
+                other => EnricherError::WorkerLost(format!("{id}: {other:?}")),
+            };
+            let _ = worker.shared.events.send(IntakeEvent::Fatal {
+                integration: id,
+                error,
+            });
+        }
+        worker.shared.metrics.account_state(worker.mode.label(), -1);
+        worker
+            .shared
+            .metrics
+            .waiting_changed(-worker.reported_waiting);
+        (id, generation)
+    };
+    (WorkerHandle { tx, generation }, task)
+}
+
+impl Worker {
+    /// A client for the current settings; `None` when the key cannot be opened or the URL
+    /// is unusable (the account is then parked on its first batch).
+    fn build_client(&self) -> Option<Crm> {
+        let key = match self.shared.keys.open(self.id, &self.config.api_key_sealed) {
+            Ok(key) => key,
+            Err(error) => {
+                tracing::error!(integration_id = %self.id, %error, "cannot open the integration's API key");
+                return None;
+            }
+        };
+        let url = match self.config.crm_url.parse() {
+            Ok(url) => url,
+            Err(error) => {
+                tracing::error!(integration_id = %self.id, %error, "the integration's RetailCRM URL is unusable");
+                return None;
+            }
+        };
+        match RetailCrmClient::new(
+            &url,
+            key,
+            &self.shared.budgets,
+            &self.shared.settings.client_options,
+        ) {
+            Ok(client) => Some(Crm::new(client, self.shared.metrics.clone())),
+            Err(error) => {
+                tracing::error!(integration_id = %self.id, %error, "cannot build the RetailCRM client");
+                None
+            }
+        }
+    }
+
+    fn set_mode(&mut self, mode: Mode) {
+        if self.mode.label() != mode.label() {
+            self.shared.metrics.account_state(self.mode.label(), -1);
+            self.shared.metrics.account_state(mode.label(), 1);
+        }
+        self.mode = mode;
+    }
+
+    fn finish(&self, tickets: impl IntoIterator<Item = Ticket>) {
+        let records = tickets.into_iter().map(|t| t.record).collect();
+        self.shared.finish(self.id, records);
+    }
+
+    fn accept(&mut self, submit: Submit) {
+        let now = Instant::now();
+        self.last_submit = now;
+        if let Some(covered) = self.waiting.add(submit.order_id, submit.ticket, now) {
+            self.finish([covered]);
+        }
+    }
+
+    /// When a ready worker should start its next batch.
+    fn batch_due_at(&self) -> Option<Instant> {
+        let settings = &self.shared.settings;
+        let oldest = self.waiting.oldest_since()?;
+        Some((self.last_submit + settings.batch_linger).min(oldest + settings.batch_max_wait))
+    }
+
+    /// When the loop should look again, at the latest.
+    fn next_wake(&self, now: Instant) -> Instant {
+        let mut wake = self.next_config_check.min(now + Duration::from_secs(60));
+        if !self.waiting.is_empty() {
+            wake = wake.min(self.next_requeue_check);
+            match self.mode {
+                Mode::Ready => wake = wake.min(self.batch_due_at().unwrap_or(now)),
+                Mode::BackingOff { until } => wake = wake.min(until),
+                Mode::Parked { retry_at } => wake = wake.min(retry_at),
+            }
+        }
+        if self.pending_health.is_some() {
+            wake = wake.min(now + TICK);
+        }
+        wake
+    }
+
+    async fn run(
+        &mut self,
+        stop: CancellationToken,
+        abort: CancellationToken,
+    ) -> Result<(), Failure> {
+        loop {
+            let wake = self.next_wake(Instant::now());
+            tokio::select! {
+                biased;
+                _ = stop.cancelled() => return Ok(()),
+                submit = self.rx.recv(), if self.rx_open => match submit {
+                    Some(submit) => self.accept(submit),
+                    None => self.rx_open = false,
+                },
+                _ = sleep_until(wake) => {}
+            }
+            while let Ok(submit) = self.rx.try_recv() {
+                self.accept(submit);
+            }
+            if !self.rx_open && self.waiting.is_empty() {
+                return Ok(()); // idle and let go by the intake
+            }
+            let now = Instant::now();
+            if now >= self.next_config_check {
+                self.check_config();
+            }
+            self.flush_health().await?;
+            if now >= self.next_requeue_check {
+                self.requeue_stale().await?;
+            }
+            match self.mode {
+                Mode::BackingOff { until } if now >= until => self.set_mode(Mode::Ready),
+                Mode::Parked { retry_at } if now >= retry_at => self.set_mode(Mode::Ready),
+                _ => {}
+            }
+            let due = self.batch_due_at().is_some_and(|at| now >= at);
+            if self.mode == Mode::Ready && due {
+                self.batch(&abort).await?;
+            }
+            self.report_waiting();
+        }
+    }
+
+    fn report_waiting(&mut self) {
+        let now = i64::try_from(self.waiting.len()).unwrap_or(i64::MAX);
+        self.shared
+            .metrics
+            .waiting_changed(now - self.reported_waiting);
+        self.reported_waiting = now;
+    }
+
+    /// Takes one batch and processes it, then finishes its records or puts them back.
+    async fn batch(&mut self, abort: &CancellationToken) -> Result<(), Failure> {
+        let batch = self.waiting.take(self.shared.settings.batch_size);
+        let started = Instant::now();
+        for (_, entry) in &batch {
+            for ticket in &entry.tickets {
+                self.shared
+                    .metrics
+                    .stage("queue", started - ticket.consumed_at);
+            }
+        }
+        let result = tokio::select! {
+            biased;
+            _ = abort.cancelled() => {
+                // Not finished: the records are delivered again after the restart.
+                self.waiting.put_back(batch);
+                return Ok(());
+            }
+            result = self.process(&batch) => result,
+        };
+        match result {
+            Ok(()) => {
+                self.finish(batch.into_iter().flat_map(|(_, e)| e.tickets));
+                self.failures = 0;
+                self.set_health(HealthStatus::Ok, None);
+                Ok(())
+            }
+            Err(Failure::Fatal(error)) => Err(Failure::Fatal(error)),
+            Err(Failure::Transient { health, message }) => {
+                let covered = self.waiting.put_back(batch);
+                self.finish(covered);
+                self.failures += 1;
+                let pause = self.shared.settings.backoff(self.failures);
+                tracing::warn!(
+                    integration_id = %self.id, failures = self.failures,
+                    pause_ms = u64::try_from(pause.as_millis()).unwrap_or(u64::MAX),
+                    error = %message, "batch failed; retrying this account later"
+                );
+                self.set_mode(Mode::BackingOff {
+                    until: Instant::now() + pause,
+                });
+                if let Some(health) = health
+                    && self.failures >= self.shared.settings.unhealthy_after
+                {
+                    self.set_health(health, Some(message));
+                }
+                Ok(())
+            }
+            Err(Failure::Park { health, message }) => {
+                let covered = self.waiting.put_back(batch);
+                self.finish(covered);
+                tracing::warn!(integration_id = %self.id, error = %message, ?health, "account parked until its settings change");
+                let retry_at = Instant::now() + self.shared.settings.parked_retry;
+                self.set_mode(Mode::Parked { retry_at });
+                self.set_health(health, Some(message));
+                Ok(())
+            }
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! One account's failures never delay another (DESIGN §7.3): of three accounts, one has its
+//! key revoked and one answers every call with 503; the third's orders are all processed on
+//! time. The revoked one reports `auth_failed` and catches up once its key is replaced (a new
+//! `IntegrationConfigured`, as the settings API publishes it), the storming one reports
+//! `rate_limited` and catches up when the storm ends; both report `ok` again. Every account
+//! stays within its budget. On the embedded log and on Kafka.
+
+mod support;
+
+use std::time::Duration;
+
+use dealflow_shared::events::{Envelope, Event, HealthStatus, IntegrationId};
+use dealflow_simulator::{ErrorBody, FaultAction, FaultRule, KeyAccess, SimConfig, Simulator};
+use support::{App, Backend, Deals, WAIT, test_settings, truth_orders};
+use tokio::time::Instant;
+
+/// The latest health of `id` on the health topic.
+fn health(envelopes: &[Envelope], id: IntegrationId) -> Option<HealthStatus> {
+    envelopes
+        .iter()
+        .rev()
+        .filter(|e| e.integration_id == id)
+        .find_map(|e| match &e.event {
+            Event::IntegrationHealthChanged(h) => Some(h.status),
+            _ => None,
+        })
+}
+
+fn ever(envelopes: &[Envelope], id: IntegrationId, status: HealthStatus) -> bool {
+    envelopes.iter().any(|e| {
+        e.integration_id == id
+            && matches!(&e.event, Event::IntegrationHealthChanged(h) if h.status == status)
+    })
+}
+
+async fn failures_stay_with_their_account(backend: Backend) {
+    let sim = Simulator::start(SimConfig::new(3, 30)).await.unwrap();
+    let (revoked, storming, healthy) = (sim.account(0), sim.account(1), sim.account(2));
+    let ids = [
+        IntegrationId::new(),
+        IntegrationId::new(),
+        IntegrationId::new(),
+    ];
+    for (id, account) in ids.iter().zip([revoked, storming, healthy]) {
+        backend
+            .configure(*id, &account.url(), &account.api_key())
+            .await;
+    }
+    revoked.revoke_key(0).unwrap();
+    storming.add_fault(FaultRule {
+        path_prefix: "/api/".into(),
+        action: FaultAction::Status {
+            code: 503,
+            body: ErrorBody::Json,
+        },
+        count: None,
+        fraction: None,
+    });
+    let orders: Vec<Vec<u64>> = [revoked, storming, healthy]
+        .iter()
+        .map(|a| {
+            truth_orders(&a.truth())
+                .iter()
+                .take(20)
+                .map(|o| o.0)
+                .collect()
+        })
+        .collect();
+    // Interleaved, as webhooks of three busy accounts would be: the failing accounts' records
+    // come first in every round, sharing partitions with the healthy one.
+    for round in 0..20 {
+        for (id, list) in ids.iter().zip(&orders) {
+            backend.changes(*id, &[list[round]]).await;
+        }
+    }
+
+    let mut settings = test_settings(&backend);
+    settings.unhealthy_after = 2;
+    let app = App::start(&backend, settings).await;
+    let started = Instant::now();
+    let mut deals = backend.reader(&backend.topics.deals()).await;
+    deals
+        .until(WAIT, "the healthy account's deals", |e| {
+            Deals::of(e, ids[2]).covers(&orders[2])
+        })
+        .await;
+    let took = started.elapsed();
+    println!("[{}] healthy account processed in {took:?}", backend.name);
+    assert!(
+        took < Duration::from_secs(5),
+        "the healthy account waited {took:?}"
+    );
+
+    let mut health_topic = backend.reader(&backend.topics.health()).await;
+    health_topic
+        .until(WAIT, "auth_failed and rate_limited", |e| {
+            health(e, ids[0]) == Some(HealthStatus::AuthFailed)
+                && health(e, ids[1]) == Some(HealthStatus::RateLimited)
+        })
+        .await;
+    let seen = deals.envelopes();
+    assert!(
+        Deals::of(&seen, ids[0]).orders().is_empty(),
+        "nothing fetched with a revoked key"
+    );
+    assert!(
+        Deals::of(&seen, ids[1]).orders().is_empty(),
+        "nothing fetched through the storm"
+    );
+
+    // The user enters a new key; the storm passes.
+    let (_, new_key) = revoked.add_key(KeyAccess::default());
+    backend.configure(ids[0], &revoked.url(), &new_key).await;
+    storming.clear_faults();
+    deals
+        .until(WAIT, "the failing accounts to catch up", |e| {
+            Deals::of(e, ids[0]).covers(&orders[0]) && Deals::of(e, ids[1]).covers(&orders[1])
+        })
+        .await;
+    let healths = health_topic
+        .until(WAIT, "ok again", |e| {
+            health(e, ids[0]) == Some(HealthStatus::Ok)
+                && health(e, ids[1]) == Some(HealthStatus::Ok)
+        })
+        .await;
+    assert!(ever(&healths, ids[0], HealthStatus::AuthFailed));
+    assert_eq!(
+        healths
+            .iter()
+            .filter(|e| e.integration_id == ids[0]
+                && matches!(&e.event, Event::IntegrationHealthChanged(h) if h.status == HealthStatus::AuthFailed))
+            .count(),
+        1,
+        "auth_failed is reported once"
+    );
+    assert_eq!(health(&healths, ids[2]), Some(HealthStatus::Ok));
+    for account in [revoked, storming, healthy] {
+        let counters = account.counters();
+        assert!(counters.max_per_second <= 10, "{counters:?}");
+    }
+    assert!(
+        app.metric(
+            "dealflow_enricher_crm_calls_total{endpoint=\"settings\",status=\"auth_failed\"}"
+        ) >= 1.0
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn isolation_on_embedded_log() {
+    failures_stay_with_their_account(Backend::embedded().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn isolation_on_kafka() {
+    failures_stay_with_their_account(Backend::kafka().await).await;
+}
