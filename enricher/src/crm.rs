@@ -8,11 +8,12 @@
 use std::future::Future;
 use std::time::Instant;
 
+use chrono::NaiveDate;
 use dealflow_shared::retailcrm::models::{
-    Dictionary, Order, Settings, Site, Status, StatusGroup, User,
+    Dictionary, HistoryPage, Order, OrdersPage, Settings, Site, Status, StatusGroup, User,
 };
 use dealflow_shared::retailcrm::{
-    BudgetStats, OrdersFilter, PageLimit, RetailCrmClient, RetailCrmError,
+    BudgetStats, HistoryFilter, OrdersFilter, PageLimit, RetailCrmClient, RetailCrmError,
 };
 
 use crate::metrics::EnricherMetrics;
@@ -84,6 +85,35 @@ impl Crm {
         self.measured("orders", async move {
             client.orders(&filter).await.map(|p| p.orders)
         })
+        .await
+    }
+
+    /// `GET /api/v5/orders?filter[createdAtFrom]=since&limit=100&page=page`: one page of a
+    /// backfill / re-sync window, full orders.
+    pub async fn orders_created_since(
+        &mut self,
+        since: NaiveDate,
+        page: u32,
+    ) -> Result<OrdersPage, RetailCrmError> {
+        let filter = OrdersFilter {
+            created_at_from: Some(since),
+            limit: PageLimit::Hundred,
+            page: Some(page),
+            ..OrdersFilter::default()
+        };
+        let client = self.client.clone();
+        self.measured("orders_list", async move { client.orders(&filter).await })
+            .await
+    }
+
+    /// `GET /api/v5/orders/history?filter[sinceId]=…&limit=100` (or `startDate` before the
+    /// first cursor); never `page` (API-NOTES §4).
+    pub async fn history(&mut self, filter: HistoryFilter) -> Result<HistoryPage, RetailCrmError> {
+        let client = self.client.clone();
+        self.measured(
+            "history",
+            async move { client.orders_history(&filter).await },
+        )
         .await
     }
 

@@ -14,7 +14,9 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use dealflow_shared::bus::{Consumer, Delivered};
-use dealflow_shared::events::{Envelope, Event, IntegrationId, OrderChanged};
+use dealflow_shared::events::{
+    Envelope, Event, IntegrationConfigured, IntegrationId, OrderChanged,
+};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::{Duration, Instant};
@@ -193,22 +195,7 @@ impl Intake {
                 };
                 loop {
                     if !self.workers.contains_key(&integration) {
-                        self.next_generation += 1;
-                        let (handle, task) = worker::start(
-                            integration,
-                            self.next_generation,
-                            config.clone(),
-                            Arc::clone(&self.shared),
-                            self.stop.clone(),
-                            self.abort.clone(),
-                        );
-                        self.tasks.spawn(task);
-                        let active = Active {
-                            handle,
-                            outstanding: 0,
-                            idle_since: None,
-                        };
-                        self.workers.insert(integration, active);
+                        self.spawn_worker(integration, config.clone());
                     }
                     let active = self.workers.get_mut(&integration).expect("inserted above");
                     match active.handle.tx.send(submit) {
@@ -235,6 +222,45 @@ impl Intake {
                 integration,
                 ticket,
             }),
+        }
+    }
+
+    /// Starts the worker of an integration.
+    fn spawn_worker(&mut self, integration: IntegrationId, config: IntegrationConfigured) {
+        self.next_generation += 1;
+        let (handle, task) = worker::start(
+            integration,
+            self.next_generation,
+            config,
+            Arc::clone(&self.shared),
+            self.stop.clone(),
+            self.abort.clone(),
+        );
+        self.tasks.spawn(task);
+        let active = Active {
+            handle,
+            outstanding: 0,
+            idle_since: Some(Instant::now()),
+        };
+        self.workers.insert(integration, active);
+    }
+
+    /// Every active integration whose sync this member owns has a worker, even with no
+    /// order change: it reconciles history and runs backfills / re-syncs (`sync`).
+    fn start_sync_workers(&mut self) {
+        let order_changed = self.shared.settings.topics.order_changed();
+        let assigned: Vec<i32> = self
+            .consumer
+            .assignment()
+            .into_iter()
+            .filter(|(topic, _)| *topic == order_changed)
+            .map(|(_, partition)| partition)
+            .collect();
+        self.shared.sync.set_assignment(assigned);
+        for (id, config) in self.shared.registry.list() {
+            if config.active && !self.workers.contains_key(&id) && self.shared.sync.owns(id) {
+                self.spawn_worker(id, config);
+            }
         }
     }
 
@@ -308,11 +334,16 @@ impl Intake {
             }
         }
         let idle_timeout = self.shared.settings.idle_worker_timeout;
-        self.workers.retain(|_, active| {
-            active
-                .idle_since
-                .is_none_or(|since| now < since + idle_timeout)
+        let (registry, sync) = (&self.shared.registry, &self.shared.sync);
+        // An idle worker is let go only when it has no sync to run here either.
+        self.workers.retain(|id, active| {
+            let syncs = registry.get(*id).is_some_and(|c| c.active) && sync.owns(*id);
+            syncs
+                || active
+                    .idle_since
+                    .is_none_or(|since| now < since + idle_timeout)
         });
+        self.start_sync_workers();
         while let Some(ended) = self.tasks.try_join_next() {
             let lost = match ended {
                 // A worker let go (idle) ends on its own; the current one of an integration

@@ -10,7 +10,10 @@
 //! - `worker`: one task per account (batching, backoff, parking, health); [`queue`]: its
 //!   de-duplicated waiting orders;
 //! - [`reference`] and [`crm`]: the account's cached reference data and measured calls;
-//! - [`mapping`]: orders → facts (DESIGN §5), pure; [`output`]: publishing; [`metrics`].
+//! - [`mapping`]: orders → facts (DESIGN §5), pure; [`output`]: publishing; [`metrics`];
+//! - [`sync`]: reconciliation of `orders/history`, backfill on connect and re-sync (DESIGN
+//!   §7.1), their state on the compacted `sync-state` topic; the work runs in the account's
+//!   worker (`worker::reconcile`, `worker::load`), live changes first.
 //!
 //! # Offsets, failures and parked accounts
 //!
@@ -39,6 +42,7 @@ pub mod reference;
 pub mod service;
 pub mod settings;
 mod shared;
+pub mod sync;
 mod worker;
 
 pub use error::EnricherError;

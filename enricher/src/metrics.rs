@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use dealflow_shared::events::EventType;
 use dealflow_shared::metrics::{LATENCY_BUCKETS, Metrics};
+
+use crate::sync::metrics::SyncMetrics;
 use prometheus::{
     Counter, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts,
@@ -33,6 +35,7 @@ pub struct EnricherMetrics {
     waiting_orders: IntGauge,
     unfinished_records: IntGauge,
     consumer_lag: IntGauge,
+    sync: SyncMetrics,
 }
 
 fn register<M: prometheus::core::Collector + Clone + 'static>(metrics: &Metrics, metric: M) -> M {
@@ -139,7 +142,13 @@ impl EnricherMetrics {
                 "enricher_consumer_lag",
                 "Records on the assigned order-changed partitions after the stored offsets.",
             ),
+            sync: SyncMetrics::new(metrics),
         }
+    }
+
+    /// Reconciliation and backfill metrics.
+    pub fn sync(&self) -> &SyncMetrics {
+        &self.sync
     }
 
     /// One RetailCRM call ended with `status` after `took`.

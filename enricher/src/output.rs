@@ -36,6 +36,7 @@ impl Output {
             EventType::FunnelStageSeen => self.topics.funnels(),
             EventType::IntegrationHealthChanged => self.topics.health(),
             EventType::OrderChanged => self.topics.order_changed(),
+            EventType::SyncStateChanged => self.topics.sync_state(),
             EventType::IntegrationConfigured | EventType::IntegrationRemoved => {
                 self.topics.integrations()
             }

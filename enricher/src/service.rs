@@ -1,9 +1,10 @@
 //! Building and running the enricher: `EnricherService::build(...)` then
 //! `run_until_stopped(shutdown)`.
 //!
-//! Start-up order: follow the `integrations` topic until it has been read to its end (so no
-//! order change is mistaken for one of an unknown integration), then join the consumer group
-//! on `order-changed` and start the intake. When run alone, a small listener serves
+//! Start-up order: follow the `integrations` and `sync-state` topics until both have been
+//! read to their end (so no order change is mistaken for one of an unknown integration and
+//! every sync resumes from its stored state), then join the consumer group on
+//! `order-changed` and start the intake. When run alone, a small listener serves
 //! `/healthz`, `/readyz` and `/metrics`.
 
 use std::net::SocketAddr;
@@ -31,6 +32,7 @@ use crate::metrics::EnricherMetrics;
 use crate::output::Output;
 use crate::settings::EnricherSettings;
 use crate::shared::Shared;
+use crate::sync::SyncStates;
 
 /// Whether the enricher is consuming (the registry is loaded and the group joined).
 #[derive(Debug, Clone, Default)]
@@ -56,6 +58,7 @@ pub struct EnricherService {
     metrics: Metrics,
     enricher_metrics: EnricherMetrics,
     registry: Registry,
+    sync: SyncStates,
     listener: Option<TcpListener>,
     readiness: Readiness,
 }
@@ -85,6 +88,7 @@ impl EnricherService {
             budgets,
             metrics,
             registry: Registry::new(),
+            sync: SyncStates::new(),
             listener,
             readiness: Readiness::default(),
         })
@@ -138,6 +142,23 @@ impl EnricherService {
                 }
             });
         }
+        {
+            let states = self.sync.clone();
+            let (bus, topic) = (self.bus.clone(), self.settings.topics.sync_state());
+            let group = format!(
+                "{}enricher-sync-{}",
+                self.settings.topics.prefix(),
+                uuid::Uuid::now_v7().simple()
+            );
+            let (run, slot) = (run.clone(), follower_error.clone());
+            background.spawn(async move {
+                if let Err(error) = states.follow(bus, topic, group, run.clone()).await {
+                    tracing::error!(%error, "the sync-state topic cannot be followed");
+                    *slot.lock().expect("follower error slot") = Some(error);
+                    run.cancel();
+                }
+            });
+        }
         if let Some(listener) = self.listener.take() {
             let app = self.ops_router();
             let stop = run.clone();
@@ -168,8 +189,10 @@ impl EnricherService {
     }
 
     async fn consume(&self, run: &CancellationToken) -> Result<(), EnricherError> {
+        // Both compacted topics are read to their end first: no order change is taken for
+        // one of an unknown integration, and no sync starts from a stale cursor.
         tokio::select! {
-            _ = self.registry.wait_ready() => {}
+            _ = async { tokio::join!(self.registry.wait_ready(), self.sync.wait_ready()) } => {}
             _ = run.cancelled() => return Ok(()),
         }
         let consumer = self
@@ -198,6 +221,7 @@ impl EnricherService {
             metrics: self.enricher_metrics.clone(),
             settings: self.settings.clone(),
             events: events_tx,
+            sync: self.sync.clone(),
         });
         tracing::info!(group = %self.settings.consumer_group, "enricher consuming order changes");
         self.readiness.set(true);

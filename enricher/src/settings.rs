@@ -63,6 +63,14 @@ pub struct EnricherSettings {
     pub dead_letter_cap: DeadLetterCap,
     /// On shutdown, how long in-flight batches may take to finish.
     pub shutdown_grace: Duration,
+    /// `DEALFLOW_RECONCILE_INTERVAL`: how often each integration's `orders/history` is read
+    /// from its stored cursor (webhooks that were never sent show up within one interval).
+    pub reconcile_interval: Duration,
+    /// While live changes keep an account busy, its backfill / re-sync still gets one page
+    /// after this many live batches (live changes first, the backfill never starves).
+    pub live_batches_per_load_page: u32,
+    /// Backfill / re-sync progress is logged at most this often per integration.
+    pub progress_log_every: Duration,
 }
 
 impl EnricherSettings {
@@ -91,6 +99,9 @@ impl EnricherSettings {
             idle_worker_timeout: Duration::from_secs(600),
             dead_letter_cap: DeadLetterCap::default(),
             shutdown_grace: Duration::from_secs(10),
+            reconcile_interval: Duration::from_secs(300),
+            live_batches_per_load_page: 4,
+            progress_log_every: Duration::from_secs(5),
         }
     }
 
@@ -117,6 +128,12 @@ impl EnricherSettings {
         }
         if self.requeue_after.is_zero() || self.commit_interval.is_zero() {
             return bad("requeue_after and commit_interval must be positive".into());
+        }
+        if self.reconcile_interval.is_zero() {
+            return bad("reconcile_interval must be positive".into());
+        }
+        if self.live_batches_per_load_page == 0 {
+            return bad("live_batches_per_load_page must be at least 1".into());
         }
         if self.dead_letter_cap.max == 0 {
             return bad("dead_letter_cap.max must be at least 1".into());

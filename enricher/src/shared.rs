@@ -15,6 +15,7 @@ use crate::metrics::EnricherMetrics;
 use crate::offsets::RecordRef;
 use crate::output::Output;
 use crate::settings::EnricherSettings;
+use crate::sync::SyncStates;
 
 /// Dead-letter stage: bytes that are not an `OrderChanged` envelope.
 pub const STAGE_DECODE: &str = "enricher.decode";
@@ -22,6 +23,10 @@ pub const STAGE_DECODE: &str = "enricher.decode";
 pub const STAGE_FETCH: &str = "enricher.fetch";
 /// Dead-letter stage: the order lacks the facts of a deal.
 pub const STAGE_MAP: &str = "enricher.map";
+/// Dead-letter stage: an `orders/history` record that cannot be processed.
+pub const STAGE_HISTORY: &str = "enricher.history";
+/// Dead-letter stage: a backfill / re-sync page or order that cannot be processed.
+pub const STAGE_LOAD: &str = "enricher.load";
 
 /// What an account worker tells the intake.
 #[derive(Debug)]
@@ -64,6 +69,8 @@ pub struct Shared {
     pub settings: EnricherSettings,
     /// Workers → intake.
     pub events: mpsc::UnboundedSender<IntakeEvent>,
+    /// Every integration's sync state, and which ones this member syncs.
+    pub sync: SyncStates,
 }
 
 impl Shared {

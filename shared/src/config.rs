@@ -145,9 +145,16 @@ impl Config {
             })?,
             None => SocketAddr::from(([127, 0, 0, 1], 8080)),
         };
-        let public_url =
-            parse::public_url(get(vars::PUBLIC_URL).unwrap_or("http://127.0.0.1:8080"))
-                .map_err(|p| ConfigError::new(vars::PUBLIC_URL, p))?;
+        // Unset, the public URL follows the listener, so webhook URLs work on one machine.
+        let default_public = match listen {
+            SocketAddr::V4(a) if a.ip().is_unspecified() => {
+                format!("http://127.0.0.1:{}", a.port())
+            }
+            SocketAddr::V6(a) if a.ip().is_unspecified() => format!("http://[::1]:{}", a.port()),
+            other => format!("http://{other}"),
+        };
+        let public_url = parse::public_url(get(vars::PUBLIC_URL).unwrap_or(&default_public))
+            .map_err(|p| ConfigError::new(vars::PUBLIC_URL, p))?;
         let data_dir = PathBuf::from(get(vars::DATA_DIR).unwrap_or("./data"));
         let kafka = match get(vars::KAFKA_BROKERS) {
             Some(brokers) => Some(KafkaSettings {

@@ -21,6 +21,7 @@ pub mod names {
     pub const FUNNELS: &str = "funnels";
     pub const HEALTH: &str = "health";
     pub const DEAD_LETTER: &str = "dead-letter";
+    pub const SYNC_STATE: &str = "sync-state";
 }
 
 impl Topics {
@@ -62,12 +63,17 @@ impl Topics {
     pub fn health(&self) -> String {
         self.name(names::HEALTH)
     }
+    /// `SyncStateChanged` (compacted): each integration's history cursor and backfill /
+    /// re-sync progress, the enricher's only state.
+    pub fn sync_state(&self) -> String {
+        self.name(names::SYNC_STATE)
+    }
     /// Records that could not be processed, with their reason in headers (kept for weeks).
     pub fn dead_letter(&self) -> String {
         self.name(names::DEAD_LETTER)
     }
 
-    /// Every topic with its retention (DESIGN §6): settings and health compacted, the domain
+    /// Every topic with its retention (DESIGN §6): settings, health and sync state compacted, the domain
     /// topics forever (they are the replay source), webhooks for days, dead letters for weeks.
     pub fn specs(&self, partitions: i32) -> Vec<TopicSpec> {
         vec![
@@ -78,6 +84,7 @@ impl Topics {
             TopicSpec::new(self.funnels(), partitions, Retention::Forever),
             TopicSpec::new(self.health(), partitions, Retention::Compacted),
             TopicSpec::new(self.dead_letter(), partitions, Retention::Days(28)),
+            TopicSpec::new(self.sync_state(), partitions, Retention::Compacted),
         ]
     }
 }
@@ -96,16 +103,18 @@ mod tests {
         assert_eq!(t.funnels(), "acme.funnels");
         assert_eq!(t.health(), "acme.health");
         assert_eq!(t.dead_letter(), "acme.dead-letter");
+        assert_eq!(t.sync_state(), "acme.sync-state");
         assert_eq!(Topics::new("").deals(), "deals");
     }
 
     #[test]
     fn specs_follow_design_retention() {
         let specs = Topics::new("p.").specs(3);
-        assert_eq!(specs.len(), 7);
+        assert_eq!(specs.len(), 8);
         let retention = |name: &str| specs.iter().find(|s| s.name == name).unwrap().retention;
         assert_eq!(retention("p.integrations"), Retention::Compacted);
         assert_eq!(retention("p.health"), Retention::Compacted);
+        assert_eq!(retention("p.sync-state"), Retention::Compacted);
         assert_eq!(retention("p.deals"), Retention::Forever);
         assert_eq!(retention("p.contacts"), Retention::Forever);
         assert_eq!(retention("p.funnels"), Retention::Forever);

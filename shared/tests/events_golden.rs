@@ -112,6 +112,23 @@ fn sample(event_type: EventType) -> Envelope {
                 checked_at: at("2024-01-16T09:00:00Z"),
             })
         }
+        EventType::SyncStateChanged => Event::SyncStateChanged(SyncStateChanged {
+            history_cursor: Some(912388),
+            last_reconciled_at: Some(at("2024-01-16T08:00:00Z")),
+            backfill: Some(LoadProgress {
+                kind: LoadKind::Backfill,
+                since: chrono::NaiveDate::from_ymd_opt(2023, 12, 16).unwrap(),
+                requested_at: at("2024-01-15T07:00:00Z"),
+                pages_done: 12,
+                pages_total: Some(50),
+                orders_done: 1200,
+                orders_total: Some(4987),
+                started_at: at("2024-01-15T07:00:01Z"),
+                finished_at: None,
+            }),
+            resync: None,
+            updated_at: at("2024-01-16T08:00:00.250Z"),
+        }),
     };
     Envelope {
         id: Uuid::parse_str("01890a5d-ac96-774b-bcce-b302099a8057").unwrap(),

@@ -6,11 +6,13 @@
 //! bad order, the batch is split in halves until the bad order is alone (a handful of extra
 //! calls), so one poison order costs itself and nobody else.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::Utc;
 use dealflow_shared::bus::BusError;
-use dealflow_shared::events::{ContactKind, ContactUpserted, DealDeleted, Event, HealthStatus};
+use dealflow_shared::events::{
+    ContactKind, ContactUpserted, DealDeleted, Event, FunnelStageSeen, HealthStatus,
+};
 use dealflow_shared::retailcrm::RetailCrmError;
 use dealflow_shared::retailcrm::models::Order;
 use tokio::time::Instant;
@@ -92,7 +94,7 @@ pub(super) fn bus_failure(error: BusError) -> Failure {
 }
 
 /// An error that one order's data can cause: isolate the order rather than retry.
-fn is_unreadable(error: &RetailCrmError) -> bool {
+pub(super) fn is_unreadable(error: &RetailCrmError) -> bool {
     matches!(
         error,
         RetailCrmError::InvalidResponse { .. }
@@ -111,8 +113,13 @@ struct Fetched {
     unreadable: Vec<(u64, String)>,
 }
 
-/// Fetches `ids` with as few calls as the answers allow.
-async fn fetch(crm: &mut Crm, ids: &[i64]) -> Result<Fetched, Failure> {
+/// Fetches `ids` with as few calls as the answers allow. `known_deleted` holds the orders
+/// `orders/history` reported merged away (RetailCRM's `Not found` may lack `combinedTo`).
+async fn fetch(
+    crm: &mut Crm,
+    ids: &[i64],
+    known_deleted: &HashMap<u64, Option<u64>>,
+) -> Result<Fetched, Failure> {
     let mut out = Fetched::default();
     let asked: HashSet<i64> = ids.iter().copied().collect();
     let mut chunks = vec![ids.to_vec()];
@@ -142,7 +149,9 @@ async fn fetch(crm: &mut Crm, ids: &[i64]) -> Result<Fetched, Failure> {
         match crm.order(id).await {
             Ok(order) => out.orders.push(order),
             Err(RetailCrmError::NotFound { combined_to, .. }) => {
-                let merged_into = combined_to.and_then(|c| u64::try_from(c.id).ok());
+                let merged_into = combined_to
+                    .and_then(|c| u64::try_from(c.id).ok())
+                    .or_else(|| known_deleted.get(&id.unsigned_abs()).copied().flatten());
                 out.deleted.push((id.unsigned_abs(), merged_into));
             }
             Err(error) if is_unreadable(&error) => {
@@ -157,40 +166,64 @@ async fn fetch(crm: &mut Crm, ids: &[i64]) -> Result<Fetched, Failure> {
     Ok(out)
 }
 
-impl Worker {
-    /// Processes one batch; on success every ticket of the batch may be finished.
-    pub(super) async fn process(&mut self, batch: &[(u64, Entry)]) -> Result<(), Failure> {
-        let started = Instant::now();
-        let metrics = self.shared.metrics.clone();
-        let Some(crm) = self.crm.as_mut() else {
-            return Err(Failure::Park {
-                health: HealthStatus::AuthFailed,
-                message: "the stored API key cannot be opened (was DEALFLOW_SECRET_KEY changed?); enter the key again".into(),
-            });
-        };
+/// Orders mapped into events, ready to publish.
+#[derive(Debug)]
+pub(super) struct Mapped {
+    /// Funnel stages first, then contacts, then deals.
+    pub events: Vec<Event>,
+    /// Orders that cannot be processed: `(order id, stage, reason)`.
+    pub poison: Vec<(u64, &'static str, String)>,
+    new_stages: Vec<FunnelStageSeen>,
+    loaded_at: Instant,
+}
 
+/// The account's client, or why the account is parked.
+pub(super) fn client(crm: &mut Option<Crm>) -> Result<&mut Crm, Failure> {
+    crm.as_mut().ok_or_else(|| Failure::Park {
+        health: HealthStatus::AuthFailed,
+        message: "the stored API key cannot be opened (was DEALFLOW_SECRET_KEY changed?); enter the key again".into(),
+    })
+}
+
+impl Worker {
+    /// Loads the reference data unless it is fresh.
+    pub(super) async fn ensure_reference(&mut self) -> Result<(), Failure> {
         let fresh = self
             .reference
             .as_ref()
             .is_some_and(|r| r.loaded_at.elapsed() < self.shared.settings.reference_ttl);
         if !fresh {
+            let started = Instant::now();
+            let crm = client(&mut self.crm)?;
             self.reference = Some(Reference::load(crm).await?);
-            metrics.stage("reference", started.elapsed());
+            self.shared.metrics.stage("reference", started.elapsed());
         }
+        Ok(())
+    }
+
+    /// Maps fetched orders (and deleted ones) into events: the dictionaries are reloaded when
+    /// an order names a status or site loaded before `started` does not know, managers are
+    /// resolved (cached), funnel stages that changed are included. Call after
+    /// [`Worker::ensure_reference`]; publish, then [`Worker::published`].
+    pub(super) async fn map_orders(
+        &mut self,
+        orders: &[Order],
+        deleted: &[(u64, Option<u64>)],
+        started: Instant,
+    ) -> Result<Mapped, Failure> {
+        let metrics = self.shared.metrics.clone();
+        if self.reference.is_none() {
+            self.reference = Some(Reference::load(client(&mut self.crm)?).await?);
+        }
+        let crm = client(&mut self.crm)?;
         let reference = self.reference.as_mut().expect("loaded above");
-
-        let fetch_started = Instant::now();
-        let ids: Vec<i64> = batch.iter().map(|(id, _)| *id as i64).collect();
-        let fetched = fetch(crm, &ids).await?;
-        metrics.stage("fetch", fetch_started.elapsed());
-
-        if fetched.orders.iter().any(|o| !reference.knows(o)) && reference.loaded_at < started {
+        if orders.iter().any(|o| !reference.knows(o)) && reference.loaded_at < started {
             let reload = Instant::now();
             reference.reload_dictionaries(crm).await?;
             metrics.stage("reference", reload.elapsed());
         }
         let managers = Instant::now();
-        reference.resolve_managers(crm, &fetched.orders).await?;
+        reference.resolve_managers(crm, orders).await?;
         metrics.stage("managers", managers.elapsed());
 
         let map_started = Instant::now();
@@ -212,14 +245,10 @@ impl Worker {
             .map(Event::FunnelStageSeen)
             .collect();
         let mut contacts: BTreeMap<(u8, u64), ContactUpserted> = BTreeMap::new();
-        let mut deals = Vec::with_capacity(fetched.orders.len() + fetched.deleted.len());
-        let mut poison: Vec<(u64, &'static str, String)> = fetched
-            .unreadable
-            .into_iter()
-            .map(|(id, reason)| (id, STAGE_FETCH, reason))
-            .collect();
+        let mut deals = Vec::with_capacity(orders.len() + deleted.len());
+        let mut poison = Vec::new();
         let view = reference.view();
-        for order in &fetched.orders {
+        for order in orders {
             match map_order(order, &view, now) {
                 Ok(mapped) => {
                     deals.push(Event::DealUpserted(mapped.deal));
@@ -231,7 +260,7 @@ impl Worker {
                 Err(error) => poison.push((order.id.unsigned_abs(), STAGE_MAP, error.to_string())),
             }
         }
-        for (order_id, merged_into) in &fetched.deleted {
+        for (order_id, merged_into) in deleted {
             deals.push(Event::DealDeleted(DealDeleted {
                 order_id: *order_id,
                 merged_into: *merged_into,
@@ -241,6 +270,42 @@ impl Worker {
         events.extend(contacts.into_values().map(Event::ContactUpserted));
         events.extend(deals);
         metrics.stage("map", map_started.elapsed());
+        Ok(Mapped {
+            events,
+            poison,
+            new_stages,
+            loaded_at,
+        })
+    }
+
+    /// Remembers the funnel stages of `mapped` once its events are acknowledged.
+    pub(super) fn published(&mut self, mapped: &Mapped) {
+        self.stages.remember(&mapped.new_stages);
+        self.stages_synced = Some(mapped.loaded_at);
+    }
+
+    /// Processes one batch; on success every ticket of the batch may be finished.
+    pub(super) async fn process(&mut self, batch: &[(u64, Entry)]) -> Result<(), Failure> {
+        let started = Instant::now();
+        let metrics = self.shared.metrics.clone();
+        client(&mut self.crm)?;
+        self.ensure_reference().await?;
+
+        let fetch_started = Instant::now();
+        let ids: Vec<i64> = batch.iter().map(|(id, _)| *id as i64).collect();
+        let crm = client(&mut self.crm)?;
+        let fetched = fetch(crm, &ids, &self.known_deleted).await?;
+        metrics.stage("fetch", fetch_started.elapsed());
+
+        let mut mapped = self
+            .map_orders(&fetched.orders, &fetched.deleted, started)
+            .await?;
+        let mut poison: Vec<(u64, &'static str, String)> = fetched
+            .unreadable
+            .into_iter()
+            .map(|(id, reason)| (id, STAGE_FETCH, reason))
+            .collect();
+        poison.append(&mut mapped.poison);
 
         for (order_id, stage, reason) in &poison {
             let tickets = batch
@@ -259,13 +324,13 @@ impl Worker {
             }
         }
 
+        let events = std::mem::take(&mut mapped.events);
         self.shared
             .output
             .publish(self.id, events)
             .await
             .map_err(bus_failure)?;
-        self.stages.remember(&new_stages);
-        self.stages_synced = Some(loaded_at);
+        self.published(&mapped);
         metrics.orders_fetched("found", fetched.orders.len());
         metrics.orders_fetched("deleted", fetched.deleted.len());
         metrics.stage("batch", started.elapsed());

@@ -9,25 +9,35 @@
 //! `parked_retry` passes; orders keep queueing. Health changes are published on the `health`
 //! topic once per change: `ok` again on the first success after a failure.
 //!
+//! Between live batches the worker runs its integration's sync (when this member owns it):
+//! `orders/history` every `reconcile_interval` (`reconcile`), and one backfill / re-sync page
+//! at a time (`load`) only while no live batch is due and the live queue is empty (or after
+//! `live_batches_per_load_page` live batches), sharing the account's budget and backoff.
+//!
 //! Records that wait longer than `requeue_after` (a parked or failing account) are appended
 //! again at the end of their partition and finished, so they stop holding the partition's
 //! offset back; the orders stay queued and the appended records become their new tickets.
 
 mod batch;
+mod load;
+mod reconcile;
 mod upkeep;
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 
+use chrono::Utc;
 use dealflow_shared::events::{
-    HealthStatus, IntegrationConfigured, IntegrationHealthChanged, IntegrationId,
+    HealthStatus, IntegrationConfigured, IntegrationHealthChanged, IntegrationId, LoadKind,
+    SyncStateChanged,
 };
 use dealflow_shared::retailcrm::RetailCrmClient;
 use tokio::sync::mpsc;
 use tokio::time::{Duration, Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
-use self::batch::Failure;
+use self::batch::{Failure, bus_failure};
 use crate::crm::Crm;
 use crate::error::EnricherError;
 use crate::mapping::StageMemory;
@@ -101,6 +111,20 @@ pub(crate) struct Worker {
     pending_health: Option<IntegrationHealthChanged>,
     next_config_check: Instant,
     next_requeue_check: Instant,
+    /// The integration's sync state as this worker last wrote or read it.
+    sync: Option<SyncStateChanged>,
+    /// When `orders/history` is read next.
+    next_reconcile: Instant,
+    /// Until when this member does not own the integration's sync (looked at again then).
+    not_owner_until: Option<Instant>,
+    /// Live batches since the last backfill / re-sync page (live changes first).
+    live_since_page: u32,
+    /// When load progress was last logged.
+    progress_logged: Option<Instant>,
+    /// The load progress last added to the metrics: `(kind, done, total)`.
+    reported_load: Option<(LoadKind, i64, i64)>,
+    /// Orders `orders/history` reported deleted, with the order they were merged into.
+    known_deleted: HashMap<u64, Option<u64>>,
 }
 
 /// Prepares the worker of `id`: returns its handle and the future to run (the intake spawns
@@ -120,7 +144,16 @@ pub fn start(
 ) {
     let (tx, rx) = mpsc::unbounded_channel();
     let now = Instant::now();
+    let sync = shared.sync.get(id);
+    let next_reconcile = first_reconcile(&config, sync.as_ref(), &shared, now);
     let mut worker = Worker {
+        sync,
+        next_reconcile,
+        not_owner_until: None,
+        live_since_page: 0,
+        progress_logged: None,
+        reported_load: None,
+        known_deleted: HashMap::new(),
         id,
         crm: None,
         shared,
@@ -158,9 +191,26 @@ pub fn start(
             .shared
             .metrics
             .waiting_changed(-worker.reported_waiting);
+        worker.report_load(None);
         (id, generation)
     };
     (WorkerHandle { tx, generation }, task)
+}
+
+/// When a new worker reads `orders/history` first: one interval after the last
+/// reconciliation (or after the integration was created), at once if that is past.
+fn first_reconcile(
+    config: &IntegrationConfigured,
+    sync: Option<&SyncStateChanged>,
+    shared: &Shared,
+    now: Instant,
+) -> Instant {
+    let last = sync
+        .and_then(|s| s.last_reconciled_at)
+        .unwrap_or(config.created_at);
+    let interval = shared.settings.reconcile_interval;
+    let elapsed = (Utc::now() - last).to_std().unwrap_or_default();
+    now + interval.saturating_sub(elapsed)
 }
 
 impl Worker {
@@ -237,6 +287,16 @@ impl Worker {
         if self.pending_health.is_some() {
             wake = wake.min(now + TICK);
         }
+        if self.mode == Mode::Ready {
+            if let Some(until) = self.not_owner_until {
+                wake = wake.min(until);
+            } else {
+                wake = wake.min(self.next_reconcile);
+                if self.load_allowed() {
+                    wake = now;
+                }
+            }
+        }
         wake
     }
 
@@ -278,6 +338,9 @@ impl Worker {
             let due = self.batch_due_at().is_some_and(|at| now >= at);
             if self.mode == Mode::Ready && due {
                 self.batch(&abort).await?;
+                self.live_since_page = self.live_since_page.saturating_add(1);
+            } else if self.mode == Mode::Ready {
+                self.sync_step(&abort).await?;
             }
             self.report_waiting();
         }
@@ -318,16 +381,28 @@ impl Worker {
                 self.set_health(HealthStatus::Ok, None);
                 Ok(())
             }
-            Err(Failure::Fatal(error)) => Err(Failure::Fatal(error)),
-            Err(Failure::Transient { health, message }) => {
-                let covered = self.waiting.put_back(batch);
-                self.finish(covered);
+            Err(failure) => {
+                if !matches!(failure, Failure::Fatal(_)) {
+                    let covered = self.waiting.put_back(batch);
+                    self.finish(covered);
+                }
+                self.fail(failure)
+            }
+        }
+    }
+
+    /// Reacts to a failed batch or sync step: a pause for transient failures (this account
+    /// only), parking for a rejected key; fatal failures end the worker.
+    fn fail(&mut self, failure: Failure) -> Result<(), Failure> {
+        match failure {
+            Failure::Fatal(error) => Err(Failure::Fatal(error)),
+            Failure::Transient { health, message } => {
                 self.failures += 1;
                 let pause = self.shared.settings.backoff(self.failures);
                 tracing::warn!(
                     integration_id = %self.id, failures = self.failures,
                     pause_ms = u64::try_from(pause.as_millis()).unwrap_or(u64::MAX),
-                    error = %message, "batch failed; retrying this account later"
+                    error = %message, "RetailCRM work failed; retrying this account later"
                 );
                 self.set_mode(Mode::BackingOff {
                     until: Instant::now() + pause,
@@ -339,15 +414,85 @@ impl Worker {
                 }
                 Ok(())
             }
-            Err(Failure::Park { health, message }) => {
-                let covered = self.waiting.put_back(batch);
-                self.finish(covered);
+            Failure::Park { health, message } => {
                 tracing::warn!(integration_id = %self.id, error = %message, ?health, "account parked until its settings change");
                 let retry_at = Instant::now() + self.shared.settings.parked_retry;
                 self.set_mode(Mode::Parked { retry_at });
                 self.set_health(health, Some(message));
                 Ok(())
             }
+        }
+    }
+
+    /// The sync state to build on: the last one written or read, else a fresh one starting
+    /// at the connect-time history cursor.
+    fn current_sync(&self) -> SyncStateChanged {
+        self.sync.clone().unwrap_or_else(|| SyncStateChanged {
+            history_cursor: self.config.history_since_id,
+            last_reconciled_at: None,
+            backfill: None,
+            resync: None,
+            updated_at: Utc::now(),
+        })
+    }
+
+    /// Writes the sync state on the bus (acknowledged) and keeps it.
+    async fn save_sync(&mut self, state: SyncStateChanged) -> Result<(), Failure> {
+        let topic = self.shared.settings.topics.sync_state();
+        let saved = self
+            .shared
+            .sync
+            .save(self.shared.bus.as_ref(), &topic, self.id, state)
+            .await
+            .map_err(bus_failure)?;
+        self.sync = Some(saved);
+        Ok(())
+    }
+
+    /// One step of the integration's sync, when due and nothing live is due first: read
+    /// `orders/history` (every `reconcile_interval`), else one backfill / re-sync page.
+    async fn sync_step(&mut self, abort: &CancellationToken) -> Result<(), Failure> {
+        let now = Instant::now();
+        if self.not_owner_until.is_some_and(|until| now < until) {
+            return Ok(());
+        }
+        self.not_owner_until = None;
+        let reconcile = now >= self.next_reconcile;
+        if !reconcile && !self.load_allowed() {
+            return Ok(());
+        }
+        if !self.shared.sync.is_placed(self.id) {
+            // The first write tells which partition (so which member) the integration has.
+            let first = self.current_sync();
+            if let Err(failure) = self.save_sync(first).await {
+                return self.fail(failure);
+            }
+        }
+        if !self.shared.sync.owns(self.id) {
+            self.not_owner_until = Some(now + CONFIG_CHECK);
+            return Ok(());
+        }
+        let step = async {
+            if reconcile {
+                self.reconcile().await
+            } else {
+                self.live_since_page = 0;
+                self.load_page().await
+            }
+        };
+        let result = tokio::select! {
+            biased;
+            // Whatever was published is published again after the restart (idempotent).
+            _ = abort.cancelled() => return Ok(()),
+            result = step => result,
+        };
+        match result {
+            Ok(()) => {
+                self.failures = 0;
+                self.set_health(HealthStatus::Ok, None);
+                Ok(())
+            }
+            Err(failure) => self.fail(failure),
         }
     }
 }

@@ -83,6 +83,18 @@ impl Backend {
 
     /// Publishes an integration's settings as ingest does (sealed key, `updated_at` now).
     pub async fn configure(&self, id: IntegrationId, crm_url: &str, api_key: &str) {
+        self.configure_with(id, crm_url, api_key, |_| {}).await;
+    }
+
+    /// Like [`Backend::configure`], with `edit` applied to the settings first (backfill,
+    /// history cursor, re-sync request, `created_at`).
+    pub async fn configure_with(
+        &self,
+        id: IntegrationId,
+        crm_url: &str,
+        api_key: &str,
+        edit: impl FnOnce(&mut IntegrationConfigured),
+    ) {
         let now = Utc::now();
         let config = IntegrationConfigured {
             crm_url: crm_url.to_string(),
@@ -98,6 +110,8 @@ impl Backend {
             created_at: now,
             updated_at: now,
         };
+        let mut config = config;
+        edit(&mut config);
         let envelope = Envelope::new(id, Event::IntegrationConfigured(config));
         self.bus
             .publish(

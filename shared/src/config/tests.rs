@@ -37,6 +37,20 @@ fn defaults_follow_design() {
 }
 
 #[test]
+fn public_url_follows_the_listener_unless_set() {
+    let c = Config::from_map(&env(&[(vars::LISTEN, "127.0.0.1:9000")])).unwrap();
+    assert_eq!(c.public_url.as_str(), "http://127.0.0.1:9000/");
+    let c = Config::from_map(&env(&[(vars::LISTEN, "0.0.0.0:9000")])).unwrap();
+    assert_eq!(c.public_url.as_str(), "http://127.0.0.1:9000/");
+    let c = Config::from_map(&env(&[
+        (vars::LISTEN, "0.0.0.0:9000"),
+        (vars::PUBLIC_URL, "https://df.example.com"),
+    ]))
+    .unwrap();
+    assert_eq!(c.public_url.as_str(), "https://df.example.com/");
+}
+
+#[test]
 fn every_bad_value_names_its_variable_in_one_line() {
     let cases = [
         (vars::LISTEN, "localhost"),

@@ -37,6 +37,7 @@ pub enum Event {
     ContactUpserted(ContactUpserted),
     FunnelStageSeen(FunnelStageSeen),
     IntegrationHealthChanged(IntegrationHealthChanged),
+    SyncStateChanged(SyncStateChanged),
 }
 
 /// The name of an event type, as written in the envelope's `type`.
@@ -50,11 +51,12 @@ pub enum EventType {
     ContactUpserted,
     FunnelStageSeen,
     IntegrationHealthChanged,
+    SyncStateChanged,
 }
 
 impl EventType {
     /// Every type, for tests and metrics.
-    pub const ALL: [EventType; 8] = [
+    pub const ALL: [EventType; 9] = [
         EventType::OrderChanged,
         EventType::IntegrationConfigured,
         EventType::IntegrationRemoved,
@@ -63,6 +65,7 @@ impl EventType {
         EventType::ContactUpserted,
         EventType::FunnelStageSeen,
         EventType::IntegrationHealthChanged,
+        EventType::SyncStateChanged,
     ];
 
     /// The wire name (also a fine low-cardinality metric label).
@@ -76,6 +79,7 @@ impl EventType {
             EventType::ContactUpserted => "ContactUpserted",
             EventType::FunnelStageSeen => "FunnelStageSeen",
             EventType::IntegrationHealthChanged => "IntegrationHealthChanged",
+            EventType::SyncStateChanged => "SyncStateChanged",
         }
     }
 
@@ -100,6 +104,7 @@ impl Event {
             Event::ContactUpserted(_) => EventType::ContactUpserted,
             Event::FunnelStageSeen(_) => EventType::FunnelStageSeen,
             Event::IntegrationHealthChanged(_) => EventType::IntegrationHealthChanged,
+            Event::SyncStateChanged(_) => EventType::SyncStateChanged,
         }
     }
 }
@@ -240,6 +245,9 @@ fn decode_data(
         }
         EventType::IntegrationHealthChanged => {
             Event::IntegrationHealthChanged(serde_json::from_value(data).map_err(invalid)?)
+        }
+        EventType::SyncStateChanged => {
+            Event::SyncStateChanged(serde_json::from_value(data).map_err(invalid)?)
         }
     };
     Ok(event)

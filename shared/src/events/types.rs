@@ -268,3 +268,54 @@ pub struct IntegrationHealthChanged {
     pub message: Option<String>,
     pub checked_at: DateTime<Utc>,
 }
+
+/// Which kind of historical load a [`LoadProgress`] tracks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoadKind {
+    /// The backfill on connect (`backfill_days`).
+    Backfill,
+    /// A re-sync the user asked for (`POST …/resync`).
+    Resync,
+}
+
+/// Progress of one historical load: paging `GET /orders?filter[createdAtFrom]=since` by 100.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoadProgress {
+    pub kind: LoadKind,
+    /// Orders created on or after this day (account timezone) are loaded.
+    pub since: NaiveDate,
+    /// The request this load serves: the integration's `created_at` for a backfill, the
+    /// re-sync's `requested_at` for a re-sync (a newer request starts a new load).
+    pub requested_at: DateTime<Utc>,
+    /// Pages finished (their events acknowledged); the load resumes at the next one.
+    pub pages_done: u32,
+    /// Pages of the window at the last page read (it changes while orders are created).
+    pub pages_total: Option<u32>,
+    /// Orders emitted so far.
+    pub orders_done: u64,
+    /// Orders in the window at the last page read.
+    pub orders_total: Option<u64>,
+    pub started_at: DateTime<Utc>,
+    /// Set once the last page is done.
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// `sync-state` (compacted): the full synchronisation state of one integration, written by
+/// the enricher after every step so a restart (or another machine) resumes where it stopped.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncStateChanged {
+    /// The last `orders/history` id whose changes are acknowledged (the next `sinceId`);
+    /// `None` until the first history page is read.
+    pub history_cursor: Option<u64>,
+    /// When reconciliation last read `orders/history` to its end.
+    pub last_reconciled_at: Option<DateTime<Utc>>,
+    /// The backfill on connect, once started.
+    pub backfill: Option<LoadProgress>,
+    /// The latest re-sync, once started.
+    pub resync: Option<LoadProgress>,
+    /// Orders the versions of this record (the newest wins).
+    pub updated_at: DateTime<Utc>,
+}

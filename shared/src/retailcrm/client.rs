@@ -22,7 +22,7 @@ use super::error::{
 use super::models::envelope::SuccessProbe;
 use super::models::{
     ApiVersionsResponse, Credentials, Customer, CustomerCorporate, CustomerCorporateResponse,
-    CustomerResponse, Dictionary, HistoryPage, Order, OrderResponse, OrdersHistoryResponse,
+    CustomerResponse, Dictionary, HistoryPage, LenientHistoryResponse, Order, OrderResponse,
     OrdersPage, OrdersResponse, Settings, SettingsResponse, Site, SitesResponse, Status,
     StatusGroup, StatusGroupsResponse, StatusesResponse, User, UserResponse, UsersPage,
     UsersResponse,
@@ -205,34 +205,36 @@ impl RetailCrmClient {
     }
 
     /// `GET /api/credentials`: what the key may do (the connect-time check).
-    #[tracing::instrument(skip_all, fields(account = %self.account), err)]
+    // Failures are returned to callers, which classify them and log at the level they deserve
+    // (a deleted manager is routine, a revoked key is not); the span records them at debug.
+    #[tracing::instrument(skip_all, fields(account = %self.account), err(level = "debug"))]
     pub async fn credentials(&self) -> Result<Credentials, RetailCrmError> {
         self.get("api/credentials", Vec::new()).await
     }
 
     /// `GET /api/api-versions`: the API versions the account serves.
-    #[tracing::instrument(skip_all, fields(account = %self.account), err)]
+    #[tracing::instrument(skip_all, fields(account = %self.account), err(level = "debug"))]
     pub async fn api_versions(&self) -> Result<Vec<String>, RetailCrmError> {
         let body: ApiVersionsResponse = self.get("api/api-versions", Vec::new()).await?;
         Ok(body.versions)
     }
 
     /// `GET /api/v5/settings`: currency, language and the timezone of every naive datetime.
-    #[tracing::instrument(skip_all, fields(account = %self.account), err)]
+    #[tracing::instrument(skip_all, fields(account = %self.account), err(level = "debug"))]
     pub async fn settings(&self) -> Result<Settings, RetailCrmError> {
         let body: SettingsResponse = self.get("api/v5/settings", Vec::new()).await?;
         Ok(body.settings)
     }
 
     /// `GET /api/v5/reference/statuses`: order statuses by code.
-    #[tracing::instrument(skip_all, fields(account = %self.account), err)]
+    #[tracing::instrument(skip_all, fields(account = %self.account), err(level = "debug"))]
     pub async fn statuses(&self) -> Result<Dictionary<Status>, RetailCrmError> {
         let body: StatusesResponse = self.get("api/v5/reference/statuses", Vec::new()).await?;
         Ok(body.statuses)
     }
 
     /// `GET /api/v5/reference/status-groups`: status groups by code.
-    #[tracing::instrument(skip_all, fields(account = %self.account), err)]
+    #[tracing::instrument(skip_all, fields(account = %self.account), err(level = "debug"))]
     pub async fn status_groups(&self) -> Result<Dictionary<StatusGroup>, RetailCrmError> {
         let body: StatusGroupsResponse = self
             .get("api/v5/reference/status-groups", Vec::new())
@@ -241,14 +243,14 @@ impl RetailCrmClient {
     }
 
     /// `GET /api/v5/reference/sites`: the account's sites (shops) by code.
-    #[tracing::instrument(skip_all, fields(account = %self.account), err)]
+    #[tracing::instrument(skip_all, fields(account = %self.account), err(level = "debug"))]
     pub async fn sites(&self) -> Result<Dictionary<Site>, RetailCrmError> {
         let body: SitesResponse = self.get("api/v5/reference/sites", Vec::new()).await?;
         Ok(body.sites)
     }
 
     /// `GET /api/v5/orders/{id}?by=id`: one order by its internal id.
-    #[tracing::instrument(skip_all, fields(account = %self.account, order_id = id), err)]
+    #[tracing::instrument(skip_all, fields(account = %self.account, order_id = id), err(level = "debug"))]
     pub async fn order_by_id(&self, id: i64) -> Result<Order, RetailCrmError> {
         let body: OrderResponse = self
             .get(&format!("api/v5/orders/{id}"), vec![pair("by", "id")])
@@ -257,7 +259,7 @@ impl RetailCrmClient {
     }
 
     /// `GET /api/v5/orders` with `filter[...]`, `limit` and `page`.
-    #[tracing::instrument(skip_all, fields(account = %self.account, ids = filter.ids.len()), err)]
+    #[tracing::instrument(skip_all, fields(account = %self.account, ids = filter.ids.len()), err(level = "debug"))]
     pub async fn orders(&self, filter: &OrdersFilter) -> Result<OrdersPage, RetailCrmError> {
         if filter.ids.len() > MAX_IDS_PER_REQUEST {
             return Err(RetailCrmError::InvalidRequest(format!(
@@ -288,7 +290,7 @@ impl RetailCrmClient {
 
     /// `GET /api/v5/orders/history`. Walk it by passing the last record's id as the next
     /// `since_id` ([`HistoryPage::last_id`]); `page` is refused together with `since_id`.
-    #[tracing::instrument(skip_all, fields(account = %self.account, since_id = filter.since_id), err)]
+    #[tracing::instrument(skip_all, fields(account = %self.account, since_id = filter.since_id), err(level = "debug"))]
     pub async fn orders_history(
         &self,
         filter: &HistoryFilter,
@@ -309,23 +311,21 @@ impl RetailCrmClient {
         if let Some(page) = filter.page {
             query.push(pair("page", page));
         }
-        let body: OrdersHistoryResponse = self.get("api/v5/orders/history", query).await?;
-        Ok(HistoryPage {
-            history: body.history,
-            pagination: body.pagination,
-            generated_at: body.generated_at,
-        })
+        // Each record is read on its own: one unreadable record must not hide the page (the
+        // caller dead-letters it and moves the cursor past it).
+        let body: LenientHistoryResponse = self.get("api/v5/orders/history", query).await?;
+        Ok(body.into_page())
     }
 
     /// `GET /api/v5/users/{id}`: one user (a responsible manager).
-    #[tracing::instrument(skip_all, fields(account = %self.account, user_id = id), err)]
+    #[tracing::instrument(skip_all, fields(account = %self.account, user_id = id), err(level = "debug"))]
     pub async fn user(&self, id: i64) -> Result<User, RetailCrmError> {
         let body: UserResponse = self.get(&format!("api/v5/users/{id}"), Vec::new()).await?;
         Ok(body.user)
     }
 
     /// `GET /api/v5/users?limit=&page=`: one page of users.
-    #[tracing::instrument(skip_all, fields(account = %self.account, page), err)]
+    #[tracing::instrument(skip_all, fields(account = %self.account, page), err(level = "debug"))]
     pub async fn users(&self, page: u32, limit: PageLimit) -> Result<UsersPage, RetailCrmError> {
         let query = vec![pair("limit", limit.get()), pair("page", page)];
         let body: UsersResponse = self.get("api/v5/users", query).await?;
@@ -337,7 +337,7 @@ impl RetailCrmClient {
 
     /// `GET /api/v5/customers/{id}?by=id`: an individual customer. A merged customer gives
     /// [`RetailCrmError::NotFound`] with `combined_to`.
-    #[tracing::instrument(skip_all, fields(account = %self.account, customer_id = id), err)]
+    #[tracing::instrument(skip_all, fields(account = %self.account, customer_id = id), err(level = "debug"))]
     pub async fn customer(&self, id: i64) -> Result<Customer, RetailCrmError> {
         let body: CustomerResponse = self
             .get(&format!("api/v5/customers/{id}"), vec![pair("by", "id")])
@@ -346,7 +346,7 @@ impl RetailCrmClient {
     }
 
     /// `GET /api/v5/customers-corporate/{id}?by=id`: a corporate customer.
-    #[tracing::instrument(skip_all, fields(account = %self.account, customer_id = id), err)]
+    #[tracing::instrument(skip_all, fields(account = %self.account, customer_id = id), err(level = "debug"))]
     pub async fn customer_corporate(&self, id: i64) -> Result<CustomerCorporate, RetailCrmError> {
         let body: CustomerCorporateResponse = self
             .get(

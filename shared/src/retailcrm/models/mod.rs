@@ -18,7 +18,10 @@ pub use customer::{
     Source,
 };
 pub use envelope::{ApiErrors, CombinedTo, ErrorEnvelope, Pagination};
-pub use history::{ApiKeyRef, HistoryPage, OrderHistoryEntry, OrdersHistoryResponse, UserRef};
+pub(crate) use history::LenientHistoryResponse;
+pub use history::{
+    ApiKeyRef, HistoryPage, OrderHistoryEntry, OrdersHistoryResponse, UnreadableEntry, UserRef,
+};
 pub use order::{
     CodeRef, CodeValue, CustomFields, Delivery, DeliveryService, DeliveryTime, Discount, ItemPrice,
     ItemProperty, Offer, Order, OrderItem, OrderLink, OrderRef, OrderResponse, OrdersPage,

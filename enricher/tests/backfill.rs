@@ -1,0 +1,254 @@
+//! Backfill on connect and re-sync (DESIGN §7.1): 5,000 orders are loaded in pages of 100
+//! within the account's budget (the simulator's busiest second never exceeds it), a crash
+//! midway resumes at the next page instead of starting over, webhooks sent during the
+//! backfill are applied before it ends, and a re-sync re-emits exactly the orders created
+//! since its date. Embedded log.
+//!
+//! The backfill test prints its throughput (orders/s against the 100 × budget ceiling):
+//! `cargo test -p dealflow-enricher --test backfill -- --nocapture`.
+
+mod support;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use chrono::{NaiveDate, Utc};
+use dealflow_shared::events::{
+    Event, IntegrationId, LoadProgress, ResyncRequested, SyncStateChanged,
+};
+use dealflow_shared::retailcrm::{BudgetSettings, Budgets};
+use dealflow_simulator::{AccountConfig, NewOrder, SimConfig, Simulator};
+use support::{App, Backend, Deals, Reader, test_settings, truth_orders};
+use tokio::time::Instant;
+
+const LONG: Duration = Duration::from_secs(90);
+
+async fn latest(reader: &mut Reader, id: IntegrationId) -> Option<SyncStateChanged> {
+    reader.poll().await;
+    reader
+        .envelopes()
+        .into_iter()
+        .filter(|e| e.integration_id == id)
+        .filter_map(|e| match e.event {
+            Event::SyncStateChanged(s) => Some(s),
+            _ => None,
+        })
+        .next_back()
+}
+
+async fn wait_load(
+    reader: &mut Reader,
+    id: IntegrationId,
+    what: &str,
+    pick: impl Fn(&SyncStateChanged) -> Option<&LoadProgress>,
+    done: impl Fn(&LoadProgress) -> bool,
+) -> LoadProgress {
+    let deadline = Instant::now() + LONG;
+    loop {
+        if let Some(state) = latest(reader, id).await
+            && let Some(progress) = pick(&state)
+            && done(progress)
+        {
+            return progress.clone();
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+    }
+}
+
+fn list_calls(app_metrics: &dealflow_shared::metrics::Metrics) -> f64 {
+    app_metrics
+        .render()
+        .lines()
+        .filter(|l| l.starts_with("dealflow_enricher_crm_calls_total{endpoint=\"orders_list\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test]
+async fn a_backfill_of_5000_orders_stays_in_budget_resumes_and_lets_webhooks_first() {
+    let backend = Backend::embedded().await;
+    let mut account_config = AccountConfig::with_orders(5000);
+    account_config.history_days = 20;
+    let mut config = SimConfig::new(0, 0);
+    config.accounts.push(account_config);
+    let sim = Simulator::start(config).await.unwrap();
+    let account = sim.account(0);
+    let live: HashSet<u64> = truth_orders(&account.truth())
+        .iter()
+        .filter(|o| !o.1)
+        .map(|o| o.0)
+        .collect();
+    let id = IntegrationId::new();
+    let cursor = account.inspect(|s| s.history.last_id());
+    backend
+        .configure_with(id, &account.url(), &account.api_key(), |c| {
+            c.backfill_days = 30;
+            c.history_since_id = cursor;
+        })
+        .await;
+    let budgets = || Budgets::new(BudgetSettings::default());
+    let rps = BudgetSettings::default().rps();
+    let mut states = backend.reader(&backend.topics.sync_state()).await;
+
+    // First run: killed once 15 pages are done.
+    let app = App::start_with_budgets(&backend, test_settings(&backend), budgets()).await;
+    let metrics = app.metrics.clone();
+    wait_load(
+        &mut states,
+        id,
+        "15 pages",
+        |s| s.backfill.as_ref(),
+        |p| p.pages_done >= 15,
+    )
+    .await;
+    app.kill().await;
+    let first_run_pages = list_calls(&metrics);
+    let resumed = latest(&mut states, id).await.unwrap().backfill.unwrap();
+    assert!(resumed.finished_at.is_none(), "killed midway");
+
+    // Second run: resumes at the next page; webhooks for orders created now come first.
+    let restarted = Instant::now();
+    let app = App::start_with_budgets(&backend, test_settings(&backend), budgets()).await;
+    wait_load(
+        &mut states,
+        id,
+        "the resumed backfill",
+        |s| s.backfill.as_ref(),
+        |p| p.pages_done > resumed.pages_done,
+    )
+    .await;
+    let fresh: Vec<u64> = (0..3)
+        .map(|_| account.create_order(&NewOrder::default()).unwrap())
+        .collect();
+    backend.changes(id, &fresh).await;
+    let mut deals = backend.reader(&backend.topics.deals()).await;
+    deals
+        .until(LONG, "the webhook orders", |e| {
+            Deals::of(e, id).covers(&fresh)
+        })
+        .await;
+    let during = latest(&mut states, id).await.unwrap().backfill.unwrap();
+    assert!(
+        during.finished_at.is_none(),
+        "webhooks are applied before the backfill ends ({} of {:?} pages done)",
+        during.pages_done,
+        during.pages_total
+    );
+
+    let done = wait_load(
+        &mut states,
+        id,
+        "the backfill to finish",
+        |s| s.backfill.as_ref(),
+        |p| p.finished_at.is_some(),
+    )
+    .await;
+    let took = restarted.elapsed();
+    let second_run_pages = list_calls(&app.metrics);
+    let pages = done.pages_total.unwrap();
+    assert_eq!(
+        pages, 50,
+        "5,000 orders in pages of 100 (the 3 new ones make no new page)"
+    );
+    // At most the page in flight when the first run was killed is read twice.
+    assert!(
+        first_run_pages + second_run_pages <= f64::from(pages) + 1.0,
+        "{first_run_pages} + {second_run_pages} list calls for {pages} pages"
+    );
+    assert!(
+        f64::from(resumed.pages_done) <= first_run_pages,
+        "progress is written only after a page's events"
+    );
+    deals
+        .until(LONG, "every order of the window", |e| {
+            let found = Deals::of(e, id).orders();
+            live.iter().all(|o| found.contains(o))
+        })
+        .await;
+    let busiest = account.counters().max_per_second;
+    assert!(
+        busiest <= 10,
+        "the account saw {busiest} requests in one second"
+    );
+    let resumed_orders = (done.pages_done - resumed.pages_done) * 100;
+    let per_second = f64::from(resumed_orders) / took.as_secs_f64();
+    let ceiling = 100.0 * f64::from(rps);
+    eprintln!(
+        "backfill throughput: {resumed_orders} orders in {took:.2?} = {per_second:.0} orders/s, \
+         {:.0}% of the {ceiling:.0} orders/s ceiling (budget {rps}/s, busiest second {busiest})",
+        100.0 * per_second / ceiling
+    );
+    assert!(app.metric("dealflow_backfill_running") == 0.0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_resync_re_emits_exactly_the_orders_created_since_its_date() {
+    let backend = Backend::embedded().await;
+    let sim = Simulator::start(SimConfig::new(1, 300)).await.unwrap();
+    let account = sim.account(0);
+    let orders = truth_orders(&account.truth());
+    let created = |o: &serde_json::Value| {
+        NaiveDate::parse_from_str(&o["createdAt"].as_str().unwrap()[..10], "%Y-%m-%d").unwrap()
+    };
+    let mut days: Vec<NaiveDate> = orders.iter().map(|o| created(&o.2)).collect();
+    days.sort_unstable();
+    let since = days[days.len() * 2 / 3];
+    let expected: HashSet<u64> = orders
+        .iter()
+        .filter(|o| !o.1 && created(&o.2) >= since)
+        .map(|o| o.0)
+        .collect();
+    assert!(expected.len() > 50 && expected.len() < 200);
+    let id = IntegrationId::new();
+    let cursor = account.inspect(|s| s.history.last_id());
+    let configure = |resync: Option<ResyncRequested>| {
+        let (url, key) = (account.url(), account.api_key());
+        let backend = &backend;
+        async move {
+            backend
+                .configure_with(id, &url, &key, |c| {
+                    c.history_since_id = cursor;
+                    c.resync = resync;
+                })
+                .await
+        }
+    };
+    configure(None).await;
+    let app = App::start(&backend, test_settings(&backend)).await;
+    let requested_at = Utc::now();
+    configure(Some(ResyncRequested {
+        since,
+        requested_at,
+    }))
+    .await;
+    let mut states = backend.reader(&backend.topics.sync_state()).await;
+    let done = wait_load(
+        &mut states,
+        id,
+        "the re-sync",
+        |s| s.resync.as_ref(),
+        |p| p.requested_at == requested_at && p.finished_at.is_some(),
+    )
+    .await;
+    assert_eq!(done.since, since);
+    assert_eq!(done.orders_total, Some(expected.len() as u64));
+    let end: i64 = backend
+        .bus
+        .end_offsets(&backend.topics.deals())
+        .await
+        .unwrap()
+        .iter()
+        .map(|(_, e)| e)
+        .sum();
+    let mut deals = backend.reader(&backend.topics.deals()).await;
+    deals.until_records(LONG, end as usize).await;
+    let found = Deals::of(&deals.envelopes(), id);
+    assert_eq!(
+        found.orders(),
+        expected,
+        "exactly the orders created since {since}"
+    );
+    assert!(found.deleted.is_empty());
+    app.stop().await;
+}
