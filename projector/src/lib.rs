@@ -1,4 +1,39 @@
-//! projector: the raw-deals read model and its API (DESIGN §4, §5).
+//! projector: the raw-deals read model and its API (DESIGN §4, §5, §7).
 //!
-//! Applies deal, contact and funnel events idempotently into PostgreSQL or SQLite. The store and
-//! read API land with issue 5; this crate holds its place in the workspace.
+//! Consumes `deals`, `contacts`, `funnels`, `integrations`, `health` and `order-changed`,
+//! applies them idempotently into PostgreSQL or SQLite, and serves the read API from there.
+//!
+//! - [`service`]: [`ProjectorService::build`] / `run_until_stopped`, and [`Projector`] for
+//!   embedding (router, consumer, replay);
+//! - [`settings`]: the [`ProjectorSettings`];
+//! - `consumer`: poll → apply in one transaction with the offsets →
+//!   commit, with retries, dead letters and the lag gauge;
+//! - [`apply`]: the events → rows policy, and batches applied with their offsets;
+//! - [`derive`](mod@derive): markers (amount, funnel) and the stage history (outcome, closure);
+//! - [`read`] and `api`: the views and the HTTP read API (DESIGN §4);
+//! - [`replay`](mod@replay): rebuilding the read model from the topics;
+//! - [`store`]: the database (sqlx `Any`, one schema and one set of migrations for both);
+//! - [`synthetic`]: generated event streams for tests and the benchmark.
+
+mod api;
+pub mod apply;
+mod consumer;
+pub mod derive;
+mod error;
+mod metrics;
+pub mod read;
+pub mod replay;
+pub mod service;
+pub mod settings;
+pub mod store;
+pub mod synthetic;
+
+pub use api::{DEFAULT_LIMIT, MAX_LIMIT};
+pub use apply::Applied;
+pub use apply::batch::{BatchError, BatchOutcome, DEAD_LETTER_STAGE};
+pub use error::ProjectorError;
+pub use metrics::ProjectorMetrics;
+pub use replay::{ReplayProgress, ReplayReport, replay};
+pub use service::{Projector, ProjectorService};
+pub use settings::{DEFAULT_BATCH_SIZE, ProjectorSettings};
+pub use store::{Dialect, Store, StoreError};

@@ -1,0 +1,217 @@
+//! projector-bench: how fast the projector applies events into PostgreSQL and SQLite.
+//!
+//! Generates a synthetic stream (several integrations, realistic status paths, duplicates,
+//! late snapshots, deletions), publishes it to an embedded log, then runs the real consumer
+//! into a fresh database and times it until every record is applied; then times a full replay,
+//! a page of the deals list and a full CSV export. Not a test: it prints figures.
+//!
+//! `cargo bench -p dealflow-projector --bench projector-bench -- --events 100000`
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use clap::Parser;
+use dealflow_projector::synthetic::{self, Spec};
+use dealflow_projector::{Projector, ProjectorSettings, replay};
+use dealflow_shared::bus::{EmbeddedLog, EventBus};
+use dealflow_shared::config::DatabaseUrl;
+use dealflow_shared::metrics::Metrics;
+use dealflow_shared::topics::Topics;
+use secrecy::SecretString;
+use sqlx::Connection as _;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Parser)]
+#[command(about = "Times the projector applying a synthetic event stream")]
+struct Args {
+    /// Roughly how many events to generate.
+    #[arg(long, default_value_t = 100_000)]
+    events: usize,
+    /// Integrations the events are spread over.
+    #[arg(long, default_value_t = 4)]
+    integrations: usize,
+    /// Records per batch (one transaction each).
+    #[arg(long, default_value_t = dealflow_projector::DEFAULT_BATCH_SIZE)]
+    batch_size: usize,
+    /// `sqlite`, `postgres` or `both`.
+    #[arg(long, default_value = "both")]
+    database: String,
+    /// A PostgreSQL database to connect to for creating (and dropping) the benchmark database.
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/test")]
+    postgres_admin: String,
+    /// Passed by `cargo bench`; ignored.
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
+/// Events one generated order makes on average (snapshots, webhooks, contact, extras).
+const EVENTS_PER_ORDER: usize = 6;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    sqlx::any::install_default_drivers();
+    let dir = tempfile::tempdir()?;
+    let bus: Arc<dyn EventBus> = Arc::new(EmbeddedLog::open(dir.path().join("events.db")).await?);
+    let topics = Topics::new("bench.");
+    bus.ensure_topics(&topics.specs(1)).await?;
+    let orders = (args.events / EVENTS_PER_ORDER / args.integrations.max(1)).max(1);
+    let stream = synthetic::generate(&Spec {
+        seed: 1,
+        integrations: args.integrations,
+        orders_per_integration: orders,
+    });
+    let started = Instant::now();
+    synthetic::publish(bus.as_ref(), &topics, &stream.events).await?;
+    println!(
+        "generated {} events ({} integrations × {orders} orders), published to the embedded log in {:.1?}",
+        stream.events.len(),
+        args.integrations,
+        started.elapsed()
+    );
+
+    if matches!(args.database.as_str(), "sqlite" | "both") {
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("read.db").display());
+        let url = DatabaseUrl::Sqlite(SecretString::from(url));
+        run("SQLite", url, &args, &bus, &topics, stream.events.len()).await?;
+    }
+    if matches!(args.database.as_str(), "postgres" | "both") {
+        let name = format!("bench_{}", uuid::Uuid::now_v7().simple());
+        let mut admin = sqlx::AnyConnection::connect(&args.postgres_admin)
+            .await
+            .context("connecting to PostgreSQL (--postgres-admin)")?;
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await?;
+        let base = args.postgres_admin.rsplit_once('/').map_or("", |(b, _)| b);
+        let url = DatabaseUrl::Postgres(SecretString::from(format!("{base}/{name}")));
+        let result = run("PostgreSQL", url, &args, &bus, &topics, stream.events.len()).await;
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .execute(&mut admin)
+            .await?;
+        result?;
+    }
+    Ok(())
+}
+
+async fn run(
+    label: &str,
+    url: DatabaseUrl,
+    args: &Args,
+    bus: &Arc<dyn EventBus>,
+    topics: &Topics,
+    events: usize,
+) -> anyhow::Result<()> {
+    let mut settings = ProjectorSettings::new(
+        "127.0.0.1:0".parse()?,
+        "http://127.0.0.1:8080".parse()?,
+        url,
+        topics.clone(),
+        SecretString::from("bench-api-token-0123456789"),
+        SecretString::from("bench-secret-key-0123456789-0123456789-0123456789"),
+    );
+    settings.batch_size = args.batch_size;
+    settings.group = format!("bench-{}", uuid::Uuid::now_v7().simple());
+    let projector = Projector::open(settings.clone(), bus.clone(), &Metrics::new()).await?;
+    let mut ends = Vec::new();
+    for topic in settings.source_topics() {
+        for (partition, end) in bus.end_offsets(&topic).await? {
+            ends.push(((topic.clone(), partition), end));
+        }
+    }
+
+    // Apply: the real consumer loop, timed until the database has every offset.
+    let shutdown = CancellationToken::new();
+    let started = Instant::now();
+    let consumer = {
+        let projector = projector.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move { projector.run_consumer(shutdown).await })
+    };
+    loop {
+        let applied = projector.store().applied_offsets().await?;
+        if ends
+            .iter()
+            .all(|(k, end)| applied.get(k).is_some_and(|a| a >= end))
+        {
+            break;
+        }
+        anyhow::ensure!(!consumer.is_finished(), "the consumer stopped early");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let applied_in = started.elapsed();
+    shutdown.cancel();
+    consumer.await??;
+    println!(
+        "{label}: applied {events} events in {applied_in:.2?}: {:.0} events/s (batches of {})",
+        events as f64 / applied_in.as_secs_f64(),
+        args.batch_size
+    );
+
+    // Replay: everything, in one transaction.
+    let started = Instant::now();
+    let report = replay(&settings, bus.clone(), None, |_| {}).await?;
+    let took = started.elapsed();
+    println!(
+        "{label}: full replay of {} records in {took:.2?}: {:.0} records/s",
+        report.records_read,
+        report.records_read as f64 / took.as_secs_f64()
+    );
+
+    // Reads through the HTTP API.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let server = tokio::spawn(axum::serve(listener, projector.router()).into_future());
+    let http = reqwest::Client::new();
+    let base = format!("http://{addr}/api/v1/integrations");
+    let list: serde_json::Value = http
+        .get(&base)
+        .bearer_auth("bench-api-token-0123456789")
+        .send()
+        .await?
+        .json()
+        .await?;
+    let id = list["items"][0]["id"]
+        .as_str()
+        .context("an integration")?
+        .to_owned();
+    let deals = list["items"][0]["deals_count"].as_i64().unwrap_or_default();
+    let mut page_times = Vec::new();
+    for query in ["", "?outcome=won", "?site=shop-outlet&limit=500"] {
+        let started = Instant::now();
+        let response = http
+            .get(format!("{base}/{id}/deals{query}"))
+            .bearer_auth("bench-api-token-0123456789")
+            .send()
+            .await?;
+        anyhow::ensure!(response.status().is_success(), "deals page failed");
+        response.bytes().await?;
+        page_times.push(format!("{query:?} {:.1?}", started.elapsed()));
+    }
+    println!(
+        "{label}: deals pages of one integration ({deals} deals): {}",
+        page_times.join(", ")
+    );
+    let started = Instant::now();
+    let csv = http
+        .get(format!("{base}/{id}/deals.csv"))
+        .bearer_auth("bench-api-token-0123456789")
+        .send()
+        .await?
+        .bytes()
+        .await?;
+    let rows = csv
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+        .saturating_sub(1);
+    println!(
+        "{label}: CSV export of {rows} deals ({} KiB) in {:.2?}",
+        csv.len() / 1024,
+        started.elapsed()
+    );
+    server.abort();
+    projector.store().close().await;
+    Ok(())
+}

@@ -1,0 +1,219 @@
+//! The read API (DESIGN §4), every route behind the bearer token.
+//!
+//! Each `/integrations/{id}/…` handler first resolves the integration (404 when unknown or
+//! removed), then queries with that id only.
+
+mod csv;
+mod params;
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use dealflow_shared::events::IntegrationId;
+use dealflow_shared::http::{ApiError, BearerAuth};
+use dealflow_shared::secrets::SecretKeys;
+use serde_json::json;
+use url::Url;
+
+pub use params::{DEFAULT_LIMIT, MAX_LIMIT};
+
+use crate::derive::Markers;
+use crate::read::integrations::WebhookUrls;
+use crate::read::{deals, funnels, integrations, people};
+use crate::store::{Store, StoreError};
+use params::{DEAL_FILTERS, Params};
+
+/// What every handler shares.
+#[derive(Debug, Clone)]
+pub(crate) struct ApiState {
+    pub store: Store,
+    pub keys: Arc<SecretKeys>,
+    pub public_url: Url,
+}
+
+impl ApiState {
+    fn urls(&self) -> WebhookUrls<'_> {
+        WebhookUrls {
+            keys: &self.keys,
+            public_url: &self.public_url,
+        }
+    }
+
+    /// The integration's id and markers, or `404 integration_not_found`.
+    async fn integration(&self, raw: &str) -> Result<(IntegrationId, Markers), ApiError> {
+        let not_found = || {
+            ApiError::not_found(
+                "integration_not_found",
+                "There is no integration with this id.",
+            )
+        };
+        let id: IntegrationId = raw.parse().map_err(|_| not_found())?;
+        let markers = integrations::markers(&self.store, id)
+            .await
+            .map_err(internal)?
+            .ok_or_else(not_found)?;
+        Ok((id, markers))
+    }
+}
+
+/// The read API routes (bearer token on all of them).
+pub(crate) fn router(state: ApiState, auth: BearerAuth) -> Router {
+    Router::new()
+        .route("/api/v1/integrations", get(list_integrations))
+        .route("/api/v1/integrations/{id}", get(get_integration))
+        .route("/api/v1/integrations/{id}/deals", get(list_deals))
+        .route("/api/v1/integrations/{id}/deals.csv", get(export_deals))
+        .route("/api/v1/integrations/{id}/deals/{order_id}", get(get_deal))
+        .route("/api/v1/integrations/{id}/funnels", get(list_funnels))
+        .route("/api/v1/integrations/{id}/contacts", get(list_contacts))
+        .route("/api/v1/integrations/{id}/managers", get(list_managers))
+        .route_layer(middleware::from_fn_with_state(auth, BearerAuth::require))
+        .with_state(state)
+}
+
+fn internal(e: StoreError) -> ApiError {
+    ApiError::internal(&e)
+}
+
+/// `GET /api/v1/integrations`
+async fn list_integrations(State(state): State<ApiState>) -> Result<Response, ApiError> {
+    let items = integrations::list(&state.store, &state.urls())
+        .await
+        .map_err(internal)?;
+    Ok(Json(json!({ "items": items })).into_response())
+}
+
+/// `GET /api/v1/integrations/{id}`
+async fn get_integration(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let (id, _) = state.integration(&id).await?;
+    let view = integrations::get(&state.store, &state.urls(), id)
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| {
+            ApiError::not_found(
+                "integration_not_found",
+                "There is no integration with this id.",
+            )
+        })?;
+    Ok(Json(view).into_response())
+}
+
+/// `GET /api/v1/integrations/{id}/deals`
+async fn list_deals(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let allowed: Vec<&str> = ["limit", "cursor"]
+        .iter()
+        .chain(DEAL_FILTERS)
+        .copied()
+        .collect();
+    let params = Params::parse(query.as_deref(), &allowed)?;
+    let (limit, cursor, filter) = (
+        params.limit()?,
+        params.deal_cursor()?,
+        params.deal_filter()?,
+    );
+    let (id, markers) = state.integration(&id).await?;
+    let page = deals::page(&state.store, id, markers, &filter, cursor, limit)
+        .await
+        .map_err(internal)?;
+    let next = page.next.map(|c| c.encode());
+    Ok(Json(json!({ "items": page.items, "next_cursor": next })).into_response())
+}
+
+/// `GET /api/v1/integrations/{id}/deals.csv`
+async fn export_deals(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let filter = Params::parse(query.as_deref(), DEAL_FILTERS)?.deal_filter()?;
+    let (id, markers) = state.integration(&id).await?;
+    let disposition = format!("attachment; filename=\"deals-{id}.csv\"");
+    let mut response = csv::body(state.store.clone(), id, markers, filter).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/csv; charset=utf-8"),
+    );
+    if let Ok(value) = HeaderValue::from_str(&disposition) {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    Ok(response)
+}
+
+/// `GET /api/v1/integrations/{id}/deals/{order_id}`
+async fn get_deal(
+    State(state): State<ApiState>,
+    Path((id, order_id)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    Params::parse(query.as_deref(), &[])?;
+    let (id, markers) = state.integration(&id).await?;
+    let order_id: u64 = order_id.parse().map_err(|_| {
+        ApiError::bad_request(
+            "invalid_order_id",
+            "The order id must be a positive integer.",
+        )
+    })?;
+    let deal = deals::one(&state.store, id, markers, order_id)
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| {
+            ApiError::not_found("deal_not_found", "This integration has no such deal.")
+        })?;
+    Ok(Json(deal).into_response())
+}
+
+/// `GET /api/v1/integrations/{id}/funnels`
+async fn list_funnels(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    Params::parse(query.as_deref(), &[])?;
+    let (id, markers) = state.integration(&id).await?;
+    let funnels = funnels::list(&state.store, id, markers)
+        .await
+        .map_err(internal)?;
+    Ok(Json(funnels).into_response())
+}
+
+/// `GET /api/v1/integrations/{id}/contacts?limit=&cursor=`
+async fn list_contacts(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(query.as_deref(), &["limit", "cursor"])?;
+    let (limit, cursor) = (params.limit()?, params.contact_cursor()?);
+    let (id, _) = state.integration(&id).await?;
+    let (items, next) = people::contacts(&state.store, id, cursor.as_ref(), limit)
+        .await
+        .map_err(internal)?;
+    let next = next.map(|c| c.encode());
+    Ok(Json(json!({ "items": items, "next_cursor": next })).into_response())
+}
+
+/// `GET /api/v1/integrations/{id}/managers`
+async fn list_managers(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    Params::parse(query.as_deref(), &[])?;
+    let (id, _) = state.integration(&id).await?;
+    let items = people::managers(&state.store, id).await.map_err(internal)?;
+    Ok((StatusCode::OK, Json(json!({ "items": items }))).into_response())
+}

@@ -1,0 +1,355 @@
+//! `DealUpserted` / `DealDeleted`: facts folded with "newest snapshot wins", the stage history
+//! as a set, and the derived columns recomputed for every touched deal.
+//!
+//! Each integration's deals are loaded once per batch (one query), folded in memory in bus
+//! order, derived with the integration's markers, and written back with multi-row upserts:
+//! a handful of round trips per batch, whatever its size.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use dealflow_shared::events::{DealDeleted, DealUpserted, IntegrationId, Manager};
+use sqlx::AnyConnection;
+
+use super::deal_row::{self, DealRow, Derived, Facts};
+use super::funnels::RegroupedStages;
+use super::integrations;
+use crate::derive::{Entered, Markers, Outcome, closure};
+use crate::store::values::{Columns as _, id, micros};
+use crate::store::{Dialect, MAX_BINDS, Sql, StoreError};
+
+/// A deal event of a batch.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum DealEvent<'a> {
+    Upserted(&'a DealUpserted),
+    Deleted(&'a DealDeleted),
+}
+
+impl DealEvent<'_> {
+    fn order_id(self) -> i64 {
+        match self {
+            DealEvent::Upserted(d) => id(d.order_id),
+            DealEvent::Deleted(d) => id(d.order_id),
+        }
+    }
+}
+
+/// One deal's stage history: `(entered_at, stage_code)` → the group its snapshot reported.
+type History = BTreeMap<(i64, String), Option<String>>;
+
+/// Applies the deal events of a batch (in bus order) and re-derives the deals whose stage
+/// groups changed. Returns how many deal rows were written.
+pub(crate) async fn apply(
+    conn: &mut AnyConnection,
+    dialect: Dialect,
+    events: &[(IntegrationId, DealEvent<'_>)],
+    regrouped: &RegroupedStages,
+) -> Result<usize, StoreError> {
+    let mut by_integration: BTreeMap<IntegrationId, Vec<DealEvent<'_>>> = BTreeMap::new();
+    for (integration, event) in events {
+        by_integration.entry(*integration).or_default().push(*event);
+    }
+    for integration in regrouped.keys() {
+        by_integration.entry(*integration).or_default();
+    }
+    if by_integration.is_empty() {
+        return Ok(0);
+    }
+    // Lock order: the integration rows first (shared), then its deals, everywhere.
+    let ids: BTreeSet<IntegrationId> = by_integration.keys().copied().collect();
+    let markers = integrations::markers(conn, dialect, &ids).await?;
+
+    let mut written = 0;
+    for (integration, events) in by_integration {
+        let mut orders: BTreeSet<i64> = events.iter().map(|e| e.order_id()).collect();
+        if let Some(codes) = regrouped.get(&integration) {
+            orders.extend(relying_on_stages(conn, integration, codes).await?);
+        }
+        if orders.is_empty() {
+            continue;
+        }
+        let orders: Vec<i64> = orders.into_iter().collect();
+        let groups = stage_groups(conn, integration).await?;
+        let existing = deal_row::load(conn, dialect, integration, &orders).await?;
+        let mut histories = load_history(conn, integration, &orders).await?;
+        let stored_histories = histories.clone();
+
+        let mut rows: BTreeMap<i64, DealRow> = orders
+            .iter()
+            .map(|o| {
+                (
+                    *o,
+                    existing
+                        .get(o)
+                        .cloned()
+                        .unwrap_or_else(|| DealRow::empty(*o)),
+                )
+            })
+            .collect();
+        let mut managers: BTreeMap<u64, (&Manager, i64)> = BTreeMap::new();
+        for event in &events {
+            let row = rows
+                .get_mut(&event.order_id())
+                .expect("every event's order is loaded");
+            match event {
+                DealEvent::Upserted(d) => {
+                    upsert(row, d);
+                    if let Some(at) = d.stage_entered_at {
+                        histories
+                            .entry(row.order_id)
+                            .or_default()
+                            .entry((micros(at), d.status_code.clone()))
+                            .and_modify(|g| {
+                                if g.is_none() {
+                                    g.clone_from(&d.status_group);
+                                }
+                            })
+                            .or_insert_with(|| d.status_group.clone());
+                    }
+                    if let Some(m) = &d.manager {
+                        let at = micros(d.observed_at);
+                        match managers.get(&m.id) {
+                            Some((_, newest)) if *newest > at => {}
+                            _ => {
+                                managers.insert(m.id, (m, at));
+                            }
+                        }
+                    }
+                }
+                DealEvent::Deleted(d) => delete(row, d),
+            }
+        }
+
+        let marker = markers.get(&integration).copied().unwrap_or_default();
+        let empty = History::new();
+        for row in rows.values_mut() {
+            let history = histories.get(&row.order_id).unwrap_or(&empty);
+            row.derived = derive(row, marker, history, &groups);
+        }
+        let changed: Vec<&DealRow> = rows
+            .values()
+            // A row exists once an event named it; a re-derivation alone never creates one.
+            .filter(|r| r.observed_at.is_some() || r.deleted_observed_at.is_some())
+            .filter(|r| existing.get(&r.order_id) != Some(*r))
+            .collect();
+        written += changed.len();
+        write_history(conn, integration, &stored_histories, &histories).await?;
+        deal_row::write(conn, integration, &changed).await?;
+        write_managers(conn, integration, &managers).await?;
+    }
+    Ok(written)
+}
+
+/// The newer snapshot wins; an older or the same one changes nothing.
+fn upsert(row: &mut DealRow, d: &DealUpserted) {
+    let at = micros(d.observed_at);
+    if row.observed_at.is_some_and(|current| current >= at) {
+        return;
+    }
+    row.facts = Some(Facts::of(d));
+    row.observed_at = Some(at);
+}
+
+/// The newest deletion is kept; whether the deal counts as deleted is derived.
+fn delete(row: &mut DealRow, d: &DealDeleted) {
+    let at = micros(d.observed_at);
+    if row.deleted_observed_at.is_some_and(|current| current >= at) {
+        return;
+    }
+    row.deleted_observed_at = Some(at);
+    row.merged_into = d.merged_into.map(id);
+}
+
+/// Everything the view derives for a deal, from its facts, history, the stages' groups and the
+/// integration's markers.
+fn derive(
+    row: &DealRow,
+    markers: Markers,
+    history: &History,
+    groups: &HashMap<String, String>,
+) -> Derived {
+    // Deleted unless a snapshot newer than the deletion arrived (the order came back).
+    let deleted = match (row.deleted_observed_at, row.observed_at) {
+        (Some(deleted), Some(seen)) => deleted >= seen,
+        (Some(_), None) => true,
+        (None, _) => false,
+    };
+    let updated_at = row
+        .observed_at
+        .max(row.deleted_observed_at)
+        .unwrap_or_default();
+    let Some(f) = &row.facts else {
+        return Derived {
+            deleted,
+            updated_at,
+            ..Derived::default()
+        };
+    };
+    let group_of = |code: &str, reported: &Option<String>| {
+        reported.clone().or_else(|| groups.get(code).cloned())
+    };
+    let stage_group = group_of(&f.status_code, &f.status_group);
+    let outcome = Outcome::of_group(stage_group.as_deref());
+    let entries: Vec<Entered> = history
+        .iter()
+        .map(|((at, code), group)| Entered {
+            stage_code: code.clone(),
+            entered_at: *at,
+            outcome: Outcome::of_group(group_of(code, group).as_deref()),
+        })
+        .collect();
+    let closure = closure(&entries, outcome, f.stage_entered_at);
+    Derived {
+        deleted,
+        amount: Some(markers.amount(&f.total_sum, &f.net_sum).clone()),
+        funnel_id: Some(markers.funnel_id(&f.site)),
+        stage_group,
+        outcome: Some(outcome.as_str().to_owned()),
+        closed_at: closure.closed_at,
+        last_open_stage: closure.last_open_stage,
+        updated_at,
+    }
+}
+
+/// Deals whose group for one of `codes` came from the stages table (their snapshot did not
+/// say), so a new or changed stage group changes them.
+async fn relying_on_stages(
+    conn: &mut AnyConnection,
+    integration: IntegrationId,
+    codes: &BTreeSet<String>,
+) -> Result<Vec<i64>, StoreError> {
+    let mut sql =
+        Sql::new("SELECT order_id FROM deals WHERE status_group IS NULL AND integration_id = ");
+    sql.bind(integration.to_string())
+        .push(" AND status_code IN ")
+        .bind_list(codes.iter().cloned())
+        .push(
+            " UNION SELECT order_id FROM stage_history WHERE stage_group IS NULL \
+             AND integration_id = ",
+        )
+        .bind(integration.to_string())
+        .push(" AND stage_code IN ")
+        .bind_list(codes.iter().cloned());
+    sql.fetch_all(&mut *conn)
+        .await
+        .map_err(StoreError::query("finding deals of regrouped stages"))?
+        .iter()
+        .map(|row| row.int("order_id"))
+        .collect()
+}
+
+async fn stage_groups(
+    conn: &mut AnyConnection,
+    integration: IntegrationId,
+) -> Result<HashMap<String, String>, StoreError> {
+    let mut sql = Sql::new("SELECT stage_code, group_code FROM stages WHERE integration_id = ");
+    sql.bind(integration.to_string());
+    sql.fetch_all(&mut *conn)
+        .await
+        .map_err(StoreError::query("reading stage groups"))?
+        .iter()
+        .map(|row| Ok((row.text("stage_code")?, row.text("group_code")?)))
+        .collect()
+}
+
+async fn load_history(
+    conn: &mut AnyConnection,
+    integration: IntegrationId,
+    orders: &[i64],
+) -> Result<BTreeMap<i64, History>, StoreError> {
+    let mut out: BTreeMap<i64, History> = BTreeMap::new();
+    for chunk in orders.chunks(MAX_BINDS - 1) {
+        let mut sql = Sql::new(
+            "SELECT order_id, entered_at, stage_code, stage_group FROM stage_history \
+             WHERE integration_id = ",
+        );
+        sql.bind(integration.to_string())
+            .push(" AND order_id IN ")
+            .bind_list(chunk.iter().copied());
+        for row in sql
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(StoreError::query("reading stage history"))?
+        {
+            out.entry(row.int("order_id")?).or_default().insert(
+                (row.int("entered_at")?, row.text("stage_code")?),
+                row.opt_text("stage_group")?,
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// Inserts the entries that are new, and fills groups that were unknown.
+async fn write_history(
+    conn: &mut AnyConnection,
+    integration: IntegrationId,
+    stored: &BTreeMap<i64, History>,
+    current: &BTreeMap<i64, History>,
+) -> Result<(), StoreError> {
+    let mut rows = Vec::new();
+    for (order, history) in current {
+        for (key, group) in history {
+            let before = stored.get(order).and_then(|h| h.get(key));
+            if before != Some(group) {
+                rows.push((*order, key, group));
+            }
+        }
+    }
+    for chunk in rows.chunks(MAX_BINDS / 5) {
+        let mut sql = Sql::new(
+            "INSERT INTO stage_history (integration_id, order_id, entered_at, stage_code, \
+             stage_group) VALUES ",
+        );
+        for (i, (order, (at, code), group)) in chunk.iter().enumerate() {
+            sql.row(i == 0, |r| {
+                r.v(integration.to_string())
+                    .v(*order)
+                    .v(*at)
+                    .v(code.clone())
+                    .v((*group).clone());
+            });
+        }
+        sql.push(
+            " ON CONFLICT (integration_id, order_id, entered_at, stage_code) DO UPDATE SET \
+             stage_group = COALESCE(stage_history.stage_group, excluded.stage_group)",
+        );
+        sql.execute(&mut *conn)
+            .await
+            .map_err(StoreError::query("writing stage history"))?;
+    }
+    Ok(())
+}
+
+/// Managers as the newest snapshot naming them described them.
+async fn write_managers(
+    conn: &mut AnyConnection,
+    integration: IntegrationId,
+    managers: &BTreeMap<u64, (&Manager, i64)>,
+) -> Result<(), StoreError> {
+    let rows: Vec<_> = managers.iter().collect();
+    for chunk in rows.chunks(MAX_BINDS / 6) {
+        let mut sql = Sql::new(
+            "INSERT INTO managers (integration_id, manager_id, name, email, phone, observed_at) \
+             VALUES ",
+        );
+        for (i, (manager_id, (m, at))) in chunk.iter().enumerate() {
+            sql.row(i == 0, |r| {
+                r.v(integration.to_string())
+                    .v(id(**manager_id))
+                    .v(m.name.clone())
+                    .v(m.email.clone())
+                    .v(m.phone.clone())
+                    .v(*at);
+            });
+        }
+        sql.push(
+            " ON CONFLICT (integration_id, manager_id) DO UPDATE SET name = excluded.name, \
+             email = excluded.email, phone = excluded.phone, observed_at = excluded.observed_at \
+             WHERE excluded.observed_at >= managers.observed_at",
+        );
+        sql.execute(&mut *conn)
+            .await
+            .map_err(StoreError::query("writing managers"))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,245 @@
+//! The consumer loop: poll a batch, apply it with its offsets in one transaction, then store
+//! and commit the offsets on the bus.
+//!
+//! Failures are classified before anything moves (STYLE "Kafka and the read model"):
+//! a transient store or bus failure retries the same batch with backoff; an undecodable record
+//! is dead-lettered and the partition keeps flowing (the dead-letter cap halts); anything else
+//! stops the consumer loudly. The bus commit after the database commit is best effort: the
+//! database already knows what was applied, so a lost commit only means re-reading records
+//! that are then skipped.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use dealflow_shared::bus::{BusError, Consumer, DeadLetters, Delivered, EventBus};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::apply::batch::{self, BatchError, BatchOptions};
+use crate::error::ProjectorError;
+use crate::metrics::ProjectorMetrics;
+use crate::settings::ProjectorSettings;
+use crate::store::Store;
+
+/// How often the consumer lag gauge is refreshed.
+const LAG_INTERVAL: Duration = Duration::from_secs(15);
+/// Retry backoff for transient failures: from the first to the last, doubling.
+const BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(5));
+
+/// The projector's consumer.
+#[derive(Debug, Clone)]
+pub(crate) struct ConsumerLoop {
+    pub settings: ProjectorSettings,
+    pub store: Store,
+    pub bus: Arc<dyn EventBus>,
+    pub metrics: ProjectorMetrics,
+    /// One cap for every batch of this process.
+    pub dead_letters: Arc<DeadLetters>,
+    /// True while a consumer holds an assignment (for `/readyz`).
+    pub assigned: Arc<AtomicBool>,
+}
+
+impl ConsumerLoop {
+    /// Consumes until `shutdown`; returns an error only for what retrying cannot fix.
+    pub async fn run(&self, shutdown: CancellationToken) -> Result<(), ProjectorError> {
+        let topics = self.settings.source_topics();
+        if self.store.applied_offsets().await?.is_empty() {
+            // A fresh read model: offsets the group committed belong to another database.
+            self.reset_group(&topics).await?;
+        }
+        let lag = tokio::spawn(self.clone().report_lag(shutdown.child_token()));
+        let result = self.consume_with_resets(&topics, &shutdown).await;
+        lag.abort();
+        result
+    }
+
+    /// Subscribes and consumes; resets the group once when the database turns out to be behind
+    /// it (see [`BatchError::Behind`]).
+    async fn consume_with_resets(
+        &self,
+        topics: &[String],
+        shutdown: &CancellationToken,
+    ) -> Result<(), ProjectorError> {
+        let mut reset_done = false;
+        let mut backoff = BACKOFF.0;
+        loop {
+            let mut consumer = match self.bus.subscribe(&self.settings.group, topics).await {
+                Ok(consumer) => consumer,
+                Err(e) if e.is_transient() => {
+                    tracing::warn!(error = %e, "joining the consumer group failed; retrying");
+                    if !pause(&mut backoff, shutdown).await {
+                        return Ok(());
+                    }
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let result = self.consume(consumer.as_mut(), shutdown).await;
+            self.assigned.store(false, Ordering::Relaxed);
+            match result {
+                Err(ProjectorError::Batch(behind @ BatchError::Behind { .. })) if !reset_done => {
+                    tracing::warn!(
+                        error = %behind,
+                        "replaying from the start of the topics; applied records are skipped"
+                    );
+                    drop(consumer);
+                    self.reset_group(topics).await?;
+                    reset_done = true;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn reset_group(&self, topics: &[String]) -> Result<(), ProjectorError> {
+        match self.bus.reset_group(&self.settings.group, topics).await {
+            Ok(()) => Ok(()),
+            // Another member of the group is already consuming (and resetting is its job).
+            Err(BusError::GroupBusy(group)) => {
+                tracing::warn!(%group, "consumer group busy; not resetting it");
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn consume(
+        &self,
+        consumer: &mut dyn Consumer,
+        shutdown: &CancellationToken,
+    ) -> Result<(), ProjectorError> {
+        let complete = self.settings.complete_topics();
+        let options = BatchOptions {
+            complete_topics: &complete,
+            dead_letters: Some(&self.dead_letters),
+        };
+        let mut backoff = BACKOFF.0;
+        loop {
+            let polled = tokio::select! {
+                () = shutdown.cancelled() => return Ok(()),
+                polled = consumer.poll(self.settings.batch_size, self.settings.poll_timeout) => polled,
+            };
+            let records = match polled {
+                Ok(records) => records,
+                Err(e) if e.is_transient() => {
+                    tracing::warn!(error = %e, "polling the bus failed; retrying");
+                    if !pause(&mut backoff, shutdown).await {
+                        return Ok(());
+                    }
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            backoff = BACKOFF.0;
+            if !consumer.assignment().is_empty() {
+                self.assigned.store(true, Ordering::Relaxed);
+            }
+            if records.is_empty() {
+                continue;
+            }
+            if !self.apply(&records, options, shutdown).await? {
+                return Ok(());
+            }
+            for record in last_per_partition(&records) {
+                // After a rebalance the partition may be gone; its new owner skips by offset.
+                if let Err(e) = consumer.store(record) {
+                    tracing::warn!(error = %e, "storing an offset on the bus failed");
+                }
+            }
+            if let Err(e) = consumer.commit().await {
+                // The database holds the offsets; the next commit carries these too.
+                tracing::warn!(error = %e, "committing offsets to the bus failed");
+            }
+        }
+    }
+
+    /// Applies one batch, retrying transient failures. False when shutdown came first.
+    async fn apply(
+        &self,
+        records: &[Delivered],
+        options: BatchOptions<'_>,
+        shutdown: &CancellationToken,
+    ) -> Result<bool, ProjectorError> {
+        let mut backoff = BACKOFF.0;
+        loop {
+            let started = Instant::now();
+            match batch::apply_records(&self.store, records, options).await {
+                Ok(outcome) => {
+                    self.metrics
+                        .batch(records.len(), &outcome, started.elapsed());
+                    return Ok(true);
+                }
+                Err(e) => {
+                    self.metrics.batch_failed(started.elapsed());
+                    if !e.is_transient() {
+                        return Err(e.into());
+                    }
+                    tracing::warn!(error = %e, "applying a batch failed; retrying");
+                    if !pause(&mut backoff, shutdown).await {
+                        return Ok(false);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Refreshes the lag gauge every [`LAG_INTERVAL`] until `stop`, off the consumer's path
+    /// (end offsets are a broker round trip per topic).
+    async fn report_lag(self, stop: CancellationToken) {
+        loop {
+            self.refresh_lag().await;
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(LAG_INTERVAL) => {}
+            }
+        }
+    }
+
+    async fn refresh_lag(&self) {
+        let applied = match self.store.applied_offsets().await {
+            Ok(applied) => applied,
+            Err(e) => {
+                tracing::debug!(error = %e, "reading offsets for the lag gauge");
+                return;
+            }
+        };
+        for topic in self.settings.source_topics() {
+            match self.bus.end_offsets(&topic).await {
+                Ok(ends) => {
+                    let lag = ends
+                        .iter()
+                        .map(|(p, end)| {
+                            let next = applied.get(&(topic.clone(), *p)).copied().unwrap_or(0);
+                            (end - next).max(0)
+                        })
+                        .sum();
+                    self.metrics.set_lag(&topic, lag);
+                }
+                Err(e) => {
+                    tracing::debug!(%topic, error = %e, "reading end offsets for the lag gauge")
+                }
+            }
+        }
+    }
+}
+
+/// The last record of each partition (storing it moves the group past the earlier ones).
+fn last_per_partition(records: &[Delivered]) -> Vec<&Delivered> {
+    let mut last: BTreeMap<(&str, i32), &Delivered> = BTreeMap::new();
+    for r in records {
+        last.insert((r.topic.as_str(), r.partition), r);
+    }
+    last.into_values().collect()
+}
+
+/// Waits out one backoff step (doubling it); false when shutdown came first.
+async fn pause(backoff: &mut Duration, shutdown: &CancellationToken) -> bool {
+    let wait = *backoff;
+    *backoff = (*backoff * 2).min(BACKOFF.1);
+    tokio::select! {
+        () = shutdown.cancelled() => false,
+        () = tokio::time::sleep(wait) => true,
+    }
+}

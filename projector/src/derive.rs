@@ -1,0 +1,221 @@
+//! Markers and stage history, applied here (DESIGN §5): the policy that turns stored facts into
+//! what the view shows. Pure functions, so the consumer and the marker re-derivation agree by
+//! construction.
+
+/// The funnel every order belongs to when `default_funnel` is on.
+pub const DEFAULT_FUNNEL_ID: &str = "default";
+/// Its name.
+pub const DEFAULT_FUNNEL_NAME: &str = "RetailCRM";
+
+/// An integration's markers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Markers {
+    /// One funnel for every order (on) or one per shop (off).
+    pub default_funnel: bool,
+    /// Amount = total (on) or total − delivery (off).
+    pub include_delivery_cost: bool,
+}
+
+impl Default for Markers {
+    /// What an integration gets when its settings have not been read yet (ingest's defaults);
+    /// its deals are re-derived once they arrive.
+    fn default() -> Self {
+        Self {
+            default_funnel: false,
+            include_delivery_cost: true,
+        }
+    }
+}
+
+impl Markers {
+    /// The deal's amount, given the total and the total without delivery (in any
+    /// representation: the store picks between two stored decimal strings).
+    pub fn amount<T>(self, total_sum: T, net_sum: T) -> T {
+        if self.include_delivery_cost {
+            total_sum
+        } else {
+            net_sum
+        }
+    }
+
+    /// The funnel a deal of `site` belongs to.
+    pub fn funnel_id(self, site: &str) -> String {
+        if self.default_funnel {
+            DEFAULT_FUNNEL_ID.to_owned()
+        } else {
+            site.to_owned()
+        }
+    }
+}
+
+/// Whether a deal is still open, won or lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    Open,
+    Won,
+    Lost,
+}
+
+impl Outcome {
+    /// From the RetailCRM status group: `complete` wins, `cancel` loses, anything else is open.
+    pub fn of_group(group: Option<&str>) -> Self {
+        match group {
+            Some("complete") => Outcome::Won,
+            Some("cancel") => Outcome::Lost,
+            _ => Outcome::Open,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Open => "open",
+            Outcome::Won => "won",
+            Outcome::Lost => "lost",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "open" => Some(Outcome::Open),
+            "won" => Some(Outcome::Won),
+            "lost" => Some(Outcome::Lost),
+            _ => None,
+        }
+    }
+
+    fn is_closed(self) -> bool {
+        self != Outcome::Open
+    }
+}
+
+/// One entry of a deal's stage history with its outcome resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entered {
+    pub stage_code: String,
+    /// Microseconds since the epoch.
+    pub entered_at: i64,
+    pub outcome: Outcome,
+}
+
+/// When a closed deal closed, and the open stage it left to get there.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Closure {
+    pub closed_at: Option<i64>,
+    pub last_open_stage: Option<String>,
+}
+
+/// `closed_at` and `last_open_stage` (DESIGN §4) from the history (any order) and the current
+/// outcome: nothing while open; otherwise the last open stage in the history, and the time the
+/// deal first entered a closed stage after it (a deal can move between closed stages, e.g.
+/// from "cancelled" to "returned", without re-opening). Without history of the closing move,
+/// the current stage's entry time stands in.
+pub fn closure(history: &[Entered], current: Outcome, stage_entered_at: Option<i64>) -> Closure {
+    if !current.is_closed() {
+        return Closure::default();
+    }
+    let mut sorted: Vec<&Entered> = history.iter().collect();
+    sorted.sort_by(|a, b| (a.entered_at, &a.stage_code).cmp(&(b.entered_at, &b.stage_code)));
+    let last_open = sorted.iter().rposition(|e| !e.outcome.is_closed());
+    let after = last_open.map_or(0, |i| i + 1);
+    let closed_at = sorted
+        .get(after..)
+        .and_then(|rest| rest.iter().find(|e| e.outcome.is_closed()))
+        .map(|e| e.entered_at)
+        .or(stage_entered_at);
+    Closure {
+        closed_at,
+        last_open_stage: last_open.map(|i| sorted[i].stage_code.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entered(code: &str, at: i64, outcome: Outcome) -> Entered {
+        Entered {
+            stage_code: code.into(),
+            entered_at: at,
+            outcome,
+        }
+    }
+
+    #[test]
+    fn amount_and_funnel_follow_the_markers() {
+        let (total, net) = ("6330.00", "5980.00");
+        let on = Markers {
+            default_funnel: true,
+            include_delivery_cost: true,
+        };
+        let off = Markers {
+            default_funnel: false,
+            include_delivery_cost: false,
+        };
+        assert_eq!(on.amount(total, net), "6330.00");
+        assert_eq!(off.amount(total, net), "5980.00");
+        assert_eq!(on.funnel_id("shop-main"), "default");
+        assert_eq!(off.funnel_id("shop-main"), "shop-main");
+    }
+
+    #[test]
+    fn outcome_comes_from_the_group() {
+        assert_eq!(Outcome::of_group(Some("complete")), Outcome::Won);
+        assert_eq!(Outcome::of_group(Some("cancel")), Outcome::Lost);
+        assert_eq!(Outcome::of_group(Some("delivery")), Outcome::Open);
+        assert_eq!(Outcome::of_group(None), Outcome::Open);
+        for o in [Outcome::Open, Outcome::Won, Outcome::Lost] {
+            assert_eq!(Outcome::parse(o.as_str()), Some(o));
+        }
+    }
+
+    #[test]
+    fn open_deals_have_no_closure() {
+        let history = [entered("new", 1, Outcome::Open)];
+        assert_eq!(
+            closure(&history, Outcome::Open, Some(1)),
+            Closure::default()
+        );
+    }
+
+    #[test]
+    fn closure_is_the_first_closed_stage_after_the_last_open_one() {
+        let history = [
+            entered("cancel-other", 5, Outcome::Lost),
+            entered("new", 1, Outcome::Open),
+            entered("assembling", 3, Outcome::Open),
+            entered("returned", 7, Outcome::Lost),
+        ];
+        let c = closure(&history, Outcome::Lost, Some(7));
+        assert_eq!(c.closed_at, Some(5));
+        assert_eq!(c.last_open_stage.as_deref(), Some("assembling"));
+    }
+
+    #[test]
+    fn a_reopened_deal_closes_again_later() {
+        let history = [
+            entered("new", 1, Outcome::Open),
+            entered("cancel-other", 2, Outcome::Lost),
+            entered("new", 3, Outcome::Open),
+            entered("complete", 4, Outcome::Won),
+        ];
+        let c = closure(&history, Outcome::Won, Some(4));
+        assert_eq!(c.closed_at, Some(4));
+        assert_eq!(c.last_open_stage.as_deref(), Some("new"));
+    }
+
+    #[test]
+    fn a_deal_created_closed_has_no_open_stage() {
+        let c = closure(
+            &[entered("complete", 9, Outcome::Won)],
+            Outcome::Won,
+            Some(9),
+        );
+        assert_eq!(c.closed_at, Some(9));
+        assert_eq!(c.last_open_stage, None);
+        let c = closure(&[], Outcome::Won, Some(4));
+        assert_eq!(c.closed_at, Some(4));
+        let c = closure(&[entered("new", 1, Outcome::Open)], Outcome::Lost, None);
+        assert_eq!(c.closed_at, None);
+        assert_eq!(c.last_open_stage.as_deref(), Some("new"));
+    }
+}

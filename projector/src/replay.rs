@@ -1,0 +1,243 @@
+//! Rebuilding the read model from the topics (`dealflow replay [--integration ID]`).
+//!
+//! A replay reads the source topics from the beginning with a fresh consumer group (it never
+//! commits, so nothing is left behind) and applies them through the same code as the consumer,
+//! all in ONE transaction: readers keep seeing the old view until the rebuilt one commits.
+//!
+//! - Everything: the read model is emptied and rebuilt up to the topics' end offsets as they
+//!   were when the replay started; the applied offsets are set to those, so a consumer that
+//!   starts afterwards skips what the replay applied.
+//! - One integration: its rows are emptied and its events re-applied up to the offsets the
+//!   read model had applied, so it ends exactly where the rest of the view is; the consumer
+//!   continues from there as before.
+//!
+//! `integration_activity` (the latest webhook) is kept: its source, `order-changed`, expires
+//! after days, so it cannot always be rebuilt; re-applying what is left only moves it forward.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dealflow_shared::bus::{Delivered, EventBus};
+use dealflow_shared::events::IntegrationId;
+use sqlx::AnyConnection;
+
+use crate::apply::batch::{self, decode};
+use crate::apply::{Applied, apply_events};
+use crate::error::ProjectorError;
+use crate::metrics::ProjectorMetrics;
+use crate::settings::ProjectorSettings;
+use crate::store::{Sql, Store, StoreError, TABLES};
+
+/// Empty polls (after partitions are assigned) before the rest of a target is given up as
+/// gone: records at the tail of `order-changed` expire, so its end offset may be unreachable.
+const IDLE_POLLS: u32 = 5;
+const POLL_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Where a replay is, reported after every batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplayProgress {
+    /// Records read within the replay's target so far.
+    pub records_read: u64,
+    /// Records to read (an upper bound: compaction and retention leave gaps).
+    pub records_total: u64,
+    /// Events applied so far.
+    pub events_applied: u64,
+    /// True on the last report, once the rebuilt view is committed.
+    pub finished: bool,
+}
+
+/// What a finished replay did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplayReport {
+    pub records_read: u64,
+    pub applied: Applied,
+    /// Records that could not be decoded (the consumer dead-lettered them when it met them).
+    pub invalid: u64,
+    pub elapsed: Duration,
+}
+
+/// Rebuilds the read model of `settings` from the topics on `bus`: everything, or only
+/// `integration`. Run it while no projector consumes into the same database, or that consumer
+/// will re-read from the start (correctly, but for nothing).
+pub async fn replay(
+    settings: &ProjectorSettings,
+    bus: Arc<dyn EventBus>,
+    integration: Option<IntegrationId>,
+    progress: impl Fn(ReplayProgress),
+) -> Result<ReplayReport, ProjectorError> {
+    let store = Store::open(&settings.database_url).await?;
+    let result = run(&store, settings, &bus, integration, &progress, None).await;
+    store.close().await;
+    result
+}
+
+#[tracing::instrument(skip_all, fields(integration = ?integration), err)]
+pub(crate) async fn run(
+    store: &Store,
+    settings: &ProjectorSettings,
+    bus: &Arc<dyn EventBus>,
+    integration: Option<IntegrationId>,
+    progress: &dyn Fn(ReplayProgress),
+    metrics: Option<&ProjectorMetrics>,
+) -> Result<ReplayReport, ProjectorError> {
+    let started = Instant::now();
+    let topics = settings.source_topics();
+    let targets: BTreeMap<(String, i32), i64> = match integration {
+        None => {
+            let mut ends = BTreeMap::new();
+            for topic in &topics {
+                for (partition, end) in bus.end_offsets(topic).await? {
+                    ends.insert((topic.clone(), partition), end);
+                }
+            }
+            ends
+        }
+        Some(_) => store
+            .applied_offsets()
+            .await?
+            .into_iter()
+            .filter(|((topic, _), _)| topics.contains(topic))
+            .collect(),
+    };
+    let total = targets
+        .values()
+        .map(|n| u64::try_from(*n).unwrap_or(0))
+        .sum();
+    let mut remaining: BTreeMap<(String, i32), i64> = targets
+        .iter()
+        .filter(|(_, end)| **end > 0)
+        .map(|(k, v)| (k.clone(), *v))
+        .collect();
+
+    let group = format!(
+        "{}-replay-{}",
+        settings.group,
+        uuid::Uuid::now_v7().simple()
+    );
+    let mut consumer = bus.subscribe(&group, &topics).await?;
+    let mut tx = store
+        .writer()
+        .begin()
+        .await
+        .map_err(StoreError::query("starting a replay"))?;
+    clear(&mut tx, integration).await?;
+
+    let mut report = ReplayReport {
+        records_read: 0,
+        applied: Applied::default(),
+        invalid: 0,
+        elapsed: Duration::ZERO,
+    };
+    let mut idle = 0;
+    while !remaining.is_empty() {
+        let records = consumer.poll(settings.batch_size, POLL_TIMEOUT).await?;
+        if records.is_empty() {
+            if !consumer.assignment().is_empty() {
+                idle += 1;
+                if idle >= IDLE_POLLS {
+                    tracing::warn!(
+                        partitions = ?remaining.keys().collect::<Vec<_>>(),
+                        "the tail of these partitions is gone (retention); replay ends here"
+                    );
+                    break;
+                }
+            }
+            continue;
+        }
+        idle = 0;
+        let mut envelopes = Vec::with_capacity(records.len());
+        for record in &records {
+            if !within(&targets, &mut remaining, record) {
+                continue;
+            }
+            report.records_read += 1;
+            match decode(record, None).await? {
+                Some(e) if integration.is_none_or(|id| id == e.integration_id) => envelopes.push(e),
+                Some(_) => {}
+                None => report.invalid += 1,
+            }
+        }
+        let applied = apply_events(&mut tx, store.dialect(), &envelopes).await?;
+        report.applied.add(&applied);
+        if let Some(metrics) = metrics {
+            metrics.set_replay(report.records_read, total);
+        }
+        progress(ReplayProgress {
+            records_read: report.records_read,
+            records_total: total,
+            events_applied: report.applied.total(),
+            finished: false,
+        });
+    }
+    if integration.is_none() {
+        let next: Vec<((&str, i32), i64)> = targets
+            .iter()
+            .filter(|(_, end)| **end > 0)
+            .map(|((topic, partition), end)| ((topic.as_str(), *partition), *end))
+            .collect();
+        batch::store_offsets(&mut tx, &next).await?;
+    }
+    tx.commit()
+        .await
+        .map_err(StoreError::query("committing a replay"))?;
+    report.elapsed = started.elapsed();
+    progress(ReplayProgress {
+        records_read: report.records_read,
+        records_total: total,
+        events_applied: report.applied.total(),
+        finished: true,
+    });
+    tracing::info!(
+        records = report.records_read,
+        events = report.applied.total(),
+        elapsed = ?report.elapsed,
+        "replay finished"
+    );
+    Ok(report)
+}
+
+/// Whether `record` is below its partition's target; marks the partition done at the last one.
+fn within(
+    targets: &BTreeMap<(String, i32), i64>,
+    remaining: &mut BTreeMap<(String, i32), i64>,
+    record: &Delivered,
+) -> bool {
+    let key = (record.topic.clone(), record.partition);
+    let target = targets.get(&key).copied().unwrap_or(0);
+    if record.offset + 1 >= target {
+        remaining.remove(&key);
+    }
+    record.offset < target
+}
+
+/// Empties what the replay rebuilds.
+async fn clear(
+    conn: &mut AnyConnection,
+    integration: Option<IntegrationId>,
+) -> Result<(), StoreError> {
+    for (table, _) in TABLES {
+        if *table == "integration_activity" {
+            continue;
+        }
+        let sql = match integration {
+            None => Sql::new(&format!("DELETE FROM {table}")),
+            // Offsets describe the whole view, which a one-integration replay does not move.
+            Some(_) if *table == "applied_offsets" => continue,
+            Some(id) => {
+                let column = if matches!(*table, "integrations" | "removed_integrations") {
+                    "id"
+                } else {
+                    "integration_id"
+                };
+                let mut sql = Sql::new(&format!("DELETE FROM {table} WHERE {column} = "));
+                sql.bind(id.to_string());
+                sql
+            }
+        };
+        sql.execute(&mut *conn)
+            .await
+            .map_err(StoreError::query("clearing the read model for a replay"))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,239 @@
+//! Building and running the projector: [`Projector`] (the consumer and the read API, for
+//! embedding in an all-in-one process) and [`ProjectorService`] (the same with its own
+//! listener, `/healthz`, `/readyz` and `/metrics`).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::middleware;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use dealflow_shared::bus::{DeadLetters, Delivered, EventBus};
+use dealflow_shared::events::IntegrationId;
+use dealflow_shared::http::{BearerAuth, HttpMetrics};
+use dealflow_shared::metrics::Metrics;
+use dealflow_shared::secrets::SecretKeys;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{self, ApiState};
+use crate::apply::batch::{self, BatchError, BatchOptions, BatchOutcome};
+use crate::consumer::ConsumerLoop;
+use crate::error::ProjectorError;
+use crate::metrics::ProjectorMetrics;
+use crate::replay::{self, ReplayProgress, ReplayReport};
+use crate::settings::ProjectorSettings;
+use crate::store::Store;
+
+/// The projector without a listener: its consumer, read API and replay.
+#[derive(Debug, Clone)]
+pub struct Projector {
+    consumer: ConsumerLoop,
+    api: ApiState,
+    api_token: secrecy::SecretString,
+}
+
+impl Projector {
+    /// Opens (and migrates) the read model store; consumes nothing yet.
+    pub async fn open(
+        settings: ProjectorSettings,
+        bus: Arc<dyn EventBus>,
+        metrics: &Metrics,
+    ) -> Result<Self, ProjectorError> {
+        let store = Store::open(&settings.database_url).await?;
+        let api = ApiState {
+            store: store.clone(),
+            keys: Arc::new(SecretKeys::derive(&settings.secret_key)),
+            public_url: settings.public_url.clone(),
+        };
+        let api_token = settings.api_token.clone();
+        let dead_letters = Arc::new(DeadLetters::new(
+            bus.clone(),
+            settings.topics.dead_letter(),
+            settings.dead_letter_cap,
+        ));
+        let consumer = ConsumerLoop {
+            settings,
+            store,
+            bus,
+            metrics: ProjectorMetrics::new(metrics),
+            dead_letters,
+            assigned: Arc::new(AtomicBool::new(false)),
+        };
+        Ok(Self {
+            consumer,
+            api,
+            api_token,
+        })
+    }
+
+    /// The read API (every route behind the bearer token).
+    pub fn router(&self) -> Router {
+        api::router(self.api.clone(), BearerAuth::new(self.api_token.clone()))
+    }
+
+    /// The read model store.
+    pub fn store(&self) -> &Store {
+        &self.consumer.store
+    }
+
+    /// Ready to serve: the store answers and the consumer holds its partitions.
+    pub async fn is_ready(&self) -> bool {
+        self.consumer.assigned.load(Ordering::Relaxed) && self.store().ping().await
+    }
+
+    /// Consumes the topics into the read model until `shutdown`.
+    pub async fn run_consumer(&self, shutdown: CancellationToken) -> Result<(), ProjectorError> {
+        self.consumer.run(shutdown).await
+    }
+
+    /// Applies one polled batch exactly as the consumer does (one transaction with its
+    /// offsets, undecodable records dead-lettered), without touching the bus offsets. The
+    /// building block of the consumer, public for tests that cut batches themselves.
+    pub async fn apply_batch(&self, records: &[Delivered]) -> Result<BatchOutcome, BatchError> {
+        let complete = self.consumer.settings.complete_topics();
+        let options = BatchOptions {
+            complete_topics: &complete,
+            dead_letters: Some(&self.consumer.dead_letters),
+        };
+        batch::apply_records(self.store(), records, options).await
+    }
+
+    /// Rebuilds the read model (everything, or one integration) from the topics; see
+    /// [`replay`](crate::replay()).
+    pub async fn replay(
+        &self,
+        integration: Option<IntegrationId>,
+        progress: impl Fn(ReplayProgress),
+    ) -> Result<ReplayReport, ProjectorError> {
+        replay::run(
+            self.store(),
+            &self.consumer.settings,
+            &self.consumer.bus,
+            integration,
+            &progress,
+            Some(&self.consumer.metrics),
+        )
+        .await
+    }
+}
+
+/// The projector with its own listener, ready to run.
+#[derive(Debug)]
+pub struct ProjectorService {
+    listener: TcpListener,
+    projector: Projector,
+    metrics: Metrics,
+    http_metrics: HttpMetrics,
+}
+
+impl ProjectorService {
+    /// Binds the listener and opens the store; nothing runs until `run_until_stopped`.
+    pub async fn build(
+        settings: ProjectorSettings,
+        bus: Arc<dyn EventBus>,
+        metrics: Metrics,
+    ) -> Result<Self, ProjectorError> {
+        let listener =
+            TcpListener::bind(settings.listen)
+                .await
+                .map_err(|source| ProjectorError::Bind {
+                    addr: settings.listen,
+                    source,
+                })?;
+        let projector = Projector::open(settings, bus, &metrics).await?;
+        let http_metrics = HttpMetrics::new(&metrics);
+        Ok(Self {
+            listener,
+            projector,
+            metrics,
+            http_metrics,
+        })
+    }
+
+    /// The bound address (port 0 in tests becomes a real port here).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// The projector inside.
+    pub fn projector(&self) -> &Projector {
+        &self.projector
+    }
+
+    /// The read API with `/healthz`, `/readyz` and `/metrics`, requests counted by route.
+    pub fn router(&self) -> Router {
+        self.projector
+            .router()
+            .merge(ops_routes(self.projector.clone(), self.metrics.clone()))
+            .layer(middleware::from_fn_with_state(
+                self.http_metrics.clone(),
+                HttpMetrics::track,
+            ))
+    }
+
+    /// Consumes and serves until `shutdown` (or until the consumer fails, which stops the
+    /// server too and is returned).
+    pub async fn run_until_stopped(
+        self,
+        shutdown: CancellationToken,
+    ) -> Result<(), ProjectorError> {
+        let app = self.router();
+        let stop = shutdown.child_token();
+        let consumer = {
+            let projector = self.projector.clone();
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let result = projector.run_consumer(stop.clone()).await;
+                if let Err(e) = &result {
+                    tracing::error!(error = %e, "projector consumer stopped");
+                }
+                stop.cancel();
+                result
+            })
+        };
+        tracing::info!(addr = %self.local_addr(), "projector serving");
+        let served = axum::serve(self.listener, app)
+            .with_graceful_shutdown(stop.clone().cancelled_owned())
+            .await
+            .map_err(ProjectorError::Serve);
+        stop.cancel();
+        let consumed = match consumer.await {
+            Ok(result) => result,
+            Err(join) => {
+                tracing::error!(error = %join, "projector consumer panicked");
+                Ok(())
+            }
+        };
+        self.projector.store().close().await;
+        consumed.and(served)
+    }
+}
+
+/// `/healthz`, `/readyz` and `/metrics`.
+fn ops_routes(projector: Projector, metrics: Metrics) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(|State(projector): State<Projector>| async move {
+                if projector.is_ready().await {
+                    (StatusCode::OK, "ready").into_response()
+                } else {
+                    (StatusCode::SERVICE_UNAVAILABLE, "not ready").into_response()
+                }
+            })
+            .with_state(projector),
+        )
+        .route(
+            "/metrics",
+            get(|State(metrics): State<Metrics>| async move { metrics.render() })
+                .with_state(metrics),
+        )
+}

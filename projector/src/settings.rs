@@ -1,0 +1,100 @@
+//! What the projector needs to know, and how it follows from the process configuration.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use dealflow_shared::bus::DeadLetterCap;
+use dealflow_shared::config::{Config, DatabaseUrl};
+use dealflow_shared::topics::Topics;
+use secrecy::SecretString;
+use url::Url;
+
+/// Records per poll (and so per transaction) by default.
+pub const DEFAULT_BATCH_SIZE: usize = 500;
+
+/// The projector's settings.
+#[derive(Debug, Clone)]
+pub struct ProjectorSettings {
+    /// HTTP listener of [`ProjectorService`](crate::ProjectorService).
+    pub listen: SocketAddr,
+    /// Base of the webhook URLs shown in the integration JSON.
+    pub public_url: Url,
+    /// The read model store.
+    pub database_url: DatabaseUrl,
+    pub topics: Topics,
+    /// Bearer token of every `/api` route.
+    pub api_token: SecretString,
+    /// `DEALFLOW_SECRET_KEY`: webhook URLs are recomputed from it, never stored.
+    pub secret_key: SecretString,
+    /// Consumer group of the projector (default `{prefix}projector`).
+    pub group: String,
+    /// Records per poll, applied in one transaction.
+    pub batch_size: usize,
+    /// How long a poll waits for the first record.
+    pub poll_timeout: Duration,
+    /// Dead letters allowed before the consumer halts.
+    pub dead_letter_cap: DeadLetterCap,
+}
+
+impl ProjectorSettings {
+    /// Settings with the defaults for everything but what has none.
+    pub fn new(
+        listen: SocketAddr,
+        public_url: Url,
+        database_url: DatabaseUrl,
+        topics: Topics,
+        api_token: SecretString,
+        secret_key: SecretString,
+    ) -> Self {
+        let group = format!("{}projector", topics.prefix());
+        Self {
+            listen,
+            public_url,
+            database_url,
+            topics,
+            api_token,
+            secret_key,
+            group,
+            batch_size: DEFAULT_BATCH_SIZE,
+            poll_timeout: Duration::from_secs(1),
+            dead_letter_cap: DeadLetterCap::default(),
+        }
+    }
+
+    /// From the process configuration and the secrets it runs with.
+    pub fn from_config(config: &Config, api_token: SecretString, secret_key: SecretString) -> Self {
+        Self::new(
+            config.listen,
+            config.public_url.clone(),
+            config.database_url.clone(),
+            Topics::new(config.topic_prefix.clone()),
+            api_token,
+            secret_key,
+        )
+    }
+
+    /// Every topic the projector reads.
+    pub fn source_topics(&self) -> Vec<String> {
+        vec![
+            self.topics.integrations(),
+            self.topics.health(),
+            self.topics.funnels(),
+            self.topics.contacts(),
+            self.topics.deals(),
+            self.topics.order_changed(),
+            self.topics.sync_state(),
+        ]
+    }
+
+    /// The source topics that keep every record forever: on these an offset gap means the
+    /// consumer group is ahead of the database.
+    pub(crate) fn complete_topics(&self) -> std::collections::BTreeSet<String> {
+        [
+            self.topics.deals(),
+            self.topics.contacts(),
+            self.topics.funnels(),
+        ]
+        .into_iter()
+        .collect()
+    }
+}

@@ -1,0 +1,280 @@
+//! The read model store: PostgreSQL or SQLite through sqlx's `Any` driver, one schema and one
+//! set of migrations for both (`projector/migrations`, TEXT and BIGINT columns only).
+//!
+//! Writes go through a small writer pool (one connection on SQLite, which has one writer
+//! anyway), reads through a separate pool, so a long read (a CSV export) never waits behind
+//! the consumer and the consumer never waits behind a page.
+
+mod sql;
+pub(crate) mod values;
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use dealflow_shared::config::DatabaseUrl;
+use secrecy::ExposeSecret;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::{AnyPool, Column as _, Executor as _, Row as _, ValueRef as _};
+
+pub(crate) use sql::{MAX_BINDS, Sql};
+use values::Columns as _;
+
+/// The migrations of the read model (`projector/migrations`), embedded at build time. Listed
+/// here rather than through `sqlx::migrate!`, which would pull sqlx's proc-macro crate (and a
+/// second build of every driver) into the workspace for one `include_str!`.
+fn migrator() -> Migrator {
+    let migration = |version, description, sql| {
+        Migration::new(
+            version,
+            Cow::Borrowed(description),
+            MigrationType::Simple,
+            Cow::Borrowed(sql),
+            false,
+        )
+    };
+    Migrator {
+        migrations: Cow::Owned(vec![migration(
+            1,
+            "read model",
+            include_str!("../../migrations/0001_read_model.sql"),
+        )]),
+        ..Migrator::DEFAULT
+    }
+}
+
+/// Which database the store runs on; the few statements that differ ask this.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Postgres,
+    Sqlite,
+}
+
+impl Dialect {
+    /// The row-lock suffix of a `SELECT` that is about to be rewritten in the same transaction.
+    /// PostgreSQL needs it when two projector members touch the same rows (a marker change and
+    /// a deal of the same integration on different partitions); SQLite has one writer.
+    pub(crate) fn for_update(self) -> &'static str {
+        match self {
+            Dialect::Postgres => " FOR UPDATE",
+            Dialect::Sqlite => "",
+        }
+    }
+
+    /// Like [`for_update`](Self::for_update), for rows that are read but not rewritten.
+    pub(crate) fn for_share(self) -> &'static str {
+        match self {
+            Dialect::Postgres => " FOR SHARE",
+            Dialect::Sqlite => "",
+        }
+    }
+}
+
+/// A read model store failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot connect to the read model database: {0}")]
+    Connect(#[source] sqlx::Error),
+    #[error("cannot migrate the read model database: {0}")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+    #[error("read model query failed ({what}): {source}")]
+    Query {
+        what: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("unexpected value in the read model ({what}): {detail}")]
+    Corrupt { what: &'static str, detail: String },
+}
+
+impl StoreError {
+    /// Wraps a query failure, naming what was being done.
+    pub(crate) fn query(what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+        move |source| StoreError::Query { what, source }
+    }
+
+    /// True when retrying the same work later may succeed: the connection dropped, the pool
+    /// was exhausted, PostgreSQL chose this transaction as a deadlock or serialization victim,
+    /// or SQLite was busy.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Connect(e) | StoreError::Query { source: e, .. } => transient(e),
+            StoreError::Migrate(_) | StoreError::Corrupt { .. } => false,
+        }
+    }
+}
+
+fn transient(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_) => true,
+        sqlx::Error::Database(db) => {
+            let Some(code) = db.code() else {
+                return false;
+            };
+            // PostgreSQL: serialization failure, deadlock, lock timeout, connection
+            // exceptions (08…), shutdown (57P…), too many connections.
+            if matches!(code.as_ref(), "40001" | "40P01" | "55P03" | "53300")
+                || code.starts_with("08")
+                || code.starts_with("57P")
+            {
+                return true;
+            }
+            // SQLite: SQLITE_BUSY (5) and SQLITE_LOCKED (6), with their extended codes.
+            code.parse::<i32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6))
+        }
+        _ => false,
+    }
+}
+
+/// The read model database.
+#[derive(Debug, Clone)]
+pub struct Store {
+    reader: AnyPool,
+    writer: AnyPool,
+    dialect: Dialect,
+}
+
+impl Store {
+    /// Connects (creating a SQLite file when the URL says `mode=rwc`) and migrates.
+    #[tracing::instrument(skip_all, err)]
+    pub async fn open(url: &DatabaseUrl) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let (url, dialect) = match url {
+            DatabaseUrl::Postgres(url) => (url.expose_secret(), Dialect::Postgres),
+            DatabaseUrl::Sqlite(url) => (url.expose_secret(), Dialect::Sqlite),
+        };
+        let (writers, readers) = match dialect {
+            Dialect::Postgres => (2, 8),
+            Dialect::Sqlite => (1, 4),
+        };
+        let writer = pool(dialect, writers)
+            .connect(url)
+            .await
+            .map_err(StoreError::Connect)?;
+        let reader = pool(dialect, readers)
+            .connect(url)
+            .await
+            .map_err(StoreError::Connect)?;
+        migrator().run(&writer).await.map_err(StoreError::Migrate)?;
+        Ok(Self {
+            reader,
+            writer,
+            dialect,
+        })
+    }
+
+    /// The backend.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// The pool for reads.
+    pub(crate) fn reader(&self) -> &AnyPool {
+        &self.reader
+    }
+
+    /// The pool for writes (the consumer's and replay's transactions).
+    pub(crate) fn writer(&self) -> &AnyPool {
+        &self.writer
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> bool {
+        self.reader.execute("SELECT 1").await.is_ok()
+    }
+
+    /// Closes both pools.
+    pub async fn close(&self) {
+        self.writer.close().await;
+        self.reader.close().await;
+    }
+
+    /// The next offset the read model expects on every (topic, partition) it has applied.
+    pub async fn applied_offsets(&self) -> Result<BTreeMap<(String, i32), i64>, StoreError> {
+        let rows = Sql::new("SELECT topic, partition_id, next_offset FROM applied_offsets")
+            .read_all(self)
+            .await
+            .map_err(StoreError::query("reading applied offsets"))?;
+        rows.iter()
+            .map(|row| {
+                let partition = i32::try_from(row.int("partition_id")?).unwrap_or_default();
+                Ok(((row.text("topic")?, partition), row.int("next_offset")?))
+            })
+            .collect()
+    }
+
+    /// Every row of every read model table as text, in primary-key order, keyed by table name:
+    /// two stores with the same dump hold the same view. For tests and diagnostics (comparing a
+    /// replayed store with the original).
+    pub async fn dump_tables(&self) -> Result<BTreeMap<String, Vec<String>>, StoreError> {
+        let mut out = BTreeMap::new();
+        for (table, order) in TABLES {
+            let rows = self
+                .reader
+                .fetch_all(format!("SELECT * FROM {table} ORDER BY {order}").as_str())
+                .await
+                .map_err(StoreError::query("dumping a table"))?;
+            let lines = rows.iter().map(row_text).collect::<Result<Vec<_>, _>>()?;
+            out.insert((*table).to_owned(), lines);
+        }
+        Ok(out)
+    }
+}
+
+/// The read model tables with their primary keys (for dumps and full replays).
+pub(crate) const TABLES: &[(&str, &str)] = &[
+    ("applied_offsets", "topic, partition_id"),
+    ("integrations", "id"),
+    ("removed_integrations", "id"),
+    ("integration_health", "integration_id"),
+    ("integration_activity", "integration_id"),
+    ("deals", "integration_id, order_id"),
+    (
+        "stage_history",
+        "integration_id, order_id, entered_at, stage_code",
+    ),
+    ("stages", "integration_id, stage_code"),
+    ("site_stages", "integration_id, site, stage_code"),
+    ("sites", "integration_id, site"),
+    ("contacts", "integration_id, kind, contact_id"),
+    ("managers", "integration_id, manager_id"),
+];
+
+fn pool(dialect: Dialect, max: u32) -> AnyPoolOptions {
+    let options = AnyPoolOptions::new()
+        .max_connections(max)
+        .acquire_timeout(Duration::from_secs(10));
+    match dialect {
+        Dialect::Postgres => options,
+        // WAL lets the reader pool read while the writer holds a transaction; the default
+        // synchronous=FULL keeps every committed batch on disk before its offsets move.
+        Dialect::Sqlite => options.after_connect(|conn, _meta| {
+            Box::pin(async move {
+                conn.execute("PRAGMA journal_mode = WAL").await?;
+                conn.execute("PRAGMA busy_timeout = 10000").await?;
+                Ok(())
+            })
+        }),
+    }
+}
+
+/// One row as `col=value|col=value…` (columns in table order, NULL as `∅`).
+fn row_text(row: &AnyRow) -> Result<String, StoreError> {
+    let mut parts = Vec::with_capacity(row.len());
+    for (i, column) in row.columns().iter().enumerate() {
+        let raw = row
+            .try_get_raw(i)
+            .map_err(StoreError::query("reading a dumped value"))?;
+        let value = if raw.is_null() {
+            "∅".to_owned()
+        } else if let Ok(v) = row.try_get::<i64, _>(i) {
+            v.to_string()
+        } else {
+            row.try_get::<String, _>(i)
+                .map_err(StoreError::query("reading a dumped value"))?
+        };
+        parts.push(format!("{}={value}", column.name()));
+    }
+    Ok(parts.join("|"))
+}

@@ -1,0 +1,240 @@
+//! Markers are policy applied by the projector: toggling one re-derives every existing deal
+//! from the stored facts, and toggling it back restores them exactly.
+
+use chrono::Duration;
+use dealflow_projector::synthetic::{self, Source, Spec, epoch};
+use dealflow_shared::events::{Event, FunnelStageSeen};
+use rust_decimal::Decimal;
+use serde_json::Value;
+
+use crate::support::*;
+
+/// Every table but the integration's own settings row, which records the toggles.
+fn deal_tables(
+    app_dump: std::collections::BTreeMap<String, Vec<String>>,
+) -> Vec<(String, Vec<String>)> {
+    app_dump
+        .into_iter()
+        .filter(|(t, _)| t != "integrations" && t != "applied_offsets")
+        .collect()
+}
+
+async fn all_deals(app: &App, id: &str, query: &str) -> Vec<Value> {
+    let mut items = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut path = format!("/integrations/{id}/deals?limit=500{query}");
+        if let Some(c) = &cursor {
+            path.push_str(&format!("&cursor={c}"));
+        }
+        let page = app.ok(&path).await;
+        items.extend(page["items"].as_array().unwrap().iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => return items,
+        }
+    }
+}
+
+fn dec(v: &Value) -> Decimal {
+    v.as_str().unwrap().parse().unwrap()
+}
+
+both!(toggling_markers_rederives_and_toggling_back_restores);
+async fn toggling_markers_rederives_and_toggling_back_restores(db: Db) {
+    let bus = Bus::embedded().await;
+    // Integration 0: one funnel per shop, amounts with delivery.
+    let stream = synthetic::generate(&Spec {
+        seed: 11,
+        integrations: 1,
+        orders_per_integration: 40,
+    });
+    bus.publish(&stream.events).await;
+    let id = stream.integrations[0];
+    let settings = bus.settings(&db);
+    let app = App::spawn(settings.clone(), &bus).await;
+    bus.wait_applied(&settings, &app.store).await;
+    let original = deal_tables(app.store.dump_tables().await.unwrap());
+    let deals = all_deals(&app, &id.to_string(), "").await;
+    assert!(deals.iter().all(|d| d["amount"] == d["total_sum"]));
+    assert!(
+        deals
+            .iter()
+            .any(|d| dec(&d["delivery_cost"]) > Decimal::ZERO)
+    );
+    assert!(deals.iter().all(|d| d["funnel_id"] == d["site"]));
+    let funnels = app.ok(&format!("/integrations/{id}/funnels")).await;
+    assert_eq!(funnels.as_array().unwrap().len(), 2);
+
+    let mut day = 0;
+    let mut toggle = |default_funnel, include_delivery_cost| {
+        day += 1;
+        let config = synthetic::configured(
+            default_funnel,
+            include_delivery_cost,
+            epoch() + Duration::days(day),
+        );
+        Event::IntegrationConfigured(config)
+    };
+
+    // Amount without delivery.
+    bus.send(Source::Integrations, id, toggle(false, false))
+        .await;
+    bus.wait_applied(&settings, &app.store).await;
+    let deals = all_deals(&app, &id.to_string(), "").await;
+    assert!(
+        deals
+            .iter()
+            .all(|d| dec(&d["amount"]) == dec(&d["total_sum"]) - dec(&d["delivery_cost"]))
+    );
+    assert!(deals.iter().all(|d| d["funnel_id"] == d["site"]));
+    // Back: every deal row exactly as before.
+    bus.send(Source::Integrations, id, toggle(false, true))
+        .await;
+    bus.wait_applied(&settings, &app.store).await;
+    assert_eq!(
+        deal_tables(app.store.dump_tables().await.unwrap()),
+        original
+    );
+
+    // One default funnel.
+    bus.send(Source::Integrations, id, toggle(true, true)).await;
+    bus.wait_applied(&settings, &app.store).await;
+    let deals = all_deals(&app, &id.to_string(), "").await;
+    assert!(
+        deals
+            .iter()
+            .all(|d| d["funnel_id"] == "default" && d["funnel_name"] == "RetailCRM")
+    );
+    assert!(deals.iter().all(|d| d["amount"] == d["total_sum"]));
+    let funnels = app.ok(&format!("/integrations/{id}/funnels")).await;
+    assert_eq!(funnels.as_array().unwrap().len(), 1);
+    assert_eq!(funnels[0]["id"], "default");
+    assert_eq!(funnels[0]["name"], "RetailCRM");
+    assert_eq!(funnels[0]["site"], Value::Null);
+    assert_eq!(
+        all_deals(&app, &id.to_string(), "&funnel_id=default")
+            .await
+            .len(),
+        deals.len()
+    );
+    assert!(
+        all_deals(&app, &id.to_string(), "&funnel_id=shop-main")
+            .await
+            .is_empty()
+    );
+    // Back.
+    bus.send(Source::Integrations, id, toggle(false, true))
+        .await;
+    bus.wait_applied(&settings, &app.store).await;
+    assert_eq!(
+        deal_tables(app.store.dump_tables().await.unwrap()),
+        original
+    );
+
+    // Settings older than the current ones change nothing.
+    let stale = synthetic::configured(true, false, epoch() + Duration::hours(1));
+    bus.send(
+        Source::Integrations,
+        id,
+        Event::IntegrationConfigured(stale),
+    )
+    .await;
+    bus.wait_applied(&settings, &app.store).await;
+    assert_eq!(
+        deal_tables(app.store.dump_tables().await.unwrap()),
+        original
+    );
+    let view = app.ok(&format!("/integrations/{id}")).await;
+    assert_eq!(
+        (
+            view["default_funnel"].clone(),
+            view["include_delivery_cost"].clone()
+        ),
+        (false.into(), true.into())
+    );
+    app.stop().await.unwrap();
+}
+
+both!(a_stage_group_learned_later_rederives_the_deal);
+async fn a_stage_group_learned_later_rederives_the_deal(db: Db) {
+    let bus = Bus::embedded().await;
+    let stream = synthetic::generate(&Spec {
+        seed: 5,
+        integrations: 1,
+        orders_per_integration: 1,
+    });
+    let id = stream.integrations[0];
+    // Only the settings: no stages known yet.
+    let settings_events: Vec<_> = stream
+        .events
+        .iter()
+        .filter(|(s, _)| *s == Source::Integrations)
+        .cloned()
+        .collect();
+    bus.publish(&settings_events).await;
+    let settings = bus.settings(&db);
+    let app = App::spawn(settings.clone(), &bus).await;
+
+    // A deal whose snapshot does not name its status group, in a custom "returned" status.
+    let mut deal = stream
+        .events
+        .iter()
+        .find_map(|(_, e)| match &e.event {
+            Event::DealUpserted(d) => Some(d.clone()),
+            _ => None,
+        })
+        .unwrap();
+    let opened = deal.created_at;
+    deal.status_code = "new".into();
+    deal.status_group = Some("new".into());
+    deal.stage_entered_at = Some(opened);
+    bus.send(Source::Deals, id, Event::DealUpserted(deal.clone()))
+        .await;
+    deal.status_code = "returned".into();
+    deal.status_group = None;
+    deal.stage_entered_at = Some(opened + Duration::hours(5));
+    deal.observed_at += Duration::hours(6);
+    bus.send(Source::Deals, id, Event::DealUpserted(deal.clone()))
+        .await;
+    bus.wait_applied(&settings, &app.store).await;
+    let path = format!("/integrations/{id}/deals/{}", deal.order_id);
+    let before = app.ok(&path).await;
+    assert_eq!(before["outcome"], "open");
+    assert_eq!(before["closed_at"], Value::Null);
+    assert_eq!(before["stage_name"], Value::Null);
+
+    // The enricher describes the status: it is a cancellation.
+    let stage = FunnelStageSeen {
+        site: deal.site.clone(),
+        site_name: Some("Main shop".into()),
+        stage_code: "returned".into(),
+        stage_name: "Возврат".into(),
+        stage_ordering: 30,
+        active: false,
+        group_code: "cancel".into(),
+        group_name: Some("Отменён".into()),
+        group_ordering: 60,
+        observed_at: deal.observed_at,
+    };
+    bus.send(Source::Funnels, id, Event::FunnelStageSeen(stage))
+        .await;
+    bus.wait_applied(&settings, &app.store).await;
+    let after = app.ok(&path).await;
+    assert_eq!(after["outcome"], "lost");
+    assert_eq!(after["stage_group"], "cancel");
+    assert_eq!(after["stage_name"], "Возврат");
+    assert_eq!(
+        after["closed_at"],
+        serde_json::to_value(opened + Duration::hours(5)).unwrap()
+    );
+    assert_eq!(after["last_open_stage"], "new");
+    let history: Vec<_> = after["stage_history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["stage_code"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(history, ["new", "returned"]);
+    app.stop().await.unwrap();
+}
