@@ -2,6 +2,7 @@
 //! configuration and runs what was asked. Everything else lives in the library crates.
 
 mod check_config;
+mod replay;
 mod run;
 mod shutdown;
 
@@ -21,8 +22,12 @@ struct Cli {
 enum Command {
     /// Validate the configuration (environment and DEALFLOW_CONFIG file) and print it, secrets hidden.
     CheckConfig,
-    /// Run a dealflow component until ctrl-c or SIGTERM.
+    /// Run dealflow (all-in-one by default, or one component with --target) until ctrl-c or SIGTERM.
     Run(run::RunArgs),
+    /// Run the all-in-one with the RetailCRM simulator and generated trigger traffic.
+    Demo(dealflow::demo::DemoArgs),
+    /// Rebuild the read model (all, or one integration) from the topics.
+    Replay(replay::ReplayArgs),
     /// Run the RetailCRM simulator: realistic accounts with the real API's shapes, limits and quirks.
     Sim(dealflow_simulator::cli::SimArgs),
 }
@@ -40,6 +45,12 @@ fn main() -> ExitCode {
         match cli.command {
             Command::CheckConfig => check_config::run(),
             Command::Run(args) => run::run(args, shutdown::on_signal()).await,
+            Command::Demo(args) => {
+                let config = dealflow_shared::config::Config::from_env()?;
+                dealflow_shared::telemetry::init(config.log_format);
+                dealflow::demo::run(args, config, shutdown::on_signal()).await
+            }
+            Command::Replay(args) => replay::run(args).await,
             Command::Sim(args) => {
                 dealflow_shared::telemetry::init(dealflow_shared::config::LogFormat::Pretty);
                 dealflow_simulator::cli::run(args, shutdown::on_signal()).await

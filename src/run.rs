@@ -5,28 +5,35 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
+use dealflow::allinone::AllInOne;
 use dealflow_enricher::{EnricherService, EnricherSettings};
 use dealflow_ingest::{IngestService, IngestSettings};
+use dealflow_projector::{ProjectorService, ProjectorSettings};
 use dealflow_shared::config::{Config, ConfigError, vars};
 use dealflow_shared::metrics::Metrics;
 use dealflow_shared::retailcrm::{BudgetSettings, Budgets, ClientOptions};
 use dealflow_shared::topics::Topics;
 use dealflow_shared::{telemetry, wiring};
+use secrecy::ExposeSecret;
 use tokio_util::sync::CancellationToken;
 
 /// Which component to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Target {
+    /// Everything in one process behind one listener: webhooks, API, pages, metrics.
+    All,
     /// Webhooks and the integration settings API (needs Kafka).
     Ingest,
     /// RetailCRM fetches: order changes become deals, contacts and funnel stages (needs Kafka).
     Enricher,
+    /// The read model and its API (needs Kafka; PostgreSQL recommended).
+    Projector,
 }
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// The component to run in this process.
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, default_value = "all")]
     target: Target,
 }
 
@@ -34,8 +41,10 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
     let config = Config::from_env()?;
     telemetry::init(config.log_format);
     match args.target {
+        Target::All => run_all(config, shutdown).await,
         Target::Ingest => run_ingest(config, shutdown).await,
         Target::Enricher => run_enricher(config, shutdown).await,
+        Target::Projector => run_projector(config, shutdown).await,
     }
 }
 
@@ -65,6 +74,42 @@ fn required(
     })
 }
 
+async fn run_all(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let app = AllInOne::build(&config).await?;
+    let url = format!("http://{}/", app.local_addr());
+    if app.api_token_generated {
+        // Printed once, on the start that generated it; later starts read it from the file.
+        println!(
+            "dealflow API token (also for signing in to the pages): {}",
+            app.api_token().expose_secret()
+        );
+        println!(
+            "  kept in {}",
+            config.data_dir.join(wiring::API_TOKEN_FILE).display()
+        );
+    }
+    println!(
+        "dealflow is running at {url} (data in {})",
+        config.data_dir.display()
+    );
+    app.run_until_stopped(shutdown).await
+}
+
+async fn run_projector(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    require_kafka(&config, "projector")?;
+    let settings = ProjectorSettings::from_config(
+        &config,
+        required(config.api_token.clone(), vars::API_TOKEN)?,
+        required(config.secret_key.clone(), vars::SECRET_KEY)?,
+    );
+    let bus = wiring::open_bus(&config, "dealflow-projector")
+        .await
+        .context("opening the event bus")?;
+    let service = ProjectorService::build(settings, bus, Metrics::new()).await?;
+    service.run_until_stopped(shutdown).await?;
+    Ok(())
+}
+
 async fn run_enricher(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     require_kafka(&config, "enricher")?;
     let mut settings = EnricherSettings::new(
@@ -72,6 +117,7 @@ async fn run_enricher(config: Config, shutdown: CancellationToken) -> anyhow::Re
         required(config.secret_key.clone(), vars::SECRET_KEY)?,
     );
     settings.listen = Some(config.listen);
+    settings.reconcile_interval = config.reconcile_interval;
     let bus = wiring::open_bus(&config, "dealflow-enricher")
         .await
         .context("opening the event bus")?;

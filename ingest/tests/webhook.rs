@@ -390,15 +390,49 @@ async fn metrics_count_webhooks_by_result_and_label_routes_not_tokens() {
     let hook = app.webhook_url(id).await;
     let token = hook.rsplit('/').next().unwrap().to_string();
     for query in ["orderId=1", "orderId=2", "orderId=x"] {
-        app.http.get(format!("{hook}?{query}")).send().await.unwrap();
+        app.http
+            .get(format!("{hook}?{query}"))
+            .send()
+            .await
+            .unwrap();
     }
-    app.http.get(format!("{}/hooks/retailcrm/unknown?orderId=1", app.base)).send().await.unwrap();
-    let text = app.http.get(format!("{}/metrics", app.base)).send().await.unwrap().text().await.unwrap();
-    assert!(text.contains(r#"dealflow_webhooks_total{result="accepted"} 2"#), "{text}");
-    assert!(text.contains(r#"dealflow_webhooks_total{result="invalid_order_id"} 1"#), "{text}");
-    assert!(text.contains(r#"dealflow_webhooks_total{result="unknown_integration"} 1"#), "{text}");
-    assert!(text.contains(r#"route="/hooks/retailcrm/{token}""#), "{text}");
-    assert!(text.contains("dealflow_bus_publish_duration_seconds_count"), "{text}");
-    assert!(!text.contains(&token) && !text.contains("unknown?"), "no token in any label");
+    app.http
+        .get(format!("{}/hooks/retailcrm/unknown?orderId=1", app.base))
+        .send()
+        .await
+        .unwrap();
+    let text = app
+        .http
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains(r#"dealflow_webhooks_total{result="accepted"} 2"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"dealflow_webhooks_total{result="invalid_order_id"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"dealflow_webhooks_total{result="unknown_integration"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"route="/hooks/retailcrm/{token}""#),
+        "{text}"
+    );
+    assert!(
+        text.contains("dealflow_bus_publish_duration_seconds_count"),
+        "{text}"
+    );
+    assert!(
+        !text.contains(&token) && !text.contains("unknown?"),
+        "no token in any label"
+    );
     app.stop().await;
 }

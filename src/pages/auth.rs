@@ -1,0 +1,148 @@
+//! Signing in to the pages: the API token once, then an HttpOnly, SameSite=Strict cookie.
+
+use askama::Template;
+use axum::Form;
+use axum::extract::{Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use dealflow_shared::http::BearerAuth;
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+
+use super::PagesState;
+use super::handlers::render;
+
+/// The cookie holding the API token.
+pub const COOKIE: &str = "dealflow_session";
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    next: String,
+    error: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LoginQuery {
+    next: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LoginForm {
+    token: String,
+    next: Option<String>,
+}
+
+/// Only local paths: a sign-in must never redirect to another site.
+fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
+        _ => "/".to_string(),
+    }
+}
+
+fn session_token(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| {
+            pair.trim()
+                .strip_prefix(&format!("{COOKIE}="))
+                .map(str::to_string)
+        })
+}
+
+/// Page middleware: no valid session → the sign-in page, remembering where the user was going.
+pub async fn require_session(
+    State(state): State<PagesState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let auth = BearerAuth::new(state.token.as_ref().clone());
+    match session_token(request.headers()) {
+        Some(token) if auth.accepts(&token) => next.run(request).await,
+        _ => {
+            let target = request
+                .uri()
+                .path_and_query()
+                .map(|p| p.as_str())
+                .unwrap_or("/");
+            let encoded: String = url::form_urlencoded::byte_serialize(target.as_bytes()).collect();
+            Redirect::to(&format!("/login?next={encoded}")).into_response()
+        }
+    }
+}
+
+pub async fn login_form(Query(query): Query<LoginQuery>) -> Response {
+    render(&LoginPage {
+        next: safe_next(query.next.as_deref()),
+        error: None,
+    })
+}
+
+pub async fn login(State(state): State<PagesState>, Form(form): Form<LoginForm>) -> Response {
+    let next = safe_next(form.next.as_deref());
+    let token = form.token.trim();
+    if !BearerAuth::new(state.token.as_ref().clone()).accepts(token) {
+        let page = LoginPage {
+            next,
+            error: Some("This is not the API token of this dealflow.".to_string()),
+        };
+        return (StatusCode::UNAUTHORIZED, render(&page)).into_response();
+    }
+    let cookie = format!(
+        "{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/; Max-Age=2592000",
+        state.token.expose_secret()
+    );
+    let mut response = Redirect::to(&next).into_response();
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    response
+}
+
+pub async fn logout() -> Response {
+    let mut response = Redirect::to("/login").into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("dealflow_session=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
+    );
+    response
+}
+
+/// A page that could not be rendered (a template bug) answers 500 with a short text.
+pub fn template_failed(e: askama::Error) -> Response {
+    tracing::error!(error = %e, "page template failed");
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        Html("The page could not be rendered; it has been logged."),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_is_always_local() {
+        assert_eq!(safe_next(Some("/integrations/1")), "/integrations/1");
+        assert_eq!(safe_next(Some("//evil.com/x")), "/");
+        assert_eq!(safe_next(Some("https://evil.com/")), "/");
+        assert_eq!(safe_next(Some("/\\evil.com")), "/");
+        assert_eq!(safe_next(None), "/");
+    }
+
+    #[test]
+    fn session_cookie_is_found_among_others() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; dealflow_session=tok; b=2"),
+        );
+        assert_eq!(session_token(&headers).as_deref(), Some("tok"));
+    }
+}

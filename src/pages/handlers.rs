@@ -1,0 +1,427 @@
+//! The page handlers: call the API in-process, render a template.
+
+use askama::Template;
+use axum::Form;
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{Method, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::PagesState;
+use super::auth::template_failed;
+use super::views::{DealRow, IntegrationView};
+
+pub fn render(page: &impl Template) -> Response {
+    match page.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => template_failed(e),
+    }
+}
+
+/// What the connect form shows (values back after an error, and the server's messages).
+#[derive(Debug)]
+pub struct ConnectForm {
+    pub crm_url: String,
+    pub default_funnel: bool,
+    pub include_delivery_cost: bool,
+    pub active: bool,
+    pub backfill_days: String,
+    pub crm_url_error: Option<String>,
+    pub api_key_error: Option<String>,
+    pub backfill_error: Option<String>,
+    pub general_error: Option<String>,
+}
+
+impl Default for ConnectForm {
+    fn default() -> Self {
+        Self {
+            crm_url: String::new(),
+            default_funnel: false,
+            include_delivery_cost: true,
+            active: true,
+            backfill_days: "30".to_string(),
+            crm_url_error: None,
+            api_key_error: None,
+            backfill_error: None,
+            general_error: None,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "index.html")]
+struct IndexPage {
+    integrations: Vec<IntegrationView>,
+    form: ConnectForm,
+}
+
+#[derive(Template)]
+#[template(path = "integration.html")]
+struct IntegrationPage {
+    i: IntegrationView,
+    settings_error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "deals.html")]
+struct DealsPage {
+    id: String,
+    crm_url: String,
+    filters: DealFilters,
+    funnels: Vec<SelectOption>,
+    outcomes: Vec<SelectOption>,
+    deleted_options: Vec<SelectOption>,
+    deals: Vec<DealRow>,
+    error: Option<String>,
+    query: String,
+    first_query: String,
+    next_query: Option<String>,
+    has_cursor: bool,
+}
+
+/// One `<option>` of a filter.
+#[derive(Debug)]
+struct SelectOption {
+    value: String,
+    label: String,
+    selected: bool,
+}
+
+fn options(current: &str, choices: &[(&str, &str)]) -> Vec<SelectOption> {
+    choices
+        .iter()
+        .map(|(value, label)| SelectOption {
+            value: value.to_string(),
+            label: label.to_string(),
+            selected: *value == current,
+        })
+        .collect()
+}
+
+async fn index_page(state: &PagesState, form: ConnectForm, status: StatusCode) -> Response {
+    let answer = state
+        .api
+        .call(Method::GET, "/api/v1/integrations", None)
+        .await;
+    let integrations = answer.body["items"]
+        .as_array()
+        .map(|items| items.iter().map(IntegrationView::from_json).collect())
+        .unwrap_or_default();
+    (status, render(&IndexPage { integrations, form })).into_response()
+}
+
+pub async fn index(State(state): State<PagesState>) -> Response {
+    index_page(&state, ConnectForm::default(), StatusCode::OK).await
+}
+
+/// The connect form as posted (unchecked boxes are absent).
+#[derive(Debug, Deserialize)]
+pub struct ConnectInput {
+    #[serde(default)]
+    crm_url: String,
+    #[serde(default)]
+    api_key: String,
+    default_funnel: Option<String>,
+    include_delivery_cost: Option<String>,
+    active: Option<String>,
+    #[serde(default)]
+    backfill_days: String,
+}
+
+pub async fn connect(State(state): State<PagesState>, Form(input): Form<ConnectInput>) -> Response {
+    let mut form = ConnectForm {
+        crm_url: input.crm_url.clone(),
+        default_funnel: input.default_funnel.is_some(),
+        include_delivery_cost: input.include_delivery_cost.is_some(),
+        active: input.active.is_some(),
+        backfill_days: input.backfill_days.clone(),
+        ..ConnectForm::default()
+    };
+    let backfill_days = match input.backfill_days.trim() {
+        "" => 0,
+        text => match text.parse::<u32>() {
+            Ok(days) => days,
+            Err(_) => {
+                form.backfill_error =
+                    Some("Enter a whole number of days (0 for none).".to_string());
+                return index_page(&state, form, StatusCode::UNPROCESSABLE_ENTITY).await;
+            }
+        },
+    };
+    let body = json!({
+        "crm_url": input.crm_url.trim(), "api_key": input.api_key.trim(),
+        "default_funnel": form.default_funnel, "include_delivery_cost": form.include_delivery_cost,
+        "active": form.active, "backfill_days": backfill_days,
+    });
+    let answer = state
+        .api
+        .call(Method::POST, "/api/v1/integrations", Some(&body))
+        .await;
+    if answer.status == StatusCode::CREATED {
+        let id = answer.body["id"].as_str().unwrap_or_default();
+        // The read model learns of the integration through the bus a moment later; wait for
+        // it (briefly) so the page we redirect to can show it.
+        for _ in 0..50 {
+            let seen = state
+                .api
+                .call(Method::GET, &format!("/api/v1/integrations/{id}"), None)
+                .await;
+            if seen.status == StatusCode::OK {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        return Redirect::to(&format!("/integrations/{id}")).into_response();
+    }
+    let (code, message) = answer.error().unwrap_or_else(|| {
+        (
+            "internal_error".into(),
+            "The integration could not be created.".into(),
+        )
+    });
+    // The server's message goes next to the field it is about.
+    match code.as_str() {
+        "invalid_crm_url" | "crm_unreachable" => form.crm_url_error = Some(message),
+        "crm_auth_failed" | "crm_insufficient_access" => form.api_key_error = Some(message),
+        "invalid_request" if message.contains("backfill") => form.backfill_error = Some(message),
+        "invalid_request" if message.contains("api_key") => form.api_key_error = Some(message),
+        _ => form.general_error = Some(message),
+    }
+    let status = StatusCode::from_u16(answer.status.as_u16()).unwrap_or(StatusCode::BAD_REQUEST);
+    index_page(&state, form, status).await
+}
+
+async fn load_integration(state: &PagesState, id: &str) -> Result<IntegrationView, Response> {
+    let answer = state
+        .api
+        .call(Method::GET, &format!("/api/v1/integrations/{id}"), None)
+        .await;
+    if answer.status == StatusCode::OK {
+        Ok(IntegrationView::from_json(&answer.body))
+    } else {
+        Err((
+            StatusCode::NOT_FOUND,
+            Html("There is no integration with this id. <a href=\"/\">Back</a>"),
+        )
+            .into_response())
+    }
+}
+
+pub async fn integration(State(state): State<PagesState>, Path(id): Path<String>) -> Response {
+    match load_integration(&state, &id).await {
+        Ok(i) => render(&IntegrationPage {
+            i,
+            settings_error: None,
+        }),
+        Err(response) => response,
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SettingsInput {
+    active: Option<String>,
+    default_funnel: Option<String>,
+    include_delivery_cost: Option<String>,
+}
+
+pub async fn save_settings(
+    State(state): State<PagesState>,
+    Path(id): Path<String>,
+    Form(input): Form<SettingsInput>,
+) -> Response {
+    let body = json!({
+        "active": input.active.is_some(),
+        "default_funnel": input.default_funnel.is_some(),
+        "include_delivery_cost": input.include_delivery_cost.is_some(),
+    });
+    let answer = state
+        .api
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/integrations/{id}"),
+            Some(&body),
+        )
+        .await;
+    if answer.status == StatusCode::OK {
+        return Redirect::to(&format!("/integrations/{id}")).into_response();
+    }
+    match load_integration(&state, &id).await {
+        Ok(i) => {
+            let settings_error = answer.error().map(|(_, m)| m);
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                render(&IntegrationPage { i, settings_error }),
+            )
+                .into_response()
+        }
+        Err(response) => response,
+    }
+}
+
+/// The deal filters the page offers (all optional, passed to the API as they are).
+#[derive(Debug, Default, Deserialize)]
+pub struct DealFilters {
+    #[serde(default)]
+    pub site: String,
+    #[serde(default)]
+    pub funnel_id: String,
+    #[serde(default)]
+    pub stage: String,
+    #[serde(default)]
+    pub outcome: String,
+    #[serde(default)]
+    pub deleted: String,
+    #[serde(default)]
+    pub cursor: String,
+}
+
+impl DealFilters {
+    /// `?a=b&…` of the non-empty filters (and the cursor when `with_cursor`).
+    fn query(&self, cursor: Option<&str>) -> String {
+        let mut q = url::form_urlencoded::Serializer::new(String::new());
+        for (name, value) in [
+            ("site", &self.site),
+            ("funnel_id", &self.funnel_id),
+            ("stage", &self.stage),
+            ("outcome", &self.outcome),
+            ("deleted", &self.deleted),
+        ] {
+            if !value.is_empty() {
+                q.append_pair(name, value);
+            }
+        }
+        if let Some(cursor) = cursor.filter(|c| !c.is_empty()) {
+            q.append_pair("cursor", cursor);
+        }
+        let text = q.finish();
+        if text.is_empty() {
+            String::new()
+        } else {
+            format!("?{text}")
+        }
+    }
+}
+
+pub async fn deals(
+    State(state): State<PagesState>,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let filters: DealFilters = serde_urlencoded_lenient(raw.as_deref());
+    let integration = match load_integration(&state, &id).await {
+        Ok(i) => i,
+        Err(response) => return response,
+    };
+    let api_query = filters.query(Some(&filters.cursor));
+    let answer = state
+        .api
+        .call(
+            Method::GET,
+            &format!("/api/v1/integrations/{id}/deals{api_query}"),
+            None,
+        )
+        .await;
+    let (deals, next, error) = if answer.status == StatusCode::OK {
+        let deals = answer.body["items"]
+            .as_array()
+            .map(|items| items.iter().map(DealRow::from_json).collect())
+            .unwrap_or_default();
+        (
+            deals,
+            answer.body["next_cursor"].as_str().map(str::to_string),
+            None,
+        )
+    } else {
+        (Vec::new(), None, answer.error().map(|(_, m)| m))
+    };
+    let funnels_answer = state
+        .api
+        .call(
+            Method::GET,
+            &format!("/api/v1/integrations/{id}/funnels"),
+            None,
+        )
+        .await;
+    let mut funnels = options(&filters.funnel_id, &[("", "all")]);
+    for f in funnels_answer.body.as_array().into_iter().flatten() {
+        let value = f["id"].as_str().unwrap_or_default().to_string();
+        funnels.push(SelectOption {
+            selected: value == filters.funnel_id,
+            label: f["name"].as_str().unwrap_or(&value).to_string(),
+            value,
+        });
+    }
+    let page = DealsPage {
+        crm_url: integration.crm_url,
+        query: filters.query(None),
+        first_query: filters.query(None),
+        next_query: next.map(|c| filters.query(Some(&c))),
+        has_cursor: !filters.cursor.is_empty(),
+        outcomes: options(
+            &filters.outcome,
+            &[
+                ("", "all"),
+                ("open", "open"),
+                ("won", "won"),
+                ("lost", "lost"),
+            ],
+        ),
+        deleted_options: options(
+            &filters.deleted,
+            &[("", "shown"), ("false", "hidden"), ("true", "only")],
+        ),
+        id,
+        filters,
+        funnels,
+        deals,
+        error,
+    };
+    render(&page)
+}
+
+/// The CSV of the current filters, streamed from the API (the browser has a cookie, not a
+/// bearer token).
+pub async fn deals_csv(
+    State(state): State<PagesState>,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let filters: DealFilters = serde_urlencoded_lenient(raw.as_deref());
+    let response = state
+        .api
+        .raw(
+            Method::GET,
+            &format!("/api/v1/integrations/{id}/deals.csv{}", filters.query(None)),
+            None,
+        )
+        .await;
+    let (parts, body) = response.into_parts();
+    let mut out = Response::new(Body::new(body));
+    *out.status_mut() = parts.status;
+    for name in [header::CONTENT_TYPE, header::CONTENT_DISPOSITION] {
+        if let Some(value) = parts.headers.get(&name) {
+            out.headers_mut().insert(name, value.clone());
+        }
+    }
+    out
+}
+
+/// Filters from a query string; unknown or repeated fields are ignored, never an error page.
+fn serde_urlencoded_lenient(raw: Option<&str>) -> DealFilters {
+    let mut filters = DealFilters::default();
+    for (key, value) in url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
+        let value = value.trim().to_string();
+        match key.as_ref() {
+            "site" => filters.site = value,
+            "funnel_id" => filters.funnel_id = value,
+            "stage" => filters.stage = value,
+            "outcome" => filters.outcome = value,
+            "deleted" => filters.deleted = value,
+            "cursor" => filters.cursor = value,
+            _ => {}
+        }
+    }
+    filters
+}

@@ -1,0 +1,260 @@
+//! The pages in a real browser: headless Chromium (Debian's `chromium` and `chromium-driver`,
+//! installed by `.ci/run`) driven over the WebDriver protocol. It signs in, connects the
+//! simulator through the form, opens Raw data → Deals and checks the rows; a screenshot is
+//! saved under the target directory as an artifact.
+
+use std::process::{Child, Command, Stdio};
+
+use base64::Engine;
+use dealflow_testkit::wait_for;
+use serde_json::{Value, json};
+
+use crate::support::{Bus, System, WAIT};
+
+struct Driver {
+    child: Child,
+    url: String,
+    session: String,
+    http: reqwest::Client,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn chromedriver() -> String {
+    std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".to_string())
+}
+
+impl Driver {
+    async fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(chromedriver())
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "{}: {e}; run .ci/run (it installs chromium and chromium-driver)",
+                    chromedriver()
+                )
+            });
+        let url = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        wait_for(WAIT, "chromedriver", || async {
+            http.get(format!("{url}/status"))
+                .send()
+                .await
+                .ok()
+                .filter(|r| r.status().is_success())
+        })
+        .await;
+        let chrome = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_string());
+        let user_dir = std::env::temp_dir().join(format!("dealflow-chrome-{}", std::process::id()));
+        let capabilities = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {"binary": chrome, "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--disable-dev-shm-usage", "--window-size=1400,1000",
+                format!("--user-data-dir={}", user_dir.display()),
+            ]}
+        }}});
+        let session: Value = http
+            .post(format!("{url}/session"))
+            .json(&capabilities)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let session = session["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no session: {session}"))
+            .to_string();
+        Self {
+            child,
+            url,
+            session,
+            http,
+        }
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        let url = format!("{}/session/{}{path}", self.url, self.session);
+        // WebDriver GETs carry no body at all (chromedriver refuses a JSON `null`).
+        let request = if method == reqwest::Method::GET {
+            self.http.get(url)
+        } else {
+            self.http.request(method, url).json(&body)
+        };
+        let answer: Value = request.send().await.unwrap().json().await.unwrap();
+        answer["value"].clone()
+    }
+
+    async fn go(&self, url: &str) {
+        self.call(reqwest::Method::POST, "/url", json!({"url": url}))
+            .await;
+    }
+
+    async fn find(&self, css: &str) -> String {
+        wait_for(WAIT, css, || async {
+            let v = self
+                .call(
+                    reqwest::Method::POST,
+                    "/element",
+                    json!({"using": "css selector", "value": css}),
+                )
+                .await;
+            v.as_object()?.values().next()?.as_str().map(str::to_string)
+        })
+        .await
+    }
+
+    async fn count(&self, css: &str) -> usize {
+        let v = self
+            .call(
+                reqwest::Method::POST,
+                "/elements",
+                json!({"using": "css selector", "value": css}),
+            )
+            .await;
+        v.as_array().map(Vec::len).unwrap_or(0)
+    }
+
+    async fn type_into(&self, css: &str, text: &str) {
+        let element = self.find(css).await;
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{element}/clear"),
+            json!({}),
+        )
+        .await;
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{element}/value"),
+            json!({"text": text}),
+        )
+        .await;
+    }
+
+    async fn click(&self, css: &str) {
+        let element = self.find(css).await;
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{element}/click"),
+            json!({}),
+        )
+        .await;
+    }
+
+    async fn current_url(&self) -> String {
+        self.call(reqwest::Method::GET, "/url", Value::Null)
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// The element's text once it has some (the page may still be loading or re-rendering).
+    async fn text(&self, css: &str) -> String {
+        wait_for(WAIT, css, || async {
+            let element = self.find(css).await;
+            let text = self
+                .call(
+                    reqwest::Method::GET,
+                    &format!("/element/{element}/text"),
+                    Value::Null,
+                )
+                .await;
+            text.as_str().filter(|t| !t.is_empty()).map(str::to_string)
+        })
+        .await
+    }
+
+    async fn screenshot(&self, name: &str) -> std::path::PathBuf {
+        let png = self
+            .call(reqwest::Method::GET, "/screenshot", Value::Null)
+            .await;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(png.as_str().unwrap())
+            .unwrap();
+        let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_form_and_deals_page_in_chromium() {
+    let system = System::start(Bus::Embedded, 40).await;
+    let driver = Driver::start().await;
+    let account = system.account();
+
+    // Signing in.
+    driver.go(&format!("{}/", system.base)).await;
+    driver.type_into("#token", &system.token).await;
+    driver.click("button[type=submit]").await;
+    driver.find("#connect").await;
+
+    // A wrong key: the server's message appears next to the key field.
+    driver.type_into("#crm_url", &account.url()).await;
+    driver.type_into("#api_key", "not-the-key").await;
+    driver.click("#connect button[type=submit]").await;
+    let message = driver.text("#api_key-error").await;
+    assert!(message.contains("refused the API key"), "{message}");
+
+    // The right key connects and lands on the integration page.
+    driver.type_into("#api_key", &account.api_key()).await;
+    driver.click("#connect button[type=submit]").await;
+    let webhook = driver.text("#webhook-url").await;
+    assert!(webhook.contains("/hooks/retailcrm/"), "{webhook}");
+    let integration_url = driver.current_url().await;
+    let id = integration_url.rsplit('/').next().unwrap().to_string();
+
+    // Orders announced through the webhook shown on the page become rows on the deals page.
+    let orders: Vec<u64> = account.inspect(|s| {
+        s.orders
+            .values()
+            .filter(|o| o.is_live())
+            .map(|o| o.id)
+            .collect()
+    });
+    for order in &orders {
+        let r = system
+            .http
+            .get(format!("{webhook}?orderId={order}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
+    }
+    system
+        .wait_deals(&id, "deals for every order", |d| d.len() == orders.len())
+        .await;
+    driver
+        .go(&format!("{}/integrations/{id}/deals", system.base))
+        .await;
+    driver.find("#deals").await;
+    let rows = driver.count("#deals tr.deal").await;
+    assert_eq!(
+        rows,
+        orders.len().min(50),
+        "one row per deal on the first page"
+    );
+    let shot = driver.screenshot("deals-page.png").await;
+    assert!(std::fs::metadata(&shot).unwrap().len() > 1000);
+    drop(driver);
+    system.stop().await;
+}

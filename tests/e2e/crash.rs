@@ -1,0 +1,162 @@
+//! kill -9 of the real `dealflow run` process during a burst of webhooks, then a restart on the
+//! same data directory: no accepted webhook is lost and nothing is duplicated.
+
+use std::collections::BTreeSet;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+use dealflow_simulator::{SimConfig, Simulator};
+use dealflow_testkit::{wait_for, wait_until};
+use serde_json::{Value, json};
+
+use crate::support::WAIT;
+
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start(dir: &std::path::Path, port: u16) -> Process {
+    let child = Command::new(env!("CARGO_BIN_EXE_dealflow"))
+        .arg("run")
+        .env("DEALFLOW_DATA_DIR", dir)
+        .env("DEALFLOW_LISTEN", format!("127.0.0.1:{port}"))
+        .env("DEALFLOW_CRM_ALLOW_HOSTS", "http://127.0.0.1:*")
+        .env("DEALFLOW_LOG_FORMAT", "json")
+        .stdout(Stdio::null())
+        .stderr(if std::env::var_os("TEST_LOG").is_some() {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        })
+        .spawn()
+        .expect("dealflow run starts");
+    Process(child)
+}
+
+async fn ready(http: &reqwest::Client, base: &str) {
+    wait_for(WAIT, "dealflow run to be ready", || async {
+        let r = http.get(format!("{base}/readyz")).send().await.ok()?;
+        r.status().is_success().then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_a_burst_loses_no_accepted_webhook() {
+    let sim = Simulator::start(SimConfig::new(1, 150)).await.unwrap();
+    let account = sim.account(0);
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+
+    let mut process = start(dir.path(), port);
+    ready(&http, &base).await;
+    let token = std::fs::read_to_string(dir.path().join("api-token")).unwrap();
+    let response = http
+        .post(format!("{base}/api/v1/integrations"))
+        .bearer_auth(&token)
+        .json(&json!({"crm_url": account.url(), "api_key": account.api_key(), "backfill_days": 0}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let integration: Value = response.json().await.unwrap();
+    let id = integration["id"].as_str().unwrap().to_string();
+    let hook = integration["webhook_url"].as_str().unwrap().to_string();
+
+    // A burst over every order (each announced twice), killed midway.
+    let orders: Vec<u64> = account.inspect(|s| {
+        s.orders
+            .values()
+            .filter(|o| o.is_live())
+            .map(|o| o.id)
+            .collect()
+    });
+    let accepted = Arc::new(Mutex::new(BTreeSet::new()));
+    let mut burst = tokio::task::JoinSet::new();
+    for round in 0..2 {
+        for &order in &orders {
+            let (http, hook, accepted) = (http.clone(), hook.clone(), accepted.clone());
+            burst.spawn(async move {
+                let sent = http
+                    .post(&hook)
+                    .form(&[("orderId", order.to_string()), ("round", round.to_string())])
+                    .send()
+                    .await;
+                if sent.is_ok_and(|r| r.status() == 202) {
+                    accepted.lock().unwrap().insert(order);
+                }
+            });
+        }
+    }
+    wait_until(WAIT, "part of the burst to be accepted", || async {
+        accepted.lock().unwrap().len() >= orders.len() / 3
+    })
+    .await;
+    process.0.kill().unwrap(); // SIGKILL: no shutdown path runs
+    process.0.wait().unwrap();
+    while burst.join_next().await.is_some() {}
+    let accepted = accepted.lock().unwrap().clone();
+    assert!(!accepted.is_empty() && accepted.len() < orders.len() * 2);
+
+    // Restart on the same data directory: every accepted order becomes exactly one deal.
+    let _restarted = start(dir.path(), port);
+    ready(&http, &base).await;
+    let deals: Vec<Value> = wait_for(WAIT, "every accepted webhook to become a deal", || async {
+        let page: Value = http
+            .get(format!("{base}/api/v1/integrations/{id}/deals?limit=500"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        let deals = page["items"].as_array()?.clone();
+        let present: BTreeSet<u64> = deals
+            .iter()
+            .filter_map(|d| d["order_id"].as_u64())
+            .collect();
+        accepted.is_subset(&present).then_some(deals)
+    })
+    .await;
+    let ids: Vec<u64> = deals
+        .iter()
+        .map(|d| d["order_id"].as_u64().unwrap())
+        .collect();
+    let unique: BTreeSet<u64> = ids.iter().copied().collect();
+    assert_eq!(ids.len(), unique.len(), "a deal listed twice");
+    assert!(unique.iter().all(|o| orders.contains(o)));
+    for order in unique.iter().take(20) {
+        let deal: Value = http
+            .get(format!("{base}/api/v1/integrations/{id}/deals/{order}"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let history = deal["stage_history"].as_array().unwrap();
+        let entries: BTreeSet<String> = history.iter().map(|h| h.to_string()).collect();
+        assert_eq!(
+            entries.len(),
+            history.len(),
+            "stage history duplicated for {order}"
+        );
+    }
+}

@@ -1,0 +1,9 @@
+//! End-to-end tests of the whole pipeline: the all-in-one process (in-process, or the real
+//! binary for crash tests) against the RetailCRM simulator, on the embedded log and on Kafka.
+//!
+//! Every assertion reads the public read API and compares with the simulator's truth.
+
+mod browser;
+mod crash;
+mod flow;
+mod support;

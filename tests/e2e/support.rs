@@ -1,0 +1,213 @@
+//! Harness: a simulator, a dealflow all-in-one on port 0 with a fresh data directory, and
+//! helpers to call its API and wait for the read model.
+
+#![allow(dead_code)] // each test module uses a different part
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use dealflow::allinone::AllInOne;
+use dealflow_shared::config::Config;
+use dealflow_simulator::{AccountHandle, SimConfig, SimHandle, Simulator};
+use dealflow_testkit::{Broker, unique_prefix, wait_for};
+use secrecy::ExposeSecret;
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub const WAIT: Duration = Duration::from_secs(60);
+
+/// Which bus the system runs on.
+pub enum Bus {
+    Embedded,
+    Kafka(Broker),
+}
+
+impl Bus {
+    pub async fn kafka() -> Self {
+        Bus::Kafka(Broker::start().await)
+    }
+}
+
+/// A running all-in-one dealflow with its simulator.
+pub struct System {
+    pub base: String,
+    pub token: String,
+    pub http: reqwest::Client,
+    pub sim: SimHandle,
+    shutdown: CancellationToken,
+    task: JoinHandle<anyhow::Result<()>>,
+    _bus: Bus,
+    _dir: TempDir,
+}
+
+/// The configuration of a test system: fresh data dir, port 0, simulator hosts allowed.
+pub fn config(dir: &std::path::Path, bus: &Bus, extra: &[(&str, &str)]) -> Config {
+    let mut env = BTreeMap::from([
+        ("DEALFLOW_DATA_DIR".to_string(), dir.display().to_string()),
+        ("DEALFLOW_LISTEN".to_string(), "127.0.0.1:0".to_string()),
+        (
+            "DEALFLOW_CRM_ALLOW_HOSTS".to_string(),
+            "http://127.0.0.1:*".to_string(),
+        ),
+        ("DEALFLOW_TOPIC_PREFIX".to_string(), unique_prefix()),
+    ]);
+    if let Bus::Kafka(broker) = bus {
+        env.insert("DEALFLOW_KAFKA_BROKERS".to_string(), broker.bootstrap());
+    }
+    for (k, v) in extra {
+        env.insert(k.to_string(), v.to_string());
+    }
+    Config::from_map(&env).unwrap()
+}
+
+impl System {
+    pub async fn start(bus: Bus, orders: usize) -> Self {
+        dealflow_shared::telemetry::init_for_tests();
+        let sim = Simulator::start(SimConfig::new(1, orders)).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let app = AllInOne::build(&config(dir.path(), &bus, &[]))
+            .await
+            .unwrap();
+        let base = format!("http://{}", app.local_addr());
+        let token = app.api_token().expose_secret().to_string();
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
+        let system = Self {
+            base,
+            token,
+            http: reqwest::Client::new(),
+            sim,
+            shutdown,
+            task,
+            _bus: bus,
+            _dir: dir,
+        };
+        system.wait_ready().await;
+        system
+    }
+
+    pub async fn wait_ready(&self) {
+        wait_for(WAIT, "dealflow to be ready", || async {
+            let r = self
+                .http
+                .get(format!("{}/readyz", self.base))
+                .send()
+                .await
+                .ok()?;
+            r.status().is_success().then_some(())
+        })
+        .await;
+    }
+
+    pub fn account(&self) -> &AccountHandle {
+        self.sim.account(0)
+    }
+
+    pub async fn get(&self, path: &str) -> Value {
+        let response = self
+            .http
+            .get(format!("{}/api/v1{path}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_success(),
+            "GET {path}: {}",
+            response.status()
+        );
+        response.json().await.unwrap()
+    }
+
+    pub async fn send(&self, method: reqwest::Method, path: &str, body: Value) -> (u16, Value) {
+        let response = self
+            .http
+            .request(method, format!("{}/api/v1{path}", self.base))
+            .bearer_auth(&self.token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Connects the simulator's account; returns (integration id, webhook URL on this listener).
+    pub async fn connect(&self, default_funnel: bool) -> (String, String) {
+        let account = self.account();
+        let (status, body) = self
+            .send(
+                reqwest::Method::POST,
+                "/integrations",
+                json!({"crm_url": account.url(), "api_key": account.api_key(), "default_funnel": default_funnel,
+                       "include_delivery_cost": true, "active": true, "backfill_days": 0}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        let hook = body["webhook_url"].as_str().unwrap();
+        assert!(
+            hook.starts_with(&self.base),
+            "the public URL follows the listener: {hook}"
+        );
+        (body["id"].as_str().unwrap().to_string(), hook.to_string())
+    }
+
+    /// Every deal of an integration, through keyset pagination.
+    pub async fn all_deals(&self, id: &str) -> Vec<Value> {
+        let mut deals = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let query = match &cursor {
+                Some(c) => format!("?limit=500&cursor={c}"),
+                None => "?limit=500".to_string(),
+            };
+            let page = self.get(&format!("/integrations/{id}/deals{query}")).await;
+            deals.extend(page["items"].as_array().unwrap().iter().cloned());
+            match page["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_string()),
+                None => return deals,
+            }
+        }
+    }
+
+    /// Waits until `check` holds for the deals of `id`.
+    pub async fn wait_deals(
+        &self,
+        id: &str,
+        what: &str,
+        check: impl Fn(&[Value]) -> bool,
+    ) -> Vec<Value> {
+        wait_for(WAIT, what, || async {
+            let deals = self.all_deals(id).await;
+            check(&deals).then_some(deals)
+        })
+        .await
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.task.await.unwrap().unwrap();
+    }
+}
+
+/// The simulator's live orders by id.
+pub fn truth_orders(account: &AccountHandle) -> BTreeMap<u64, Value> {
+    account.truth()["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["deleted"] == false)
+        .map(|o| (o["id"].as_u64().unwrap(), o["order"].clone()))
+        .collect()
+}
+
+/// A deal minus the fields that say when dealflow last looked (not what it knows).
+pub fn facts(deal: &Value) -> Value {
+    let mut d = deal.clone();
+    if let Some(o) = d.as_object_mut() {
+        o.remove("updated_at");
+    }
+    d
+}
