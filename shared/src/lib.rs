@@ -5,6 +5,7 @@
 //! - [`config`]: typed configuration from the environment (DESIGN §3);
 //! - [`http`]: the JSON error body, bearer auth and route-labelled HTTP metrics;
 //! - [`telemetry`] and [`metrics`]: logging and the Prometheus registry helper;
+//! - [`follow`]: reading a compacted topic to its end, then following it;
 //! - [`registry`]: every integration's current settings, followed from the `integrations` topic;
 //! - [`bus`]: the event bus trait with its Kafka and embedded-log backends;
 //! - [`secrets`]: sealing API keys at rest and deriving webhook tokens;
@@ -14,6 +15,7 @@
 pub mod bus;
 pub mod config;
 pub mod events;
+pub mod follow;
 pub mod http;
 pub mod metrics;
 pub mod registry;

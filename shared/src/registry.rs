@@ -9,10 +9,10 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 use crate::bus::{BusError, EventBus};
 use crate::events::{Envelope, Event, IntegrationConfigured, IntegrationId};
+use crate::follow::follow_topic;
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -120,48 +120,23 @@ impl Registry {
         group: String,
         shutdown: CancellationToken,
     ) -> Result<(), BusError> {
-        let end: HashMap<i32, i64> = bus.end_offsets(&topic).await?.into_iter().collect();
-        let mut pending: HashMap<i32, i64> = end.into_iter().filter(|(_, end)| *end > 0).collect();
-        let mut consumer = bus.subscribe(&group, std::slice::from_ref(&topic)).await?;
-        if pending.is_empty() {
-            self.ready.send_replace(true);
-        }
-        loop {
-            let batch = tokio::select! {
-                _ = shutdown.cancelled() => return Ok(()),
-                batch = consumer.poll(500, Duration::from_millis(500)) => batch,
-            };
-            let batch = match batch {
-                Ok(batch) => batch,
-                Err(e) if e.is_transient() => {
-                    tracing::warn!(error = %e, "integrations topic unavailable, retrying");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
-            for record in &batch {
-                match Envelope::decode(&record.payload) {
-                    Ok(envelope) => self.apply(&envelope),
-                    // A record this build cannot read must not stop everyone else's integrations;
-                    // the projector dead-letters it, followers only report it.
-                    Err(e) => tracing::error!(
-                        topic = %record.topic, partition = record.partition, offset = record.offset,
-                        error = %e, "unreadable record on the integrations topic, skipped"
-                    ),
-                }
-                if let Some(end) = pending.get(&record.partition)
-                    && record.offset + 1 >= *end
-                {
-                    pending.remove(&record.partition);
-                }
-            }
-            if !pending.is_empty() || self.is_ready() {
-                continue;
-            }
-            tracing::info!(integrations = self.list().len(), "integrations loaded");
-            self.ready.send_replace(true);
-        }
+        follow_topic(
+            bus,
+            &topic,
+            &group,
+            &self.ready,
+            shutdown,
+            |record, decoded| match decoded {
+                Ok(envelope) => self.apply(&envelope),
+                // A record this build cannot read must not stop everyone else's integrations;
+                // the projector dead-letters it, followers only report it.
+                Err(e) => tracing::error!(
+                    topic = %record.topic, partition = record.partition, offset = record.offset,
+                    error = %e, "unreadable record on the integrations topic, skipped"
+                ),
+            },
+        )
+        .await
     }
 }
 

@@ -23,11 +23,11 @@ pub mod metrics;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 use chrono::Utc;
 use dealflow_shared::bus::{BusError, EventBus, OutRecord};
 use dealflow_shared::events::{Envelope, Event, IntegrationId, SyncStateChanged};
+use dealflow_shared::follow::follow_topic;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -160,90 +160,30 @@ impl SyncStates {
         group: String,
         shutdown: CancellationToken,
     ) -> Result<(), BusError> {
-        let end = bus.end_offsets(&topic).await?;
-        let mut pending: HashMap<i32, i64> = end.into_iter().filter(|(_, e)| *e > 0).collect();
-        let mut consumer = bus.subscribe(&group, std::slice::from_ref(&topic)).await?;
-        if pending.is_empty() {
-            self.ready.send_replace(true);
-        }
-        loop {
-            let batch = tokio::select! {
-                _ = shutdown.cancelled() => return Ok(()),
-                batch = consumer.poll(500, Duration::from_millis(500)) => batch,
-            };
-            let batch = match batch {
-                Ok(batch) => batch,
-                Err(e) if e.is_transient() => {
-                    tracing::warn!(error = %e, "sync-state topic unavailable, retrying");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
-            for record in &batch {
-                match Envelope::decode(&record.payload) {
-                    Ok(Envelope {
-                        integration_id,
-                        event: Event::SyncStateChanged(state),
-                        ..
-                    }) => self.apply(integration_id, state, record.partition),
-                    Ok(other) => tracing::warn!(
-                        event_type = other.event.event_type().as_str(),
-                        "unexpected event type on the sync-state topic, ignored"
-                    ),
-                    // One unreadable record must not stop every integration's sync: that
-                    // integration starts from its connect-time cursor instead.
-                    Err(e) => tracing::error!(
-                        partition = record.partition, offset = record.offset, error = %e,
-                        "unreadable record on the sync-state topic, skipped"
-                    ),
-                }
-                if pending
-                    .get(&record.partition)
-                    .is_some_and(|end| record.offset + 1 >= *end)
-                {
-                    pending.remove(&record.partition);
-                }
-            }
-            if pending.is_empty() && !self.is_ready() {
-                let count = self.known.read().expect("sync state lock").len();
-                tracing::info!(integrations = count, "sync states loaded");
-                self.ready.send_replace(true);
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use chrono::TimeZone;
-
-    use super::*;
-
-    fn state(secs: i64, cursor: u64) -> SyncStateChanged {
-        SyncStateChanged {
-            history_cursor: Some(cursor),
-            last_reconciled_at: None,
-            backfill: None,
-            resync: None,
-            updated_at: Utc.timestamp_opt(1_700_000_000 + secs, 0).unwrap(),
-        }
-    }
-
-    #[test]
-    fn the_newest_state_wins_and_ownership_follows_the_partition() {
-        let states = SyncStates::new();
-        let id = IntegrationId::new();
-        assert!(states.owns(id), "an unplaced integration may be claimed");
-        states.apply(id, state(10, 5), 1);
-        states.apply(id, state(5, 3), 1);
-        assert_eq!(states.get(id).unwrap().history_cursor, Some(5));
-        assert!(!states.owns(id), "no assignment yet");
-        states.set_assignment(vec![0]);
-        assert!(!states.owns(id));
-        states.set_assignment(vec![0, 1]);
-        assert!(states.owns(id));
-        states.forget(id);
-        assert!(states.get(id).is_none() && !states.is_placed(id));
+        follow_topic(
+            bus,
+            &topic,
+            &group,
+            &self.ready,
+            shutdown,
+            |record, decoded| match decoded {
+                Ok(Envelope {
+                    integration_id,
+                    event: Event::SyncStateChanged(state),
+                    ..
+                }) => self.apply(integration_id, state, record.partition),
+                Ok(other) => tracing::warn!(
+                    event_type = other.event.event_type().as_str(),
+                    "unexpected event type on the sync-state topic, ignored"
+                ),
+                // One unreadable record must not stop every integration's sync: that
+                // integration starts from its connect-time cursor instead.
+                Err(e) => tracing::error!(
+                    partition = record.partition, offset = record.offset, error = %e,
+                    "unreadable record on the sync-state topic, skipped"
+                ),
+            },
+        )
+        .await
     }
 }
