@@ -9,7 +9,7 @@
 #   - the Grafana dashboard is valid JSON, every panel uses the datasource variable, and every
 #     PromQL expression in it parses
 #   - every dealflow_* metric the rules and the dashboard use is listed in metrics-used.txt and
-#     every listed name is used (a test scrapes a running process for each listed name)
+#     every listed name is used (tests/e2e/metrics.rs scrapes a running all-in-one for each)
 #   - every YAML file parses; the Kubernetes manifests validate against the Kubernetes schemas
 #     (kubernetes-validate, schemas shipped in the PyPI package) when it can be installed
 #   - the topics Job embeds deploy/kafka/create-topics.sh verbatim, and the script creates every
@@ -165,7 +165,7 @@ if command -v promtool >/dev/null && [ -f "$WORK/dashboard-rules.yml" ]; then
 fi
 
 # Informational: listed names that no metric registration in the Rust code defines yet. The
-# scrape test is what enforces existence; this only says early which ones are still missing.
+# scrape test (tests/e2e/metrics.rs) enforces existence; this only says early what is missing.
 python3 - "$ROOT" "$DEPLOY/metrics-used.txt" <<'EOF'
 import pathlib, re, sys
 root, list_path = pathlib.Path(sys.argv[1]), sys.argv[2]

@@ -8,6 +8,7 @@ use std::time::Duration;
 use dealflow_shared::events::EventType;
 use dealflow_shared::metrics::{LATENCY_BUCKETS, Metrics};
 
+use crate::shared::{STAGE_DECODE, STAGE_FETCH, STAGE_HISTORY, STAGE_LOAD, STAGE_MAP};
 use crate::sync::metrics::SyncMetrics;
 use prometheus::{
     Counter, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
@@ -102,11 +103,25 @@ impl EnricherMetrics {
                 "Events the enricher published, by type.",
                 &["type"],
             ),
-            dead_letters: metrics.counter(
-                "enricher_dead_letters_total",
-                "Records sent to the dead-letter topic, by stage.",
-                &["stage"],
-            ),
+            dead_letters: {
+                let dead_letters = metrics.counter(
+                    "enricher_dead_letters_total",
+                    "Records sent to the dead-letter topic, by stage.",
+                    &["stage"],
+                );
+                // Every stage's series exists from the start (at 0), so `increase()` in the
+                // alert rules sees the first dead letter instead of a series appearing at 1.
+                for stage in [
+                    STAGE_DECODE,
+                    STAGE_FETCH,
+                    STAGE_MAP,
+                    STAGE_HISTORY,
+                    STAGE_LOAD,
+                ] {
+                    dead_letters.with_label_values(&[stage]);
+                }
+                dead_letters
+            },
             skipped: metrics.counter(
                 "enricher_records_skipped_total",
                 "Records finished without work, by reason.",

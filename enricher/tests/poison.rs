@@ -278,3 +278,63 @@ async fn bad_orders_on_embedded_log() {
 async fn bad_orders_on_kafka() {
     bad_orders_are_dead_lettered(Backend::kafka().await).await;
 }
+
+/// A burst of poison above the dead-letter cap stops the enricher with an error instead of
+/// draining the topic into the dead-letter topic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_above_the_cap_halts_loudly() {
+    let backend = Backend::embedded().await;
+    let sim = Simulator::start(SimConfig::new(1, 3)).await.unwrap();
+    let account = sim.account(0);
+    let id = IntegrationId::new();
+    backend
+        .configure(id, &account.url(), &account.api_key())
+        .await;
+    let key = id.to_string();
+    for i in 0..40 {
+        backend
+            .raw_change(&key, format!("poison {i}").as_bytes())
+            .await;
+    }
+    let mut settings = test_settings(&backend);
+    settings.dead_letter_cap = dealflow_shared::bus::DeadLetterCap {
+        max: 5,
+        window: std::time::Duration::from_secs(600),
+    };
+    // Not `App::start`: that waits for readiness, which a halting enricher may never reach.
+    dealflow_shared::telemetry::init_for_tests();
+    settings.listen = Some("127.0.0.1:0".parse().unwrap());
+    let service = dealflow_enricher::EnricherService::build(
+        settings,
+        backend.bus.clone(),
+        dealflow_shared::retailcrm::Budgets::new(Default::default()),
+        dealflow_shared::metrics::Metrics::new(),
+    )
+    .await
+    .unwrap();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let stopped = tokio::time::timeout(WAIT, service.run_until_stopped(shutdown))
+        .await
+        .expect("the enricher to stop by itself");
+    assert!(
+        matches!(
+            stopped,
+            Err(dealflow_enricher::EnricherError::Bus(
+                dealflow_shared::bus::BusError::DeadLetterCapReached { .. }
+            ))
+        ),
+        "{stopped:?}"
+    );
+    let letters: i64 = backend
+        .bus
+        .end_offsets(&backend.topics.dead_letter())
+        .await
+        .unwrap()
+        .iter()
+        .map(|(_, end)| end)
+        .sum();
+    assert!(
+        letters <= 6,
+        "{letters} dead letters: the burst was drained"
+    );
+}

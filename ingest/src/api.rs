@@ -20,6 +20,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::crm_check::check_key;
+use crate::openapi;
 use crate::state::AppState;
 use crate::view::{integration_json, key_hint};
 
@@ -29,10 +30,15 @@ pub const DEFAULT_BACKFILL_DAYS: u32 = 30;
 /// this is a re-sync with an explicit date.
 pub const MAX_BACKFILL_DAYS: u32 = 3650;
 
-#[derive(Debug, Deserialize)]
+/// `POST /api/v1/integrations` body; unknown fields are refused.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateIntegration {
+    /// `https://<account>.retailcrm.ru/` (or .pro, .es, .io, simla.com, simla.io).
+    #[schema(example = "https://shop.retailcrm.ru/")]
     crm_url: String,
+    /// The RetailCRM API key; checked, sealed, never returned.
+    #[schema(value_type = String)]
     api_key: SecretString,
     #[serde(default)]
     default_funnel: bool,
@@ -40,22 +46,30 @@ pub struct CreateIntegration {
     include_delivery_cost: bool,
     #[serde(default = "yes")]
     active: bool,
+    /// Days of orders loaded on connect (0 to 3650).
     #[serde(default = "default_backfill")]
+    #[schema(default = 30, maximum = 3650)]
     backfill_days: u32,
 }
 
-#[derive(Debug, Deserialize)]
+/// `PATCH /api/v1/integrations/{id}` body: any of the fields.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchIntegration {
     active: Option<bool>,
     default_funnel: Option<bool>,
     include_delivery_cost: Option<bool>,
+    /// A new RetailCRM API key (checked like on connect).
+    #[schema(value_type = Option<String>)]
     api_key: Option<SecretString>,
 }
 
-#[derive(Debug, Deserialize)]
+/// `POST /api/v1/integrations/{id}/resync` body.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Resync {
+    /// Orders created on or after this date (`YYYY-MM-DD`, not in the future).
+    #[schema(value_type = String, format = Date, example = "2024-01-31")]
     since: String,
 }
 
@@ -68,6 +82,21 @@ fn default_backfill() -> u32 {
 }
 
 /// `POST /api/v1/integrations`
+#[utoipa::path(
+    post,
+    path = "/api/v1/integrations",
+    tag = "integrations",
+    security(("bearer" = [])),
+    request_body = CreateIntegration,
+    responses(
+        (status = 201, description = "Connected; the key was checked against RetailCRM.", body = openapi::IntegrationDoc),
+        (status = 400, description = "`invalid_request`: malformed JSON, an unknown field or a bad value.", body = openapi::ErrorBody),
+        (status = 422, description = "`invalid_crm_url`, `crm_auth_failed` or `crm_insufficient_access` (names what is missing).", body = openapi::ErrorBody),
+        (status = 502, description = "`crm_unreachable`: RetailCRM did not answer.", body = openapi::ErrorBody),
+        (status = 503, description = "`broker_unavailable`: the bus did not acknowledge in time.", body = openapi::ErrorBody),
+        (status = 401, description = "Missing or wrong API token.", body = openapi::ErrorBody),
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     body: Result<Json<CreateIntegration>, JsonRejection>,
@@ -121,6 +150,23 @@ pub async fn create(
 }
 
 /// `PATCH /api/v1/integrations/{id}`
+#[utoipa::path(
+    patch,
+    path = "/api/v1/integrations/{id}",
+    tag = "integrations",
+    security(("bearer" = [])),
+    params(("id" = String, Path, format = Uuid, description = "The integration id.")),
+    request_body = PatchIntegration,
+    responses(
+        (status = 200, description = "Changed; a marker change re-derives the existing deals.", body = openapi::IntegrationDoc),
+        (status = 400, description = "`invalid_request`: malformed JSON, an unknown field or a bad value.", body = openapi::ErrorBody),
+        (status = 404, description = "There is no integration with this id.", body = openapi::ErrorBody),
+        (status = 422, description = "`invalid_crm_url`, `crm_auth_failed` or `crm_insufficient_access` (names what is missing).", body = openapi::ErrorBody),
+        (status = 502, description = "`crm_unreachable`: RetailCRM did not answer.", body = openapi::ErrorBody),
+        (status = 503, description = "`broker_unavailable`: the bus did not acknowledge in time.", body = openapi::ErrorBody),
+        (status = 401, description = "Missing or wrong API token.", body = openapi::ErrorBody),
+    )
+)]
 pub async fn update(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -152,6 +198,19 @@ pub async fn update(
 }
 
 /// `DELETE /api/v1/integrations/{id}`
+#[utoipa::path(
+    delete,
+    path = "/api/v1/integrations/{id}",
+    tag = "integrations",
+    security(("bearer" = [])),
+    params(("id" = String, Path, format = Uuid, description = "The integration id.")),
+    responses(
+        (status = 204, description = "Removed."),
+        (status = 404, description = "There is no integration with this id.", body = openapi::ErrorBody),
+        (status = 503, description = "`broker_unavailable`: the bus did not acknowledge in time.", body = openapi::ErrorBody),
+        (status = 401, description = "Missing or wrong API token.", body = openapi::ErrorBody),
+    )
+)]
 pub async fn remove(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -172,6 +231,21 @@ pub async fn remove(
 }
 
 /// `POST /api/v1/integrations/{id}/resync` `{"since": "YYYY-MM-DD"}`
+#[utoipa::path(
+    post,
+    path = "/api/v1/integrations/{id}/resync",
+    tag = "integrations",
+    security(("bearer" = [])),
+    params(("id" = String, Path, format = Uuid, description = "The integration id.")),
+    request_body = Resync,
+    responses(
+        (status = 202, description = "Re-sync of the orders created since the date requested.", body = openapi::ResyncAccepted),
+        (status = 400, description = "`invalid_request`: malformed JSON, an unknown field or a bad value.", body = openapi::ErrorBody),
+        (status = 404, description = "There is no integration with this id.", body = openapi::ErrorBody),
+        (status = 503, description = "`broker_unavailable`: the bus did not acknowledge in time.", body = openapi::ErrorBody),
+        (status = 401, description = "Missing or wrong API token.", body = openapi::ErrorBody),
+    )
+)]
 pub async fn resync(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -209,6 +283,16 @@ pub async fn resync(
 }
 
 /// `GET /api/v1/integrations`
+#[utoipa::path(
+    get,
+    path = "/api/v1/integrations",
+    tag = "integrations",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Every integration.", body = openapi::IntegrationList),
+        (status = 401, description = "Missing or wrong API token.", body = openapi::ErrorBody),
+    )
+)]
 pub async fn list(State(state): State<AppState>) -> Json<serde_json::Value> {
     let items: Vec<_> = state
         .registry
@@ -220,6 +304,18 @@ pub async fn list(State(state): State<AppState>) -> Json<serde_json::Value> {
 }
 
 /// `GET /api/v1/integrations/{id}`
+#[utoipa::path(
+    get,
+    path = "/api/v1/integrations/{id}",
+    tag = "integrations",
+    security(("bearer" = [])),
+    params(("id" = String, Path, format = Uuid, description = "The integration id.")),
+    responses(
+        (status = 200, description = "The integration.", body = openapi::IntegrationDoc),
+        (status = 404, description = "There is no integration with this id.", body = openapi::ErrorBody),
+        (status = 401, description = "Missing or wrong API token.", body = openapi::ErrorBody),
+    )
+)]
 pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,

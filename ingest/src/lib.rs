@@ -10,17 +10,20 @@
 //! - [`api`]: the integration settings API; [`view`] its JSON; [`crm_check`] the key check;
 //! - [`access`]: whether a RetailCRM API key is enough, and what to enable when not;
 //! - [`crm_url`]: validating and normalising the RetailCRM account URL (SSRF guard);
-//! - [`order_id`]: reading the order id from a webhook request in every form RetailCRM sends.
+//! - [`order_id`]: reading the order id from a webhook request in every form RetailCRM sends;
+//! - `openapi`: the OpenAPI document of these routes ([`openapi()`]).
 
 pub mod access;
 pub mod api;
 pub mod crm_check;
 pub mod crm_url;
 pub mod metrics;
+mod openapi;
 pub mod order_id;
 pub mod service;
 pub mod state;
 pub mod view;
 pub mod webhook;
 
+pub use openapi::openapi;
 pub use service::{Ingest, IngestError, IngestService, IngestSettings};

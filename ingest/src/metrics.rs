@@ -70,6 +70,14 @@ impl IngestMetrics {
             .observe(took.as_secs_f64());
     }
 
+    /// Creates the per-topic series at 0 for the topics ingest publishes to, so the alert
+    /// rules' `increase()` sees the first failure instead of a series appearing at 1.
+    pub fn expect_topics(&self, topics: &[String]) {
+        for topic in topics {
+            self.publish_failures.with_label_values(&[topic]);
+        }
+    }
+
     pub fn publish_failed(&self, topic: &str) {
         self.publish_failures.with_label_values(&[topic]).inc();
     }

@@ -75,6 +75,11 @@ impl Ingest {
         budgets: Budgets,
         metrics: &Metrics,
     ) -> Self {
+        let ingest_metrics = IngestMetrics::new(metrics);
+        ingest_metrics.expect_topics(&[
+            settings.topics.integrations(),
+            settings.topics.order_changed(),
+        ]);
         let state = AppState {
             registry: Registry::new(),
             keys: Arc::new(SecretKeys::derive(&settings.secret_key)),
@@ -84,7 +89,7 @@ impl Ingest {
             crm_policy: CrmUrlPolicy::new(settings.crm_allow_hosts),
             budgets,
             client_options: settings.client_options,
-            metrics: IngestMetrics::new(metrics),
+            metrics: ingest_metrics,
             publish_timeout: settings.publish_timeout,
         };
         Self {
@@ -225,7 +230,7 @@ impl IngestService {
     }
 }
 
-/// `/healthz`, `/readyz` and `/metrics`.
+/// `/healthz`, `/readyz`, `/metrics` and `/api/openapi.json` (no token: it holds no data).
 fn ops_routes(registry: Registry, metrics: Metrics) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
@@ -244,5 +249,9 @@ fn ops_routes(registry: Registry, metrics: Metrics) -> Router {
             "/metrics",
             get(|State(metrics): State<Metrics>| async move { metrics.render() })
                 .with_state(metrics),
+        )
+        .route(
+            "/api/openapi.json",
+            get(|| async { axum::Json(crate::openapi(true)) }),
         )
 }

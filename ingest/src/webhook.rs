@@ -16,12 +16,39 @@ use dealflow_shared::secrets::SecretKeys;
 use serde_json::{Value, json};
 
 use crate::metrics::WebhookResult;
+use crate::openapi;
 use crate::order_id;
 use crate::state::AppState;
 
 /// Largest webhook body accepted (DESIGN §4).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// The webhook. Any method is accepted (RetailCRM triggers send GET or POST).
+#[utoipa::path(
+    method(get, post),
+    path = "/hooks/retailcrm/{token}",
+    tag = "webhook",
+    params(
+        ("token" = String, Path, description = "The integration's webhook token, as in its `webhook_url`."),
+        ("orderId" = Option<u64>, Query, description = "The order id (or `id`); read first from the query, then a form body, then a JSON body."),
+        ("id" = Option<u64>, Query, description = "Same as `orderId`; two different ids in one request are a `400`."),
+    ),
+    request_body(
+        description = "Optional: `orderId` or `id` in a form or a JSON body (at most 64 KiB).",
+        content(
+            (Object = "application/x-www-form-urlencoded"),
+            (Object = "application/json"),
+        ),
+    ),
+    responses(
+        (status = 202, description = "`OrderChanged` is durably on the bus.", body = openapi::WebhookAccepted),
+        (status = 400, description = "`invalid_order_id`: missing, not a positive integer, or ambiguous.", body = openapi::ErrorBody),
+        (status = 404, description = "`unknown_integration`: no integration has this token.", body = openapi::ErrorBody),
+        (status = 409, description = "`integration_inactive`: switched off; nothing was queued.", body = openapi::ErrorBody),
+        (status = 413, description = "`payload_too_large`: the body is above 64 KiB.", body = openapi::ErrorBody),
+        (status = 503, description = "`broker_unavailable`: the bus did not acknowledge in time.", body = openapi::ErrorBody),
+    )
+)]
 pub async fn handle(
     State(state): State<AppState>,
     Path(token): Path<String>,

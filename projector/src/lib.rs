@@ -28,7 +28,7 @@ pub mod settings;
 pub mod store;
 pub mod synthetic;
 
-pub use api::{DEFAULT_LIMIT, MAX_LIMIT};
+pub use api::{DEFAULT_LIMIT, MAX_LIMIT, openapi};
 pub use apply::Applied;
 pub use apply::batch::{BatchError, BatchOutcome, DEAD_LETTER_STAGE};
 pub use error::ProjectorError;

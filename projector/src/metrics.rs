@@ -1,5 +1,8 @@
 //! The projector's metrics: events applied by type, batch size and latency, consumer lag and
-//! replay progress. Labels are fixed and low-cardinality (event types, topic names).
+//! replay progress. Labels are fixed and low-cardinality (event types, topic names), except
+//! the per-integration gauges of [`integrations`], read from the read model at scrape time.
+
+mod integrations;
 
 use std::time::Duration;
 
@@ -7,6 +10,8 @@ use dealflow_shared::metrics::Metrics;
 use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec};
 
 use crate::apply::batch::BatchOutcome;
+use crate::store::{Store, StoreError};
+use integrations::IntegrationGauges;
 
 /// Handles to every projector metric (cheap to clone).
 #[derive(Debug, Clone)]
@@ -17,6 +22,7 @@ pub struct ProjectorMetrics {
     batch_latency: HistogramVec,
     lag: IntGaugeVec,
     replay: IntGaugeVec,
+    integrations: IntegrationGauges,
 }
 
 impl ProjectorMetrics {
@@ -59,12 +65,26 @@ impl ProjectorMetrics {
                 "Records on the bus not yet applied to the read model, by topic.",
                 &["topic"],
             ),
-            replay: metrics.gauge(
-                "projector_replay_records",
-                "Replay progress: records to replay (target) and replayed so far (done).",
-                &["kind"],
-            ),
+            replay: {
+                let replay = metrics.gauge(
+                    "projector_replay_records",
+                    "Replay progress: records to replay (target) and replayed so far (done).",
+                    &["kind"],
+                );
+                // Both series exist (at 0) before any replay, so dashboards show "none yet".
+                for kind in ["done", "target"] {
+                    replay.with_label_values(&[kind]);
+                }
+                replay
+            },
+            integrations: IntegrationGauges::new(metrics),
         }
+    }
+
+    /// Re-reads the per-integration gauges (active, health, last webhook, last
+    /// reconciliation) from the read model; called before each scrape renders.
+    pub async fn refresh_integrations(&self, store: &Store) -> Result<(), StoreError> {
+        self.integrations.refresh(store).await
     }
 
     /// A batch was applied.

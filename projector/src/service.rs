@@ -86,6 +86,19 @@ impl Projector {
         self.consumer.assigned.load(Ordering::Relaxed) && self.store().ping().await
     }
 
+    /// Refreshes the metrics read from the read model (the per-integration gauges); call
+    /// before rendering `/metrics`. A failure is logged and the previous values stay.
+    pub async fn refresh_metrics(&self) {
+        if let Err(e) = self
+            .consumer
+            .metrics
+            .refresh_integrations(self.store())
+            .await
+        {
+            tracing::warn!(error = %e, "refreshing the per-integration metrics failed");
+        }
+    }
+
     /// Consumes the topics into the read model until `shutdown`.
     pub async fn run_consumer(&self, shutdown: CancellationToken) -> Result<(), ProjectorError> {
         self.consumer.run(shutdown).await
@@ -216,8 +229,9 @@ impl ProjectorService {
     }
 }
 
-/// `/healthz`, `/readyz` and `/metrics`.
+/// `/healthz`, `/readyz`, `/metrics` and the OpenAPI document of the read API.
 fn ops_routes(projector: Projector, metrics: Metrics) -> Router {
+    let ready = projector.clone();
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route(
@@ -229,11 +243,17 @@ fn ops_routes(projector: Projector, metrics: Metrics) -> Router {
                     (StatusCode::SERVICE_UNAVAILABLE, "not ready").into_response()
                 }
             })
-            .with_state(projector),
+            .with_state(ready),
         )
         .route(
             "/metrics",
-            get(|State(metrics): State<Metrics>| async move { metrics.render() })
-                .with_state(metrics),
+            get(
+                |State((projector, metrics)): State<(Projector, Metrics)>| async move {
+                    projector.refresh_metrics().await;
+                    metrics.render()
+                },
+            )
+            .with_state((projector, metrics)),
         )
+        .route("/api/openapi.json", get(api::openapi_json))
 }

@@ -1,6 +1,7 @@
 //! Topic names (DESIGN §6), every one under the configurable prefix, and their retention.
 
 use crate::bus::{Retention, TopicSpec};
+use crate::events::EventType;
 
 /// Partitions of every topic on Kafka: the unit of consumer parallelism. Records are keyed by
 /// integration, so one account's events stay in order on one partition.
@@ -89,6 +90,31 @@ impl Topics {
     }
 }
 
+/// The event types DESIGN §6 puts on a topic, by its full name under any prefix; `None` for the
+/// dead-letter topic (any bytes) and for a name that is not dealflow's. A consumer dead-letters
+/// a well-formed envelope of another type: applying it would make the read model depend on
+/// records a replay of the right topics never sees. No topic name is a suffix of another, so
+/// the suffix decides.
+pub fn event_types(topic: &str) -> Option<&'static [EventType]> {
+    use EventType as T;
+    let table: [(&str, &'static [EventType]); 7] = [
+        (
+            names::INTEGRATIONS,
+            &[T::IntegrationConfigured, T::IntegrationRemoved],
+        ),
+        (names::ORDER_CHANGED, &[T::OrderChanged]),
+        (names::DEALS, &[T::DealUpserted, T::DealDeleted]),
+        (names::CONTACTS, &[T::ContactUpserted]),
+        (names::FUNNELS, &[T::FunnelStageSeen]),
+        (names::HEALTH, &[T::IntegrationHealthChanged]),
+        (names::SYNC_STATE, &[T::SyncStateChanged]),
+    ];
+    table
+        .into_iter()
+        .find(|(name, _)| topic.ends_with(name))
+        .map(|(_, types)| types)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,5 +147,32 @@ mod tests {
         assert!(matches!(retention("p.order-changed"), Retention::Days(_)));
         assert!(matches!(retention("p.dead-letter"), Retention::Days(d) if d >= 14));
         assert!(specs.iter().all(|s| s.partitions == 3));
+    }
+
+    #[test]
+    fn every_event_type_has_one_topic() {
+        let t = Topics::new("acme.");
+        let all = [
+            t.integrations(),
+            t.order_changed(),
+            t.deals(),
+            t.contacts(),
+            t.funnels(),
+            t.health(),
+            t.sync_state(),
+        ];
+        for ty in EventType::ALL {
+            let homes: Vec<&String> = all
+                .iter()
+                .filter(|topic| event_types(topic).unwrap().contains(&ty))
+                .collect();
+            assert_eq!(homes.len(), 1, "{ty:?} on {homes:?}");
+        }
+        assert_eq!(event_types(&t.dead_letter()), None);
+        assert_eq!(event_types("elsewhere"), None);
+        assert_eq!(
+            event_types("deals.contacts"),
+            Some(&[EventType::ContactUpserted][..])
+        );
     }
 }

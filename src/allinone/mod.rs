@@ -11,12 +11,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::middleware;
 use axum::response::IntoResponse;
 use axum::routing::get;
+use axum::{Json, Router};
 use dealflow_enricher::{EnricherService, EnricherSettings, Readiness};
 use dealflow_ingest::{Ingest, IngestSettings};
 use dealflow_projector::{Projector, ProjectorSettings};
@@ -269,7 +269,8 @@ struct ReadyState {
     projector: Projector,
 }
 
-/// `/healthz`, `/readyz` (bus and store reachable, consumers assigned) and `/metrics`.
+/// `/healthz`, `/readyz` (bus and store reachable, consumers assigned), `/metrics` (the
+/// per-integration gauges refreshed from the read model first) and `/api/openapi.json`.
 fn ops_router(ready: ReadyState, metrics: Metrics) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
@@ -292,11 +293,25 @@ fn ops_router(ready: ReadyState, metrics: Metrics) -> Router {
                     (StatusCode::SERVICE_UNAVAILABLE, waiting.join("\n")).into_response()
                 }
             })
-            .with_state(ready),
+            .with_state(ready.clone()),
         )
         .route(
             "/metrics",
-            get(|State(metrics): State<Metrics>| async move { metrics.render() })
-                .with_state(metrics),
+            get(
+                |State((projector, metrics)): State<(Projector, Metrics)>| async move {
+                    projector.refresh_metrics().await;
+                    metrics.render()
+                },
+            )
+            .with_state((ready.projector, metrics)),
         )
+        .route("/api/openapi.json", get(|| async { Json(openapi()) }))
+}
+
+/// The OpenAPI document of everything this process serves: ingest's webhook and settings API
+/// merged with the projector's read API (which serves `GET /api/v1/integrations[/{id}]`).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let mut doc = dealflow_ingest::openapi(false);
+    doc.merge(dealflow_projector::openapi());
+    doc
 }

@@ -6,4 +6,7 @@
 mod browser;
 mod crash;
 mod flow;
+mod metrics;
+mod openapi;
+mod security;
 mod support;

@@ -36,6 +36,8 @@ pub struct System {
     pub token: String,
     pub http: reqwest::Client,
     pub sim: SimHandle,
+    /// What the system was started with (data dir, topic prefix…).
+    pub config: Config,
     shutdown: CancellationToken,
     task: JoinHandle<anyhow::Result<()>>,
     _bus: Bus,
@@ -64,12 +66,18 @@ pub fn config(dir: &std::path::Path, bus: &Bus, extra: &[(&str, &str)]) -> Confi
 
 impl System {
     pub async fn start(bus: Bus, orders: usize) -> Self {
+        Self::start_accounts(bus, 1, orders).await
+    }
+
+    /// A system whose simulator has `accounts` accounts of `orders` orders each.
+    pub async fn start_accounts(bus: Bus, accounts: usize, orders: usize) -> Self {
         dealflow_shared::telemetry::init_for_tests();
-        let sim = Simulator::start(SimConfig::new(1, orders)).await.unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let app = AllInOne::build(&config(dir.path(), &bus, &[]))
+        let sim = Simulator::start(SimConfig::new(accounts, orders))
             .await
             .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(dir.path(), &bus, &[]);
+        let app = AllInOne::build(&config).await.unwrap();
         let base = format!("http://{}", app.local_addr());
         let token = app.api_token().expose_secret().to_string();
         let shutdown = CancellationToken::new();
@@ -79,6 +87,7 @@ impl System {
             token,
             http: reqwest::Client::new(),
             sim,
+            config,
             shutdown,
             task,
             _bus: bus,
@@ -136,7 +145,12 @@ impl System {
 
     /// Connects the simulator's account; returns (integration id, webhook URL on this listener).
     pub async fn connect(&self, default_funnel: bool) -> (String, String) {
-        let account = self.account();
+        self.connect_account(0, default_funnel).await
+    }
+
+    /// Connects the simulator's account `i`; returns (integration id, webhook URL).
+    pub async fn connect_account(&self, i: usize, default_funnel: bool) -> (String, String) {
+        let account = self.sim.account(i);
         let (status, body) = self
             .send(
                 reqwest::Method::POST,
@@ -189,6 +203,13 @@ impl System {
     pub async fn stop(self) {
         self.shutdown.cancel();
         self.task.await.unwrap().unwrap();
+    }
+
+    /// Stops the system and hands back its data directory, so its files can be inspected.
+    pub async fn stop_keeping_data(self) -> (TempDir, Config) {
+        self.shutdown.cancel();
+        self.task.await.unwrap().unwrap();
+        (self._dir, self.config)
     }
 }
 

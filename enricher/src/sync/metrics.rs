@@ -22,7 +22,7 @@ pub struct SyncMetrics {
 impl SyncMetrics {
     /// Registers the sync metrics in `metrics`.
     pub fn new(metrics: &Metrics) -> Self {
-        Self {
+        let this = Self {
             orders_done: metrics.gauge(
                 "backfill_orders_done",
                 "Orders emitted by the backfills / re-syncs that are running, summed over integrations.",
@@ -53,7 +53,15 @@ impl SyncMetrics {
                 "orders/history records read, by result (changed, deleted, dead_lettered).",
                 &["result"],
             ),
+        };
+        // The progress series exist (at 0) before the first load, so the dashboard shows
+        // "nothing running" rather than "no data".
+        for kind in ["backfill", "resync"] {
+            this.orders_done.with_label_values(&[kind]);
+            this.orders_total.with_label_values(&[kind]);
+            this.running.with_label_values(&[kind]);
         }
+        this
     }
 
     /// A load's progress changed by these deltas.

@@ -4,6 +4,7 @@
 //! removed), then queries with that id only.
 
 mod csv;
+mod openapi;
 mod params;
 
 use std::sync::Arc;
@@ -21,9 +22,13 @@ use dealflow_shared::secrets::SecretKeys;
 use serde_json::json;
 use url::Url;
 
+pub use openapi::openapi;
 pub use params::{DEFAULT_LIMIT, MAX_LIMIT};
 
 use crate::derive::Markers;
+use crate::read::deals::DealView;
+use crate::read::funnels::FunnelView;
+use crate::read::integrations::IntegrationView;
 use crate::read::integrations::WebhookUrls;
 use crate::read::{deals, funnels, integrations, people};
 use crate::store::{Store, StoreError};
@@ -77,11 +82,26 @@ pub(crate) fn router(state: ApiState, auth: BearerAuth) -> Router {
         .with_state(state)
 }
 
+/// `GET /api/openapi.json`: the document of the read API (no token: it holds no data).
+pub(crate) async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    Json(openapi())
+}
+
 fn internal(e: StoreError) -> ApiError {
     ApiError::internal(&e)
 }
 
 /// `GET /api/v1/integrations`
+#[utoipa::path(
+    get,
+    path = "/api/v1/integrations",
+    tag = "read",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Every integration, oldest first.", body = openapi::IntegrationList),
+        (status = 401, description = "Missing or wrong API token.", body = openapi::ErrorBody),
+    )
+)]
 async fn list_integrations(State(state): State<ApiState>) -> Result<Response, ApiError> {
     let items = integrations::list(&state.store, &state.urls())
         .await
@@ -90,6 +110,18 @@ async fn list_integrations(State(state): State<ApiState>) -> Result<Response, Ap
 }
 
 /// `GET /api/v1/integrations/{id}`
+#[utoipa::path(
+    get,
+    path = "/api/v1/integrations/{id}",
+    tag = "read",
+    security(("bearer" = [])),
+    params(("id" = String, Path, format = Uuid, description = "The integration id.")),
+    responses(
+        (status = 200, description = "The integration with its health and counters.", body = IntegrationView),
+        (status = 404, description = "Unknown or removed integration.", body = openapi::ErrorBody),
+        (status = 401, description = "Missing or wrong API token.", body = openapi::ErrorBody),
+    )
+)]
 async fn get_integration(
     State(state): State<ApiState>,
     Path(id): Path<String>,
@@ -108,6 +140,19 @@ async fn get_integration(
 }
 
 /// `GET /api/v1/integrations/{id}/deals`
+#[utoipa::path(
+    get,
+    path = "/api/v1/integrations/{id}/deals",
+    tag = "read",
+    security(("bearer" = [])),
+    params(("id" = String, Path, format = Uuid, description = "The integration id."), openapi::Paging, openapi::DealFilters),
+    responses(
+        (status = 200, description = "One page of deals, newest first.", body = openapi::DealPage),
+        (status = 400, description = "An unknown, repeated or malformed query parameter.", body = openapi::ErrorBody),
+        (status = 404, description = "Unknown or removed integration.", body = openapi::ErrorBody),
+        (status = 401, description = "Missing or wrong API token.", body = openapi::ErrorBody),
+    )
+)]
 async fn list_deals(
     State(state): State<ApiState>,
     Path(id): Path<String>,
@@ -133,6 +178,19 @@ async fn list_deals(
 }
 
 /// `GET /api/v1/integrations/{id}/deals.csv`
+#[utoipa::path(
+    get,
+    path = "/api/v1/integrations/{id}/deals.csv",
+    tag = "read",
+    security(("bearer" = [])),
+    params(("id" = String, Path, format = Uuid, description = "The integration id."), openapi::DealFilters),
+    responses(
+        (status = 200, description = "Every matching deal as CSV (UTF-8, a header row; phones and emails joined with `; `).", body = String, content_type = "text/csv"),
+        (status = 400, description = "An unknown, repeated or malformed query parameter.", body = openapi::ErrorBody),
+        (status = 404, description = "Unknown or removed integration.", body = openapi::ErrorBody),
+        (status = 401, description = "Missing or wrong API token.", body = openapi::ErrorBody),
+    )
+)]
 async fn export_deals(
     State(state): State<ApiState>,
     Path(id): Path<String>,
@@ -154,6 +212,19 @@ async fn export_deals(
 }
 
 /// `GET /api/v1/integrations/{id}/deals/{order_id}`
+#[utoipa::path(
+    get,
+    path = "/api/v1/integrations/{id}/deals/{order_id}",
+    tag = "read",
+    security(("bearer" = [])),
+    params(("id" = String, Path, format = Uuid, description = "The integration id."), ("order_id" = u64, Path, description = "The RetailCRM order id.")),
+    responses(
+        (status = 200, description = "The deal with its `stage_history`, oldest first.", body = DealView),
+        (status = 400, description = "The order id is not a positive integer.", body = openapi::ErrorBody),
+        (status = 404, description = "Unknown integration, or no such deal.", body = openapi::ErrorBody),
+        (status = 401, description = "Missing or wrong API token.", body = openapi::ErrorBody),
+    )
+)]
 async fn get_deal(
     State(state): State<ApiState>,
     Path((id, order_id)): Path<(String, String)>,
@@ -177,6 +248,18 @@ async fn get_deal(
 }
 
 /// `GET /api/v1/integrations/{id}/funnels`
+#[utoipa::path(
+    get,
+    path = "/api/v1/integrations/{id}/funnels",
+    tag = "read",
+    security(("bearer" = [])),
+    params(("id" = String, Path, format = Uuid, description = "The integration id.")),
+    responses(
+        (status = 200, description = "The funnels of the current marker, stages in funnel order.", body = Vec<FunnelView>),
+        (status = 404, description = "Unknown or removed integration.", body = openapi::ErrorBody),
+        (status = 401, description = "Missing or wrong API token.", body = openapi::ErrorBody),
+    )
+)]
 async fn list_funnels(
     State(state): State<ApiState>,
     Path(id): Path<String>,
@@ -191,6 +274,19 @@ async fn list_funnels(
 }
 
 /// `GET /api/v1/integrations/{id}/contacts?limit=&cursor=`
+#[utoipa::path(
+    get,
+    path = "/api/v1/integrations/{id}/contacts",
+    tag = "read",
+    security(("bearer" = [])),
+    params(("id" = String, Path, format = Uuid, description = "The integration id."), openapi::Paging),
+    responses(
+        (status = 200, description = "One page of contacts.", body = openapi::ContactPage),
+        (status = 400, description = "An unknown, repeated or malformed query parameter.", body = openapi::ErrorBody),
+        (status = 404, description = "Unknown or removed integration.", body = openapi::ErrorBody),
+        (status = 401, description = "Missing or wrong API token.", body = openapi::ErrorBody),
+    )
+)]
 async fn list_contacts(
     State(state): State<ApiState>,
     Path(id): Path<String>,
@@ -207,6 +303,18 @@ async fn list_contacts(
 }
 
 /// `GET /api/v1/integrations/{id}/managers`
+#[utoipa::path(
+    get,
+    path = "/api/v1/integrations/{id}/managers",
+    tag = "read",
+    security(("bearer" = [])),
+    params(("id" = String, Path, format = Uuid, description = "The integration id.")),
+    responses(
+        (status = 200, description = "The responsible managers.", body = openapi::ManagerList),
+        (status = 404, description = "Unknown or removed integration.", body = openapi::ErrorBody),
+        (status = 401, description = "Missing or wrong API token.", body = openapi::ErrorBody),
+    )
+)]
 async fn list_managers(
     State(state): State<ApiState>,
     Path(id): Path<String>,

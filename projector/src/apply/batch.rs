@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use dealflow_shared::bus::{BusError, DeadLetters, Delivered};
 use dealflow_shared::events::Envelope;
+use dealflow_shared::topics;
 use sqlx::AnyConnection;
 
 use super::{Applied, apply_events};
@@ -137,28 +138,38 @@ pub(crate) async fn apply_records(
     Ok(outcome)
 }
 
-/// Decodes a record; one that cannot be decoded is dead-lettered (when a dead-letter topic is
-/// given) and `None` is returned, so the partition keeps flowing.
+/// Decodes a record; one that cannot be decoded, or an envelope of a type its topic does not
+/// carry (DESIGN §6), is dead-lettered (when a dead-letter topic is given) and `None` is
+/// returned, so the partition keeps flowing.
 pub(crate) async fn decode(
     record: &Delivered,
     dead_letters: Option<&DeadLetters>,
 ) -> Result<Option<Envelope>, BatchError> {
-    match Envelope::decode(&record.payload) {
-        Ok(envelope) => Ok(Some(envelope)),
-        Err(error) => {
-            tracing::warn!(
-                topic = %record.topic, partition = record.partition, offset = record.offset,
-                %error, "undecodable record"
-            );
-            if let Some(dead_letters) = dead_letters {
-                dead_letters
-                    .send(record, DEAD_LETTER_STAGE, &error.to_string())
-                    .await
-                    .map_err(BatchError::DeadLetter)?;
+    let error = match Envelope::decode(&record.payload) {
+        Ok(envelope) => {
+            let event_type = envelope.event.event_type();
+            match topics::event_types(&record.topic) {
+                Some(types) if !types.contains(&event_type) => format!(
+                    "unexpected event type {} on topic {}",
+                    event_type.as_str(),
+                    record.topic
+                ),
+                _ => return Ok(Some(envelope)),
             }
-            Ok(None)
         }
+        Err(error) => error.to_string(),
+    };
+    tracing::warn!(
+        topic = %record.topic, partition = record.partition, offset = record.offset,
+        %error, "undecodable record"
+    );
+    if let Some(dead_letters) = dead_letters {
+        dead_letters
+            .send(record, DEAD_LETTER_STAGE, &error)
+            .await
+            .map_err(BatchError::DeadLetter)?;
     }
+    Ok(None)
 }
 
 /// The next offset the read model expects on each partition it has applied.

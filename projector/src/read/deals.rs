@@ -60,7 +60,8 @@ pub struct DealPage {
 }
 
 /// A deal (DESIGN §4 "Deal JSON").
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+#[schema(as = Deal)]
 pub struct DealView {
     pub order_id: u64,
     pub number: Option<String>,
@@ -81,6 +82,7 @@ pub struct DealView {
     pub company: Option<CompanyRef>,
     pub utm: UtmView,
     pub client_id: Option<String>,
+    #[schema(value_type = Object)]
     pub custom_fields: serde_json::Value,
     pub created_at: DateTime<Utc>,
     pub stage_entered_at: Option<DateTime<Utc>>,
@@ -94,7 +96,7 @@ pub struct DealView {
     pub stage_history: Option<Vec<StageEntry>>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct ManagerRef {
     pub id: u64,
     pub name: Option<String>,
@@ -102,7 +104,7 @@ pub struct ManagerRef {
     pub phone: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct ContactRef {
     pub id: Option<u64>,
     pub name: Option<String>,
@@ -110,13 +112,14 @@ pub struct ContactRef {
     pub emails: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct CompanyRef {
     pub id: u64,
     pub name: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+#[schema(as = Utm)]
 pub struct UtmView {
     pub source: Option<String>,
     pub medium: Option<String>,
@@ -126,7 +129,7 @@ pub struct UtmView {
 }
 
 /// One entry of the stage history.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct StageEntry {
     pub stage_code: String,
     pub entered_at: DateTime<Utc>,

@@ -10,7 +10,8 @@ use crate::store::values::Columns as _;
 use crate::store::{Sql, Store, StoreError};
 
 /// A funnel with its stages.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+#[schema(as = Funnel)]
 pub struct FunnelView {
     pub id: String,
     pub name: String,
@@ -20,7 +21,7 @@ pub struct FunnelView {
 }
 
 /// A stage in funnel order.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct FunnelStage {
     pub code: String,
     pub name: String,

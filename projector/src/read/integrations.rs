@@ -12,8 +12,10 @@ use crate::store::values::{Columns as _, time};
 use crate::store::{Sql, Store, StoreError};
 
 /// One integration as the API shows it. Never holds the API key or its ciphertext.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+#[schema(as = Integration)]
 pub struct IntegrationView {
+    #[schema(value_type = String, format = Uuid)]
     pub id: IntegrationId,
     pub crm_url: String,
     pub api_key_hint: String,
@@ -40,7 +42,7 @@ impl IntegrationView {
 }
 
 /// The health as the enricher last reported it (`pending` until it has).
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Health {
     pub status: String,
     pub message: Option<String>,

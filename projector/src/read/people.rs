@@ -10,7 +10,8 @@ use crate::store::values::{Columns as _, parse_list, time, uid};
 use crate::store::{Sql, Store, StoreError};
 
 /// A contact person or company.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+#[schema(as = Contact)]
 pub struct ContactView {
     pub id: u64,
     /// `person` or `company` (separate id spaces in RetailCRM).
@@ -46,7 +47,8 @@ impl ContactCursor {
 }
 
 /// A responsible manager.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+#[schema(as = Manager)]
 pub struct ManagerView {
     pub id: u64,
     pub name: Option<String>,

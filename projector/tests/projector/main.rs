@@ -8,4 +8,5 @@ mod consumer;
 mod idempotency;
 mod kafka;
 mod markers;
+mod poison;
 mod replay;

@@ -41,16 +41,25 @@ pub fn to_utc(local: NaiveDateTime, tz: Tz) -> DateTime<Utc> {
         LocalResult::None => {
             // Walk back to the last local time before the gap; its offset is the one in force
             // before the transition. Real gaps are at most a few hours, so this ends quickly;
-            // the 48 h bound only keeps a broken zone table from looping forever.
+            // the 48 h bound only keeps a broken zone table from looping forever. At the edges
+            // of chrono's calendar (a garbled `-262143-01-01 00:00:00`, where the zone's offset
+            // leaves the calendar) the arithmetic is checked: the value is then read as UTC
+            // rather than panicking the worker.
             let step = Duration::minutes(15);
-            let mut probe = local - step;
+            let mut probe = local;
             for _ in 0..(48 * 4) {
+                let Some(earlier) = probe.checked_sub_signed(step) else {
+                    break;
+                };
+                probe = earlier;
                 if let Some(before) = tz.from_local_datetime(&probe).earliest() {
-                    let offset = before.offset().fix();
-                    let instant = local - Duration::seconds(i64::from(offset.local_minus_utc()));
-                    return Utc.from_utc_datetime(&instant);
+                    let offset =
+                        Duration::seconds(i64::from(before.offset().fix().local_minus_utc()));
+                    return match local.checked_sub_signed(offset) {
+                        Some(instant) => Utc.from_utc_datetime(&instant),
+                        None => Utc.from_utc_datetime(&local),
+                    };
                 }
-                probe -= step;
             }
             Utc.from_utc_datetime(&local)
         }
@@ -150,5 +159,24 @@ mod tests {
             format_datetime(&local("2024-01-05 01:02:03")),
             "2024-01-05 01:02:03"
         );
+    }
+
+    #[test]
+    fn the_edges_of_the_calendar_do_not_panic() {
+        // Regression (issue 10 property tests): the gap walk stepped below the first
+        // representable datetime and panicked on `NaiveDateTime - TimeDelta`.
+        // Either the zone's offset or, where that leaves the calendar, the value read as UTC.
+        let near = |local: NaiveDateTime, zone: Tz| {
+            let shift = to_utc(local, zone) - Utc.from_utc_datetime(&local);
+            assert!(shift.num_hours().abs() <= 24, "{local} in {zone}: {shift}");
+        };
+        for zone in [
+            chrono_tz::Europe::Moscow,
+            chrono_tz::Pacific::Kiritimati,
+            chrono_tz::America::St_Johns,
+        ] {
+            near(NaiveDateTime::MIN, zone);
+            near(NaiveDateTime::MAX, zone);
+        }
     }
 }

@@ -1,0 +1,125 @@
+//! The OpenAPI 3 document of the read API (DESIGN §4), generated from the handlers'
+//! `#[utoipa::path]` annotations and the views' `ToSchema`.
+//!
+//! The list wrappers and query parameters below exist for the document only: the handlers
+//! build the same JSON with `json!` and parse the query strictly by hand (see `params`).
+
+use serde::Serialize;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
+
+use crate::read::deals::DealView;
+use crate::read::integrations::IntegrationView;
+use crate::read::people::{ContactView, ManagerView};
+
+/// `{"error": {"code", "message"}}`, the body of every error (DESIGN §4).
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Error)]
+pub(crate) struct ErrorBody {
+    error: ErrorDetail,
+}
+
+/// What went wrong: a stable snake_case code and a human sentence.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ErrorDetail {
+    #[schema(example = "integration_not_found")]
+    code: String,
+    message: String,
+}
+
+/// `GET /api/v1/integrations`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct IntegrationList {
+    items: Vec<IntegrationView>,
+}
+
+/// One page of deals, newest first by `created_at`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct DealPage {
+    items: Vec<DealView>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    next_cursor: Option<String>,
+}
+
+/// One page of contacts.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ContactPage {
+    items: Vec<ContactView>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    next_cursor: Option<String>,
+}
+
+/// The responsible managers of an integration's deals.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ManagerList {
+    items: Vec<ManagerView>,
+}
+
+/// Filters of the deal list and its CSV export; unknown or repeated parameters are a `400`.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // read by the document only
+pub(crate) struct DealFilters {
+    /// The shop code.
+    site: Option<String>,
+    /// A funnel id from `/funnels`.
+    funnel_id: Option<String>,
+    /// A stage (status) code.
+    stage: Option<String>,
+    /// `open`, `won` or `lost`.
+    outcome: Option<String>,
+    /// The responsible manager's id.
+    manager_id: Option<u64>,
+    /// Deals changed at or after this RFC 3339 time.
+    changed_since: Option<chrono::DateTime<chrono::Utc>>,
+    /// `false` leaves deleted deals out (they are listed by default, with `deleted: true`).
+    deleted: Option<bool>,
+}
+
+/// Keyset paging.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // read by the document only
+pub(crate) struct Paging {
+    /// Page size, 1 to 500 (default 50).
+    limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// Adds the bearer scheme every read route requires (`Authorization: Bearer <API token>`).
+struct BearerScheme;
+
+impl Modify for BearerScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "dealflow read API", description = "The raw-deals read model (DESIGN §4)."),
+    paths(
+        super::list_integrations,
+        super::get_integration,
+        super::list_deals,
+        super::export_deals,
+        super::get_deal,
+        super::list_funnels,
+        super::list_contacts,
+        super::list_managers,
+    ),
+    components(schemas(ErrorBody, IntegrationList, DealPage, ContactPage, ManagerList)),
+    modifiers(&BearerScheme),
+    tags((name = "read", description = "The read model, behind the API token.")),
+)]
+struct ReadApiDoc;
+
+/// The OpenAPI document of the read API.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    ReadApiDoc::openapi()
+}

@@ -1,0 +1,191 @@
+//! The OpenAPI document (`GET /api/openapi.json`) matches the routes: every documented
+//! operation answers on a running all-in-one process with a documented success status, every
+//! other method on a documented path is a `405`, and every route the routers declare under
+//! `/api` (and the webhook) is documented.
+
+use std::collections::BTreeSet;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::support::{Bus, System, truth_orders};
+
+/// The router sources whose `.route("…")` paths must all be documented.
+const ROUTER_SOURCES: &[&str] = &[
+    "ingest/src/service.rs",
+    "projector/src/api/mod.rs",
+    "projector/src/service.rs",
+    "src/allinone/mod.rs",
+    "src/pages/mod.rs",
+];
+
+/// Every path literal passed to `.route(` in `source`.
+fn declared_routes(source: &str) -> Vec<String> {
+    let mut routes = Vec::new();
+    let mut rest = source;
+    while let Some(at) = rest.find(".route(") {
+        rest = rest[at + ".route(".len()..].trim_start();
+        if let Some((literal, _)) = rest.strip_prefix('"').and_then(|l| l.split_once('"')) {
+            routes.push(literal.to_owned());
+        }
+    }
+    routes
+}
+
+/// The request body a documented operation needs to succeed.
+fn body_for(method: &Method, path: &str, system: &System) -> Option<Value> {
+    let account = system.account();
+    match (method.as_str(), path) {
+        ("POST", "/api/v1/integrations") => Some(json!({
+            "crm_url": account.url(), "api_key": account.api_key(), "backfill_days": 0
+        })),
+        ("PATCH", "/api/v1/integrations/{id}") => Some(json!({"active": true})),
+        ("POST", "/api/v1/integrations/{id}/resync") => Some(json!({"since": "2024-01-01"})),
+        _ => None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_openapi_document_matches_the_routes() {
+    let system = System::start(Bus::Embedded, 10).await;
+
+    // Served without the token: it holds no data.
+    let response = system
+        .http
+        .get(format!("{}/api/openapi.json", system.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let doc: Value = response.json().await.unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."), "{doc}");
+    let components = &doc["components"];
+    assert_eq!(components["securitySchemes"]["bearer"]["scheme"], "bearer");
+    let error = &components["schemas"]["Error"]["properties"]["error"];
+    assert!(!error.is_null(), "the error body is documented");
+    for schema in ["Integration", "Deal", "Funnel", "Contact", "Manager"] {
+        assert!(components["schemas"][schema].is_object(), "schema {schema}");
+    }
+
+    // Data for plausible parameters: an integration with one deal.
+    let (id, hook) = system.connect(false).await;
+    let webhook_token = hook.rsplit('/').next().unwrap().to_owned();
+    let order = *truth_orders(system.account()).keys().next().unwrap();
+    let sent = system
+        .http
+        .post(format!("{hook}?orderId={order}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status(), 202);
+    system
+        .wait_deals(&id, "the deal of the webhook", |d| !d.is_empty())
+        .await;
+
+    // Every documented operation, deletions last (of the integration the POST creates).
+    let paths = doc["paths"].as_object().unwrap();
+    let mut operations: Vec<(Method, &String, &Value)> = Vec::new();
+    for (path, item) in paths {
+        for (method, operation) in item.as_object().unwrap() {
+            if let Ok(method) = method.to_uppercase().parse::<Method>() {
+                operations.push((method, path, operation));
+            }
+        }
+    }
+    operations.sort_by_key(|(method, path, _)| (*method == Method::DELETE, (*path).clone()));
+    assert!(operations.len() >= 14, "{} operations", operations.len());
+    let mut created: Option<String> = None;
+    for (method, path, operation) in &operations {
+        let target = match (method, &created) {
+            (&Method::DELETE, Some(created)) => created.clone(),
+            _ => id.clone(),
+        };
+        let mut url = format!(
+            "{}{}",
+            system.base,
+            path.replace("{id}", &target)
+                .replace("{order_id}", &order.to_string())
+                .replace("{token}", &webhook_token)
+        );
+        if path.starts_with("/hooks/") {
+            url.push_str(&format!("?orderId={order}"));
+        }
+        let mut request = system.http.request(method.clone(), &url);
+        if operation.get("security").is_some() {
+            request = request.bearer_auth(&system.token);
+        }
+        if let Some(body) = body_for(method, path, &system) {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        assert!(
+            status.is_success(),
+            "{method} {path} answered {status}: {text}"
+        );
+        assert!(
+            operation["responses"][status.as_str()].is_object(),
+            "{method} {path} answered {status}, which the document does not list"
+        );
+        if method == Method::POST && *path == "/api/v1/integrations" {
+            let body: Value = serde_json::from_str(&text).unwrap();
+            created = Some(body["id"].as_str().unwrap().to_owned());
+        }
+    }
+    assert!(created.is_some(), "the document has the connect operation");
+
+    // No undocumented method is served on a documented path (the webhook takes any method
+    // by design, DESIGN §4).
+    let all = [
+        Method::GET,
+        Method::POST,
+        Method::PUT,
+        Method::PATCH,
+        Method::DELETE,
+    ];
+    for (path, item) in paths.iter().filter(|(p, _)| !p.starts_with("/hooks/")) {
+        for method in &all {
+            if item.get(method.as_str().to_lowercase()).is_some() {
+                continue;
+            }
+            let url = format!(
+                "{}{}",
+                system.base,
+                path.replace("{id}", &id)
+                    .replace("{order_id}", &order.to_string())
+            );
+            let status = system
+                .http
+                .request(method.clone(), &url)
+                .bearer_auth(&system.token)
+                .send()
+                .await
+                .unwrap()
+                .status();
+            assert_eq!(status, 405, "{method} {path} is served but not documented");
+        }
+    }
+
+    // Every route the routers declare under /api, and the webhook, is documented.
+    let documented: BTreeSet<&str> = paths.keys().map(String::as_str).collect();
+    let root = env!("CARGO_MANIFEST_DIR");
+    let mut checked = 0;
+    for file in ROUTER_SOURCES {
+        let source = std::fs::read_to_string(format!("{root}/{file}")).unwrap();
+        for route in declared_routes(&source) {
+            if route == "/api/openapi.json" {
+                continue; // the document itself
+            }
+            if route.starts_with("/api") || route.starts_with("/hooks") {
+                checked += 1;
+                assert!(
+                    documented.contains(route.as_str()),
+                    "{route} (in {file}) is not in the OpenAPI document"
+                );
+            }
+        }
+    }
+    assert!(checked >= 12, "found {checked} /api routes in the sources");
+    system.stop().await;
+}
