@@ -133,7 +133,7 @@ async fn run(
         let applied = projector.store().applied_offsets().await?;
         if ends
             .iter()
-            .all(|(k, end)| applied.get(k).is_some_and(|a| a >= end))
+            .all(|(k, end)| applied.get(k).copied().unwrap_or(0) >= *end)
         {
             break;
         }
