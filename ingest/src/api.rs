@@ -370,6 +370,13 @@ fn valid_key(key: &SecretString) -> Result<SecretString, ApiError> {
 }
 
 fn bad_json(rejection: JsonRejection) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "The request body is too large for an integration's settings.",
+        );
+    }
     // The rejection text names the field and the problem but never echoes the values.
     ApiError::bad_request("invalid_request", rejection.body_text())
 }
