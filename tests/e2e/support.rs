@@ -165,7 +165,20 @@ impl System {
             hook.starts_with(&self.base),
             "the public URL follows the listener: {hook}"
         );
-        (body["id"].as_str().unwrap().to_string(), hook.to_string())
+        let id = body["id"].as_str().unwrap().to_string();
+        // The read model learns of the integration through the bus a moment later.
+        wait_for(WAIT, "the read model to know the integration", || async {
+            let response = self
+                .http
+                .get(format!("{}/api/v1/integrations/{id}", self.base))
+                .bearer_auth(&self.token)
+                .send()
+                .await
+                .ok()?;
+            response.status().is_success().then_some(())
+        })
+        .await;
+        (id, hook.to_string())
     }
 
     /// Every deal of an integration, through keyset pagination.
