@@ -163,9 +163,7 @@ impl EnricherService {
             let app = self.ops_router();
             let stop = run.clone();
             background.spawn(async move {
-                let served = axum::serve(listener, app)
-                    .with_graceful_shutdown(stop.cancelled_owned())
-                    .await;
+                let served = dealflow_shared::serve::serve(listener, app, stop).await;
                 if let Err(error) = served {
                     tracing::error!(%error, "ops listener failed");
                 }

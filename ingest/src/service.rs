@@ -217,9 +217,9 @@ impl IngestService {
             _ = shutdown.cancelled() => return Ok(()),
         }
         tracing::info!(addr = %self.local_addr(), "ingest serving");
-        let server = axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned());
-        let served = server.await.map_err(IngestError::Serve);
+        let served = dealflow_shared::serve::serve(self.listener, app, shutdown.clone())
+            .await
+            .map_err(IngestError::Serve);
         shutdown.cancel();
         match follower.await {
             Ok(Err(e)) => return Err(IngestError::Registry(e)),

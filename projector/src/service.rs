@@ -212,8 +212,7 @@ impl ProjectorService {
             })
         };
         tracing::info!(addr = %self.local_addr(), "projector serving");
-        let served = axum::serve(self.listener, app)
-            .with_graceful_shutdown(stop.clone().cancelled_owned())
+        let served = dealflow_shared::serve::serve(self.listener, app, stop.clone())
             .await
             .map_err(ProjectorError::Serve);
         stop.cancel();

@@ -4,6 +4,7 @@
 //! - [`topics`]: topic names under the configurable prefix;
 //! - [`config`]: typed configuration from the environment (DESIGN §3);
 //! - [`http`]: the JSON error body, bearer auth and route-labelled HTTP metrics;
+//! - [`serve`]: serving a router with a header-read timeout and a connection cap;
 //! - [`telemetry`] and [`metrics`]: logging and the Prometheus registry helper;
 //! - [`follow`]: reading a compacted topic to its end, then following it;
 //! - [`registry`]: every integration's current settings, followed from the `integrations` topic;
@@ -21,6 +22,7 @@ pub mod metrics;
 pub mod registry;
 pub mod retailcrm;
 pub mod secrets;
+pub mod serve;
 pub mod telemetry;
 pub mod topics;
 pub mod wiring;

@@ -210,8 +210,7 @@ impl AllInOne {
             let stop = stop.clone();
             let listener = self.listener;
             tasks.spawn(async move {
-                let served = axum::serve(listener, app)
-                    .with_graceful_shutdown(stop.cancelled_owned())
+                let served = dealflow_shared::serve::serve(listener, app, stop)
                     .await
                     .context("serving HTTP");
                 ("http", served)
