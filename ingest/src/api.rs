@@ -115,13 +115,7 @@ pub async fn create(
         .crm_policy
         .validate(&request.crm_url)
         .await
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_crm_url",
-                e.to_string(),
-            )
-        })?;
+        .map_err(invalid_url)?;
     let check = check_key(&state, &url, &api_key).await?;
 
     let id = IntegrationId::new();
@@ -176,13 +170,10 @@ pub async fn update(
     let Json(patch) = body.map_err(bad_json)?;
     if let Some(key) = &patch.api_key {
         let key = valid_key(key)?;
-        let url = state.crm_policy.normalise(&config.crm_url).map_err(|e| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_crm_url",
-                e.to_string(),
-            )
-        })?;
+        let url = state
+            .crm_policy
+            .normalise(&config.crm_url)
+            .map_err(invalid_url)?;
         check_key(&state, &url, &key).await?;
         config.api_key_sealed = state.keys.seal(id, &key);
         config.api_key_hint = key_hint(key.expose_secret());
@@ -367,6 +358,14 @@ fn valid_key(key: &SecretString) -> Result<SecretString, ApiError> {
         ));
     }
     Ok(SecretString::from(trimmed.to_string()))
+}
+
+fn invalid_url(e: crate::crm_url::CrmUrlError) -> ApiError {
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_crm_url",
+        e.to_string(),
+    )
 }
 
 fn bad_json(rejection: JsonRejection) -> ApiError {

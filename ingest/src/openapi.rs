@@ -6,26 +6,12 @@
 //! projector's, whose `Integration` has the same shape with live health and counters.
 
 use chrono::{DateTime, NaiveDate, Utc};
+use dealflow_shared::http::openapi::BearerScheme;
+pub(crate) use dealflow_shared::http::openapi::ErrorBody;
 use serde::Serialize;
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{OpenApi, ToSchema};
 
 use crate::api::{CreateIntegration, PatchIntegration, Resync};
-
-/// `{"error": {"code", "message"}}`, the body of every error (DESIGN §4).
-#[derive(Debug, Serialize, ToSchema)]
-#[schema(as = Error)]
-pub(crate) struct ErrorBody {
-    error: ErrorDetail,
-}
-
-/// What went wrong: a stable snake_case code and a human sentence.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct ErrorDetail {
-    #[schema(example = "invalid_order_id")]
-    code: String,
-    message: String,
-}
 
 /// `202` of the webhook: `OrderChanged` is durably on the bus.
 #[derive(Debug, Serialize, ToSchema)]
@@ -78,19 +64,6 @@ pub(crate) struct Health {
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct IntegrationList {
     items: Vec<IntegrationDoc>,
-}
-
-/// Adds the bearer scheme of the settings API (`Authorization: Bearer <API token>`).
-struct BearerScheme;
-
-impl Modify for BearerScheme {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
-        );
-    }
 }
 
 #[derive(OpenApi)]

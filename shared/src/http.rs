@@ -19,6 +19,42 @@ use subtle::ConstantTimeEq;
 
 use crate::metrics::Metrics;
 
+/// OpenAPI pieces every service's document shares: the error body and the bearer scheme.
+pub mod openapi {
+    use serde::Serialize;
+    use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+    use utoipa::{Modify, ToSchema};
+
+    /// `{"error": {"code", "message"}}`, the body of every error (DESIGN §4).
+    #[derive(Debug, Serialize, ToSchema)]
+    #[schema(as = Error)]
+    pub struct ErrorBody {
+        error: ErrorDetail,
+    }
+
+    /// What went wrong: a stable snake_case code and a human sentence.
+    #[derive(Debug, Serialize, ToSchema)]
+    pub struct ErrorDetail {
+        #[schema(example = "integration_not_found")]
+        code: String,
+        message: String,
+    }
+
+    /// Adds the `bearer` scheme (`Authorization: Bearer <API token>`) to a document.
+    #[derive(Debug)]
+    pub struct BearerScheme;
+
+    impl Modify for BearerScheme {
+        fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+            let components = openapi.components.get_or_insert_with(Default::default);
+            components.add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+            );
+        }
+    }
+}
+
 /// An error answered to a client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {

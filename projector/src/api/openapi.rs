@@ -4,28 +4,14 @@
 //! The list wrappers and query parameters below exist for the document only: the handlers
 //! build the same JSON with `json!` and parse the query strictly by hand (see `params`).
 
+use dealflow_shared::http::openapi::BearerScheme;
+pub(crate) use dealflow_shared::http::openapi::ErrorBody;
 use serde::Serialize;
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
-use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
+use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use crate::read::deals::DealView;
 use crate::read::integrations::IntegrationView;
 use crate::read::people::{ContactView, ManagerView};
-
-/// `{"error": {"code", "message"}}`, the body of every error (DESIGN §4).
-#[derive(Debug, Serialize, ToSchema)]
-#[schema(as = Error)]
-pub(crate) struct ErrorBody {
-    error: ErrorDetail,
-}
-
-/// What went wrong: a stable snake_case code and a human sentence.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct ErrorDetail {
-    #[schema(example = "integration_not_found")]
-    code: String,
-    message: String,
-}
 
 /// `GET /api/v1/integrations`.
 #[derive(Debug, Serialize, ToSchema)]
@@ -85,19 +71,6 @@ pub(crate) struct Paging {
     limit: Option<u32>,
     /// The `next_cursor` of the previous page.
     cursor: Option<String>,
-}
-
-/// Adds the bearer scheme every read route requires (`Authorization: Bearer <API token>`).
-struct BearerScheme;
-
-impl Modify for BearerScheme {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
-        );
-    }
 }
 
 #[derive(OpenApi)]
