@@ -11,7 +11,7 @@ use dealflow_ingest::{IngestService, IngestSettings};
 use dealflow_projector::{ProjectorService, ProjectorSettings};
 use dealflow_shared::config::{Config, ConfigError, vars};
 use dealflow_shared::metrics::Metrics;
-use dealflow_shared::retailcrm::{BudgetSettings, Budgets, ClientOptions};
+use dealflow_shared::retailcrm::{BudgetSettings, Budgets};
 use dealflow_shared::topics::Topics;
 use dealflow_shared::{telemetry, wiring};
 use secrecy::ExposeSecret;
@@ -118,6 +118,7 @@ async fn run_enricher(config: Config, shutdown: CancellationToken) -> anyhow::Re
     );
     settings.listen = Some(config.listen);
     settings.reconcile_interval = config.reconcile_interval;
+    settings.client_options = wiring::client_options(&config);
     let bus = wiring::open_bus(&config, "dealflow-enricher")
         .await
         .context("opening the event bus")?;
@@ -151,7 +152,7 @@ async fn run_ingest(config: Config, shutdown: CancellationToken) -> anyhow::Resu
         secret_key: required(config.secret_key.clone(), vars::SECRET_KEY)?,
         api_token: required(config.api_token.clone(), vars::API_TOKEN)?,
         publish_timeout: Duration::from_secs(5),
-        client_options: ClientOptions::default(),
+        client_options: wiring::client_options(&config),
     };
     let bus = wiring::open_bus(&config, "dealflow-ingest")
         .await

@@ -7,11 +7,13 @@
 //! other domains — unless a `DEALFLOW_CRM_ALLOW_HOSTS` pattern allows the URL (tests and the
 //! simulator). The host must also not resolve to a private, loopback, link-local or otherwise
 //! non-public address unless a pattern allows it, so a user cannot point dealflow at internal
-//! services.
+//! services; the RetailCRM client checks the addresses again at every connection
+//! (`dealflow_shared::retailcrm::address`), since DNS may answer differently later.
 
 use std::net::IpAddr;
 
 use dealflow_shared::config::HostPattern;
+pub use dealflow_shared::retailcrm::is_public;
 use url::{Host, Url};
 
 /// The domains RetailCRM accounts live under (the official modules' list).
@@ -164,40 +166,6 @@ fn is_retailcrm_host(host: &str) -> bool {
     })
 }
 
-/// Whether an address is on the public internet (not private, loopback, link-local, shared,
-/// documentation, multicast, unspecified or an IPv4-mapped form of one of those).
-pub fn is_public(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let o = v4.octets();
-            !(v4.is_private()
-                || v4.is_loopback()
-                || v4.is_link_local()
-                || v4.is_broadcast()
-                || v4.is_documentation()
-                || v4.is_unspecified()
-                || v4.is_multicast()
-                || o[0] == 0
-                || (o[0] == 100 && (o[1] & 0xc0) == 64) // 100.64.0.0/10 carrier-grade NAT
-                || (o[0] == 192 && o[1] == 0 && o[2] == 0) // 192.0.0.0/24 protocol assignments
-                || (o[0] == 198 && (o[1] & 0xfe) == 18) // 198.18.0.0/15 benchmarking
-                || o[0] >= 240)
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_public(IpAddr::V4(v4));
-            }
-            let first = v6.segments()[0];
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00 // unique local
-                || (first & 0xffc0) == 0xfe80 // link-local
-                || first == 0x2001 && v6.segments()[1] == 0xdb8) // documentation
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -294,29 +262,6 @@ mod tests {
             p.normalise("http://u@127.0.0.1:4567/"),
             Err(CrmUrlError::Credentials)
         );
-    }
-
-    #[test]
-    fn private_and_local_addresses_are_not_public() {
-        for ip in [
-            "10.1.2.3",
-            "172.16.0.1",
-            "192.168.1.1",
-            "127.0.0.1",
-            "169.254.169.254",
-            "0.0.0.0",
-            "100.64.0.1",
-            "::1",
-            "fe80::1",
-            "fd00::1",
-            "::ffff:10.0.0.1",
-            "::ffff:127.0.0.1",
-        ] {
-            assert!(!is_public(ip.parse().unwrap()), "{ip}");
-        }
-        for ip in ["8.8.8.8", "185.125.190.20", "2a00:1450:4010::64"] {
-            assert!(is_public(ip.parse().unwrap()), "{ip}");
-        }
     }
 
     #[test]

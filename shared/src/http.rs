@@ -13,8 +13,10 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use hmac::{Hmac, Mac};
 use prometheus::{HistogramVec, IntCounterVec};
 use secrecy::{ExposeSecret, SecretString};
+use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use crate::metrics::Metrics;
@@ -146,6 +148,27 @@ impl BearerAuth {
     pub fn accepts(&self, presented: &str) -> bool {
         let expected = self.token.expose_secret().as_bytes();
         presented.len() == expected.len() && bool::from(presented.as_bytes().ct_eq(expected))
+    }
+
+    /// The value of the pages' session cookie: an HMAC of a fixed label keyed by the token, so
+    /// the cookie is not the token itself (a cookie lifted from a browser profile does not
+    /// open the API for a script) and changes when the token is rotated.
+    pub fn session_value(&self) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(self.token.expose_secret().as_bytes())
+            .expect("HMAC takes keys of any length");
+        mac.update(b"dealflow pages session v1");
+        mac.finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// Whether a session cookie's value is this token's, compared in constant time.
+    pub fn accepts_session(&self, presented: &str) -> bool {
+        let expected = self.session_value();
+        presented.len() == expected.len()
+            && bool::from(presented.as_bytes().ct_eq(expected.as_bytes()))
     }
 
     /// The token from an `Authorization: Bearer …` header, if any.

@@ -1,5 +1,6 @@
 //! Startup glue shared by every entry point: the bus the configuration asks for, and the
-//! secrets of a single-machine install (generated once into the data directory).
+//! secrets of a single-machine install (generated once into the data directory), and the
+//! RetailCRM client options from the configuration.
 
 use std::io::Write;
 use std::path::Path;
@@ -9,6 +10,7 @@ use secrecy::SecretString;
 
 use crate::bus::{BusError, EmbeddedLog, EventBus, KafkaBus, KafkaBusConfig};
 use crate::config::Config;
+use crate::retailcrm::ClientOptions;
 use crate::secrets::SecretKeys;
 use crate::topics::{DEFAULT_PARTITIONS, Topics};
 
@@ -102,6 +104,15 @@ fn load_or_create(path: &Path) -> std::io::Result<(SecretString, bool)> {
         }
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => load_or_create(path),
         Err(e) => Err(e),
+    }
+}
+
+/// The RetailCRM client options of a process: defaults, plus the operator's allowed hosts
+/// (`DEALFLOW_CRM_ALLOW_HOSTS`), whose names may resolve to private addresses.
+pub fn client_options(config: &Config) -> ClientOptions {
+    ClientOptions {
+        allow_hosts: config.crm_allow_hosts.clone(),
+        ..ClientOptions::default()
     }
 }
 

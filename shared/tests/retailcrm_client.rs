@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
+use dealflow_shared::config::HostPattern;
 use dealflow_shared::retailcrm::time::parse_datetime;
 use dealflow_shared::retailcrm::{
     Budgets, ClientOptions, HistoryFilter, OrdersFilter, PageLimit, RetailCrmClient,
@@ -397,6 +398,45 @@ async fn an_html_body_means_the_account_does_not_exist() {
     assert!(matches!(e, RetailCrmError::AccountNotFound { .. }), "{e:?}");
     let e = c.api_versions().await.unwrap_err();
     assert!(matches!(e, RetailCrmError::AccountNotFound { .. }), "{e:?}");
+}
+
+/// DNS rebinding: a name that resolves to loopback when the request is made is refused at
+/// connection time, without a retry and without the key reaching the server; the operator's
+/// allowed-host pattern (the simulator's case) lets the same name through.
+#[tokio::test]
+async fn a_name_resolving_to_a_private_address_is_refused_at_connection() {
+    let server = MockServer::start().await;
+    Mock::given(path("/api/credentials"))
+        .respond_with(json(200, fixture("api-credentials.json")))
+        .mount(&server)
+        .await;
+    let by_name: Url = format!("http://localhost:{}/", server.address().port())
+        .parse()
+        .unwrap();
+    let budgets = Budgets::default();
+
+    let strict =
+        RetailCrmClient::new(&by_name, SecretString::from(KEY), &budgets, &options()).unwrap();
+    let e = strict.credentials().await.unwrap_err();
+    match &e {
+        RetailCrmError::AccountNotFound { detail, .. } => {
+            assert!(detail.contains("private or local address"), "{detail}")
+        }
+        other => panic!("expected AccountNotFound, got {other:?}"),
+    }
+    assert!(requests(&server).await.is_empty(), "the key was sent");
+
+    let allowed = ClientOptions {
+        allow_hosts: vec![HostPattern::parse("http://localhost:*").unwrap()],
+        ..options()
+    };
+    let trusted =
+        RetailCrmClient::new(&by_name, SecretString::from(KEY), &budgets, &allowed).unwrap();
+    trusted
+        .credentials()
+        .await
+        .expect("allowed by the operator's pattern");
+    assert_eq!(requests(&server).await.len(), 1);
 }
 
 #[tokio::test]

@@ -25,7 +25,7 @@ use dealflow_shared::config::Config;
 use dealflow_shared::http::HttpMetrics;
 use dealflow_shared::metrics::Metrics;
 use dealflow_shared::registry::Registry;
-use dealflow_shared::retailcrm::{BudgetSettings, Budgets, ClientOptions};
+use dealflow_shared::retailcrm::{BudgetSettings, Budgets};
 use dealflow_shared::topics::Topics;
 use dealflow_shared::wiring::{self, Secrets};
 use secrecy::SecretString;
@@ -49,6 +49,8 @@ pub struct AllInOne {
     enricher_ready: Readiness,
     projector: Projector,
     api_token: SecretString,
+    /// The session cookie is `Secure` when users reach dealflow over https.
+    secure_cookie: bool,
     /// True when the API token was generated now (printed once by the caller).
     pub api_token_generated: bool,
 }
@@ -97,7 +99,7 @@ impl AllInOne {
                 secret_key: secret_key.clone(),
                 api_token: api_token.clone(),
                 publish_timeout: Duration::from_secs(5),
-                client_options: ClientOptions::default(),
+                client_options: wiring::client_options(config),
             },
             bus.clone(),
             budgets.clone(),
@@ -106,6 +108,7 @@ impl AllInOne {
         let mut enricher_settings = EnricherSettings::new(topics.clone(), secret_key.clone());
         enricher_settings.listen = None;
         enricher_settings.reconcile_interval = config.reconcile_interval;
+        enricher_settings.client_options = wiring::client_options(config);
         let enricher =
             EnricherService::build(enricher_settings, bus.clone(), budgets, metrics.clone())
                 .await
@@ -125,6 +128,7 @@ impl AllInOne {
             enricher_ready,
             projector,
             api_token,
+            secure_cookie: config.public_url.scheme() == "https",
             api_token_generated,
         })
     }
@@ -155,7 +159,10 @@ impl AllInOne {
             enricher: self.enricher_ready.clone(),
             projector: self.projector.clone(),
         };
-        let pages = pages::router(PagesState::new(api.clone(), self.api_token.clone()));
+        let pages = pages::router(
+            PagesState::new(api.clone(), self.api_token.clone())
+                .with_secure_cookie(self.secure_cookie),
+        );
         let app = api
             .merge(pages)
             .merge(ops_router(ready, self.metrics.clone()))

@@ -1,4 +1,6 @@
-//! Signing in to the pages: the API token once, then an HttpOnly, SameSite=Strict cookie.
+//! Signing in to the pages: the API token once, then an HttpOnly, SameSite=Strict session
+//! cookie holding a value derived from the token (never the token itself), `Secure` when the
+//! public URL is https.
 
 use askama::Template;
 use axum::Form;
@@ -6,8 +8,6 @@ use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use dealflow_shared::http::BearerAuth;
-use secrecy::ExposeSecret;
 use serde::Deserialize;
 
 use super::PagesState;
@@ -61,9 +61,8 @@ pub async fn require_session(
     request: Request,
     next: Next,
 ) -> Response {
-    let auth = BearerAuth::new(state.token.as_ref().clone());
     match session_token(request.headers()) {
-        Some(token) if auth.accepts(&token) => next.run(request).await,
+        Some(session) if state.auth.accepts_session(&session) => next.run(request).await,
         _ => {
             let target = request
                 .uri()
@@ -86,7 +85,7 @@ pub async fn login_form(Query(query): Query<LoginQuery>) -> Response {
 pub async fn login(State(state): State<PagesState>, Form(form): Form<LoginForm>) -> Response {
     let next = safe_next(form.next.as_deref());
     let token = form.token.trim();
-    if !BearerAuth::new(state.token.as_ref().clone()).accepts(token) {
+    if !state.auth.accepts(token) {
         let page = LoginPage {
             next,
             error: Some("This is not the API token of this dealflow.".to_string()),
@@ -94,8 +93,9 @@ pub async fn login(State(state): State<PagesState>, Form(form): Form<LoginForm>)
         return (StatusCode::UNAUTHORIZED, render(&page)).into_response();
     }
     let cookie = format!(
-        "{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/; Max-Age=2592000",
-        state.token.expose_secret()
+        "{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/; Max-Age=2592000{}",
+        state.auth.session_value(),
+        if state.secure_cookie { "; Secure" } else { "" }
     );
     let mut response = Redirect::to(&next).into_response();
     if let Ok(value) = HeaderValue::from_str(&cookie) {
@@ -126,6 +126,8 @@ pub fn template_failed(e: askama::Error) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dealflow_shared::http::BearerAuth;
+    use secrecy::SecretString;
 
     #[test]
     fn next_is_always_local() {
@@ -144,5 +146,55 @@ mod tests {
             HeaderValue::from_static("a=1; dealflow_session=tok; b=2"),
         );
         assert_eq!(session_token(&headers).as_deref(), Some("tok"));
+    }
+
+    /// Signs in through the real router and returns the `Set-Cookie` header.
+    async fn sign_in(secure: bool) -> String {
+        use tower::ServiceExt;
+        let state = PagesState::new(axum::Router::new(), SecretString::from(TOKEN))
+            .with_secure_cookie(secure);
+        let response = super::super::router(state)
+            .oneshot(
+                axum::http::Request::post("/login")
+                    .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .body(axum::body::Body::from(format!("token={TOKEN}&next=/")))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        response.headers()[header::SET_COOKIE]
+            .to_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    const TOKEN: &str = "the-api-token-0123456789";
+
+    #[tokio::test]
+    async fn the_cookie_is_derived_from_the_token_and_secure_behind_https() {
+        let plain = sign_in(false).await;
+        let secure = sign_in(true).await;
+        assert!(!plain.contains(TOKEN) && !secure.contains(TOKEN), "{plain}");
+        assert!(!plain.contains("Secure"), "{plain}");
+        assert!(secure.ends_with("; Secure"), "{secure}");
+        for cookie in [&plain, &secure] {
+            assert!(cookie.contains("HttpOnly; SameSite=Strict"), "{cookie}");
+        }
+        let value = plain
+            .strip_prefix(&format!("{COOKIE}="))
+            .and_then(|v| v.split(';').next())
+            .unwrap();
+        let auth = BearerAuth::new(SecretString::from(TOKEN));
+        assert!(auth.accepts_session(value));
+        assert!(
+            !auth.accepts_session(TOKEN),
+            "the token itself is not a session"
+        );
+        let rotated = BearerAuth::new(SecretString::from("another-token-0123456789"));
+        assert!(
+            !rotated.accepts_session(value),
+            "a rotated token ends the session"
+        );
     }
 }

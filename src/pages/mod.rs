@@ -3,8 +3,8 @@
 //!
 //! Pages are thin: each one calls the JSON API in-process (the same router that serves
 //! `/api`, with the bearer token) and renders a template, so a page shows exactly what the API
-//! says, error messages included. The browser signs in once with the API token, kept in an
-//! HttpOnly, SameSite=Strict cookie.
+//! says, error messages included. The browser signs in once with the API token and then holds
+//! an HttpOnly, SameSite=Strict session cookie derived from it (`Secure` behind https).
 
 mod api;
 mod auth;
@@ -14,6 +14,7 @@ mod views;
 use axum::Router;
 use axum::middleware;
 use axum::routing::{get, post};
+use dealflow_shared::http::BearerAuth;
 use secrecy::SecretString;
 
 pub use api::InProcessApi;
@@ -22,7 +23,9 @@ pub use api::InProcessApi;
 #[derive(Clone, Debug)]
 pub struct PagesState {
     api: InProcessApi,
-    token: std::sync::Arc<SecretString>,
+    auth: BearerAuth,
+    /// Whether the session cookie gets `Secure` (the public URL is https).
+    secure_cookie: bool,
 }
 
 impl PagesState {
@@ -30,8 +33,16 @@ impl PagesState {
     pub fn new(api: Router, token: SecretString) -> Self {
         Self {
             api: InProcessApi::new(api, token.clone()),
-            token: std::sync::Arc::new(token),
+            auth: BearerAuth::new(token),
+            secure_cookie: false,
         }
+    }
+
+    /// Marks the session cookie `Secure`: set when users reach dealflow over https, so the
+    /// browser never sends the cookie over plain http.
+    pub fn with_secure_cookie(mut self, secure: bool) -> Self {
+        self.secure_cookie = secure;
+        self
     }
 }
 

@@ -15,6 +15,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use url::Url;
 
+use super::address::{PublicOnlyResolver, refused_address};
 use super::budget::{Budget, Budgets, account_key};
 use super::error::{
     Endpoint, RetailCrmError, RetryCause, Unavailability, Verdict, classify, looks_like_html,
@@ -29,6 +30,7 @@ use super::models::{
 };
 use super::retry::{Attempt, RetryPolicy, with_retries};
 use super::time::format_datetime;
+use crate::config::HostPattern;
 
 /// The most ids one `filter[ids][]` request may carry.
 pub const MAX_IDS_PER_REQUEST: usize = 100;
@@ -44,6 +46,10 @@ pub struct ClientOptions {
     pub retry: RetryPolicy,
     /// `User-Agent` header.
     pub user_agent: String,
+    /// Operator patterns (`DEALFLOW_CRM_ALLOW_HOSTS`) whose hosts may resolve to private or
+    /// local addresses: the simulator and test servers. Every other host name is resolved
+    /// through [`PublicOnlyResolver`] at each connection (DNS rebinding).
+    pub allow_hosts: Vec<HostPattern>,
 }
 
 impl Default for ClientOptions {
@@ -54,6 +60,7 @@ impl Default for ClientOptions {
             request_timeout: Duration::from_secs(30),
             retry: RetryPolicy::default(),
             user_agent: concat!("dealflow/", env!("CARGO_PKG_VERSION")).to_owned(),
+            allow_hosts: Vec::new(),
         }
     }
 }
@@ -170,14 +177,19 @@ impl RetailCrmClient {
         options: &ClientOptions,
     ) -> Result<Self, ClientBuildError> {
         let base_url = normalize_base_url(base_url)?;
-        let http = reqwest::Client::builder()
+        let mut http = reqwest::Client::builder()
             .connect_timeout(options.connect_timeout)
             .timeout(options.request_timeout)
             .user_agent(options.user_agent.clone())
             // A redirect would carry the key to another host; RetailCRM never redirects its
             // API, so a redirect means a wrong URL (classified as such).
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?;
+            .redirect(reqwest::redirect::Policy::none());
+        // Literal addresses were judged by the settings API and cannot change; names can
+        // resolve elsewhere later, so they are checked again at every connection.
+        if !options.allow_hosts.iter().any(|p| p.matches(&base_url)) {
+            http = http.dns_resolver(Arc::new(PublicOnlyResolver));
+        }
+        let http = http.build()?;
         let account = account_key(&base_url);
         Ok(RetailCrmClient {
             http,
@@ -385,7 +397,7 @@ impl RetailCrmClient {
             .await;
         let response = match sent {
             Ok(response) => response,
-            Err(e) => return transport_failure(e),
+            Err(e) => return transport_failure(endpoint, e),
         };
         let status = response.status().as_u16();
         let retry_after = response
@@ -396,7 +408,7 @@ impl RetailCrmClient {
             .map(Duration::from_secs);
         let body = match response.bytes().await {
             Ok(body) => body,
-            Err(e) => return transport_failure(e),
+            Err(e) => return transport_failure(endpoint, e),
         };
         match interpret(endpoint, status, &body) {
             Ok(value) => Attempt::Done(Ok(value)),
@@ -458,10 +470,17 @@ fn invalid(endpoint: &Endpoint, path: String, message: String) -> RetailCrmError
     }
 }
 
-/// A failure below HTTP: retried unless the request itself could not be built.
-fn transport_failure<T>(e: reqwest::Error) -> Attempt<T> {
+/// A failure below HTTP: retried unless the request itself could not be built or the host
+/// resolved to an address the key must not go to (that answer is the URL's, not a glitch).
+fn transport_failure<T>(endpoint: &Endpoint, e: reqwest::Error) -> Attempt<T> {
     if e.is_builder() {
         return Attempt::Done(Err(RetailCrmError::InvalidRequest(error_chain(&e))));
+    }
+    if let Some(refused) = refused_address(&e) {
+        return Attempt::Done(Err(RetailCrmError::AccountNotFound {
+            endpoint: endpoint.clone(),
+            detail: refused.to_string(),
+        }));
     }
     let reason = if e.is_timeout() {
         Unavailability::Timeout

@@ -6,7 +6,8 @@
 //! - [`RetryPolicy`] ([`retry`]): bounded exponential backoff with jitter;
 //! - [`RetailCrmError`] ([`error`]): what callers branch on, with [`RetailCrmError::is_transient`];
 //! - [`models`]: the typed bodies, lenient exactly where the API varies (API-NOTES §10);
-//! - [`time`]: the `Y-m-d H:i:s` format and account-local → UTC conversion.
+//! - [`time`]: the `Y-m-d H:i:s` format and account-local → UTC conversion;
+//! - [`address`]: which addresses a key may be sent to, checked at every connection.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -22,6 +23,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod address;
 pub mod budget;
 pub mod client;
 pub mod error;
@@ -30,6 +32,7 @@ pub mod models;
 pub mod retry;
 pub mod time;
 
+pub use address::{NonPublicAddress, PublicOnlyResolver, is_public};
 pub use budget::{
     API_LIMIT_PER_SECOND, Budget, BudgetError, BudgetSettings, BudgetStats, Budgets, account_key,
 };
