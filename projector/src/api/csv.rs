@@ -109,13 +109,14 @@ pub(crate) fn row(d: &DealView) -> String {
 }
 
 /// Cells joined with commas, quoted when they hold a comma, quote or line break (RFC 4180),
-/// ending in CRLF.
+/// ending in CRLF. Every cell is defused first ([`defuse_formula`]).
 fn line(cells: impl IntoIterator<Item = String>) -> String {
     let mut out = String::new();
     for (i, cell) in cells.into_iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
+        let cell = defuse_formula(cell);
         if cell.contains([',', '"', '\n', '\r']) {
             out.push('"');
             out.push_str(&cell.replace('"', "\"\""));
@@ -128,6 +129,24 @@ fn line(cells: impl IntoIterator<Item = String>) -> String {
     out
 }
 
+/// Spreadsheets run a cell that starts with `=`, `+`, `-` or `@` as a formula, so a customer
+/// name like `=HYPERLINK(...)` typed into RetailCRM would run on the analyst's machine (CSV
+/// injection). Such cells get a leading `'`, which spreadsheets read as "this is text". Phone
+/// numbers and negative amounts (`+7 999 123-45-67`, `-10.5`) hold no function call and are
+/// left as they are, so the common case stays clean.
+fn defuse_formula(cell: String) -> String {
+    let harmless_number = |rest: &str| {
+        rest.chars()
+            .all(|c| c.is_ascii_digit() || " +-().;".contains(c))
+    };
+    let dangerous = match cell.chars().next() {
+        Some('=' | '@' | '\t' | '\r') => true,
+        Some('+' | '-') => !harmless_number(&cell),
+        _ => false,
+    };
+    if dangerous { format!("'{cell}") } else { cell }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,6 +157,30 @@ mod tests {
         assert_eq!(
             line(cells),
             "plain,\"a,b\",\"say \"\"hi\"\"\",\"two\nlines\",\r\n"
+        );
+    }
+
+    #[test]
+    fn formulas_are_defused_but_phones_and_amounts_are_not() {
+        for (cell, expected) in [
+            ("=HYPERLINK(\"http://x\")", "'=HYPERLINK(\"http://x\")"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("+cmd|' /C calc'!A0", "'+cmd|' /C calc'!A0"),
+            ("-2+3+cmd|x", "'-2+3+cmd|x"),
+            ("\t=1", "'\t=1"),
+            (
+                "+7 999 123-45-67; +7 (495) 000-00-00",
+                "+7 999 123-45-67; +7 (495) 000-00-00",
+            ),
+            ("-10.50", "-10.50"),
+            ("Ivan = boss", "Ivan = boss"),
+            ("", ""),
+        ] {
+            assert_eq!(defuse_formula(cell.to_owned()), expected, "{cell}");
+        }
+        assert_eq!(
+            line(["=1+1".to_owned(), "a,=b".to_owned()]),
+            "'=1+1,\"a,=b\"\r\n"
         );
     }
 
