@@ -119,6 +119,7 @@ async fn run_enricher(config: Config, shutdown: CancellationToken) -> anyhow::Re
     settings.listen = Some(config.listen);
     settings.reconcile_interval = config.reconcile_interval;
     settings.client_options = wiring::client_options(&config);
+    settings.secret_key_previous = config.secret_key_previous.clone();
     let bus = wiring::open_bus(&config, "dealflow-enricher")
         .await
         .context("opening the event bus")?;
@@ -150,6 +151,7 @@ async fn run_ingest(config: Config, shutdown: CancellationToken) -> anyhow::Resu
         topics: Topics::new(config.topic_prefix.clone()),
         crm_allow_hosts: config.crm_allow_hosts.clone(),
         secret_key: required(config.secret_key.clone(), vars::SECRET_KEY)?,
+        secret_key_previous: config.secret_key_previous.clone(),
         api_token: required(config.api_token.clone(), vars::API_TOKEN)?,
         publish_timeout: Duration::from_secs(5),
         client_options: wiring::client_options(&config),

@@ -213,7 +213,8 @@ impl EnricherService {
                 self.settings.topics.dead_letter(),
                 self.settings.dead_letter_cap,
             ),
-            keys: SecretKeys::derive(&self.settings.secret_key),
+            keys: SecretKeys::derive(&self.settings.secret_key)
+                .with_previous(self.settings.secret_key_previous.as_ref()),
             budgets: self.budgets.clone(),
             registry: self.registry.clone(),
             metrics: self.enricher_metrics.clone(),

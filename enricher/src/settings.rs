@@ -21,6 +21,9 @@ pub struct EnricherSettings {
     pub topics: Topics,
     /// `DEALFLOW_SECRET_KEY`: opens the sealed RetailCRM API keys.
     pub secret_key: SecretString,
+    /// `DEALFLOW_SECRET_KEY_PREVIOUS`: while the secret is rotated, keys sealed with the old
+    /// one still open (ingest seals them again at its start).
+    pub secret_key_previous: Option<SecretString>,
     /// Consumer group on `order-changed` (default `{prefix}enricher`); replicas share it.
     pub consumer_group: String,
     /// Timeouts and retries of every RetailCRM client.
@@ -81,6 +84,7 @@ impl EnricherSettings {
             listen: None,
             topics,
             secret_key,
+            secret_key_previous: None,
             consumer_group,
             client_options: ClientOptions::default(),
             batch_size: MAX_IDS_PER_REQUEST,

@@ -330,7 +330,7 @@ fn find(state: &AppState, id: &str) -> Result<(IntegrationId, IntegrationConfigu
         .ok_or_else(not_found)
 }
 
-async fn store(
+pub(crate) async fn store(
     state: &AppState,
     id: IntegrationId,
     config: IntegrationConfigured,
@@ -345,7 +345,7 @@ async fn store(
 
 /// A strictly later timestamp, so a change is never ordered before the version it replaces
 /// even when clocks of two ingest processes disagree slightly.
-fn next_update(previous: DateTime<Utc>) -> DateTime<Utc> {
+pub(crate) fn next_update(previous: DateTime<Utc>) -> DateTime<Utc> {
     Utc::now().max(previous + chrono::Duration::microseconds(1))
 }
 

@@ -10,6 +10,7 @@
 //! - [`api`]: the integration settings API; [`view`] its JSON; [`crm_check`] the key check;
 //! - [`access`]: whether a RetailCRM API key is enough, and what to enable when not;
 //! - [`crm_url`]: validating and normalising the RetailCRM account URL (SSRF guard);
+//! - `rotation`: sealing API keys again after the secret key was rotated;
 //! - [`order_id`]: reading the order id from a webhook request in every form RetailCRM sends;
 //! - `openapi`: the OpenAPI document of these routes ([`openapi()`]).
 
@@ -20,6 +21,7 @@ pub mod crm_url;
 pub mod metrics;
 mod openapi;
 pub mod order_id;
+mod rotation;
 pub mod service;
 pub mod state;
 pub mod view;

@@ -40,6 +40,9 @@ pub struct IngestSettings {
     pub topics: Topics,
     pub crm_allow_hosts: Vec<HostPattern>,
     pub secret_key: SecretString,
+    /// The secret being rotated out (`DEALFLOW_SECRET_KEY_PREVIOUS`): its sealed keys are
+    /// sealed again at start, its webhook URLs still accepted.
+    pub secret_key_previous: Option<SecretString>,
     pub api_token: SecretString,
     /// How long a request waits for the bus before answering 503.
     pub publish_timeout: Duration,
@@ -82,7 +85,10 @@ impl Ingest {
         ]);
         let state = AppState {
             registry: Registry::new(),
-            keys: Arc::new(SecretKeys::derive(&settings.secret_key)),
+            keys: Arc::new(
+                SecretKeys::derive(&settings.secret_key)
+                    .with_previous(settings.secret_key_previous.as_ref()),
+            ),
             bus,
             topics: settings.topics,
             public_url: settings.public_url,
@@ -131,23 +137,30 @@ impl Ingest {
     }
 
     /// Follows the `integrations` topic until `shutdown` (the registry is ready once it has
-    /// read to the end).
+    /// read to the end); once ready, seals again any API key only the previous secret opens.
     pub async fn follow_integrations(&self, shutdown: CancellationToken) -> Result<(), BusError> {
         let group = format!(
             "{}ingest-registry-{}",
             self.state.topics.prefix(),
             uuid::Uuid::now_v7().simple()
         );
-        self.state
-            .registry
-            .clone()
-            .follow(
-                self.state.bus.clone(),
-                self.state.topics.integrations(),
-                group,
-                shutdown,
-            )
-            .await
+        let follow = self.state.registry.clone().follow(
+            self.state.bus.clone(),
+            self.state.topics.integrations(),
+            group,
+            shutdown,
+        );
+        let reseal = async {
+            self.state.registry.wait_ready().await;
+            crate::rotation::reseal_rotated_keys(&self.state).await;
+        };
+        // The re-seal ends early; following goes on until shutdown (or fails first).
+        let mut follow = std::pin::pin!(follow);
+        tokio::select! {
+            followed = &mut follow => return followed,
+            () = reseal => {}
+        }
+        follow.await
     }
 }
 

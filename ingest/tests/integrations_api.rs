@@ -5,13 +5,15 @@ mod support;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use dealflow_shared::events::{Envelope, Event};
 use dealflow_shared::secrets::SecretKeys;
 use dealflow_simulator::{KeyAccess, SimConfig, SimHandle, Simulator, SiteAccess};
+use dealflow_testkit::wait_for;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
-use support::{API_TOKEN, Backend, SECRET, TestApp, error_code};
+use support::{API_TOKEN, Backend, SECRET, TestApp, WAIT, error_code};
 
 const ALLOW_SIM: &str = "http://127.0.0.1:*";
 
@@ -473,4 +475,76 @@ async fn no_key_or_token_ever_reaches_a_log_line() {
     ] {
         assert!(!text.contains(secret), "a secret reached the logs");
     }
+}
+
+/// Rotating `DEALFLOW_SECRET_KEY`: with the old secret as the previous one, ingest seals the
+/// stored key again under the new secret at start, and webhook URLs of both secrets work; once
+/// the previous secret is dropped, only the new URL works and nothing is re-sealed again.
+#[tokio::test]
+async fn rotating_the_secret_key_reseals_keys_and_keeps_old_webhook_urls_until_dropped() {
+    const NEW_SECRET: &str = "the-rotated-secret-key-also-long-enough-987654321";
+    let backend = Backend::embedded().await;
+    let id = backend.seed_integration(true).await;
+    let old_token = SecretKeys::derive(&SecretString::from(SECRET)).webhook_token(id, 0);
+
+    let app =
+        TestApp::spawn_with_secrets(&backend, backend.bus.clone(), &[], NEW_SECRET, Some(SECRET))
+            .await;
+    let topic = backend.topics.integrations();
+    let resealed = wait_for(WAIT, "the key to be sealed again", || async {
+        let records = backend.read_all(&topic).await;
+        (records.len() == 2).then(|| Envelope::decode(&records[1].payload).unwrap())
+    })
+    .await;
+    let Event::IntegrationConfigured(config) = &resealed.event else {
+        panic!("{resealed:?}")
+    };
+    let new_keys = SecretKeys::derive(&SecretString::from(NEW_SECRET));
+    assert_eq!(
+        new_keys
+            .open(id, &config.api_key_sealed)
+            .expect("opens with the new secret alone")
+            .expose_secret(),
+        "seeded-crm-key"
+    );
+    let new_hook = app.webhook_url(id).await;
+    let old_hook = format!("{}/hooks/retailcrm/{old_token}", app.base);
+    assert_ne!(new_hook, old_hook);
+    for hook in [&new_hook, &old_hook] {
+        let status = app
+            .http
+            .get(format!("{hook}?orderId=7"))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 202, "{hook}");
+    }
+    app.stop().await;
+
+    let app =
+        TestApp::spawn_with_secrets(&backend, backend.bus.clone(), &[], NEW_SECRET, None).await;
+    let new_hook = app.webhook_url(id).await;
+    let ok = app
+        .http
+        .get(format!("{new_hook}?orderId=8"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 202);
+    let old_hook = format!("{}/hooks/retailcrm/{old_token}", app.base);
+    let old = app
+        .http
+        .get(format!("{old_hook}?orderId=9"))
+        .send()
+        .await
+        .unwrap();
+    assert!(old.status().is_client_error(), "{}", old.status());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        backend.read_all(&topic).await.len(),
+        2,
+        "nothing left to re-seal"
+    );
+    app.stop().await;
 }

@@ -62,6 +62,8 @@ pub struct Config {
     pub api_token: Option<SecretString>,
     /// `None` = generated once into the data directory (all-in-one mode).
     pub secret_key: Option<SecretString>,
+    /// The secret key being rotated out: still opens sealed keys and accepts its webhook URLs.
+    pub secret_key_previous: Option<SecretString>,
     pub crm_allow_hosts: Vec<HostPattern>,
     pub crm_rps: u32,
     pub reconcile_interval: Duration,
@@ -88,13 +90,14 @@ pub mod vars {
     pub const DATABASE_URL: &str = "DEALFLOW_DATABASE_URL";
     pub const API_TOKEN: &str = "DEALFLOW_API_TOKEN";
     pub const SECRET_KEY: &str = "DEALFLOW_SECRET_KEY";
+    pub const SECRET_KEY_PREVIOUS: &str = "DEALFLOW_SECRET_KEY_PREVIOUS";
     pub const CRM_ALLOW_HOSTS: &str = "DEALFLOW_CRM_ALLOW_HOSTS";
     pub const CRM_RPS: &str = "DEALFLOW_CRM_RPS";
     pub const RECONCILE_INTERVAL: &str = "DEALFLOW_RECONCILE_INTERVAL";
     pub const LOG_FORMAT: &str = "DEALFLOW_LOG_FORMAT";
 
     /// Every variable a file may mirror.
-    pub const ALL: [&str; 13] = [
+    pub const ALL: [&str; 14] = [
         LISTEN,
         PUBLIC_URL,
         DATA_DIR,
@@ -104,6 +107,7 @@ pub mod vars {
         DATABASE_URL,
         API_TOKEN,
         SECRET_KEY,
+        SECRET_KEY_PREVIOUS,
         CRM_ALLOW_HOSTS,
         CRM_RPS,
         RECONCILE_INTERVAL,
@@ -194,6 +198,11 @@ impl Config {
         let secret_key = get(vars::SECRET_KEY)
             .map(|t| parse::secret(t, 32).map_err(|p| ConfigError::new(vars::SECRET_KEY, p)))
             .transpose()?;
+        let secret_key_previous = get(vars::SECRET_KEY_PREVIOUS)
+            .map(|t| {
+                parse::secret(t, 32).map_err(|p| ConfigError::new(vars::SECRET_KEY_PREVIOUS, p))
+            })
+            .transpose()?;
         let crm_allow_hosts = get(vars::CRM_ALLOW_HOSTS)
             .map(|s| {
                 s.split([',', ' '])
@@ -243,6 +252,7 @@ impl Config {
             database_url,
             api_token,
             secret_key,
+            secret_key_previous,
             crm_allow_hosts,
             crm_rps,
             reconcile_interval,

@@ -6,6 +6,12 @@
 //! another integration). Webhook tokens are never stored: a token is the integration id followed
 //! by an HMAC of (id, rotation counter), recomputed wherever the URL is shown and checked in
 //! constant time.
+//!
+//! Rotating the secret: configure the new one as `DEALFLOW_SECRET_KEY` and the old one as
+//! `DEALFLOW_SECRET_KEY_PREVIOUS` ([`SecretKeys::with_previous`]). Sealed keys then open with
+//! either (ingest re-seals the old ones under the new secret at start), webhook URLs made with
+//! either are accepted, and new ones are made with the new secret; once every trigger uses its
+//! new URL, drop the previous secret.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -37,21 +43,21 @@ pub enum OpenError {
     WrongKey,
 }
 
-/// Keys derived from `DEALFLOW_SECRET_KEY`.
+/// Keys derived from `DEALFLOW_SECRET_KEY` (and, while rotating, the previous secret).
 pub struct SecretKeys {
+    current: KeySet,
+    /// The secret being rotated out: still opens and verifies, never seals or signs.
+    previous: Option<KeySet>,
+}
+
+/// The two keys derived from one secret.
+struct KeySet {
     seal: XChaCha20Poly1305,
     webhook: [u8; 32],
 }
 
-impl std::fmt::Debug for SecretKeys {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SecretKeys(..)")
-    }
-}
-
-impl SecretKeys {
-    /// Derives the sealing and webhook keys from the configured secret.
-    pub fn derive(secret: &SecretString) -> Self {
+impl KeySet {
+    fn derive(secret: &SecretString) -> Self {
         let hk = Hkdf::<Sha256>::new(Some(b"dealflow"), secret.expose_secret().as_bytes());
         let mut seal = [0u8; 32];
         let mut webhook = [0u8; 32];
@@ -63,6 +69,56 @@ impl SecretKeys {
             seal: XChaCha20Poly1305::new(&seal.into()),
             webhook,
         }
+    }
+
+    fn open(&self, nonce: &[u8], ciphertext: &[u8], aad: &[u8]) -> Option<Vec<u8>> {
+        let payload = Payload {
+            msg: ciphertext,
+            aad,
+        };
+        self.seal.decrypt(XNonce::from_slice(nonce), payload).ok()
+    }
+
+    fn token_mac(&self, integration: IntegrationId, generation: u32) -> [u8; TOKEN_MAC_LEN] {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.webhook)
+            .expect("HMAC takes any key length");
+        mac.update(integration.0.as_bytes());
+        mac.update(&generation.to_be_bytes());
+        let full = mac.finalize().into_bytes();
+        let mut out = [0u8; TOKEN_MAC_LEN];
+        out.copy_from_slice(&full[..TOKEN_MAC_LEN]);
+        out
+    }
+}
+
+/// Which secret opened a sealed key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SealedWith {
+    /// The current secret.
+    Current,
+    /// The previous secret: seal the key again under the current one.
+    Previous,
+}
+
+impl std::fmt::Debug for SecretKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretKeys(..)")
+    }
+}
+
+impl SecretKeys {
+    /// Derives the sealing and webhook keys from the configured secret.
+    pub fn derive(secret: &SecretString) -> Self {
+        Self {
+            current: KeySet::derive(secret),
+            previous: None,
+        }
+    }
+
+    /// Also accepts what the secret being rotated out sealed or signed (`None`: no rotation).
+    pub fn with_previous(mut self, previous: Option<&SecretString>) -> Self {
+        self.previous = previous.map(KeySet::derive);
+        self
     }
 
     /// A fresh random secret (256 bits, base64url), for a first start without a configured one.
@@ -81,6 +137,7 @@ impl SecretKeys {
             aad: integration.0.as_bytes(),
         };
         let ciphertext = self
+            .current
             .seal
             .encrypt(XNonce::from_slice(&nonce), payload)
             .expect("XChaCha20-Poly1305 encryption of a short message cannot fail");
@@ -95,6 +152,16 @@ impl SecretKeys {
         integration: IntegrationId,
         sealed: &SealedApiKey,
     ) -> Result<SecretString, OpenError> {
+        self.open_telling(integration, sealed).map(|(key, _)| key)
+    }
+
+    /// Opens a sealed API key and says which secret opened it (a key sealed with the previous
+    /// secret should be sealed again).
+    pub fn open_telling(
+        &self,
+        integration: IntegrationId,
+        sealed: &SealedApiKey,
+    ) -> Result<(SecretString, SealedWith), OpenError> {
         let encoded = sealed
             .0
             .strip_prefix(SEALED_PREFIX)
@@ -106,23 +173,25 @@ impl SecretKeys {
             return Err(OpenError::Malformed);
         }
         let (nonce, ciphertext) = bytes.split_at(NONCE_LEN);
-        let payload = Payload {
-            msg: ciphertext,
-            aad: integration.0.as_bytes(),
+        let aad = integration.0.as_bytes();
+        let (clear, with) = match self.current.open(nonce, ciphertext, aad) {
+            Some(clear) => (clear, SealedWith::Current),
+            None => {
+                let previous = self.previous.as_ref().ok_or(OpenError::WrongKey)?;
+                let clear = previous
+                    .open(nonce, ciphertext, aad)
+                    .ok_or(OpenError::WrongKey)?;
+                (clear, SealedWith::Previous)
+            }
         };
-        let clear = self
-            .seal
-            .decrypt(XNonce::from_slice(nonce), payload)
-            .map_err(|_| OpenError::WrongKey)?;
-        String::from_utf8(clear)
-            .map(SecretString::from)
-            .map_err(|_| OpenError::Malformed)
+        let key = String::from_utf8(clear).map_err(|_| OpenError::Malformed)?;
+        Ok((SecretString::from(key), with))
     }
 
     /// The webhook token of an integration at a rotation counter.
     pub fn webhook_token(&self, integration: IntegrationId, generation: u32) -> String {
         let mut bytes = integration.0.as_bytes().to_vec();
-        bytes.extend_from_slice(&self.token_mac(integration, generation));
+        bytes.extend_from_slice(&self.current.token_mac(integration, generation));
         URL_SAFE_NO_PAD.encode(bytes)
     }
 
@@ -149,19 +218,14 @@ impl SecretKeys {
         if bytes.len() != 16 + TOKEN_MAC_LEN || bytes[..16] != *integration.0.as_bytes() {
             return false;
         }
-        let expected = self.token_mac(integration, generation);
-        bytes[16..].ct_eq(&expected).into()
-    }
-
-    fn token_mac(&self, integration: IntegrationId, generation: u32) -> [u8; TOKEN_MAC_LEN] {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.webhook)
-            .expect("HMAC takes any key length");
-        mac.update(integration.0.as_bytes());
-        mac.update(&generation.to_be_bytes());
-        let full = mac.finalize().into_bytes();
-        let mut out = [0u8; TOKEN_MAC_LEN];
-        out.copy_from_slice(&full[..TOKEN_MAC_LEN]);
-        out
+        // Both sets are always checked, so the time taken does not tell which one matched.
+        let presented = &bytes[16..];
+        let current = presented.ct_eq(&self.current.token_mac(integration, generation));
+        let previous = match &self.previous {
+            Some(set) => presented.ct_eq(&set.token_mac(integration, generation)),
+            None => subtle::Choice::from(0),
+        };
+        (current | previous).into()
     }
 }
 
@@ -220,5 +284,40 @@ mod tests {
         assert!(SecretKeys::token_integration("short").is_none());
         // 16 id bytes + 20 MAC bytes, base64url without padding.
         assert_eq!(token.len(), 48);
+    }
+
+    #[test]
+    fn rotation_keeps_old_keys_and_urls_working_until_the_previous_secret_is_dropped() {
+        let old_secret = SecretString::from("the old secret, long enough to be a key");
+        let new_secret = SecretString::from("the new secret, long enough to be a key");
+        let old = SecretKeys::derive(&old_secret);
+        let id = IntegrationId::new();
+        let sealed_old = old.seal(id, &SecretString::from("crm-key-1".to_string()));
+        let old_url_token = old.webhook_token(id, 0);
+
+        let rotating = SecretKeys::derive(&new_secret).with_previous(Some(&old_secret));
+        let (key, with) = rotating.open_telling(id, &sealed_old).unwrap();
+        assert_eq!(
+            (key.expose_secret(), with),
+            ("crm-key-1", SealedWith::Previous)
+        );
+        let resealed = rotating.seal(id, &key);
+        assert_eq!(
+            rotating.open_telling(id, &resealed).unwrap().1,
+            SealedWith::Current
+        );
+        assert!(rotating.verify_webhook_token(id, 0, &old_url_token));
+        let new_url_token = rotating.webhook_token(id, 0);
+        assert_ne!(new_url_token, old_url_token, "new URLs use the new secret");
+        assert!(rotating.verify_webhook_token(id, 0, &new_url_token));
+
+        let done = SecretKeys::derive(&new_secret);
+        assert_eq!(done.open(id, &sealed_old).unwrap_err(), OpenError::WrongKey);
+        assert_eq!(
+            done.open(id, &resealed).unwrap().expose_secret(),
+            "crm-key-1"
+        );
+        assert!(!done.verify_webhook_token(id, 0, &old_url_token));
+        assert!(done.verify_webhook_token(id, 0, &new_url_token));
     }
 }

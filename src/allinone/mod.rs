@@ -97,6 +97,7 @@ impl AllInOne {
                 topics: topics.clone(),
                 crm_allow_hosts: config.crm_allow_hosts.clone(),
                 secret_key: secret_key.clone(),
+                secret_key_previous: config.secret_key_previous.clone(),
                 api_token: api_token.clone(),
                 publish_timeout: Duration::from_secs(5),
                 client_options: wiring::client_options(config),
@@ -109,6 +110,7 @@ impl AllInOne {
         enricher_settings.listen = None;
         enricher_settings.reconcile_interval = config.reconcile_interval;
         enricher_settings.client_options = wiring::client_options(config);
+        enricher_settings.secret_key_previous = config.secret_key_previous.clone();
         let enricher =
             EnricherService::build(enricher_settings, bus.clone(), budgets, metrics.clone())
                 .await
@@ -216,7 +218,15 @@ impl AllInOne {
         {
             let stop = stop.clone();
             let listener = self.listener;
+            let registry = self.ingest.registry().clone();
             tasks.spawn(async move {
+                // Like the separate ingest: no webhook is answered before the registry has read
+                // the integrations, or a restart would answer valid webhook addresses with
+                // 404 `unknown_integration` for a moment (found by the fault suite).
+                tokio::select! {
+                    _ = registry.wait_ready() => {}
+                    _ = stop.cancelled() => return ("http", Ok(())),
+                }
                 let served = dealflow_shared::serve::serve(listener, app, stop)
                     .await
                     .context("serving HTTP");

@@ -151,6 +151,17 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn spawn(backend: &Backend, bus: Arc<dyn EventBus>, allow_hosts: &[&str]) -> Self {
+        Self::spawn_with_secrets(backend, bus, allow_hosts, SECRET, None).await
+    }
+
+    /// An ingest with its own secret key, and the one being rotated out.
+    pub async fn spawn_with_secrets(
+        backend: &Backend,
+        bus: Arc<dyn EventBus>,
+        allow_hosts: &[&str],
+        secret: &str,
+        previous: Option<&str>,
+    ) -> Self {
         dealflow_shared::telemetry::init_for_tests();
         let settings = IngestSettings {
             listen: "127.0.0.1:0".parse().unwrap(),
@@ -160,7 +171,8 @@ impl TestApp {
                 .iter()
                 .map(|p| HostPattern::parse(p).unwrap())
                 .collect(),
-            secret_key: SecretString::from(SECRET),
+            secret_key: SecretString::from(secret.to_owned()),
+            secret_key_previous: previous.map(|p| SecretString::from(p.to_owned())),
             api_token: SecretString::from(API_TOKEN),
             publish_timeout: Duration::from_secs(2),
             client_options: ClientOptions::default(),

@@ -60,6 +60,7 @@ fn every_bad_value_names_its_variable_in_one_line() {
         (vars::DATABASE_URL, "mysql://root:hunter2@db/x"),
         (vars::API_TOKEN, "short"),
         (vars::SECRET_KEY, "short"),
+        (vars::SECRET_KEY_PREVIOUS, "short"),
         (vars::CRM_ALLOW_HOSTS, "127.0.0.1"),
         (vars::CRM_RPS, "20"),
         (vars::RECONCILE_INTERVAL, "5 minutes"),

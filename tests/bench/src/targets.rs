@@ -95,6 +95,7 @@ async fn ingest(
         topics,
         crm_allow_hosts: Vec::new(),
         secret_key: SecretString::from(SECRET),
+        secret_key_previous: None,
         api_token: SecretString::from("bench-api-token-0123456789abcdef"),
         publish_timeout: Duration::from_secs(5),
         client_options: ClientOptions::default(),
