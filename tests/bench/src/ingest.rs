@@ -6,6 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::Context as _;
+use dealflow_shared::bus::{EmbeddedLog, EmbeddedStats};
 
 use crate::targets::{self, Target};
 use crate::wrk::{self, WrkResult};
@@ -54,10 +55,14 @@ pub async fn run(plan: &IngestPlan) -> anyhow::Result<Vec<IngestRow>> {
         let target = start(name).await?;
         load(plan, &target.url, plan.connections[0], plan.warmup).await?;
         for &connections in &plan.connections {
+            let before = target.embedded.as_ref().map(EmbeddedLog::stats);
             let result = load(plan, &target.url, connections, plan.duration).await?;
             eprintln!(
-                "{name} c{connections}: {:.0} req/s, p50 {:?}, p99 {:?}",
-                result.requests_per_sec, result.p50, result.p99
+                "{name} c{connections}: {:.0} req/s, p50 {:?}, p99 {:?}{}",
+                result.requests_per_sec,
+                result.p50,
+                result.p99,
+                group_commits(target.embedded.as_ref(), before, plan.duration)
             );
             rows.push(IngestRow {
                 target: name,
@@ -71,6 +76,26 @@ pub async fn run(plan: &IngestPlan) -> anyhow::Result<Vec<IngestRow>> {
         profile(plan, path).await?;
     }
     Ok(rows)
+}
+
+/// `, N commits/s of M records` for the embedded log since `before` (empty otherwise): how
+/// many webhooks shared each fsync.
+fn group_commits(
+    log: Option<&EmbeddedLog>,
+    before: Option<EmbeddedStats>,
+    run: Duration,
+) -> String {
+    let (Some(log), Some(before)) = (log, before) else {
+        return String::new();
+    };
+    let after = log.stats();
+    let commits = after.transactions - before.transactions;
+    let records = after.records_appended - before.records_appended;
+    format!(
+        ", {:.0} commits/s of {:.1} records",
+        commits as f64 / run.as_secs_f64(),
+        records as f64 / commits.max(1) as f64
+    )
 }
 
 async fn start(name: &str) -> anyhow::Result<Target> {

@@ -1,9 +1,11 @@
 //! The embedded log's consumer: the one active member of its group.
 //!
 //! It reads from a fetch position per topic (starting at the group's committed offset), keeps
-//! what the caller [stored](Consumer::store) in memory, and writes it through the writer task on
+//! what the caller [stored](Consumer::store) in memory, and writes it through the writer thread on
 //! [`commit`](Consumer::commit). Dropping it without committing loses only the stored positions,
-//! so the next member sees those records again (at least once).
+//! so the next member sees those records again (at least once). It queries a topic only when
+//! the writer's end offset for it is past the fetch position, so commits to other topics wake it
+//! without costing a read.
 
 use std::time::Duration;
 
@@ -12,7 +14,7 @@ use sqlx::Row;
 use tokio::sync::watch;
 
 use super::schema::decode_headers;
-use super::writer::{Done, Op};
+use super::writer::{Done, Op, TopicEnds};
 use super::{GroupClaim, unexpected};
 use crate::bus::{BusError, Consumer, Delivered};
 
@@ -36,7 +38,7 @@ pub struct EmbeddedConsumer {
     cursors: Vec<Cursor>,
     /// Topic to read first on the next poll, so one busy topic cannot starve the others.
     next_cursor: usize,
-    wake: watch::Receiver<u64>,
+    wake: watch::Receiver<TopicEnds>,
 }
 
 impl EmbeddedConsumer {
@@ -75,8 +77,24 @@ impl EmbeddedConsumer {
         })
     }
 
-    /// Reads what is available now, up to `max` records, round-robin over the topics.
-    async fn fetch(&mut self, max: usize) -> Result<Vec<Delivered>, BusError> {
+    /// Per cursor, the end offset of its topic as of the writer's last commit (`None` for a
+    /// topic it does not know, which is then read). Marks the current ends seen, so a commit
+    /// landing after this still wakes the next wait.
+    fn ends(&mut self) -> Vec<Option<i64>> {
+        let ends = self.wake.borrow_and_update();
+        self.cursors
+            .iter()
+            .map(|c| ends.get(&c.topic_id).copied())
+            .collect()
+    }
+
+    /// Reads what is available now, up to `max` records, round-robin over the topics with
+    /// records past the fetch position.
+    async fn fetch(
+        &mut self,
+        max: usize,
+        ends: &[Option<i64>],
+    ) -> Result<Vec<Delivered>, BusError> {
         let mut out = Vec::new();
         let count = self.cursors.len();
         for step in 0..count {
@@ -86,6 +104,10 @@ impl EmbeddedConsumer {
             }
             let index = (self.next_cursor + step) % count;
             let cursor = &mut self.cursors[index];
+            let end = ends[index];
+            if !behind(cursor, end) {
+                continue;
+            }
             let rows = sqlx::query(
                 "SELECT offset, key, payload, headers FROM records
                  WHERE topic_id = ? AND offset >= ? ORDER BY offset LIMIT ?",
@@ -96,6 +118,10 @@ impl EmbeddedConsumer {
             .fetch_all(&self.claim.log.inner.reader)
             .await
             .map_err(|e| BusError::fatal("reading the embedded log", e))?;
+            // A short read saw every record below `end` (committed before the ends were
+            // published, so in this read's snapshot): the rest up to `end` were deleted by
+            // retention, and need not be asked for again.
+            let exhausted = rows.len() < remaining;
             for row in rows {
                 let read = |e| BusError::fatal("decoding an embedded log record", e);
                 let offset: i64 = row.try_get("offset").map_err(read)?;
@@ -110,12 +136,20 @@ impl EmbeddedConsumer {
                 });
                 cursor.fetch = offset + 1;
             }
+            if exhausted && let Some(end) = end {
+                cursor.fetch = cursor.fetch.max(end);
+            }
         }
         if count > 0 {
             self.next_cursor = (self.next_cursor + 1) % count;
         }
         Ok(out)
     }
+}
+
+/// Whether the topic has records at or past the cursor's fetch position.
+fn behind(cursor: &Cursor, end: Option<i64>) -> bool {
+    end.is_none_or(|end| cursor.fetch < end)
 }
 
 #[async_trait]
@@ -127,12 +161,19 @@ impl Consumer for EmbeddedConsumer {
         }
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            // Mark the current generation seen *before* reading, so a commit landing between
-            // the read and the wait still wakes us.
-            self.wake.borrow_and_update();
-            let records = self.fetch(max).await?;
-            if !records.is_empty() {
-                return Ok(records);
+            // Take the ends *before* reading, so a commit landing between the read and the
+            // wait still wakes us.
+            let ends = self.ends();
+            let any_behind = self
+                .cursors
+                .iter()
+                .zip(&ends)
+                .any(|(c, &end)| behind(c, end));
+            if any_behind {
+                let records = self.fetch(max, &ends).await?;
+                if !records.is_empty() {
+                    return Ok(records);
+                }
             }
             match tokio::time::timeout_at(deadline, self.wake.changed()).await {
                 Err(_elapsed) => return Ok(Vec::new()),

@@ -1,15 +1,18 @@
 //! The embedded log: the event bus in one SQLite file, for the single-machine default.
 //!
 //! - **Durable on ack**: WAL with `synchronous=FULL`; `publish` answers after the fsynced commit.
-//! - **Group commit**: one writer task ([`writer`]) batches every waiting request into one
+//! - **Group commit**: one writer thread ([`writer`]) batches every waiting request into one
 //!   transaction, so concurrent publishers share one fsync ([`EmbeddedLog::stats`] counts them).
+//! - **Checkpoints off the commit path**: WAL pages are copied into the file by a background
+//!   thread, not inside a commit ([`checkpoint`]).
 //! - **Order**: one partition per topic; offsets are dense and assigned in arrival order, so the
 //!   order per key (and overall) is the publish order.
 //! - **Groups**: committed offsets per `(group, topic)`. A group has **at most one active
 //!   member**: a second `subscribe` for a group whose consumer is still alive fails with
 //!   [`BusError::GroupBusy`] (there is nothing to split with one partition per topic).
-//! - **Wake-ups**: consumers wait on a `watch` channel bumped after each commit that appended
-//!   records, never by polling the file.
+//! - **Wake-ups**: consumers wait on a `watch` channel carrying each topic's end offset, updated
+//!   after each commit that appended records; they read the file only when one of their topics
+//!   has moved past their position, never by polling it.
 //! - **One process**: a `<file>.lock` advisory lock keeps a second process (or a second open in
 //!   this one) from writing the same file; opening waits briefly for a previous instance in this
 //!   process to finish closing, then fails with a clear error.
@@ -17,6 +20,7 @@
 //!   the same key on compacted topics and records older than `n` days on `Days(n)` topics.
 //!   Offsets never repeat after a sweep.
 
+mod checkpoint;
 mod consumer;
 mod schema;
 mod writer;
@@ -29,15 +33,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Connection, SqliteConnection, SqlitePool};
+use sqlx::SqlitePool;
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use tokio::sync::{mpsc, oneshot, watch};
 
 pub use consumer::EmbeddedConsumer;
 pub use writer::RetentionReport;
 
 use super::{BusError, Consumer, EventBus, OutRecord, Position, TopicSpec};
-use writer::{Counters, Done, Op, Request, Writer};
+use writer::{Counters, Done, Op, Request, TopicEnds, WriterSetup};
 
 /// How long `open` waits for the lock held by a closing instance in this process.
 const LOCK_WAIT: Duration = Duration::from_secs(5);
@@ -74,7 +78,7 @@ struct Inner {
     path: PathBuf,
     requests: mpsc::Sender<Request>,
     reader: SqlitePool,
-    wake: watch::Receiver<u64>,
+    wake: watch::Receiver<TopicEnds>,
     counters: Arc<Counters>,
     active_groups: Mutex<HashSet<String>>,
 }
@@ -90,35 +94,32 @@ impl EmbeddedLog {
             })?;
         }
         let lock = lock_file(&path).await?;
-        let options = SqliteConnectOptions::new()
-            .filename(&path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(BUSY_TIMEOUT);
-        let opening =
-            |e| BusError::fatal(format!("opening the embedded log {}", path.display()), e);
-        let mut conn = SqliteConnection::connect_with(&options)
-            .await
-            .map_err(opening)?;
-        schema::migrate(&mut conn).await?;
-        let reader = SqlitePoolOptions::new()
-            .max_connections(READ_CONNECTIONS)
-            .connect_with(options)
-            .await
-            .map_err(opening)?;
-
         let (requests, rx) = mpsc::channel(REQUEST_QUEUE);
-        let (wake_tx, wake) = watch::channel(0);
+        let (wake_tx, wake) = watch::channel(TopicEnds::new());
         let counters = Arc::new(Counters::default());
-        let writer = Writer {
-            conn,
+        // The writer creates the file and its schema before any reader connects.
+        writer::start(WriterSetup {
+            path: path.clone(),
+            busy_timeout: BUSY_TIMEOUT,
             rx,
             wake: wake_tx,
             counters: Arc::clone(&counters),
             lock,
-        };
-        tokio::spawn(writer.run());
+        })
+        .await?;
+        // Readers only read: WAL readers never block the writer, and the journal mode is the
+        // file's (set by the writer).
+        let options = SqliteConnectOptions::new()
+            .filename(&path)
+            .busy_timeout(BUSY_TIMEOUT);
+        let reader = SqlitePoolOptions::new()
+            .max_connections(READ_CONNECTIONS)
+            .connect_with(options)
+            .await
+            .map_err(|e| {
+                BusError::fatal(format!("opening the embedded log {}", path.display()), e)
+            })?;
+        tokio::spawn(schedule_retention(requests.downgrade()));
         Ok(Self {
             inner: Arc::new(Inner {
                 path,
@@ -164,7 +165,7 @@ impl EmbeddedLog {
         }
     }
 
-    /// Sends one write to the writer task and waits for its outcome.
+    /// Sends one write to the writer thread and waits for its outcome.
     async fn call(&self, op: Op) -> Result<Done, BusError> {
         let (reply, outcome) = oneshot::channel();
         self.inner
@@ -272,6 +273,28 @@ impl EventBus for EmbeddedLog {
     }
 }
 
+/// Asks the writer for a retention sweep hourly (the first one minute after opening), until
+/// the log is closed (the weak sender keeps no log open).
+async fn schedule_retention(requests: mpsc::WeakSender<Request>) {
+    let start = tokio::time::Instant::now() + writer::FIRST_RETENTION_SWEEP;
+    let mut ticks = tokio::time::interval_at(start, writer::RETENTION_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let Some(requests) = requests.upgrade() else {
+            return;
+        };
+        // Nobody waits for the report; the writer logs what it deleted.
+        let (reply, _ignored) = oneshot::channel();
+        let op = Op::Retention {
+            now_ms: writer::now_ms(),
+        };
+        if requests.send(Request { op, reply }).await.is_err() {
+            return;
+        }
+    }
+}
+
 /// The right to be the one active member of a group; released on drop.
 #[derive(Debug)]
 struct GroupClaim {
@@ -328,6 +351,69 @@ async fn lock_file(path: &Path) -> Result<File, BusError> {
                     format!("locking {}", lock_path.display()),
                     e,
                 ));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bus::Retention;
+
+    /// Under a steady stream of commits the WAL starts over instead of growing with everything
+    /// ever written, and every record stays readable, in order.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_wal_starts_over_under_continuous_writes() {
+        const PUBLISHES: usize = 400;
+        const RECORDS: usize = 20;
+        const PAYLOAD: usize = 1000;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.db");
+        let wal = dir.path().join("log.db-wal");
+        let log = EmbeddedLog::open(&path).await.unwrap();
+        let topic = "steady".to_owned();
+        log.ensure_topics(&[TopicSpec::new(&topic, 1, Retention::Forever)])
+            .await
+            .unwrap();
+        let mut largest_wal = 0;
+        for p in 0..PUBLISHES {
+            let records = (0..RECORDS)
+                .map(|r| {
+                    OutRecord::new(
+                        format!("k{r}"),
+                        vec![u8::try_from(p % 256).unwrap(); PAYLOAD],
+                    )
+                })
+                .collect();
+            log.publish(&topic, records).await.unwrap();
+            largest_wal = largest_wal.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
+            // Paced, so the background checkpointer passes many times during the test.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let written = u64::try_from(PUBLISHES * RECORDS * PAYLOAD).unwrap();
+        assert!(
+            largest_wal < written / 2,
+            "the WAL reached {largest_wal} bytes for {written} bytes of records: it never started over \
+             (reset threshold {} frames)",
+            checkpoint::WAL_RESET_FRAMES
+        );
+
+        let mut consumer = log
+            .subscribe("reader", std::slice::from_ref(&topic))
+            .await
+            .unwrap();
+        let mut next = 0;
+        while next < PUBLISHES * RECORDS {
+            let batch = consumer.poll(1000, Duration::from_secs(5)).await.unwrap();
+            assert!(!batch.is_empty(), "records missing after offset {next}");
+            for record in batch {
+                assert_eq!(record.offset, i64::try_from(next).unwrap());
+                assert_eq!(
+                    record.payload[0],
+                    u8::try_from((next / RECORDS) % 256).unwrap()
+                );
+                next += 1;
             }
         }
     }

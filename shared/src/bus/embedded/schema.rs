@@ -6,7 +6,7 @@
 //! - `records`: the log itself, keyed by `(topic_id, offset)`;
 //! - `group_offsets`: the committed position per `(group, topic)`, i.e. the next offset to read.
 
-use sqlx::{Connection, SqliteConnection};
+use rusqlite::{Connection, TransactionBehavior};
 
 use super::super::{BusError, Retention};
 
@@ -38,25 +38,20 @@ CREATE TABLE group_offsets (
 PRAGMA user_version = 1;
 ";
 
-/// Creates the schema on a fresh file; refuses a file written by a newer version.
-pub(super) async fn migrate(conn: &mut SqliteConnection) -> Result<(), BusError> {
-    let version: i64 = sqlx::query_scalar("PRAGMA user_version")
-        .fetch_one(&mut *conn)
-        .await
+/// Creates the schema on a fresh file; refuses a file written by a newer version. Runs on the
+/// writer's connection, before anything else writes.
+pub(super) fn migrate(conn: &mut Connection) -> Result<(), BusError> {
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
         .map_err(|e| BusError::fatal("reading the embedded log schema version", e))?;
     match version {
         0 => {
-            let mut tx = conn
-                .begin_with("BEGIN IMMEDIATE")
-                .await
-                .map_err(|e| BusError::fatal("creating the embedded log schema", e))?;
-            sqlx::raw_sql(CREATE_V1)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| BusError::fatal("creating the embedded log schema", e))?;
-            tx.commit()
-                .await
-                .map_err(|e| BusError::fatal("creating the embedded log schema", e))
+            let creating = |e| BusError::fatal("creating the embedded log schema", e);
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(creating)?;
+            tx.execute_batch(CREATE_V1).map_err(creating)?;
+            tx.commit().map_err(creating)
         }
         SCHEMA_VERSION => Ok(()),
         other => Err(BusError::fatal_msg(format!(

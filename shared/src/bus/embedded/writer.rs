@@ -1,40 +1,49 @@
-//! The embedded log's single writer task and its group commit.
+//! The embedded log's single writer thread and its group commit.
 //!
-//! Every write (appends, offset commits, topic changes, retention) goes through one task that
-//! owns the only writing connection. It takes a request, drains every other request already
-//! waiting, applies them all in one `BEGIN IMMEDIATE` transaction and commits once, so
-//! concurrent publishers share one fsync; only then does it answer them and wake consumers.
-//! Offsets are assigned here, densely per topic, in the order requests were received.
+//! Every write (appends, offset commits, topic changes, retention) goes through one thread that
+//! owns the only writing connection (a synchronous `rusqlite` connection: the whole batch runs
+//! in one go, without a round trip to another thread per statement). It takes a request, drains
+//! every other request already waiting, applies them all in one `BEGIN IMMEDIATE` transaction
+//! with cached prepared statements and commits once, so concurrent publishers share one fsync;
+//! only then does it answer them and wake consumers. Offsets are assigned here, densely per
+//! topic, in the order requests were received. Checkpoints stay off the commit path
+//! ([`super::checkpoint`]).
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use sqlx::{Connection, QueryBuilder, Row, Sqlite, SqliteConnection};
+use rusqlite::{Connection, OpenFlags, TransactionBehavior, params};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::super::{BusError, OutRecord, Position, Retention, TopicSpec};
-use super::schema::{encode_headers, retention_from_sql, retention_to_sql};
+use super::checkpoint::{Checkpointer, checkpoint_now};
+use super::schema::{encode_headers, migrate, retention_from_sql, retention_to_sql};
 
 /// Stop draining more requests into one transaction past this many records, to bound latency.
 const MAX_BATCH_RECORDS: usize = 20_000;
-/// Rows per multi-row INSERT (6 bound values each, far below SQLite's variable limit).
-const INSERT_CHUNK: usize = 100;
 /// How often retention runs on its own; the first sweep comes one minute after opening.
-const RETENTION_INTERVAL: Duration = Duration::from_secs(3600);
-const FIRST_RETENTION_SWEEP: Duration = Duration::from_secs(60);
+pub(super) const RETENTION_INTERVAL: Duration = Duration::from_secs(3600);
+pub(super) const FIRST_RETENTION_SWEEP: Duration = Duration::from_secs(60);
 const MS_PER_DAY: i64 = 86_400_000;
+/// Prepared statements kept by the writer's connection (it uses fewer than this).
+const STATEMENT_CACHE: usize = 32;
 
-/// A write for the writer task, with where to send its outcome.
+/// The next offset of each topic (by id) as of the last commit: what consumers watch to know
+/// whether one of their topics has new records, without reading the file.
+pub(super) type TopicEnds = HashMap<i64, i64>;
+
+/// A write for the writer thread, with where to send its outcome.
 #[derive(Debug)]
 pub(super) struct Request {
     pub op: Op,
     pub reply: oneshot::Sender<Result<Done, BusError>>,
 }
 
-/// The writes the task knows.
+/// The writes the writer knows.
 #[derive(Debug)]
 pub(super) enum Op {
     Publish {
@@ -90,14 +99,90 @@ struct TopicState {
     retention: Retention,
 }
 
-/// The task state. Holding the lock file keeps a second writer (another process, or a reopen
-/// in this one) out until this writer has closed its connection.
-pub(super) struct Writer {
-    pub conn: SqliteConnection,
+/// What the writer thread needs. Holding the lock file keeps a second writer (another process,
+/// or a reopen in this one) out until the thread has closed its connections.
+#[derive(Debug)]
+pub(super) struct WriterSetup {
+    pub path: PathBuf,
+    pub busy_timeout: Duration,
     pub rx: mpsc::Receiver<Request>,
-    pub wake: watch::Sender<u64>,
+    pub wake: watch::Sender<TopicEnds>,
     pub counters: Arc<Counters>,
     pub lock: File,
+}
+
+/// Starts the writer thread; resolves once its connection is open, the schema is in place and
+/// it is taking requests.
+pub(super) async fn start(setup: WriterSetup) -> Result<(), BusError> {
+    let (ready, opened) = oneshot::channel();
+    let runtime = tokio::runtime::Handle::current();
+    std::thread::Builder::new()
+        .name("log-writer".into())
+        .spawn(move || run(setup, &runtime, ready))
+        .map_err(|e| BusError::fatal("starting the embedded log writer", e))?;
+    opened
+        .await
+        .map_err(|_| BusError::fatal_msg("the embedded log writer stopped while opening"))?
+}
+
+/// The thread: runs until every request sender is dropped, then closes its connections and
+/// releases the lock.
+fn run(
+    setup: WriterSetup,
+    runtime: &tokio::runtime::Handle,
+    ready: oneshot::Sender<Result<(), BusError>>,
+) {
+    let WriterSetup {
+        path,
+        busy_timeout,
+        mut rx,
+        wake,
+        counters,
+        lock,
+    } = setup;
+    let mut writer = match Writer::open(&path, busy_timeout, wake, counters, runtime.clone()) {
+        Ok(writer) => writer,
+        Err(error) => {
+            drop(lock);
+            let _ = ready.send(Err(error));
+            return;
+        }
+    };
+    // If `open` was abandoned meanwhile, its request sender is gone and the loop ends at once.
+    let _ = ready.send(Ok(()));
+    while let Some(first) = rx.blocking_recv() {
+        let mut weight = weight(&first.op);
+        let mut batch = vec![first];
+        while weight < MAX_BATCH_RECORDS {
+            let Ok(request) = rx.try_recv() else {
+                break;
+            };
+            weight += self::weight(&request.op);
+            batch.push(request);
+        }
+        writer.apply_batch(batch);
+        // After answering: a checkpoint here delays only the next batch, never an answer.
+        writer.checkpoint_if_due();
+    }
+    writer.close();
+    drop(lock);
+}
+
+/// Where to send an outcome, and the outcome.
+type Answer = (
+    oneshot::Sender<Result<Done, BusError>>,
+    Result<Done, BusError>,
+);
+
+/// The writer's connection and what it keeps in memory.
+struct Writer {
+    conn: Connection,
+    topics: HashMap<String, TopicState>,
+    wake: watch::Sender<TopicEnds>,
+    counters: Arc<Counters>,
+    checkpointer: Checkpointer,
+    /// Where answers are delivered (see `answer`).
+    runtime: tokio::runtime::Handle,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -108,95 +193,157 @@ pub(super) fn now_ms() -> i64 {
 }
 
 impl Writer {
-    /// Runs until every sender is dropped, then closes the connection and releases the lock.
-    pub async fn run(mut self) {
-        let mut topics = match load_topics(&mut self.conn).await {
-            Ok(topics) => topics,
-            Err(error) => {
-                tracing::error!(%error, "embedded log writer could not load its topics");
-                return;
-            }
-        };
-        let start = tokio::time::Instant::now() + FIRST_RETENTION_SWEEP;
-        let mut retention = tokio::time::interval_at(start, RETENTION_INTERVAL);
-        retention.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            let first = tokio::select! {
-                request = self.rx.recv() => match request {
-                    Some(request) => request,
-                    None => break,
-                },
-                _ = retention.tick() => {
-                    let (reply, _ignored) = oneshot::channel();
-                    Request { op: Op::Retention { now_ms: now_ms() }, reply }
-                }
-            };
-            let mut batch = vec![first];
-            let mut weight = weight(&batch[0].op);
-            while weight < MAX_BATCH_RECORDS {
-                let Ok(request) = self.rx.try_recv() else {
-                    break;
-                };
-                weight += self::weight(&request.op);
-                batch.push(request);
-            }
-            self.apply_batch(&mut topics, batch).await;
+    /// Opens (or creates) the file in WAL mode with `synchronous=FULL`, migrates the schema,
+    /// loads the topics and starts the checkpointer.
+    fn open(
+        path: &Path,
+        busy_timeout: Duration,
+        wake: watch::Sender<TopicEnds>,
+        counters: Arc<Counters>,
+        runtime: tokio::runtime::Handle,
+    ) -> Result<Self, BusError> {
+        let opening =
+            |e| BusError::fatal(format!("opening the embedded log {}", path.display()), e);
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let mut conn = Connection::open_with_flags(path, flags).map_err(opening)?;
+        conn.busy_timeout(busy_timeout).map_err(opening)?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        let mode: String = conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+            .map_err(opening)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(BusError::fatal_msg(format!(
+                "the embedded log {} cannot use a write-ahead log (journal mode {mode})",
+                path.display()
+            )));
         }
-        if let Err(error) = self.conn.close().await {
-            tracing::warn!(%error, "closing the embedded log");
-        }
-        drop(self.lock);
+        // As sqlx's connections have it (the schema's `REFERENCES`).
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(opening)?;
+        // Durable on commit: the WAL is fsynced by every commit.
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(opening)?;
+        // Checkpoints run off the commit path (see `checkpoint`).
+        conn.pragma_update(None, "wal_autocheckpoint", 0)
+            .map_err(opening)?;
+        // A WAL that grew while a reader held old frames shrinks back when it starts over.
+        conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)
+            .map_err(opening)?;
+        migrate(&mut conn)?;
+        let topics = load_topics(&conn)
+            .map_err(|e| BusError::fatal("loading the embedded log topics", e))?;
+        let checkpointer = Checkpointer::start(path, Arc::clone(&counters))?;
+        wake.send_modify(|ends| publish_ends(&topics, ends));
+        Ok(Self {
+            conn,
+            topics,
+            wake,
+            counters,
+            checkpointer,
+            runtime,
+        })
     }
 
     /// Applies a batch in one transaction and answers every request.
-    async fn apply_batch(&mut self, topics: &mut HashMap<String, TopicState>, batch: Vec<Request>) {
+    fn apply_batch(&mut self, batch: Vec<Request>) {
         let (ops, replies): (Vec<Op>, Vec<_>) = batch.into_iter().map(|r| (r.op, r.reply)).unzip();
         let mut appended = false;
-        match write(&mut self.conn, topics, &ops, &mut appended).await {
+        match write(&mut self.conn, &mut self.topics, &ops, &mut appended) {
             Ok(outcomes) => {
-                self.counters.transactions.fetch_add(1, Ordering::Relaxed);
-                // Count what was written: requests refused on their own (unknown topic) are not.
-                for (op, _) in ops.iter().zip(&outcomes).filter(|(_, o)| o.is_ok()) {
-                    match op {
-                        Op::Publish { records, .. } => {
-                            self.counters
-                                .publish_requests
-                                .fetch_add(1, Ordering::Relaxed);
-                            let n = u64::try_from(records.len()).unwrap_or(u64::MAX);
-                            self.counters
-                                .records_appended
-                                .fetch_add(n, Ordering::Relaxed);
-                        }
-                        Op::CommitOffsets { .. } => {
-                            self.counters.offset_commits.fetch_add(1, Ordering::Relaxed);
-                        }
-                        _ => {}
-                    }
-                }
+                self.count(&ops, &outcomes);
                 if appended {
-                    self.wake.send_modify(|generation| *generation += 1);
+                    self.wake
+                        .send_modify(|ends| publish_ends(&self.topics, ends));
                 }
-                for (reply, outcome) in replies.into_iter().zip(outcomes) {
-                    // The requester may have given up (timeout, dropped future); nothing to do.
-                    let _ = reply.send(outcome);
-                }
+                self.answer(replies.into_iter().zip(outcomes).collect());
             }
             Err(error) => {
                 tracing::error!(%error, requests = replies.len(), "embedded log write failed");
                 // In-memory offsets may have moved inside the rolled-back transaction.
-                match load_topics(&mut self.conn).await {
-                    Ok(reloaded) => *topics = reloaded,
+                match load_topics(&self.conn) {
+                    Ok(reloaded) => self.topics = reloaded,
                     Err(error) => tracing::error!(%error, "reloading embedded log topics"),
                 }
                 let message = error.to_string();
-                for reply in replies {
-                    let _ = reply.send(Err(BusError::fatal_msg(format!(
-                        "writing to the embedded log: {message}"
-                    ))));
-                }
+                let failed = |reply| {
+                    let error = format!("writing to the embedded log: {message}");
+                    (reply, Err(BusError::fatal_msg(error)))
+                };
+                self.answer(replies.into_iter().map(failed).collect());
             }
         }
     }
+
+    /// Delivers the outcomes from a task on the runtime rather than from this thread: waking
+    /// each requester from outside the runtime costs a cross-thread wake-up apiece, while the
+    /// writer could already be writing the next batch. One spawn hands them all over.
+    fn answer(&self, answers: Vec<Answer>) {
+        self.runtime.spawn(async move {
+            for (reply, outcome) in answers {
+                // The requester may have given up (timeout, dropped future); nothing to do.
+                let _ = reply.send(outcome);
+            }
+        });
+    }
+
+    /// Counts what a committed batch wrote: requests refused on their own (unknown topic) are
+    /// not counted.
+    fn count(&self, ops: &[Op], outcomes: &[Result<Done, BusError>]) {
+        let c = &self.counters;
+        let (mut publishes, mut records, mut commits) = (0, 0, 0);
+        for (op, _) in ops.iter().zip(outcomes).filter(|(_, o)| o.is_ok()) {
+            match op {
+                Op::Publish { records: r, .. } => {
+                    publishes += 1;
+                    records += u64::try_from(r.len()).unwrap_or(u64::MAX);
+                }
+                Op::CommitOffsets { .. } => commits += 1,
+                _ => {}
+            }
+        }
+        c.publish_requests.fetch_add(publishes, Ordering::Relaxed);
+        c.records_appended.fetch_add(records, Ordering::Relaxed);
+        c.offset_commits.fetch_add(commits, Ordering::Relaxed);
+        // Last: the checkpointer reads this to know something was committed.
+        c.transactions.fetch_add(1, Ordering::Release);
+    }
+
+    /// Lets the WAL start over once it has grown past its bound (see `checkpoint`).
+    fn checkpoint_if_due(&mut self) {
+        if !self.checkpointer.wal_needs_reset() {
+            return;
+        }
+        match checkpoint_now(&self.conn) {
+            Ok(progress) if !progress.complete() => tracing::debug!(
+                wal_frames = progress.wal_frames,
+                copied = progress.copied,
+                "a reader still uses the WAL; it starts over later"
+            ),
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "embedded log checkpoint"),
+        }
+    }
+
+    /// Stops the checkpointer, then closes the writing connection (the last one to close
+    /// checkpoints the WAL into the file).
+    fn close(self) {
+        let Self {
+            conn, checkpointer, ..
+        } = self;
+        checkpointer.stop();
+        if let Err((_, error)) = conn.close() {
+            tracing::warn!(%error, "closing the embedded log");
+        }
+    }
+}
+
+/// Refreshes what consumers watch (a new topic has no records, so it only matters once
+/// something is appended to it).
+fn publish_ends(topics: &HashMap<String, TopicState>, ends: &mut TopicEnds) {
+    ends.clear();
+    ends.extend(topics.values().map(|t| (t.id, t.next_offset)));
 }
 
 /// How much a request adds to a batch (records for appends, 1 otherwise).
@@ -207,96 +354,87 @@ fn weight(op: &Op) -> usize {
     }
 }
 
-async fn load_topics(
-    conn: &mut SqliteConnection,
-) -> Result<HashMap<String, TopicState>, sqlx::Error> {
-    let rows = sqlx::query("SELECT id, name, retention, next_offset FROM topics")
-        .fetch_all(conn)
-        .await?;
-    rows.into_iter()
-        .map(|row| {
-            let state = TopicState {
-                id: row.try_get("id")?,
-                next_offset: row.try_get("next_offset")?,
-                retention: retention_from_sql(row.try_get("retention")?),
-            };
-            Ok((row.try_get("name")?, state))
-        })
-        .collect()
+fn load_topics(conn: &Connection) -> rusqlite::Result<HashMap<String, TopicState>> {
+    let mut select = conn.prepare("SELECT id, name, retention, next_offset FROM topics")?;
+    let rows = select.query_map([], |row| {
+        let retention: String = row.get("retention")?;
+        let state = TopicState {
+            id: row.get("id")?,
+            next_offset: row.get("next_offset")?,
+            retention: retention_from_sql(&retention),
+        };
+        Ok((row.get("name")?, state))
+    })?;
+    rows.collect()
 }
 
 /// One transaction for the whole batch. A request that is invalid on its own (unknown topic)
-/// gets its error without touching the others; a storage error fails the whole batch.
-async fn write(
-    conn: &mut SqliteConnection,
+/// gets its error without touching the others; a storage error fails the whole batch (the
+/// transaction rolls back when dropped uncommitted).
+fn write(
+    conn: &mut Connection,
     topics: &mut HashMap<String, TopicState>,
     ops: &[Op],
     appended: &mut bool,
-) -> Result<Vec<Result<Done, BusError>>, sqlx::Error> {
-    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+) -> rusqlite::Result<Vec<Result<Done, BusError>>> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut touched = HashSet::new();
     let mut outcomes = Vec::with_capacity(ops.len());
     for op in ops {
         let outcome = match op {
             Op::Publish { topic, records } => {
-                let result = append(&mut tx, topics, topic, records).await?;
+                let result = append(&tx, topics, topic, records)?;
                 if result.as_ref().is_ok_and(|p| !p.is_empty()) {
                     *appended = true;
-                    touched.insert(topic.clone());
+                    touched.insert(topic.as_str());
                 }
                 result.map(Done::Published)
             }
             Op::CommitOffsets { group, offsets } => {
+                let mut upsert = tx.prepare_cached(
+                    "INSERT INTO group_offsets (group_name, topic_id, next_offset) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (group_name, topic_id) DO UPDATE SET next_offset = excluded.next_offset",
+                )?;
                 for &(topic_id, next_offset) in offsets {
-                    sqlx::query(
-                        "INSERT INTO group_offsets (group_name, topic_id, next_offset) VALUES (?, ?, ?)
-                         ON CONFLICT (group_name, topic_id) DO UPDATE SET next_offset = excluded.next_offset",
-                    )
-                    .bind(group)
-                    .bind(topic_id)
-                    .bind(next_offset)
-                    .execute(&mut *tx)
-                    .await?;
+                    upsert.execute(params![group, topic_id, next_offset])?;
                 }
                 Ok(Done::Committed)
             }
             Op::EnsureTopics(specs) => {
-                ensure_topics(&mut tx, topics, specs).await?;
+                ensure_topics(&tx, topics, specs)?;
                 Ok(Done::TopicsEnsured)
             }
             Op::ResetGroup { group, topic_ids } => {
+                let mut delete = tx.prepare_cached(
+                    "DELETE FROM group_offsets WHERE group_name = ?1 AND topic_id = ?2",
+                )?;
                 for topic_id in topic_ids {
-                    sqlx::query("DELETE FROM group_offsets WHERE group_name = ? AND topic_id = ?")
-                        .bind(group)
-                        .bind(topic_id)
-                        .execute(&mut *tx)
-                        .await?;
+                    delete.execute(params![group, topic_id])?;
                 }
                 Ok(Done::GroupReset)
             }
-            Op::Retention { now_ms } => Ok(Done::Retention(sweep(&mut tx, topics, *now_ms).await?)),
+            Op::Retention { now_ms } => Ok(Done::Retention(sweep(&tx, topics, *now_ms)?)),
         };
         outcomes.push(outcome);
     }
-    for name in touched {
-        let state = &topics[&name];
-        sqlx::query("UPDATE topics SET next_offset = ? WHERE id = ?")
-            .bind(state.next_offset)
-            .bind(state.id)
-            .execute(&mut *tx)
-            .await?;
+    {
+        let mut advance = tx.prepare_cached("UPDATE topics SET next_offset = ?1 WHERE id = ?2")?;
+        for name in touched {
+            let state = &topics[name];
+            advance.execute(params![state.next_offset, state.id])?;
+        }
     }
-    tx.commit().await?;
+    tx.commit()?;
     Ok(outcomes)
 }
 
 /// Appends records to one topic; the outer error is storage, the inner one this request's.
-async fn append(
-    conn: &mut SqliteConnection,
+fn append(
+    conn: &Connection,
     topics: &mut HashMap<String, TopicState>,
     topic: &str,
     records: &[OutRecord],
-) -> Result<Result<Vec<Position>, BusError>, sqlx::Error> {
+) -> rusqlite::Result<Result<Vec<Position>, BusError>> {
     let Some(state) = topics.get_mut(topic) else {
         return Ok(Err(BusError::UnknownTopic(topic.to_owned())));
     };
@@ -309,21 +447,19 @@ async fn append(
     }
     let appended_at = now_ms();
     let first = state.next_offset;
-    let rows = records.iter().zip(encoded).zip(first..);
-    let rows: Vec<_> = rows.collect();
-    for chunk in rows.chunks(INSERT_CHUNK) {
-        let mut insert = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO records (topic_id, offset, key, payload, headers, appended_at_ms) ",
-        );
-        insert.push_values(chunk, |mut row, ((record, headers), offset)| {
-            row.push_bind(state.id)
-                .push_bind(*offset)
-                .push_bind(&record.key)
-                .push_bind(&record.payload)
-                .push_bind(headers.as_deref())
-                .push_bind(appended_at);
-        });
-        insert.build().execute(&mut *conn).await?;
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO records (topic_id, offset, key, payload, headers, appended_at_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    for ((record, headers), offset) in records.iter().zip(&encoded).zip(first..) {
+        insert.execute(params![
+            state.id,
+            offset,
+            record.key,
+            record.payload,
+            headers,
+            appended_at
+        ])?;
     }
     let count = i64::try_from(records.len()).unwrap_or(i64::MAX);
     state.next_offset = first + count;
@@ -336,31 +472,28 @@ async fn append(
 }
 
 /// Creates missing topics and updates the retention of existing ones.
-async fn ensure_topics(
-    conn: &mut SqliteConnection,
+fn ensure_topics(
+    conn: &Connection,
     topics: &mut HashMap<String, TopicState>,
     specs: &[TopicSpec],
-) -> Result<(), sqlx::Error> {
+) -> rusqlite::Result<()> {
     for spec in specs {
         let retention = retention_to_sql(spec.retention);
         if let Some(state) = topics.get_mut(&spec.name) {
             if state.retention != spec.retention {
-                sqlx::query("UPDATE topics SET retention = ? WHERE id = ?")
-                    .bind(&retention)
-                    .bind(state.id)
-                    .execute(&mut *conn)
-                    .await?;
+                conn.execute(
+                    "UPDATE topics SET retention = ?1 WHERE id = ?2",
+                    params![retention, state.id],
+                )?;
                 state.retention = spec.retention;
             }
             continue;
         }
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO topics (name, retention, next_offset) VALUES (?, ?, 0) RETURNING id",
-        )
-        .bind(&spec.name)
-        .bind(&retention)
-        .fetch_one(&mut *conn)
-        .await?;
+        let id: i64 = conn.query_row(
+            "INSERT INTO topics (name, retention, next_offset) VALUES (?1, ?2, 0) RETURNING id",
+            params![spec.name, retention],
+            |row| row.get(0),
+        )?;
         let state = TopicState {
             id,
             next_offset: 0,
@@ -372,34 +505,30 @@ async fn ensure_topics(
 }
 
 /// Deletes superseded records of compacted topics and expired ones of `Days` topics.
-async fn sweep(
-    conn: &mut SqliteConnection,
+fn sweep(
+    conn: &Connection,
     topics: &HashMap<String, TopicState>,
     now_ms: i64,
-) -> Result<RetentionReport, sqlx::Error> {
+) -> rusqlite::Result<RetentionReport> {
     let mut report = RetentionReport::default();
     for state in topics.values() {
         match state.retention {
             Retention::Forever => {}
             Retention::Compacted => {
-                report.compacted += sqlx::query(
+                let deleted = conn.execute(
                     "DELETE FROM records WHERE topic_id = ?1 AND offset NOT IN
                      (SELECT MAX(offset) FROM records WHERE topic_id = ?1 GROUP BY key)",
-                )
-                .bind(state.id)
-                .execute(&mut *conn)
-                .await?
-                .rows_affected();
+                    params![state.id],
+                )?;
+                report.compacted += u64::try_from(deleted).unwrap_or(u64::MAX);
             }
             Retention::Days(days) => {
                 let cutoff = now_ms.saturating_sub(i64::from(days).saturating_mul(MS_PER_DAY));
-                report.expired +=
-                    sqlx::query("DELETE FROM records WHERE topic_id = ? AND appended_at_ms < ?")
-                        .bind(state.id)
-                        .bind(cutoff)
-                        .execute(&mut *conn)
-                        .await?
-                        .rows_affected();
+                let deleted = conn.execute(
+                    "DELETE FROM records WHERE topic_id = ?1 AND appended_at_ms < ?2",
+                    params![state.id, cutoff],
+                )?;
+                report.expired += u64::try_from(deleted).unwrap_or(u64::MAX);
             }
         }
     }
