@@ -6,11 +6,13 @@
 //! metrics. Endpoint labels are fixed names, never a path with an id.
 
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use chrono::NaiveDate;
 use dealflow_shared::retailcrm::models::{
     Dictionary, HistoryPage, Order, OrdersPage, Settings, Site, Status, StatusGroup, User,
+    UsersPage,
 };
 use dealflow_shared::retailcrm::{
     BudgetStats, HistoryFilter, OrdersFilter, PageLimit, RetailCrmClient, RetailCrmError,
@@ -35,18 +37,21 @@ pub fn outcome(result: &Result<impl Sized, RetailCrmError>) -> &'static str {
     }
 }
 
-/// One account's client with metrics.
-#[derive(Debug)]
+/// One account's client with metrics. Clones share everything (a batch's list call runs on
+/// a clone while the worker maps and publishes the batch before).
+#[derive(Debug, Clone)]
 pub struct Crm {
     client: RetailCrmClient,
     metrics: EnricherMetrics,
-    budget_seen: BudgetStats,
+    /// The budget's counters when last looked at, shared by the clones so that each wait
+    /// is counted once.
+    budget_seen: Arc<Mutex<BudgetStats>>,
 }
 
 impl Crm {
     /// Wraps the account's client.
     pub fn new(client: RetailCrmClient, metrics: EnricherMetrics) -> Self {
-        let budget_seen = client.budget().stats();
+        let budget_seen = Arc::new(Mutex::new(client.budget().stats()));
         Self {
             client,
             metrics,
@@ -63,13 +68,15 @@ impl Crm {
         self.metrics
             .crm_call(endpoint, outcome(&result), started.elapsed());
         // The budget is the account's, shared with any other client of it; this worker is
-        // its only steady user, so the difference is (nearly all) this call's waiting.
+        // its only steady user, so the difference is (nearly all) its calls' waiting.
+        let mut seen = self.budget_seen.lock().expect("budget stats lock");
         let now = self.client.budget().stats();
         self.metrics.budget_waited(
-            now.waited.saturating_sub(self.budget_seen.waited),
-            now.wait_time.saturating_sub(self.budget_seen.wait_time),
+            now.waited.saturating_sub(seen.waited),
+            now.wait_time.saturating_sub(seen.wait_time),
         );
-        self.budget_seen = now;
+        *seen = now;
+        drop(seen);
         result
     }
 
@@ -149,6 +156,17 @@ impl Crm {
     pub async fn sites(&mut self) -> Result<Dictionary<Site>, RetailCrmError> {
         let client = self.client.clone();
         self.measured("sites", async move { client.sites().await })
+            .await
+    }
+
+    /// `GET /api/v5/users?limit=…&page=…`: one page of the account's users.
+    pub async fn users(
+        &mut self,
+        page: u32,
+        limit: PageLimit,
+    ) -> Result<UsersPage, RetailCrmError> {
+        let client = self.client.clone();
+        self.measured("users", async move { client.users(page, limit).await })
             .await
     }
 

@@ -134,6 +134,29 @@ impl WaitingOrders {
         covered
     }
 
+    /// Queues entries taken from another queue at the back, in their order, merged with
+    /// records already waiting for the same orders. Returns the tickets that are now covered.
+    pub fn append(&mut self, entries: Vec<(u64, Entry)>) -> Vec<Ticket> {
+        let mut covered = Vec::new();
+        for (id, mut entry) in entries {
+            if let Some(held) = self.entries.remove(&id) {
+                entry.since = entry.since.min(held.since);
+                for ticket in held.tickets {
+                    covered.extend(cover(&mut entry.tickets, ticket));
+                }
+            }
+            entry.seq = self.seq();
+            self.queue.push_back((id, entry.seq));
+            self.entries.insert(id, entry);
+        }
+        covered
+    }
+
+    /// Whether `order_id` is waiting.
+    pub fn contains(&self, order_id: u64) -> bool {
+        self.entries.contains_key(&order_id)
+    }
+
     /// Removes the tickets consumed before `before` from orders that keep waiting (to append
     /// their records again further down the partition). Orders stay queued.
     pub fn take_tickets_older_than(&mut self, before: Instant) -> Vec<Ticket> {
@@ -248,6 +271,26 @@ mod tests {
         assert_eq!(offsets(&covered), [13], "11 still holds order 2");
         let order: Vec<u64> = w.take(10).iter().map(|(id, _)| *id).collect();
         assert_eq!(order, [1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn entries_appended_from_another_queue_go_last_merged_with_newer_records() {
+        let now = Instant::now();
+        let later = now + std::time::Duration::from_secs(1);
+        let mut live = WaitingOrders::new();
+        let mut unlisted = WaitingOrders::new();
+        unlisted.add(9, ticket(0, 1, now), now);
+        live.add(1, ticket(0, 10, now), now);
+        live.add(2, ticket(0, 11, now), now);
+        let batch = live.take(2);
+        // While 1 and 2 were listed, 2 changed again in this queue's hands.
+        unlisted.add(2, ticket(0, 12, later), later);
+        let covered = unlisted.append(batch);
+        assert_eq!(offsets(&covered), [12], "11 still holds order 2");
+        assert!(unlisted.contains(1) && unlisted.contains(2) && !live.contains(1));
+        assert_eq!(unlisted.oldest_since(), Some(now));
+        let order: Vec<u64> = unlisted.take(10).iter().map(|(id, _)| *id).collect();
+        assert_eq!(order, [9, 1, 2]);
     }
 
     #[test]

@@ -33,8 +33,14 @@ pub struct EnricherSettings {
     /// An account's batch starts once no new order change arrived for this long (a burst is
     /// over), so the changes of one burst share calls.
     pub batch_linger: Duration,
-    /// ... or once its oldest waiting order waited this long, whatever keeps arriving.
+    /// ... or once its oldest waiting order waited this long, whatever keeps arriving. This
+    /// bounds the latency under steady traffic (1,000 webhooks/s over 10 accounts never pause
+    /// for `batch_linger`): 300 ms still puts 30 orders in a call at 100 changes/s per account
+    /// (3 calls/s, well inside the budget), and a faster stream fills batches of 100 sooner.
     pub batch_max_wait: Duration,
+    /// An order a list did not return (deleted or merged) is looked up by id when no live
+    /// batch is due, or once it waited this long (then lookups alternate with live batches).
+    pub unlisted_max_wait: Duration,
     /// Records taken from the bus per poll.
     pub poll_max_records: usize,
     /// How long one poll waits for records.
@@ -89,7 +95,8 @@ impl EnricherSettings {
             client_options: ClientOptions::default(),
             batch_size: MAX_IDS_PER_REQUEST,
             batch_linger: Duration::from_millis(200),
-            batch_max_wait: Duration::from_secs(1),
+            batch_max_wait: Duration::from_millis(300),
+            unlisted_max_wait: Duration::from_secs(10),
             poll_max_records: 500,
             poll_timeout: Duration::from_millis(100),
             commit_interval: Duration::from_secs(1),
@@ -129,6 +136,9 @@ impl EnricherSettings {
         }
         if self.batch_max_wait < self.batch_linger {
             return bad("batch_max_wait must be at least batch_linger".into());
+        }
+        if self.unlisted_max_wait.is_zero() {
+            return bad("unlisted_max_wait must be positive".into());
         }
         if self.requeue_after.is_zero() || self.commit_interval.is_zero() {
             return bad("requeue_after and commit_interval must be positive".into());

@@ -1,10 +1,12 @@
 //! One batch of one account: fetch up to 100 waiting orders in one call, map them, publish
 //! the events, dead-letter what cannot be read or mapped.
 //!
-//! An order RetailCRM's list does not return is checked once by id: `Not found` means it was
-//! deleted (or merged, with `combinedTo`). When the list answer cannot be read because of one
-//! bad order, the batch is split in halves until the bad order is alone (a handful of extra
-//! calls), so one poison order costs itself and nobody else.
+//! An order RetailCRM's list does not return was deleted (or merged) or is otherwise amiss: one
+//! `orders/history` already reported deleted becomes `DealDeleted` at once, any other is handed
+//! to `unlisted` to be checked by id after the live batches, so it costs the batch's live
+//! orders nothing. When the list answer cannot be read because of one bad order, the batch is
+//! split in halves until the bad order is alone (a handful of extra calls), so one poison order
+//! costs itself and nobody else.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -21,7 +23,7 @@ use super::Worker;
 use crate::crm::Crm;
 use crate::error::EnricherError;
 use crate::mapping::{map_order, stages};
-use crate::queue::Entry;
+use crate::queue::{Entry, Ticket};
 use crate::reference::Reference;
 use crate::shared::{STAGE_FETCH, STAGE_MAP};
 
@@ -103,24 +105,21 @@ pub(super) fn is_unreadable(error: &RetailCrmError) -> bool {
     )
 }
 
-/// What fetching a batch found.
+/// What listing a batch found.
 #[derive(Debug, Default)]
-struct Fetched {
-    orders: Vec<Order>,
-    /// Deleted orders, with the order they were merged into.
-    deleted: Vec<(u64, Option<u64>)>,
+pub(super) struct Listed {
+    pub orders: Vec<Order>,
+    /// Asked for, readable, and not in the answer: deleted (or merged) orders, looked up by
+    /// id later (`unlisted`).
+    pub missing: Vec<u64>,
     /// Orders whose answer could not be read, with the reason.
-    unreadable: Vec<(u64, String)>,
+    pub unreadable: Vec<(u64, String)>,
 }
 
-/// Fetches `ids` with as few calls as the answers allow. `known_deleted` holds the orders
-/// `orders/history` reported merged away (RetailCRM's `Not found` may lack `combinedTo`).
-async fn fetch(
-    crm: &mut Crm,
-    ids: &[i64],
-    known_deleted: &HashMap<u64, Option<u64>>,
-) -> Result<Fetched, Failure> {
-    let mut out = Fetched::default();
+/// Lists `ids` with as few calls as the answers allow (one, unless an unreadable order has to
+/// be isolated by halving).
+pub(super) async fn list(crm: &mut Crm, ids: &[i64]) -> Result<Listed, Failure> {
+    let mut out = Listed::default();
     let asked: HashSet<i64> = ids.iter().copied().collect();
     let mut chunks = vec![ids.to_vec()];
     while let Some(chunk) = chunks.pop() {
@@ -139,31 +138,52 @@ async fn fetch(
             Err(error) => return Err(error.into()),
         }
     }
-    let seen: HashSet<i64> = out
-        .orders
-        .iter()
-        .map(|o| o.id)
-        .chain(out.unreadable.iter().map(|(id, _)| *id as i64))
-        .collect();
-    for &id in ids.iter().filter(|id| !seen.contains(id)) {
-        match crm.order(id).await {
-            Ok(order) => out.orders.push(order),
-            Err(RetailCrmError::NotFound { combined_to, .. }) => {
-                let merged_into = combined_to
-                    .and_then(|c| u64::try_from(c.id).ok())
-                    .or_else(|| known_deleted.get(&id.unsigned_abs()).copied().flatten());
-                out.deleted.push((id.unsigned_abs(), merged_into));
-            }
-            Err(error) if is_unreadable(&error) => {
-                out.unreadable.push((id.unsigned_abs(), error.to_string()))
-            }
-            Err(error) => return Err(error.into()),
-        }
-    }
     // A list may return an order twice across split chunks only if asked twice; keep one.
     let mut unique = HashSet::new();
     out.orders.retain(|o| unique.insert(o.id));
+    let seen: HashSet<u64> = out
+        .orders
+        .iter()
+        .map(|o| o.id.unsigned_abs())
+        .chain(out.unreadable.iter().map(|(id, _)| *id))
+        .collect();
+    out.missing = ids
+        .iter()
+        .map(|id| id.unsigned_abs())
+        .filter(|id| !seen.contains(id))
+        .collect();
     Ok(out)
+}
+
+/// What one by-id lookup of an order the list did not return found.
+#[derive(Debug)]
+pub(super) enum LookedUp {
+    /// It exists after all (the list missed it).
+    Found(Box<Order>),
+    /// `Not found`: deleted, or merged into the order given.
+    Deleted(Option<u64>),
+    /// The answer could not be read.
+    Unreadable(String),
+}
+
+/// `GET /orders/{id}` for an order the list did not return. `known_deleted` holds the orders
+/// `orders/history` reported merged away (RetailCRM's `Not found` may lack `combinedTo`).
+pub(super) async fn look_up(
+    crm: &mut Crm,
+    id: u64,
+    known_deleted: &HashMap<u64, Option<u64>>,
+) -> Result<LookedUp, Failure> {
+    let asked = i64::try_from(id).unwrap_or(i64::MAX);
+    match crm.order(asked).await {
+        Ok(order) => Ok(LookedUp::Found(Box::new(order))),
+        Err(RetailCrmError::NotFound { combined_to, .. }) => Ok(LookedUp::Deleted(
+            combined_to
+                .and_then(|c| u64::try_from(c.id).ok())
+                .or_else(|| known_deleted.get(&id).copied().flatten()),
+        )),
+        Err(error) if is_unreadable(&error) => Ok(LookedUp::Unreadable(error.to_string())),
+        Err(error) => Err(error.into()),
+    }
 }
 
 /// Orders mapped into events, ready to publish.
@@ -195,7 +215,7 @@ impl Worker {
         if !fresh {
             let started = Instant::now();
             let crm = client(&mut self.crm)?;
-            self.reference = Some(Reference::load(crm).await?);
+            self.reference = Some(Reference::load(crm, &mut self.user_listing).await?);
             self.shared.metrics.stage("reference", started.elapsed());
         }
         Ok(())
@@ -213,7 +233,8 @@ impl Worker {
     ) -> Result<Mapped, Failure> {
         let metrics = self.shared.metrics.clone();
         if self.reference.is_none() {
-            self.reference = Some(Reference::load(client(&mut self.crm)?).await?);
+            let crm = client(&mut self.crm)?;
+            self.reference = Some(Reference::load(crm, &mut self.user_listing).await?);
         }
         let crm = client(&mut self.crm)?;
         let reference = self.reference.as_mut().expect("loaded above");
@@ -284,34 +305,57 @@ impl Worker {
         self.stages_synced = Some(mapped.loaded_at);
     }
 
-    /// Processes one batch; on success every ticket of the batch may be finished.
-    pub(super) async fn process(&mut self, batch: &[(u64, Entry)]) -> Result<(), Failure> {
-        let started = Instant::now();
-        let metrics = self.shared.metrics.clone();
-        client(&mut self.crm)?;
-        self.ensure_reference().await?;
-
-        let fetch_started = Instant::now();
-        let ids: Vec<i64> = batch.iter().map(|(id, _)| *id as i64).collect();
-        let crm = client(&mut self.crm)?;
-        let fetched = fetch(crm, &ids, &self.known_deleted).await?;
-        metrics.stage("fetch", fetch_started.elapsed());
-
-        let mut mapped = self
-            .map_orders(&fetched.orders, &fetched.deleted, started)
+    /// Completes one batch from its list answer. Returns the orders the list did not return
+    /// (and history does not already know as deleted): their tickets stay held until they are
+    /// looked up by id (`unlisted`); every other ticket of the batch may be finished.
+    pub(super) async fn complete(
+        &mut self,
+        batch: &[(u64, Entry)],
+        listed: Listed,
+        started: Instant,
+    ) -> Result<Vec<u64>, Failure> {
+        // A deleted order never comes back: one history already reported needs no lookup.
+        let (deleted, unlisted): (Vec<u64>, Vec<u64>) = listed
+            .missing
+            .iter()
+            .partition(|id| self.known_deleted.contains_key(id));
+        let deleted: Vec<(u64, Option<u64>)> = deleted
+            .into_iter()
+            .map(|id| (id, self.known_deleted.get(&id).copied().flatten()))
+            .collect();
+        let done: Vec<(u64, &[Ticket])> = batch
+            .iter()
+            .filter(|(id, _)| !unlisted.contains(id))
+            .map(|(id, entry)| (*id, entry.tickets.as_slice()))
+            .collect();
+        self.emit(&done, &listed.orders, &deleted, listed.unreadable, started)
             .await?;
-        let mut poison: Vec<(u64, &'static str, String)> = fetched
-            .unreadable
+        Ok(unlisted)
+    }
+
+    /// Maps and publishes what was fetched for `done` (the orders and their tickets): the
+    /// unreadable and unmappable orders' records go to the dead-letter topic first.
+    pub(super) async fn emit(
+        &mut self,
+        done: &[(u64, &[Ticket])],
+        orders: &[Order],
+        deleted: &[(u64, Option<u64>)],
+        unreadable: Vec<(u64, String)>,
+        started: Instant,
+    ) -> Result<(), Failure> {
+        let metrics = self.shared.metrics.clone();
+        let mut mapped = self.map_orders(orders, deleted, started).await?;
+        let mut poison: Vec<(u64, &'static str, String)> = unreadable
             .into_iter()
             .map(|(id, reason)| (id, STAGE_FETCH, reason))
             .collect();
         poison.append(&mut mapped.poison);
 
         for (order_id, stage, reason) in &poison {
-            let tickets = batch
+            let tickets = done
                 .iter()
                 .find(|(id, _)| id == order_id)
-                .map(|(_, e)| e.tickets.as_slice())
+                .map(|(_, tickets)| *tickets)
                 .unwrap_or_default();
             if tickets.is_empty() {
                 tracing::warn!(integration_id = %self.id, order_id, stage, reason, "order cannot be processed; its record comes back later");
@@ -331,17 +375,15 @@ impl Worker {
             .await
             .map_err(bus_failure)?;
         self.published(&mapped);
-        metrics.orders_fetched("found", fetched.orders.len());
-        metrics.orders_fetched("deleted", fetched.deleted.len());
+        metrics.orders_fetched("found", orders.len());
+        metrics.orders_fetched("deleted", deleted.len());
         metrics.stage("batch", started.elapsed());
         let emitted_at = Utc::now();
-        for (_, entry) in batch {
-            for ticket in &entry.tickets {
-                let took = (emitted_at - ticket.changed_at)
-                    .to_std()
-                    .unwrap_or_default();
-                metrics.stage("change_to_emit", took);
-            }
+        for ticket in done.iter().flat_map(|(_, tickets)| tickets.iter()) {
+            let took = (emitted_at - ticket.changed_at)
+                .to_std()
+                .unwrap_or_default();
+            metrics.stage("change_to_emit", took);
         }
         Ok(())
     }

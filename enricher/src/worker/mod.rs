@@ -9,6 +9,10 @@
 //! `parked_retry` passes; orders keep queueing. Health changes are published on the `health`
 //! topic once per change: `ok` again on the first success after a failure.
 //!
+//! A new worker loads the account's reference data first (`prime`), before any order asks for
+//! it. Orders a batch's list did not return (deleted or merged) are looked up by id after the
+//! live batches (`unlisted`).
+//!
 //! Between live batches the worker runs its integration's sync (when this member owns it):
 //! `orders/history` every `reconcile_interval` (`reconcile`), and one backfill / re-sync page
 //! at a time (`load`) only while no live batch is due and the live queue is empty (or after
@@ -19,8 +23,10 @@
 //! offset back; the orders stay queued and the appended records become their new tickets.
 
 mod batch;
+mod flight;
 mod load;
 mod reconcile;
+mod unlisted;
 mod upkeep;
 
 use std::collections::HashMap;
@@ -42,7 +48,7 @@ use crate::crm::Crm;
 use crate::error::EnricherError;
 use crate::mapping::StageMemory;
 use crate::queue::{Ticket, WaitingOrders};
-use crate::reference::Reference;
+use crate::reference::{Reference, UserListing};
 use crate::shared::{IntakeEvent, Shared};
 
 /// Header on a record appended again by the enricher (the payload is the original).
@@ -98,11 +104,19 @@ pub(crate) struct Worker {
     config: IntegrationConfigured,
     crm: Option<Crm>,
     reference: Option<Reference>,
+    /// Whether the key may list users (remembered once refused).
+    user_listing: UserListing,
     stages: StageMemory,
     /// The reference load whose stages were last published (nothing to compare until the
     /// reference data is loaded again).
     stages_synced: Option<Instant>,
     waiting: WaitingOrders,
+    /// The live batch whose list call is running (`flight`).
+    in_flight: Option<flight::InFlight>,
+    /// Orders a list did not return, waiting for their by-id lookup (`unlisted`).
+    unlisted: WaitingOrders,
+    /// Live batches since the last lookup of an unlisted order.
+    live_since_lookup: u32,
     last_submit: Instant,
     reported_waiting: i64,
     mode: Mode,
@@ -123,7 +137,8 @@ pub(crate) struct Worker {
     progress_logged: Option<Instant>,
     /// The load progress last added to the metrics: `(kind, done, total)`.
     reported_load: Option<(LoadKind, i64, i64)>,
-    /// Orders `orders/history` reported deleted, with the order they were merged into.
+    /// Orders known deleted (reported by `orders/history` or confirmed by a lookup), with the
+    /// order they were merged into.
     known_deleted: HashMap<u64, Option<u64>>,
 }
 
@@ -161,9 +176,13 @@ pub fn start(
         rx_open: true,
         config,
         reference: None,
+        user_listing: UserListing::default(),
         stages: StageMemory::default(),
         stages_synced: None,
         waiting: WaitingOrders::new(),
+        in_flight: None,
+        unlisted: WaitingOrders::new(),
+        live_since_lookup: 0,
         last_submit: now,
         reported_waiting: 0,
         mode: Mode::Ready,
@@ -261,7 +280,13 @@ impl Worker {
     fn accept(&mut self, submit: Submit) {
         let now = Instant::now();
         self.last_submit = now;
-        if let Some(covered) = self.waiting.add(submit.order_id, submit.ticket, now) {
+        // An order waiting for its lookup takes the change along (the lookup comes later).
+        let queue = if self.unlisted.contains(submit.order_id) {
+            &mut self.unlisted
+        } else {
+            &mut self.waiting
+        };
+        if let Some(covered) = queue.add(submit.order_id, submit.ticket, now) {
             self.finish([covered]);
         }
     }
@@ -275,11 +300,27 @@ impl Worker {
 
     /// When the loop should look again, at the latest.
     fn next_wake(&self, now: Instant) -> Instant {
+        if self.in_flight.is_some() {
+            return now; // its answer is awaited at once
+        }
         let mut wake = self.next_config_check.min(now + Duration::from_secs(60));
-        if !self.waiting.is_empty() {
+        let holds = !(self.waiting.is_empty() && self.unlisted.is_empty());
+        if holds {
             wake = wake.min(self.next_requeue_check);
+        }
+        if holds || self.reference.is_none() {
             match self.mode {
-                Mode::Ready => wake = wake.min(self.batch_due_at().unwrap_or(now)),
+                Mode::Ready => {
+                    if let Some(at) = self.batch_due_at() {
+                        wake = wake.min(at);
+                    }
+                    if let Some(at) = self.lookup_due_at(now) {
+                        wake = wake.min(at);
+                    }
+                    if self.reference.is_none() {
+                        wake = now; // load the reference data (`prime`)
+                    }
+                }
                 Mode::BackingOff { until } => wake = wake.min(until),
                 Mode::Parked { retry_at } => wake = wake.min(retry_at),
             }
@@ -309,7 +350,10 @@ impl Worker {
             let wake = self.next_wake(Instant::now());
             tokio::select! {
                 biased;
-                _ = stop.cancelled() => return Ok(()),
+                _ = stop.cancelled() => {
+                    // The batch in flight is finished first (its call is out already).
+                    return self.land(&abort, false).await;
+                }
                 submit = self.rx.recv(), if self.rx_open => match submit {
                     Some(submit) => self.accept(submit),
                     None => self.rx_open = false,
@@ -319,7 +363,8 @@ impl Worker {
             while let Ok(submit) = self.rx.try_recv() {
                 self.accept(submit);
             }
-            if !self.rx_open && self.waiting.is_empty() {
+            let idle = self.waiting.is_empty() && self.unlisted.is_empty();
+            if !self.rx_open && idle && self.in_flight.is_none() {
                 return Ok(()); // idle and let go by the intake
             }
             let now = Instant::now();
@@ -336,9 +381,15 @@ impl Worker {
                 _ => {}
             }
             let due = self.batch_due_at().is_some_and(|at| now >= at);
-            if self.mode == Mode::Ready && due {
+            let lookup = self.lookup_due_at(now).is_some_and(|at| now >= at);
+            if self.in_flight.is_some() {
+                self.land(&abort, true).await?;
+            } else if self.mode == Mode::Ready && lookup {
+                self.look_up_next(&abort).await?;
+            } else if self.mode == Mode::Ready && due {
                 self.batch(&abort).await?;
-                self.live_since_page = self.live_since_page.saturating_add(1);
+            } else if self.mode == Mode::Ready && self.reference.is_none() {
+                self.prime(&abort).await?;
             } else if self.mode == Mode::Ready {
                 self.sync_step(&abort).await?;
             }
@@ -347,48 +398,12 @@ impl Worker {
     }
 
     fn report_waiting(&mut self) {
-        let now = i64::try_from(self.waiting.len()).unwrap_or(i64::MAX);
+        let held = self.waiting.len() + self.unlisted.len();
+        let now = i64::try_from(held).unwrap_or(i64::MAX);
         self.shared
             .metrics
             .waiting_changed(now - self.reported_waiting);
         self.reported_waiting = now;
-    }
-
-    /// Takes one batch and processes it, then finishes its records or puts them back.
-    async fn batch(&mut self, abort: &CancellationToken) -> Result<(), Failure> {
-        let batch = self.waiting.take(self.shared.settings.batch_size);
-        let started = Instant::now();
-        for (_, entry) in &batch {
-            for ticket in &entry.tickets {
-                self.shared
-                    .metrics
-                    .stage("queue", started - ticket.consumed_at);
-            }
-        }
-        let result = tokio::select! {
-            biased;
-            _ = abort.cancelled() => {
-                // Not finished: the records are delivered again after the restart.
-                self.waiting.put_back(batch);
-                return Ok(());
-            }
-            result = self.process(&batch) => result,
-        };
-        match result {
-            Ok(()) => {
-                self.finish(batch.into_iter().flat_map(|(_, e)| e.tickets));
-                self.failures = 0;
-                self.set_health(HealthStatus::Ok, None);
-                Ok(())
-            }
-            Err(failure) => {
-                if !matches!(failure, Failure::Fatal(_)) {
-                    let covered = self.waiting.put_back(batch);
-                    self.finish(covered);
-                }
-                self.fail(failure)
-            }
-        }
     }
 
     /// Reacts to a failed batch or sync step: a pause for transient failures (this account
@@ -421,6 +436,25 @@ impl Worker {
                 self.set_health(health, Some(message));
                 Ok(())
             }
+        }
+    }
+
+    /// Loads the account's reference data when the worker starts (or its URL changed), before
+    /// any order asks for it: the first batch of a burst then goes out at once, and a key
+    /// that no longer works shows in the integration's health before the first webhook.
+    async fn prime(&mut self, abort: &CancellationToken) -> Result<(), Failure> {
+        let result = tokio::select! {
+            biased;
+            _ = abort.cancelled() => return Ok(()),
+            result = self.ensure_reference() => result,
+        };
+        match result {
+            Ok(()) => {
+                self.failures = 0;
+                self.set_health(HealthStatus::Ok, None);
+                Ok(())
+            }
+            Err(failure) => self.fail(failure),
         }
     }
 

@@ -50,7 +50,8 @@ impl Worker {
         let parked = matches!(self.mode, Mode::Parked { .. });
         self.next_config_check = Instant::now() + if parked { TICK } else { CONFIG_CHECK };
         let Some(current) = self.shared.registry.get(self.id).filter(|c| c.active) else {
-            let dropped = self.waiting.clear();
+            let mut dropped = self.waiting.clear();
+            dropped.append(&mut self.unlisted.clear());
             if !dropped.is_empty() {
                 tracing::info!(integration_id = %self.id, records = dropped.len(), "integration removed or switched off; its waiting orders are dropped");
                 self.shared
@@ -88,7 +89,10 @@ impl Worker {
         let Some(before) = now.checked_sub(settings.requeue_after) else {
             return Ok(());
         };
-        let stale = self.waiting.take_tickets_older_than(before);
+        let stale_live = self.waiting.take_tickets_older_than(before);
+        let stale_unlisted = self.unlisted.take_tickets_older_than(before);
+        let live_count = stale_live.len();
+        let stale: Vec<_> = stale_live.into_iter().chain(stale_unlisted).collect();
         if stale.is_empty() {
             return Ok(());
         }
@@ -118,8 +122,13 @@ impl Worker {
             if let Err(error) = self.shared.bus.publish(&topic, records).await {
                 // Keep holding them; a later check tries again (a partial append only
                 // means some orders are asked for twice).
-                for ticket in stale {
-                    if let Some(covered) = self.waiting.add(ticket.order_id, ticket, now) {
+                for (i, ticket) in stale.into_iter().enumerate() {
+                    let queue = if i < live_count {
+                        &mut self.waiting
+                    } else {
+                        &mut self.unlisted
+                    };
+                    if let Some(covered) = queue.add(ticket.order_id, ticket, now) {
                         self.finish([covered]);
                     }
                 }
