@@ -14,6 +14,16 @@
 #   BENCH_PROJECTOR_DB=both     sqlite, postgres or both (postgres: postgres@127.0.0.1:5432)
 #   BENCH_PROJECTOR_TIMEOUT=1800  seconds before the projector bench is given up
 #   BENCH_BACKFILL=0            also run the enricher's backfill test (5,000 orders, debug build)
+#   BENCH_E2E=1                 end to end: webhook 202 → deal in the read API (release `dealflow`)
+#   BENCH_E2E_RATE=1000         webhooks/s, open loop, over BENCH_E2E_ACCOUNTS=10 accounts
+#   BENCH_E2E_SECONDS=60        seconds of sustained load
+#   BENCH_E2E_LAYOUTS=all,split all-in-one (embedded log + SQLite) and/or split targets
+#                               (Kafka via nisshi + PostgreSQL; skipped without nisshi)
+#   BENCH_BACKLOG=1             enricher RSS over time with a backlog of OrderChanged
+#   BENCH_BACKLOG_EVENTS=1000000  records in the backlog (10 accounts × 10,000 orders)
+#   BENCH_BACKLOG_BUS=embedded  embedded (`--target all`) or kafka (`--target enricher`, nisshi)
+#   BENCH_BACKLOG_MODES=drain,hold  drain it, and/or hold it (every API key revoked)
+#   BENCH_BACKLOG_LIMIT=180     seconds each backlog run is watched at most
 #   BENCH_OUT=BENCHMARKS.md     where to append ("-" prints only)
 # Not part of `cargo nextest run --workspace`: nothing here is a test.
 set -euo pipefail
@@ -29,6 +39,16 @@ ENRICHER=${BENCH_ENRICHER:-1}
 PROJECTOR_EVENTS=${BENCH_PROJECTOR_EVENTS:-100000}
 PROJECTOR_DB=${BENCH_PROJECTOR_DB:-both}
 BACKFILL=${BENCH_BACKFILL:-0}
+E2E=${BENCH_E2E:-1}
+E2E_RATE=${BENCH_E2E_RATE:-1000}
+E2E_ACCOUNTS=${BENCH_E2E_ACCOUNTS:-10}
+E2E_SECONDS=${BENCH_E2E_SECONDS:-60}
+E2E_LAYOUTS=${BENCH_E2E_LAYOUTS:-all,split}
+BACKLOG=${BENCH_BACKLOG:-1}
+BACKLOG_EVENTS=${BENCH_BACKLOG_EVENTS:-1000000}
+BACKLOG_BUS=${BENCH_BACKLOG_BUS:-embedded}
+BACKLOG_MODES=${BENCH_BACKLOG_MODES:-drain,hold}
+BACKLOG_LIMIT=${BENCH_BACKLOG_LIMIT:-180}
 OUT=${BENCH_OUT:-BENCHMARKS.md}
 
 say() { echo "== $*" >&2; }
@@ -46,19 +66,42 @@ fi
 if [ "$KAFKA" = 1 ] && ! command -v nisshi >/dev/null; then
     say "nisshi not on PATH (cargo install nisshi): skipping ingest on Kafka"; KAFKA=0
 fi
-
-say "building in release"
-cargo build --release -p dealflow-bench
-BENCH="$CARGO_TARGET_DIR/release/dealflow-bench"
+if ! command -v nisshi >/dev/null; then
+    case "$E2E_LAYOUTS" in *split*)
+        say "nisshi not on PATH: the end-to-end run skips the split layout"
+        E2E_LAYOUTS=$(echo "$E2E_LAYOUTS" | tr ',' '\n' | grep -vx split | paste -sd, -)
+        [ -n "$E2E_LAYOUTS" ] || E2E=0;;
+    esac
+    if [ "$BACKLOG_BUS" = kafka ]; then say "nisshi not on PATH: the backlog runs on the embedded log"; BACKLOG_BUS=embedded; fi
+fi
 
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
+
+# The binaries are copied out of the shared target directory at once: another checkout built
+# into the same directory can replace `release/<name>` with its own version at any time.
+say "building in release"
+cargo build --release -p dealflow-bench
+cp "$CARGO_TARGET_DIR/release/dealflow-bench" "$WORK/"
+BENCH="$WORK/dealflow-bench"
+if ! "$BENCH" e2e --help >/dev/null 2>&1; then
+    # A build of another checkout left its (older) binary there and cargo thinks ours fresh.
+    say "the built dealflow-bench is not this checkout's: rebuilding"
+    touch tests/bench/src/main.rs
+    cargo build --release -p dealflow-bench
+    cp "$CARGO_TARGET_DIR/release/dealflow-bench" "$WORK/"
+fi
+if [ "$E2E" = 1 ] || [ "$BACKLOG" = 1 ]; then
+    cargo build --release -p dealflow --bin dealflow
+    cp "$CARGO_TARGET_DIR/release/dealflow" "$WORK/"
+fi
+DEALFLOW="$WORK/dealflow"
 REPORT="$WORK/report.md"
 
 {
     echo "### $(date -u '+%Y-%m-%d %H:%M UTC') — commit ${BENCH_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo "?")}"
     echo
-    echo "Command: \`tests/bench/run.sh\` (BENCH_SECONDS=$SECS BENCH_CONNECTIONS=$CONNS BENCH_KAFKA=$KAFKA BENCH_PROJECTOR_EVENTS=$PROJECTOR_EVENTS BENCH_PROJECTOR_DB=$PROJECTOR_DB)"
+    echo "Command: \`tests/bench/run.sh\` (BENCH_SECONDS=$SECS BENCH_CONNECTIONS=$CONNS BENCH_KAFKA=$KAFKA BENCH_PROJECTOR_EVENTS=$PROJECTOR_EVENTS BENCH_PROJECTOR_DB=$PROJECTOR_DB BENCH_E2E=$E2E BENCH_E2E_RATE=$E2E_RATE BENCH_E2E_SECONDS=$E2E_SECONDS BENCH_E2E_LAYOUTS=$E2E_LAYOUTS BENCH_BACKLOG=$BACKLOG BENCH_BACKLOG_EVENTS=$BACKLOG_EVENTS BENCH_BACKLOG_BUS=$BACKLOG_BUS)"
     echo
     echo "Machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo) memory, $(uname -sr), load average at start $(cut -d" " -f1-3 /proc/loadavg); load generator and servers share the cores."
     echo
@@ -93,6 +136,34 @@ fi
 if [ "$ENRICHER" = 1 ]; then
     say "enricher"
     "$BENCH" enricher >>"$REPORT"
+fi
+
+if [ "$E2E" = 1 ]; then
+    say "end to end ($E2E_RATE webhooks/s for $E2E_SECONDS s: $E2E_LAYOUTS)"
+    E2E_ARGS=(e2e --dealflow "$DEALFLOW" --rate "$E2E_RATE" --seconds "$E2E_SECONDS" --accounts "$E2E_ACCOUNTS" --layouts "$E2E_LAYOUTS")
+    [ "$PROFILE" = 1 ] && E2E_ARGS+=(--profile "$WORK/e2e-perf.data")
+    "$BENCH" "${E2E_ARGS[@]}" >>"$REPORT" || say "end-to-end run failed: exit $?"
+    if [ "$PROFILE" = 1 ] && [ -s "$WORK/e2e-perf.data" ]; then
+        {
+            echo "<details><summary>Where the all-in-one's CPU goes during the end-to-end load (perf record -F 499 -g)</summary>"
+            echo
+            echo '```'
+            perf report -i "$WORK/e2e-perf.data" --stdio --no-children --sort comm \
+                2>/dev/null | grep -E '^ +[0-9.]+%' | sed 's/ *$//' | head -12
+            echo
+            perf report -i "$WORK/e2e-perf.data" --stdio --no-children --sort comm,dso,sym \
+                --percent-limit 0.7 2>/dev/null | grep -E '^ +[0-9.]+%' | sed 's/ *$//' | cut -c1-150 | head -30
+            echo '```'
+            echo "</details>"
+            echo
+        } >>"$REPORT"
+    fi
+fi
+
+if [ "$BACKLOG" = 1 ]; then
+    say "enricher memory with $BACKLOG_EVENTS OrderChanged waiting ($BACKLOG_BUS: $BACKLOG_MODES)"
+    "$BENCH" backlog --dealflow "$DEALFLOW" --events "$BACKLOG_EVENTS" --bus "$BACKLOG_BUS" \
+        --modes "$BACKLOG_MODES" --limit "$BACKLOG_LIMIT" >>"$REPORT" || say "backlog run failed: exit $?"
 fi
 
 if [ "$PROJECTOR_EVENTS" -gt 0 ]; then

@@ -4,12 +4,24 @@
 //! - `dealflow-bench ingest`: webhooks/s and p50/p99 at each connection count for a bare axum
 //!   handler, ingest on the embedded log and ingest on Kafka (nisshi), loaded by `wrk`
 //!   ([`ingest`], [`targets`], [`wrk`]);
-//! - `dealflow-bench enricher`: a burst against the simulator's rate limit ([`enricher`]).
+//! - `dealflow-bench enricher`: a burst against the simulator's rate limit ([`enricher`]);
+//! - `dealflow-bench e2e`: webhook accepted → deal visible in the read API at a sustained
+//!   rate, with each process's RSS and CPU, against the release `dealflow` binary ([`e2e`],
+//!   [`procs`], [`memory`], [`prom`]);
+//! - `dealflow-bench backlog`: the enricher's RSS over time with 1M `OrderChanged` waiting
+//!   ([`backlog`]).
 //!
 //! Each prints a Markdown table on stdout; progress goes to stderr.
 
+mod backlog;
+mod e2e;
 mod enricher;
 mod ingest;
+mod memory;
+mod procs;
+mod prom;
+mod report;
+mod seed;
 mod targets;
 mod wrk;
 
@@ -66,6 +78,62 @@ enum Command {
         #[arg(long, default_value_t = 200)]
         account_orders: usize,
     },
+    /// End to end: webhook accepted → deal visible, at a sustained rate (real processes).
+    E2e {
+        /// The release dealflow binary (`cargo build --release --bin dealflow`).
+        #[arg(long)]
+        dealflow: PathBuf,
+        /// Layouts to run: `all` (embedded log + SQLite), `split` (Kafka + PostgreSQL).
+        #[arg(long, value_delimiter = ',', default_value = "all")]
+        layouts: Vec<String>,
+        /// Webhooks per second over all accounts.
+        #[arg(long, default_value_t = 1000)]
+        rate: u32,
+        /// Seconds of sustained load.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// Accounts the load is spread over.
+        #[arg(long, default_value_t = 10)]
+        accounts: usize,
+        /// Generated orders per account.
+        #[arg(long, default_value_t = 2000)]
+        orders: usize,
+        /// Milliseconds between two reads of an integration's deals.
+        #[arg(long, default_value_t = 200)]
+        poll_ms: u64,
+        /// Seconds the last changes may take to show after the load.
+        #[arg(long, default_value_t = 60)]
+        drain: u64,
+        /// PostgreSQL server of the split layout (a scratch database is created, then dropped).
+        #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432")]
+        postgres: String,
+        /// `perf record -g` the all-in-one (or the enricher) during the load into this file.
+        #[arg(long)]
+        profile: Option<PathBuf>,
+    },
+    /// The enricher's RSS over time with a backlog of `OrderChanged` (real process).
+    Backlog {
+        /// The release dealflow binary (`cargo build --release --bin dealflow`).
+        #[arg(long)]
+        dealflow: PathBuf,
+        /// `embedded` (`--target all`) or `kafka` (`--target enricher` on nisshi).
+        #[arg(long, default_value = "embedded")]
+        bus: String,
+        /// Records in the backlog.
+        #[arg(long, default_value_t = 1_000_000)]
+        events: usize,
+        #[arg(long, default_value_t = 10)]
+        accounts: usize,
+        /// Generated orders per account.
+        #[arg(long, default_value_t = 10_000)]
+        orders: usize,
+        /// Modes: `drain` (keys work) and/or `hold` (keys revoked: the backlog stays queued).
+        #[arg(long, value_delimiter = ',', default_value = "drain,hold")]
+        modes: Vec<String>,
+        /// Longest time a run is watched, in seconds.
+        #[arg(long, default_value_t = 180)]
+        limit: u64,
+    },
 }
 
 #[tokio::main]
@@ -99,16 +167,88 @@ async fn main() -> anyhow::Result<()> {
             accounts,
             account_orders,
         } => {
+            let rows = enricher::run_suite(orders, per_order, accounts, account_orders).await?;
+            enricher::print(&rows);
+        }
+        Command::E2e {
+            dealflow,
+            layouts,
+            rate,
+            seconds,
+            accounts,
+            orders,
+            poll_ms,
+            drain,
+            postgres,
+            profile,
+        } => {
+            anyhow::ensure!(
+                rate > 0 && accounts > 0,
+                "rate and accounts must be positive"
+            );
             let mut rows = Vec::new();
-            for shape in [enricher::Shape::Rounds, enricher::Shape::Adjacent] {
-                rows.push(enricher::run(1, orders, per_order, shape).await?);
-                eprintln!("one account: {:?}", rows.last());
+            for layout in layouts {
+                let layout = match layout.as_str() {
+                    "all" => e2e::Layout::AllInOne,
+                    "split" => e2e::Layout::Split,
+                    other => anyhow::bail!("unknown layout {other:?} (all or split)"),
+                };
+                let plan = e2e::E2ePlan {
+                    dealflow: dealflow.clone(),
+                    layout,
+                    rate,
+                    duration: Duration::from_secs(seconds),
+                    accounts,
+                    orders,
+                    poll: Duration::from_millis(poll_ms),
+                    drain: Duration::from_secs(drain),
+                    postgres: postgres.clone(),
+                    // One profile per run: of the first layout.
+                    profile: if rows.is_empty() {
+                        profile.clone()
+                    } else {
+                        None
+                    },
+                };
+                let row = e2e::run(&plan).await?;
+                eprintln!("e2e: {row:?}");
+                rows.push(row);
             }
-            if accounts > 0 {
-                let shape = enricher::Shape::Rounds;
-                rows.push(enricher::run(accounts, account_orders, 2, shape).await?);
+            report::print_e2e(&rows, Duration::from_millis(poll_ms));
+        }
+        Command::Backlog {
+            dealflow,
+            bus,
+            events,
+            accounts,
+            orders,
+            modes,
+            limit,
+        } => {
+            let bus = match bus.as_str() {
+                "embedded" => backlog::BacklogBus::Embedded,
+                "kafka" => backlog::BacklogBus::Kafka,
+                other => anyhow::bail!("unknown bus {other:?} (embedded or kafka)"),
+            };
+            let mut runs = Vec::new();
+            for mode in modes {
+                let hold = match mode.as_str() {
+                    "drain" => false,
+                    "hold" => true,
+                    other => anyhow::bail!("unknown mode {other:?} (drain or hold)"),
+                };
+                let plan = backlog::BacklogPlan {
+                    dealflow: dealflow.clone(),
+                    bus,
+                    events,
+                    accounts,
+                    orders,
+                    hold,
+                    limit: Duration::from_secs(limit),
+                };
+                runs.push(backlog::run(&plan).await?);
             }
-            print_enricher(&rows);
+            report::print_backlog(&runs);
         }
     }
     Ok(())
@@ -142,46 +282,6 @@ fn print_ingest(plan: &ingest::IngestPlan, rows: &[ingest::IngestRow]) {
             ms(r.p99),
             r.non_2xx + r.socket_errors,
             r.requests_per_sec / bare
-        );
-    }
-    println!();
-}
-
-fn print_enricher(rows: &[enricher::EnricherRow]) {
-    println!("#### Enricher against the budget (simulator, 10 req/s per account; embedded log)\n");
-    println!(
-        "Webhook order: *rounds* = every order once, then every order again (a repeat after \
-         the fetch must be fetched again); *adjacent* = an order's webhooks back to back. \
-         Timed from the first webhook to the last order's deal; the ceiling is 100 orders per \
-         call × the enricher's budget per account. A deleted order is missing from the list \
-         answer and costs one more call (`GET /orders/{{id}}` → `Not found`).\n"
-    );
-    println!(
-        "| accounts | orders (deleted) | webhooks (order) | time | orders/s | fetch calls | calls/order | \
-         % of ceiling | worst account lag | busiest second | 503s |"
-    );
-    println!("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for r in rows {
-        println!(
-            "| {} | {} ({}) | {} ({}) | {:.2} s | {:.0} | {} ({} in all) | {:.3} | {:.0} % of {:.0}/s | {:.2} s | {} req | {} |",
-            r.accounts,
-            r.orders,
-            r.deleted,
-            r.webhooks,
-            match r.shape {
-                enricher::Shape::Rounds => "rounds",
-                enricher::Shape::Adjacent => "adjacent",
-            },
-            r.elapsed.as_secs_f64(),
-            r.orders_per_sec(),
-            r.fetch_calls,
-            r.all_calls,
-            r.fetch_calls as f64 / r.orders as f64,
-            100.0 * r.orders_per_sec() / r.ceiling(),
-            r.ceiling(),
-            r.worst_lag.as_secs_f64(),
-            r.max_per_second,
-            r.rate_limited,
         );
     }
     println!();

@@ -1,5 +1,6 @@
 //! What the load generator hits: a bare axum handler, and the real ingest on a real bus.
 
+use crate::seed::{Seed, publish_integration};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,10 +9,9 @@ use anyhow::{Context as _, ensure};
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::post;
-use chrono::Utc;
 use dealflow_ingest::{IngestService, IngestSettings};
-use dealflow_shared::bus::{EmbeddedLog, EventBus, KafkaBus, KafkaBusConfig, OutRecord};
-use dealflow_shared::events::{Envelope, Event, IntegrationConfigured, IntegrationId};
+use dealflow_shared::bus::{EmbeddedLog, EventBus, KafkaBus, KafkaBusConfig};
+use dealflow_shared::events::IntegrationId;
 use dealflow_shared::metrics::Metrics;
 use dealflow_shared::retailcrm::{BudgetSettings, Budgets, ClientOptions};
 use dealflow_shared::secrets::SecretKeys;
@@ -30,6 +30,8 @@ const READY: Duration = Duration::from_secs(60);
 pub struct Target {
     /// The webhook URL to POST to.
     pub url: String,
+    /// The embedded log ingest writes to, for its group-commit counters.
+    pub embedded: Option<EmbeddedLog>,
     shutdown: CancellationToken,
     _broker: Option<Broker>,
     _dir: Option<TempDir>,
@@ -61,6 +63,7 @@ pub async fn bare() -> anyhow::Result<Target> {
     });
     Ok(Target {
         url: format!("http://{addr}/hooks/retailcrm/bare"),
+        embedded: None,
         shutdown,
         _broker: None,
         _dir: None,
@@ -70,8 +73,10 @@ pub async fn bare() -> anyhow::Result<Target> {
 /// Ingest on an embedded log in a fresh directory.
 pub async fn ingest_embedded() -> anyhow::Result<Target> {
     let dir = tempfile::tempdir()?;
-    let bus: Arc<dyn EventBus> = Arc::new(EmbeddedLog::open(dir.path().join("events.db")).await?);
-    ingest(bus, None, Some(dir)).await
+    let log = EmbeddedLog::open(dir.path().join("events.db")).await?;
+    let mut target = ingest(Arc::new(log.clone()), None, Some(dir)).await?;
+    target.embedded = Some(log);
+    Ok(target)
 }
 
 /// Ingest on Kafka: nisshi (from PATH) with in-memory storage.
@@ -88,7 +93,16 @@ async fn ingest(
 ) -> anyhow::Result<Target> {
     let topics = Topics::new(unique_prefix());
     bus.ensure_topics(&topics.specs(2)).await?;
-    let id = seed_integration(bus.as_ref(), &topics).await?;
+    let id = IntegrationId::new();
+    let seed = Seed {
+        secret_key: SECRET,
+        crm_url: "https://demo.retailcrm.ru/".into(),
+        api_key: "bench-crm-key",
+        history_since_id: None,
+    };
+    publish_integration(bus.as_ref(), &topics, id, seed)
+        .await
+        .context("seeding the integration")?;
     let settings = IngestSettings {
         listen: "127.0.0.1:0".parse()?,
         public_url: "https://dealflow.example.com".parse()?,
@@ -108,6 +122,7 @@ async fn ingest(
     let token = SecretKeys::derive(&SecretString::from(SECRET)).webhook_token(id, 0);
     let target = Target {
         url: format!("http://{addr}/hooks/retailcrm/{token}"),
+        embedded: None,
         shutdown,
         _broker: broker,
         _dir: dir,
@@ -136,33 +151,4 @@ async fn accepts_one(addr: SocketAddr, url: &str) -> anyhow::Result<()> {
         "ingest on {addr} answered {status}"
     );
     Ok(())
-}
-
-/// Publishes an active integration, as ingest's settings API would have.
-async fn seed_integration(bus: &dyn EventBus, topics: &Topics) -> anyhow::Result<IntegrationId> {
-    let id = IntegrationId::new();
-    let keys = SecretKeys::derive(&SecretString::from(SECRET));
-    let now = Utc::now();
-    let config = IntegrationConfigured {
-        crm_url: "https://demo.retailcrm.ru/".into(),
-        api_key_sealed: keys.seal(id, &SecretString::from("bench-crm-key")),
-        api_key_hint: "…-key".into(),
-        active: true,
-        default_funnel: false,
-        include_delivery_cost: true,
-        backfill_days: 0,
-        webhook_token_generation: 0,
-        history_since_id: None,
-        resync: None,
-        created_at: now,
-        updated_at: now,
-    };
-    let envelope = Envelope::new(id, Event::IntegrationConfigured(config));
-    bus.publish(
-        &topics.integrations(),
-        vec![OutRecord::new(envelope.key(), envelope.encode())],
-    )
-    .await
-    .context("seeding the integration")?;
-    Ok(id)
 }

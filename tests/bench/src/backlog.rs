@@ -1,0 +1,228 @@
+//! Benchmark 5b: the enricher's memory with a large backlog. A million `OrderChanged` are on
+//! the bus (published as ingest would) before dealflow starts; the bench then samples the
+//! process's RSS and the enricher's own gauges (consumer lag, waiting orders, unfinished
+//! records) once a second while it drains the backlog, or while it holds it because every
+//! account's API key was revoked (the workers park and the orders stay queued).
+//!
+//! Run as the real release binary: `--target all` on the embedded log (the backlog in its data
+//! directory), or `--target enricher` alone on Kafka (nisshi), which isolates its memory.
+
+use crate::seed::{Seed, publish_integration};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, ensure};
+use chrono::Utc;
+use dealflow_shared::bus::{EmbeddedLog, EventBus, KafkaBus, KafkaBusConfig, OutRecord};
+use dealflow_shared::events::{ChangeSource, Envelope, Event, IntegrationId, OrderChanged};
+use dealflow_shared::topics::{DEFAULT_PARTITIONS, Topics};
+use dealflow_shared::wiring::EMBEDDED_LOG_FILE;
+use dealflow_simulator::{SimConfig, Simulator};
+use dealflow_testkit::{Broker, Storage, unique_prefix};
+use tokio::time::Instant;
+
+use crate::e2e::{live_orders, which};
+use crate::memory::{self, Reading};
+use crate::procs::{Dealflow, SECRET_KEY};
+use crate::prom;
+
+/// Where the backlog waits and which process drains it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BacklogBus {
+    /// `--target all` on the embedded log.
+    Embedded,
+    /// `--target enricher` on Kafka (nisshi, memory storage).
+    Kafka,
+}
+
+#[derive(Debug, Clone)]
+pub struct BacklogPlan {
+    pub dealflow: PathBuf,
+    pub bus: BacklogBus,
+    /// `OrderChanged` records in the backlog.
+    pub events: usize,
+    pub accounts: usize,
+    /// Generated orders per account; the backlog cycles over the live ones.
+    pub orders: usize,
+    /// Revoke every account's key first: the enricher holds the backlog instead of draining it.
+    pub hold: bool,
+    /// The longest the process is watched (a drain that ends earlier ends the run).
+    pub limit: Duration,
+}
+
+/// One sample: the process and the enricher's gauges.
+#[derive(Debug, Clone, Copy)]
+pub struct BacklogSample {
+    pub reading: Reading,
+    pub consumer_lag: Option<f64>,
+    pub waiting_orders: Option<f64>,
+    pub unfinished_records: Option<f64>,
+    pub orders_fetched: Option<f64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct BacklogRun {
+    pub plan: BacklogPlan,
+    pub target: String,
+    /// Distinct orders in the backlog.
+    pub distinct: usize,
+    pub published_in: Duration,
+    pub samples: Vec<BacklogSample>,
+    /// When the backlog was drained (lag and waiting orders at zero), since the start.
+    pub drained_at: Option<Duration>,
+}
+
+pub async fn run(plan: &BacklogPlan) -> anyhow::Result<BacklogRun> {
+    let sim = Simulator::start(SimConfig::new(plan.accounts, plan.orders)).await?;
+    let dir = tempfile::tempdir()?;
+    let prefix = unique_prefix();
+    let topics = Topics::new(prefix.clone());
+    let mut env = BTreeMap::from([
+        (
+            "DEALFLOW_DATA_DIR".to_string(),
+            dir.path().display().to_string(),
+        ),
+        ("DEALFLOW_TOPIC_PREFIX".to_string(), prefix),
+    ]);
+    let (bus, broker): (Arc<dyn EventBus>, Option<Broker>) = match plan.bus {
+        BacklogBus::Embedded => (
+            Arc::new(EmbeddedLog::open(dir.path().join(EMBEDDED_LOG_FILE)).await?),
+            None,
+        ),
+        BacklogBus::Kafka => {
+            ensure!(which("nisshi"), "the Kafka backlog needs nisshi on PATH");
+            let broker = Broker::start_with(Storage::Memory).await;
+            env.insert("DEALFLOW_KAFKA_BROKERS".into(), broker.bootstrap());
+            (
+                Arc::new(KafkaBus::new(KafkaBusConfig::new(broker.bootstrap()))?),
+                Some(broker),
+            )
+        }
+    };
+    bus.ensure_topics(&topics.specs(DEFAULT_PARTITIONS)).await?;
+    let mut per_account = Vec::new();
+    for account in sim.accounts() {
+        let id = IntegrationId::new();
+        let seed = Seed {
+            secret_key: SECRET_KEY,
+            crm_url: account.url(),
+            api_key: &account.api_key(),
+            history_since_id: account.inspect(|s| s.history.last_id()),
+        };
+        publish_integration(bus.as_ref(), &topics, id, seed)
+            .await
+            .context("publishing an integration")?;
+        per_account.push((id, live_orders(account)?));
+        if plan.hold {
+            // The key stops working: the enricher parks the account and keeps its orders.
+            account.revoke_key(0)?;
+        }
+    }
+    let distinct = per_account
+        .iter()
+        .map(|(_, o)| o.len())
+        .sum::<usize>()
+        .min(plan.events);
+    let started = Instant::now();
+    publish_backlog(bus.as_ref(), &topics, &per_account, plan.events).await?;
+    let published_in = started.elapsed();
+    eprintln!(
+        "backlog: {} OrderChanged over {distinct} orders published in {published_in:.1?}",
+        plan.events
+    );
+    // The embedded log belongs to one process: close it before dealflow opens it.
+    drop(bus);
+
+    let target = match plan.bus {
+        BacklogBus::Embedded => "all",
+        BacklogBus::Kafka => "enricher",
+    };
+    let mut process = Dealflow::spawn(&plan.dealflow, target, dir.path(), &env)?;
+    let http = reqwest::Client::new();
+    let started = Instant::now();
+    let mut samples = Vec::new();
+    let mut drained_at = None;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    while started.elapsed() < plan.limit {
+        tick.tick().await;
+        let at = started.elapsed();
+        let Some(reading) = memory::read(process.pid, at) else {
+            anyhow::bail!("dealflow exited:\n{}", process.tail_log());
+        };
+        let text = match http.get(format!("{}/metrics", process.base)).send().await {
+            Ok(r) => r.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        let sample = BacklogSample {
+            reading,
+            consumer_lag: prom::value(&text, "dealflow_enricher_consumer_lag"),
+            waiting_orders: prom::value(&text, "dealflow_enricher_waiting_orders"),
+            unfinished_records: prom::value(&text, "dealflow_enricher_unfinished_records"),
+            orders_fetched: prom::value(&text, "dealflow_enricher_orders_fetched_total"),
+        };
+        samples.push(sample);
+        let fetched = sample.orders_fetched.unwrap_or(0.0);
+        if !plan.hold
+            && drained_at.is_none()
+            && sample.consumer_lag == Some(0.0)
+            && sample.waiting_orders == Some(0.0)
+            && sample.unfinished_records == Some(0.0)
+            && fetched >= distinct as f64
+        {
+            drained_at = Some(at);
+            eprintln!("backlog: drained after {at:.1?}");
+        }
+        // A few more samples after the drain show whether the memory is given back.
+        if drained_at.is_some_and(|d| at >= d + Duration::from_secs(15)) {
+            break;
+        }
+    }
+    if !process.is_running() {
+        anyhow::bail!("dealflow exited:\n{}", process.tail_log());
+    }
+    process.stop().await?;
+    drop(broker);
+    sim.shutdown().await;
+    Ok(BacklogRun {
+        plan: plan.clone(),
+        target: target.to_string(),
+        distinct,
+        published_in,
+        samples,
+        drained_at,
+    })
+}
+
+/// `events` records round-robin over the accounts and each account's orders, in chunks.
+async fn publish_backlog(
+    bus: &dyn EventBus,
+    topics: &Topics,
+    accounts: &[(IntegrationId, Vec<u64>)],
+    events: usize,
+) -> anyhow::Result<()> {
+    let topic = topics.order_changed();
+    let mut chunk = Vec::with_capacity(2000);
+    for i in 0..events {
+        let (id, orders) = &accounts[i % accounts.len()];
+        let order_id = orders[(i / accounts.len()) % orders.len()];
+        let envelope = Envelope::new(
+            *id,
+            Event::OrderChanged(OrderChanged {
+                order_id,
+                source: ChangeSource::Webhook,
+                received_at: Utc::now(),
+            }),
+        );
+        chunk.push(OutRecord::new(envelope.key(), envelope.encode()));
+        if chunk.len() == chunk.capacity() {
+            bus.publish(&topic, std::mem::take(&mut chunk)).await?;
+            chunk.reserve(2000);
+        }
+    }
+    if !chunk.is_empty() {
+        bus.publish(&topic, chunk).await?;
+    }
+    Ok(())
+}
