@@ -149,14 +149,25 @@ fn upsert(row: &mut DealRow, d: &DealUpserted) {
     row.observed_at = Some(at);
 }
 
-/// The newest deletion is kept; whether the deal counts as deleted is derived.
+/// The newest deletion is kept; whether the deal counts as deleted is derived. A merge is
+/// terminal in RetailCRM, so once a deletion said where the order was merged, a deletion that
+/// does not know it (a fetch that found the order gone, after the history told of the merge)
+/// keeps that target, in either arrival order, unless a newer snapshot brought the order back.
 fn delete(row: &mut DealRow, d: &DealDeleted) {
     let at = micros(d.observed_at);
+    let still_deleted = match (row.deleted_observed_at, row.observed_at) {
+        (Some(deleted), Some(seen)) => deleted >= seen,
+        (deleted, _) => deleted.is_some(),
+    };
+    let known = row.merged_into.filter(|_| still_deleted);
     if row.deleted_observed_at.is_some_and(|current| current >= at) {
+        if still_deleted && known.is_none() {
+            row.merged_into = d.merged_into.map(id);
+        }
         return;
     }
     row.deleted_observed_at = Some(at);
-    row.merged_into = d.merged_into.map(id);
+    row.merged_into = d.merged_into.map(id).or(known);
 }
 
 /// Everything the view derives for a deal, from its facts, history, the stages' groups and the

@@ -106,6 +106,16 @@ async fn an_older_snapshot_changes_nothing(db: Db) {
     let deal = app.ok(&path).await;
     assert_eq!(deal["deleted"], true);
     assert_eq!(deal["merged_into"], 10_001);
+    // A later deletion that does not know the merge (a fetch after a duplicate webhook found
+    // the order gone) keeps the merge target the history gave.
+    let plain = DealDeleted {
+        order_id: 10_000,
+        merged_into: None,
+        observed_at: deleted_at + Duration::seconds(30),
+    };
+    bus.send(Source::Deals, id, Event::DealDeleted(plain)).await;
+    bus.wait_applied(&bus.settings(&db), &app.store).await;
+    assert_eq!(app.ok(&path).await["merged_into"], 10_001);
 
     let mut back = newest.clone();
     back.observed_at = deleted_at + Duration::minutes(1);

@@ -88,6 +88,11 @@ impl Broker {
         self.storage
     }
 
+    /// The broker's working directory: its log and, with [`Storage::Sqlite`], its data.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
     /// Kills the broker (idempotent). Clients see it as unreachable until [`restart`](Self::restart).
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
