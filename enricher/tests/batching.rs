@@ -156,6 +156,57 @@ async fn a_burst_costs_one_fetch_per_order(backend: Backend) {
     app.stop().await;
 }
 
+/// A backlog read late: change records that ingest received before their order's fetch
+/// started are finished without another call; a change received after the fetch is fetched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeats_received_before_a_fetch_cost_no_call() {
+    let backend = Backend::embedded().await;
+    let sim = Simulator::start(SimConfig::new(1, 60)).await.unwrap();
+    let account = sim.account(0);
+    let id = IntegrationId::new();
+    backend
+        .configure(id, &account.url(), &account.api_key())
+        .await;
+    let ids: Vec<u64> = truth_orders(&account.truth())
+        .iter()
+        .map(|(id, _, _)| *id)
+        .collect();
+    let long_ago = chrono::Utc::now() - chrono::Duration::minutes(1);
+    backend.changes_received_at(id, &ids, long_ago).await;
+    let app = App::start(&backend, test_settings(&backend)).await;
+    let mut deals = backend.reader(&backend.topics.deals()).await;
+    deals
+        .until(WAIT, "a deal event for every order", |e| {
+            Deals::of(e, id).covers(&ids)
+        })
+        .await;
+    wait_until(WAIT, "the enricher to be idle", || async {
+        app.metric("dealflow_enricher_unfinished_records") == 0.0
+            && app.metric("dealflow_enricher_waiting_orders") == 0.0
+    })
+    .await;
+    let fetched = order_fetching_calls(&account.counters());
+
+    // The same changes again, as a backlog would deliver them after the fetches.
+    backend.changes_received_at(id, &ids, long_ago).await;
+    let covered = "dealflow_enricher_records_skipped_total{reason=\"covered_by_fetch\"}";
+    wait_until(WAIT, "every repeat to be finished as covered", || async {
+        app.metric(covered) == ids.len() as f64
+            && app.metric("dealflow_enricher_unfinished_records") == 0.0
+    })
+    .await;
+    assert_eq!(order_fetching_calls(&account.counters()), fetched);
+
+    // A change received now is newer than every fetch: fetched again.
+    backend.changes(id, &ids[..1]).await;
+    wait_until(WAIT, "the new change to be fetched", || async {
+        order_fetching_calls(&account.counters()) > fetched
+    })
+    .await;
+    assert_eq!(app.metric(covered), ids.len() as f64);
+    app.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn burst_on_embedded_log() {
     a_burst_costs_one_fetch_per_order(Backend::embedded().await).await;

@@ -62,6 +62,8 @@ impl Worker {
                     .stage("queue", started - ticket.consumed_at);
             }
         }
+        self.fetches
+            .started(batch.iter().map(|(id, _)| *id), chrono::Utc::now());
         let ids: Vec<i64> = batch.iter().map(|(id, _)| *id as i64).collect();
         let call = tokio::spawn(async move {
             let mut crm = crm;

@@ -11,7 +11,8 @@
 //!
 //! A new worker loads the account's reference data first (`prime`), before any order asks for
 //! it. Orders a batch's list did not return (deleted or merged) are looked up by id after the
-//! live batches (`unlisted`).
+//! live batches (`unlisted`). A change record that arrives after a fetch of its order which
+//! started later than the change is finished without another fetch (`fetched`).
 //!
 //! Between live batches the worker runs its integration's sync (when this member owns it):
 //! `orders/history` every `reconcile_interval` (`reconcile`), and one backfill / re-sync page
@@ -23,6 +24,7 @@
 //! offset back; the orders stay queued and the appended records become their new tickets.
 
 mod batch;
+mod fetched;
 mod flight;
 mod load;
 mod reconcile;
@@ -111,6 +113,8 @@ pub(crate) struct Worker {
     /// reference data is loaded again).
     stages_synced: Option<Instant>,
     waiting: WaitingOrders,
+    /// When each recently listed order's fetch started (`fetched`).
+    fetches: fetched::RecentFetches,
     /// The live batch whose list call is running (`flight`).
     in_flight: Option<flight::InFlight>,
     /// Orders a list did not return, waiting for their by-id lookup (`unlisted`).
@@ -180,6 +184,7 @@ pub fn start(
         stages: StageMemory::default(),
         stages_synced: None,
         waiting: WaitingOrders::new(),
+        fetches: fetched::RecentFetches::new(),
         in_flight: None,
         unlisted: WaitingOrders::new(),
         live_since_lookup: 0,
@@ -280,6 +285,15 @@ impl Worker {
     fn accept(&mut self, submit: Submit) {
         let now = Instant::now();
         self.last_submit = now;
+        if self
+            .fetches
+            .covers(submit.order_id, submit.ticket.changed_at)
+        {
+            // A fetch that started after this change already holds it.
+            self.shared.metrics.skipped("covered_by_fetch", 1);
+            self.finish([submit.ticket]);
+            return;
+        }
         // An order waiting for its lookup takes the change along (the lookup comes later).
         let queue = if self.unlisted.contains(submit.order_id) {
             &mut self.unlisted

@@ -124,13 +124,23 @@ impl Backend {
 
     /// Publishes one `OrderChanged` per id, in order, as webhooks would.
     pub async fn changes(&self, id: IntegrationId, order_ids: &[u64]) {
+        self.changes_received_at(id, order_ids, Utc::now()).await;
+    }
+
+    /// Publishes one `OrderChanged` per id that ingest received at `received_at` (a backlog).
+    pub async fn changes_received_at(
+        &self,
+        id: IntegrationId,
+        order_ids: &[u64],
+        received_at: chrono::DateTime<Utc>,
+    ) {
         let records: Vec<OutRecord> = order_ids
             .iter()
             .map(|&order_id| {
                 let event = Event::OrderChanged(OrderChanged {
                     order_id,
                     source: ChangeSource::Webhook,
-                    received_at: Utc::now(),
+                    received_at,
                 });
                 let envelope = Envelope::new(id, event);
                 OutRecord::new(envelope.key(), envelope.encode())
