@@ -3,6 +3,7 @@
 //! simulator through the form, opens Raw data → Deals and checks the rows; a screenshot is
 //! saved under the target directory as an artifact.
 
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 
 use base64::Engine;
@@ -19,7 +20,15 @@ struct Driver {
 }
 
 impl Drop for Driver {
+    /// Killing chromedriver alone would leave Chromium running (its children are not
+    /// chromedriver's to take along), so the whole process group goes: chromedriver was started
+    /// as the leader of its own group, and Chromium inherits it.
     fn drop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .stderr(Stdio::null())
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -38,6 +47,7 @@ impl Driver {
             .port();
         let child = Command::new(chromedriver())
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -99,6 +109,12 @@ impl Driver {
         };
         let answer: Value = request.send().await.unwrap().json().await.unwrap();
         answer["value"].clone()
+    }
+
+    /// Ends the session: chromedriver closes Chromium (the orderly way; `Drop` is the fallback).
+    async fn quit(self) {
+        let url = format!("{}/session/{}", self.url, self.session);
+        let _ = self.http.delete(url).send().await;
     }
 
     async fn go(&self, url: &str) {
@@ -255,6 +271,6 @@ async fn connect_form_and_deals_page_in_chromium() {
     );
     let shot = driver.screenshot("deals-page.png").await;
     assert!(std::fs::metadata(&shot).unwrap().len() > 1000);
-    drop(driver);
+    driver.quit().await;
     system.stop().await;
 }
