@@ -1,7 +1,8 @@
 //! The mapping rules of DESIGN §5 on simulator data, end to end through the enricher: times
 //! from the account timezone to UTC, amounts as decimals, E.164 phones and lower-case emails,
 //! corporate orders with their company and contact person, a deleted manager kept as an id
-//! without a name, contacts and a funnel stage for every (site, status). The rules in detail,
+//! without a name, managers named by id when the key may not list users, contacts and a funnel
+//! stage for every (site, status). The rules in detail,
 //! on the fixtures, are unit tests in `src/mapping/tests.rs`.
 
 mod support;
@@ -12,7 +13,7 @@ use std::str::FromStr;
 use chrono::NaiveDateTime;
 use dealflow_shared::events::{ContactKind, Event, IntegrationId};
 use dealflow_shared::retailcrm::time::to_utc;
-use dealflow_simulator::{OrderEdit, SimConfig, Simulator};
+use dealflow_simulator::{KeyAccess, OrderEdit, SimConfig, Simulator};
 use rust_decimal::Decimal;
 use serde_json::Value;
 use support::{App, Backend, Deals, WAIT, test_settings, truth_orders};
@@ -195,5 +196,83 @@ async fn simulator_orders_map_by_the_rules() {
             deal.order_id
         );
     }
+    app.stop().await;
+}
+
+/// A key that may read single users but not list them (the connect check only asks for
+/// `/users/{id}`): managers are still named, looked up one by one, and the refused listing is
+/// asked once, not again with every batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn managers_are_looked_up_by_id_when_the_key_may_not_list_users() {
+    let backend = Backend::embedded().await;
+    let sim = Simulator::start(SimConfig::new(1, 40)).await.unwrap();
+    let account = sim.account(0);
+    let credentials = [
+        "/api/orders",
+        "/api/orders/{externalId}",
+        "/api/orders/history",
+        "/api/customers",
+        "/api/customers/{externalId}",
+        "/api/customers-corporate",
+        "/api/customers-corporate/{externalId}",
+        "/api/reference/statuses",
+        "/api/reference/status-groups",
+        "/api/reference/sites",
+        "/api/settings",
+        "/api/users/{id}",
+    ];
+    let no_listing = KeyAccess {
+        scopes: Vec::new(),
+        credentials: Some(credentials.iter().map(|c| (*c).to_owned()).collect()),
+        ..KeyAccess::default()
+    };
+    account.set_key_access(0, no_listing).unwrap();
+    let id = IntegrationId::new();
+    backend
+        .configure(id, &account.url(), &account.api_key())
+        .await;
+    let orders = truth_orders(&account.truth());
+    let ids: Vec<u64> = orders.iter().map(|o| o.0).collect();
+    let app = App::start(&backend, test_settings(&backend)).await;
+    let mut deals_topic = backend.reader(&backend.topics.deals()).await;
+    // Two rounds of changes: the second batch must not ask for the list again.
+    for round in 0..2 {
+        backend.changes(id, &ids).await;
+        deals_topic
+            .until(WAIT, "every order's deal", |e| {
+                Deals::of(e, id)
+                    .upserted
+                    .values()
+                    .map(Vec::len)
+                    .sum::<usize>()
+                    >= orders.iter().filter(|o| !o.1).count() * (round + 1)
+            })
+            .await;
+    }
+    let deleted_users: HashSet<u64> = account.truth()["deleted_user_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_u64)
+        .collect();
+    let deals = Deals::of(&deals_topic.envelopes(), id);
+    let mut named = 0;
+    for (order_id, _, order) in orders.iter().filter(|o| !o.1) {
+        let deal = deals.upserted[order_id].last().unwrap();
+        match order["managerId"].as_u64() {
+            Some(m) if !deleted_users.contains(&m) => {
+                let manager = deal.manager.as_ref().unwrap();
+                assert_eq!(manager.id, m);
+                assert!(manager.name.is_some(), "manager {m} named without the list");
+                named += 1;
+            }
+            _ => {}
+        }
+    }
+    assert!(named > 0, "the account's orders have managers");
+    let counters = account.counters();
+    let calls = |k: &str| counters.requests.get(k).copied().unwrap_or(0);
+    assert_eq!(calls("GET /api/v5/users"), 1, "{counters:?}");
+    assert!(calls("GET /api/v5/users/{id}") > 0, "{counters:?}");
     app.stop().await;
 }

@@ -10,7 +10,6 @@
 //! anew (its next fetch starts after the change arrived), as without pipelining. When a batch
 //! fails, the one in flight behind it is cancelled and both go back to the front of the queue.
 
-use dealflow_shared::events::HealthStatus;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -155,8 +154,7 @@ impl Worker {
                     .partition(|(id, _)| unlisted.contains(id));
                 self.finish(done.into_iter().flat_map(|(_, e)| e.tickets));
                 self.defer(deferred);
-                self.failures = 0;
-                self.set_health(HealthStatus::Ok, None);
+                self.succeeded();
                 Ok(())
             }
             Err(failure) => {

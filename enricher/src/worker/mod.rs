@@ -420,6 +420,12 @@ impl Worker {
         self.reported_waiting = now;
     }
 
+    /// A call to RetailCRM went through: the failure streak ends and the health is `ok`.
+    fn succeeded(&mut self) {
+        self.failures = 0;
+        self.set_health(HealthStatus::Ok, None);
+    }
+
     /// Reacts to a failed batch or sync step: a pause for transient failures (this account
     /// only), parking for a rejected key; fatal failures end the worker.
     fn fail(&mut self, failure: Failure) -> Result<(), Failure> {
@@ -464,8 +470,7 @@ impl Worker {
         };
         match result {
             Ok(()) => {
-                self.failures = 0;
-                self.set_health(HealthStatus::Ok, None);
+                self.succeeded();
                 Ok(())
             }
             Err(failure) => self.fail(failure),
@@ -536,8 +541,7 @@ impl Worker {
         };
         match result {
             Ok(()) => {
-                self.failures = 0;
-                self.set_health(HealthStatus::Ok, None);
+                self.succeeded();
                 Ok(())
             }
             Err(failure) => self.fail(failure),

@@ -16,7 +16,6 @@
 //! (`known_deleted`): a deleted order never comes back, so a later change record for it costs
 //! no call.
 
-use dealflow_shared::events::HealthStatus;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -64,8 +63,7 @@ impl Worker {
         match result {
             Ok(()) => {
                 self.finish(entry.tickets);
-                self.failures = 0;
-                self.set_health(HealthStatus::Ok, None);
+                self.succeeded();
                 Ok(())
             }
             Err(failure) => {

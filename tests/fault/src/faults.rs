@@ -107,13 +107,7 @@ const READY_AGAIN: Duration = Duration::from_secs(180);
 async fn ready_probe(http: &reqwest::Client, base: &str) -> Result<Duration, String> {
     let started = tokio::time::Instant::now();
     while started.elapsed() < READY_AGAIN {
-        let ready = http
-            .get(format!("{base}/readyz"))
-            .timeout(Duration::from_secs(2))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success());
-        if ready {
+        if crate::process::is_ready(http, base).await {
             return Ok(started.elapsed());
         }
         tokio::time::sleep(Duration::from_millis(200)).await;

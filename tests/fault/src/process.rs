@@ -102,13 +102,7 @@ impl Process {
                     self.log.display()
                 );
             }
-            let ready = http
-                .get(format!("{}/readyz", self.base))
-                .timeout(Duration::from_secs(2))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success());
-            if ready {
+            if is_ready(http, &self.base).await {
                 return Ok(started.elapsed());
             }
             if started.elapsed() > READY_TIMEOUT {
@@ -176,4 +170,13 @@ impl Drop for Process {
             let _ = child.wait();
         }
     }
+}
+
+/// One look at `base/readyz`: 200 within 2 s.
+pub async fn is_ready(http: &reqwest::Client, base: &str) -> bool {
+    http.get(format!("{base}/readyz"))
+        .timeout(Duration::from_secs(2))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
 }
