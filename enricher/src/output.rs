@@ -31,7 +31,9 @@ impl Output {
     /// The topic of an event type (only the types the enricher writes are asked for).
     fn topic(&self, event_type: EventType) -> String {
         match event_type {
-            EventType::DealUpserted | EventType::DealDeleted => self.topics.deals(),
+            EventType::DealUpserted | EventType::DealDeleted | EventType::DealStagesRecorded => {
+                self.topics.deals()
+            }
             EventType::ContactUpserted => self.topics.contacts(),
             EventType::FunnelStageSeen => self.topics.funnels(),
             EventType::IntegrationHealthChanged => self.topics.health(),
@@ -87,7 +89,7 @@ fn rank(event_type: EventType) -> u8 {
     match event_type {
         EventType::FunnelStageSeen => 0,
         EventType::ContactUpserted => 1,
-        EventType::DealUpserted | EventType::DealDeleted => 2,
+        EventType::DealUpserted | EventType::DealDeleted | EventType::DealStagesRecorded => 2,
         _ => 3,
     }
 }

@@ -2,9 +2,11 @@
 //! within the account's budget (the simulator's busiest second never exceeds it), a crash
 //! midway resumes at the next page instead of starting over, webhooks sent during the
 //! backfill are applied before it ends, and a re-sync re-emits exactly the orders created
-//! since its date. Embedded log.
+//! since its date. Embedded log. After the orders, the backfill's timeline pass reads the
+//! window's `orders/history` inside the same budget and gives every loaded order its stages.
 //!
-//! The backfill test prints its throughput (orders/s against the 100 × budget ceiling):
+//! The backfill test prints its throughput (orders/s against the 100 × budget ceiling) and
+//! what the timeline pass cost (history calls, time):
 //! `cargo test -p dealflow-enricher --test backfill -- --nocapture`.
 
 mod support;
@@ -55,13 +57,18 @@ async fn wait_load(
     }
 }
 
-fn list_calls(app_metrics: &dealflow_shared::metrics::Metrics) -> f64 {
+fn crm_calls(app_metrics: &dealflow_shared::metrics::Metrics, endpoint: &str) -> f64 {
+    let prefix = format!("dealflow_enricher_crm_calls_total{{endpoint=\"{endpoint}\"");
     app_metrics
         .render()
         .lines()
-        .filter(|l| l.starts_with("dealflow_enricher_crm_calls_total{endpoint=\"orders_list\""))
+        .filter(|l| l.starts_with(&prefix))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
+}
+
+fn list_calls(app_metrics: &dealflow_shared::metrics::Metrics) -> f64 {
+    crm_calls(app_metrics, "orders_list")
 }
 
 #[tokio::test]
@@ -178,6 +185,65 @@ async fn a_backfill_of_5000_orders_stays_in_budget_resumes_and_lets_webhooks_fir
          {:.0}% of the {ceiling:.0} orders/s ceiling (budget {rps}/s, busiest second {busiest})",
         100.0 * per_second / ceiling
     );
+
+    // Deals first, timelines next: the pass starts once the orders are loaded, reads the
+    // window's history inside the same budget and gives every loaded order its stages.
+    let complete = wait_load(
+        &mut states,
+        id,
+        "the backfill's timeline pass",
+        |s| s.backfill.as_ref(),
+        LoadProgress::is_complete,
+    )
+    .await;
+    let timeline = complete.timeline.clone().unwrap();
+    assert!(
+        complete.finished_at.unwrap() <= timeline.started_at,
+        "the timeline pass starts after the last page of orders"
+    );
+    let timeline_took = (timeline.finished_at.unwrap() - timeline.started_at)
+        .to_std()
+        .unwrap();
+    // Every history call of this run: the pass's pages and reconciliation's.
+    let history_calls = crm_calls(&app.metrics, "history");
+    assert!(history_calls >= f64::from(timeline.pages_done));
+    let expected_records = account.inspect(|s| {
+        s.history
+            .entries()
+            .iter()
+            .filter(|e| cursor.is_none_or(|c| e.id <= c))
+            .count()
+    });
+    assert!(
+        timeline.records_done >= expected_records as u64,
+        "the pass read {} of the window's {expected_records} history records",
+        timeline.records_done
+    );
+    let end = backend.published(&backend.topics.deals()).await;
+    deals.until_records(LONG, end).await;
+    let staged = Deals::of(&deals.envelopes(), id);
+    let missing: Vec<&u64> = live
+        .iter()
+        .filter(|o| !staged.stages.contains_key(o))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "orders without history stages: {missing:?}"
+    );
+    let busiest = account.counters().max_per_second;
+    assert!(
+        busiest <= 10,
+        "the account saw {busiest} requests in one second"
+    );
+    eprintln!(
+        "backfill timeline: {} history pages for {} records ({} status records) of {} orders in \
+         {timeline_took:.2?} after the orders ({history_calls} history calls in the run with \
+         reconciliation's; budget {rps}/s, busiest second {busiest})",
+        timeline.pages_done,
+        timeline.records_done,
+        timeline.stages_recorded,
+        live.len(),
+    );
     assert!(app.metric("dealflow_backfill_running") == 0.0);
     app.stop().await;
 }
@@ -233,16 +299,9 @@ async fn a_resync_re_emits_exactly_the_orders_created_since_its_date() {
     .await;
     assert_eq!(done.since, since);
     assert_eq!(done.orders_total, Some(expected.len() as u64));
-    let end: i64 = backend
-        .bus
-        .end_offsets(&backend.topics.deals())
-        .await
-        .unwrap()
-        .iter()
-        .map(|(_, e)| e)
-        .sum();
+    let end = backend.published(&backend.topics.deals()).await;
     let mut deals = backend.reader(&backend.topics.deals()).await;
-    deals.until_records(LONG, end as usize).await;
+    deals.until_records(LONG, end).await;
     let found = Deals::of(&deals.envelopes(), id);
     assert_eq!(
         found.orders(),

@@ -42,15 +42,8 @@ async fn a_burst_costs_one_fetch_per_order(backend: Backend) {
             && app.metric("dealflow_enricher_waiting_orders") == 0.0
     })
     .await;
-    let end: i64 = backend
-        .bus
-        .end_offsets(&backend.topics.deals())
-        .await
-        .unwrap()
-        .iter()
-        .map(|(_, e)| e)
-        .sum();
-    deals.until_records(WAIT, end as usize).await;
+    let end = backend.published(&backend.topics.deals()).await;
+    deals.until_records(WAIT, end).await;
     let found = Deals::of(&deals.envelopes(), id);
     assert!(found.covers(&ids));
     assert_eq!(found.orders().len(), 300, "exactly the 300 orders");

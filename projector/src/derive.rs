@@ -94,7 +94,39 @@ pub struct Entered {
     pub stage_code: String,
     /// Microseconds since the epoch.
     pub entered_at: i64,
+    /// Where it stands among entries of the same instant ([`TimelineRank`]).
+    pub rank: TimelineRank,
     pub outcome: Outcome,
+}
+
+/// What orders entries of the same instant in a timeline (DESIGN §5 "Stage timeline").
+/// RetailCRM times have one-second resolution and automation rules change a status several
+/// times within one, so the time alone does not order them; the stage code must not either.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TimelineRank {
+    /// The `orders/history` record that reported the entry (the smallest, if several did).
+    pub history_id: Option<i64>,
+    /// When a snapshot first reported it (microseconds), if one did.
+    pub observed_at: Option<i64>,
+}
+
+/// The sort key of a timeline entry: time, then RetailCRM's own order — history records by id;
+/// entries only snapshots reported after them (a snapshot shows the latest status, and its
+/// record gives it an id once reconciliation reads it), by fetch order. The code comes last
+/// only to make the order total for entries that carry nothing else (rows written before ranks
+/// existed).
+pub fn timeline_key(
+    entered_at: i64,
+    rank: TimelineRank,
+    stage_code: &str,
+) -> (i64, bool, i64, i64, &str) {
+    (
+        entered_at,
+        rank.history_id.is_none(),
+        rank.history_id.unwrap_or_default(),
+        rank.observed_at.unwrap_or(i64::MAX),
+        stage_code,
+    )
 }
 
 /// When a closed deal closed, and the open stage it left to get there.
@@ -114,7 +146,13 @@ pub fn closure(history: &[Entered], current: Outcome, stage_entered_at: Option<i
         return Closure::default();
     }
     let mut sorted: Vec<&Entered> = history.iter().collect();
-    sorted.sort_by(|a, b| (a.entered_at, &a.stage_code).cmp(&(b.entered_at, &b.stage_code)));
+    sorted.sort_by(|a, b| {
+        timeline_key(a.entered_at, a.rank, &a.stage_code).cmp(&timeline_key(
+            b.entered_at,
+            b.rank,
+            &b.stage_code,
+        ))
+    });
     let last_open = sorted.iter().rposition(|e| !e.outcome.is_closed());
     let after = last_open.map_or(0, |i| i + 1);
     let closed_at = sorted
@@ -136,8 +174,58 @@ mod tests {
         Entered {
             stage_code: code.into(),
             entered_at: at,
+            rank: TimelineRank::default(),
             outcome,
         }
+    }
+
+    fn recorded(code: &str, at: i64, history_id: i64, outcome: Outcome) -> Entered {
+        Entered {
+            rank: TimelineRank {
+                history_id: Some(history_id),
+                observed_at: None,
+            },
+            ..entered(code, at, outcome)
+        }
+    }
+
+    #[test]
+    fn changes_within_one_second_keep_retailcrms_order_not_the_alphabet() {
+        // fresh → picking → done, the last two in the same second; "done" < "picking".
+        let history = [
+            recorded("picking", 5, 101, Outcome::Open),
+            recorded("done", 5, 102, Outcome::Won),
+            recorded("fresh", 1, 100, Outcome::Open),
+        ];
+        let c = closure(&history, Outcome::Won, Some(5));
+        assert_eq!(c.last_open_stage.as_deref(), Some("picking"));
+        assert_eq!(c.closed_at, Some(5));
+        let mut keys: Vec<_> = history
+            .iter()
+            .map(|e| timeline_key(e.entered_at, e.rank, &e.stage_code))
+            .collect();
+        keys.sort();
+        let codes: Vec<&str> = keys.iter().map(|k| k.4).collect();
+        assert_eq!(codes, ["fresh", "picking", "done"]);
+    }
+
+    #[test]
+    fn a_stage_only_a_snapshot_reported_follows_the_records_of_its_second() {
+        let snapshot = TimelineRank {
+            history_id: None,
+            observed_at: Some(9),
+        };
+        let record = TimelineRank {
+            history_id: Some(7),
+            observed_at: None,
+        };
+        assert!(timeline_key(5, record, "zzz") < timeline_key(5, snapshot, "aaa"));
+        let later_fetch = TimelineRank {
+            history_id: None,
+            observed_at: Some(10),
+        };
+        assert!(timeline_key(5, snapshot, "zzz") < timeline_key(5, later_fetch, "aaa"));
+        assert!(timeline_key(4, snapshot, "zzz") < timeline_key(5, record, "aaa"));
     }
 
     #[test]

@@ -48,7 +48,7 @@ impl Topics {
     pub fn order_changed(&self) -> String {
         self.name(names::ORDER_CHANGED)
     }
-    /// `DealUpserted`, `DealDeleted` (kept forever: the replay source).
+    /// `DealUpserted`, `DealDeleted`, `DealStagesRecorded` (kept forever: the replay source).
     pub fn deals(&self) -> String {
         self.name(names::DEALS)
     }
@@ -103,7 +103,10 @@ pub fn event_types(topic: &str) -> Option<&'static [EventType]> {
             &[T::IntegrationConfigured, T::IntegrationRemoved],
         ),
         (names::ORDER_CHANGED, &[T::OrderChanged]),
-        (names::DEALS, &[T::DealUpserted, T::DealDeleted]),
+        (
+            names::DEALS,
+            &[T::DealUpserted, T::DealDeleted, T::DealStagesRecorded],
+        ),
         (names::CONTACTS, &[T::ContactUpserted]),
         (names::FUNNELS, &[T::FunnelStageSeen]),
         (names::HEALTH, &[T::IntegrationHealthChanged]),

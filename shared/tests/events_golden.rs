@@ -85,6 +85,22 @@ fn sample(event_type: EventType) -> Envelope {
             merged_into: Some(48213),
             observed_at: at("2024-01-16T08:03:00Z"),
         }),
+        EventType::DealStagesRecorded => Event::DealStagesRecorded(DealStagesRecorded {
+            order_id: 48213,
+            stages: vec![
+                StageRecorded {
+                    stage_code: "assembling".into(),
+                    entered_at: at("2024-01-16T08:02:45Z"),
+                    history_id: 912377,
+                },
+                StageRecorded {
+                    stage_code: "send-to-delivery".into(),
+                    entered_at: at("2024-01-16T08:02:45Z"),
+                    history_id: 912378,
+                },
+            ],
+            observed_at: at("2024-01-16T08:05:00.100Z"),
+        }),
         EventType::ContactUpserted => Event::ContactUpserted(ContactUpserted {
             contact_id: 9021,
             kind: ContactKind::Person,
@@ -125,8 +141,30 @@ fn sample(event_type: EventType) -> Envelope {
                 orders_total: Some(4987),
                 started_at: at("2024-01-15T07:00:01Z"),
                 finished_at: None,
+                timeline: None,
             }),
-            resync: None,
+            resync: Some(LoadProgress {
+                kind: LoadKind::Resync,
+                since: chrono::NaiveDate::from_ymd_opt(2024, 1, 1).unwrap(),
+                requested_at: at("2024-01-20T10:00:00Z"),
+                pages_done: 3,
+                pages_total: Some(3),
+                orders_done: 250,
+                orders_total: Some(250),
+                started_at: at("2024-01-20T10:00:01Z"),
+                finished_at: Some(at("2024-01-20T10:00:05Z")),
+                timeline: Some(TimelineProgress {
+                    cursor: Some(912100),
+                    stop_at: Some(912388),
+                    pages_done: 7,
+                    pages_total: Some(10),
+                    records_done: 700,
+                    records_total: Some(1000),
+                    stages_recorded: 212,
+                    started_at: at("2024-01-20T10:00:05Z"),
+                    finished_at: None,
+                }),
+            }),
             updated_at: at("2024-01-16T08:00:00.250Z"),
         }),
     };
@@ -171,8 +209,59 @@ fn every_type_matches_its_golden_file_both_ways() {
             event_type.as_str()
         );
         assert_eq!(golden["type"], event_type.as_str());
-        assert_eq!(golden["version"], 1);
+        assert_eq!(golden["version"], event_type.current_version());
     }
+}
+
+/// What each older golden file must decode into: its content upcast to the current version.
+fn upcast_sample(event_type: EventType, version: u32) -> Option<Envelope> {
+    let mut envelope = sample(event_type);
+    match (&mut envelope.event, version) {
+        // v1 had no timeline pass and the sample's v1 file no re-sync.
+        (Event::SyncStateChanged(s), 1) => s.resync = None,
+        _ => return None,
+    }
+    Some(envelope)
+}
+
+#[test]
+fn older_versions_keep_their_golden_files_and_decode_upcast() {
+    let mut older = 0;
+    for event_type in EventType::ALL {
+        for version in 1..event_type.current_version() {
+            let path = golden_path(event_type, version);
+            let bytes = std::fs::read(&path)
+                .unwrap_or_else(|e| panic!("golden file {} missing: {e}", path.display()));
+            let expected = upcast_sample(event_type, version)
+                .unwrap_or_else(|| panic!("no upcast sample for {event_type:?} v{version}"));
+            assert_eq!(
+                Envelope::decode(&bytes).unwrap(),
+                expected,
+                "{} v{version} does not upcast as expected",
+                event_type.as_str()
+            );
+            older += 1;
+        }
+    }
+    assert!(older > 0, "SyncStateChanged v1 is an older version");
+}
+
+#[test]
+fn a_v1_sync_state_with_a_finished_load_still_needs_its_timeline() {
+    let bytes = std::fs::read(golden_path(EventType::SyncStateChanged, 1)).unwrap();
+    let mut json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    json["data"]["backfill"]["finished_at"] = "2024-01-15T08:00:00Z".into();
+    let decoded = Envelope::decode(&serde_json::to_vec(&json).unwrap()).unwrap();
+    let Event::SyncStateChanged(state) = decoded.event else {
+        panic!("decoded {decoded:?}");
+    };
+    let backfill = state.backfill.unwrap();
+    assert!(backfill.finished_at.is_some());
+    assert_eq!(backfill.timeline, None);
+    assert!(
+        !backfill.is_complete(),
+        "the timeline pass runs after an upgrade"
+    );
 }
 
 #[test]

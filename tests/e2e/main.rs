@@ -10,3 +10,4 @@ mod metrics;
 mod openapi;
 mod security;
 mod support;
+mod timeline;

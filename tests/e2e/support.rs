@@ -71,12 +71,22 @@ impl System {
 
     /// A system whose simulator has `accounts` accounts of `orders` orders each.
     pub async fn start_accounts(bus: Bus, accounts: usize, orders: usize) -> Self {
+        Self::start_configured(bus, accounts, orders, &[]).await
+    }
+
+    /// Like [`start_accounts`](Self::start_accounts), with extra configuration variables.
+    pub async fn start_configured(
+        bus: Bus,
+        accounts: usize,
+        orders: usize,
+        extra: &[(&str, &str)],
+    ) -> Self {
         dealflow_shared::telemetry::init_for_tests();
         let sim = Simulator::start(SimConfig::new(accounts, orders))
             .await
             .unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let config = config(dir.path(), &bus, &[]);
+        let config = config(dir.path(), &bus, extra);
         let app = AllInOne::build(&config).await.unwrap();
         let base = format!("http://{}", app.local_addr());
         let token = app.api_token().expose_secret().to_string();
@@ -150,14 +160,22 @@ impl System {
 
     /// Connects the simulator's account `i`; returns (integration id, webhook URL).
     pub async fn connect_account(&self, i: usize, default_funnel: bool) -> (String, String) {
+        self.connect_with(i, json!({"default_funnel": default_funnel}))
+            .await
+    }
+
+    /// Connects the simulator's account `i` with the settings in `overrides` (no backfill,
+    /// delivery cost included, active unless they say otherwise).
+    pub async fn connect_with(&self, i: usize, overrides: Value) -> (String, String) {
         let account = self.sim.account(i);
+        let mut request = json!({"crm_url": account.url(), "api_key": account.api_key(),
+                                 "default_funnel": false, "include_delivery_cost": true,
+                                 "active": true, "backfill_days": 0});
+        for (k, v) in overrides.as_object().expect("overrides are an object") {
+            request[k] = v.clone();
+        }
         let (status, body) = self
-            .send(
-                reqwest::Method::POST,
-                "/integrations",
-                json!({"crm_url": account.url(), "api_key": account.api_key(), "default_funnel": default_funnel,
-                       "include_delivery_cost": true, "active": true, "backfill_days": 0}),
-            )
+            .send(reqwest::Method::POST, "/integrations", request)
             .await;
         assert_eq!(status, 201, "{body}");
         let hook = body["webhook_url"].as_str().unwrap();
@@ -216,6 +234,14 @@ impl System {
     pub async fn stop(self) {
         self.shutdown.cancel();
         self.task.await.unwrap().unwrap();
+    }
+
+    /// Stops the system and hands back its data directory, configuration and bus (a broker
+    /// stays up), so what it wrote can be replayed.
+    pub async fn stop_keeping_bus(self) -> (TempDir, Config, Bus) {
+        self.shutdown.cancel();
+        self.task.await.unwrap().unwrap();
+        (self._dir, self.config, self._bus)
     }
 
     /// Stops the system and hands back its data directory, so its files can be inspected.

@@ -2,7 +2,10 @@
 //! for. Each pages through `GET /orders?filter[createdAtFrom]=since&limit=100`, one page per
 //! step, within the account's budget; the full orders in each page are mapped like a live
 //! batch (no per-order calls), so the events are the webhook path's. Progress goes to
-//! `sync-state` after every page, so a restart resumes at the next page.
+//! `sync-state` after every page, so a restart resumes at the next page. Once the orders are
+//! loaded, the load's timeline pass (`timeline`) reads the window's `orders/history` the same
+//! way, page by page, so the loaded deals get every stage they passed through: deals first,
+//! timelines next.
 //!
 //! **Live changes first.** A page is read only when no live batch is due and either the
 //! account's live queue is empty or `live_batches_per_load_page` live batches ran since the
@@ -78,14 +81,14 @@ impl Worker {
         if self.config.backfill_days > 0
             && state
                 .and_then(|s| s.backfill.as_ref())
-                .is_none_or(|p| p.finished_at.is_none())
+                .is_none_or(|p| !p.is_complete())
         {
             return Some(LoadKind::Backfill);
         }
         let request = self.config.resync.as_ref()?;
         let served = state
             .and_then(|s| s.resync.as_ref())
-            .is_some_and(|p| p.requested_at >= request.requested_at && p.finished_at.is_some());
+            .is_some_and(|p| p.requested_at >= request.requested_at && p.is_complete());
         (!served).then_some(LoadKind::Resync)
     }
 
@@ -115,7 +118,7 @@ impl Worker {
             }
         };
         match slot(state, kind).take() {
-            Some(p) if p.requested_at == requested_at && p.finished_at.is_none() => p,
+            Some(p) if p.requested_at == requested_at && !p.is_complete() => p,
             _ => {
                 tracing::info!(integration_id = %self.id, kind = kind_label(kind), %since, "load started");
                 LoadProgress {
@@ -128,12 +131,14 @@ impl Worker {
                     orders_total: None,
                     started_at: Utc::now(),
                     finished_at: None,
+                    timeline: None,
                 }
             }
         }
     }
 
-    /// Reads, maps and publishes one page of the pending load, then writes the progress.
+    /// Reads, maps and publishes one page of the pending load (or, once its orders are
+    /// loaded, of its timeline pass), then writes the progress.
     pub(super) async fn load_page(&mut self) -> Result<(), Failure> {
         let Some(kind) = self.pending_load() else {
             return Ok(());
@@ -141,6 +146,12 @@ impl Worker {
         self.ensure_reference().await?;
         let mut state = self.current_sync();
         let mut progress = self.load_progress(&mut state, kind);
+        if progress.finished_at.is_some() {
+            let tz = self.reference.as_ref().expect("loaded above").timezone;
+            self.timeline_page(&state, &mut progress, tz).await?;
+            *slot(&mut state, kind) = Some(progress);
+            return self.save_sync(state).await;
+        }
         let page_no = progress.pages_done + 1;
         let started = Instant::now();
         let label = kind_label(kind);
@@ -280,6 +291,7 @@ mod tests {
             orders_total: None,
             started_at: Utc::now(),
             finished_at: None,
+            timeline: None,
         }
     }
 

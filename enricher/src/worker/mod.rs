@@ -28,6 +28,7 @@ mod fetched;
 mod flight;
 mod load;
 mod reconcile;
+mod timeline;
 mod unlisted;
 mod upkeep;
 

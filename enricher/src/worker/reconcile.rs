@@ -5,7 +5,9 @@
 //! Pages of 100 are walked by moving `sinceId` to the last record's id (never `page`,
 //! API-NOTES §4). Each page's distinct changed orders become `OrderChanged` (`source:
 //! history`) on `order-changed`, so they take the live path's batching and budget; records
-//! with `deleted: true` become `DealDeleted` at once (with `merged_into` from `combinedTo`).
+//! with `deleted: true` become `DealDeleted` at once (with `merged_into` from `combinedTo`);
+//! `status` records become `DealStagesRecorded` (`timeline`), so a status that lasted between
+//! two fetches still reaches the deal's timeline.
 //! The cursor is written to `sync-state` only after those records are acknowledged. A record
 //! that cannot be read or names no order is dead-lettered with its reason and the cursor
 //! moves past it: one bad record never stalls the feed.
@@ -21,6 +23,7 @@ use tokio::time::Instant;
 
 use super::Worker;
 use super::batch::{Failure, bus_failure, client};
+use super::timeline::{stage_events, stage_records};
 use crate::shared::STAGE_HISTORY;
 
 /// History pages read in one step before live work gets its turn again.
@@ -150,6 +153,7 @@ impl Worker {
                     })
                 })
                 .collect();
+            events.extend(stage_events(stage_records(&page, tz)));
             events.extend(work.changed.iter().map(|&order_id| {
                 Event::OrderChanged(OrderChanged {
                     order_id,

@@ -15,7 +15,7 @@ use dealflow_shared::bus::{
 };
 use dealflow_shared::events::{
     ChangeSource, DealDeleted, DealUpserted, Envelope, Event, IntegrationConfigured, IntegrationId,
-    OrderChanged,
+    OrderChanged, StageRecorded,
 };
 use dealflow_shared::metrics::Metrics;
 use dealflow_shared::retailcrm::{BudgetSettings, Budgets, ClientOptions, RetryPolicy};
@@ -177,6 +177,12 @@ impl Backend {
     }
 
     /// A reader that follows `topic` from its beginning.
+    /// Records published on `topic` so far, over every partition.
+    pub async fn published(&self, topic: &str) -> usize {
+        let ends = self.bus.end_offsets(topic).await.unwrap();
+        ends.iter().map(|(_, end)| *end as usize).sum()
+    }
+
     pub async fn reader(&self, topic: &str) -> Reader {
         let group = format!("reader-{}", uuid::Uuid::now_v7().simple());
         let consumer = self
@@ -259,6 +265,8 @@ impl Reader {
 pub struct Deals {
     pub upserted: HashMap<u64, Vec<DealUpserted>>,
     pub deleted: HashMap<u64, Vec<DealDeleted>>,
+    /// Stage records from `orders/history`, per order, in bus order.
+    pub stages: HashMap<u64, Vec<StageRecorded>>,
 }
 
 impl Deals {
@@ -274,6 +282,11 @@ impl Deals {
                 Event::DealDeleted(d) => {
                     deals.deleted.entry(d.order_id).or_default().push(d.clone())
                 }
+                Event::DealStagesRecorded(d) => deals
+                    .stages
+                    .entry(d.order_id)
+                    .or_default()
+                    .extend(d.stages.iter().cloned()),
                 other => panic!("unexpected event on deals: {other:?}"),
             }
         }

@@ -1,5 +1,6 @@
-//! `DealUpserted` / `DealDeleted`: facts folded with "newest snapshot wins", the stage history
-//! as a set, and the derived columns recomputed for every touched deal.
+//! `DealUpserted` / `DealDeleted` / `DealStagesRecorded`: facts folded with "newest snapshot
+//! wins", the stage history as a set of (instant, stage) entries fed by snapshots and history
+//! records alike, and the derived columns recomputed for every touched deal.
 //!
 //! Each integration's deals are loaded once per batch (one query), folded in memory in bus
 //! order, derived with the integration's markers, and written back with multi-row upserts:
@@ -7,13 +8,15 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use dealflow_shared::events::{DealDeleted, DealUpserted, IntegrationId, Manager};
+use dealflow_shared::events::{
+    DealDeleted, DealStagesRecorded, DealUpserted, IntegrationId, Manager,
+};
 use sqlx::AnyConnection;
 
 use super::deal_row::{self, DealRow, Derived, Facts};
 use super::funnels::RegroupedStages;
 use super::integrations;
-use crate::derive::{Entered, Markers, Outcome, closure};
+use crate::derive::{Entered, Markers, Outcome, TimelineRank, closure};
 use crate::store::values::{Columns as _, id, micros};
 use crate::store::{Dialect, MAX_BINDS, Sql, StoreError};
 
@@ -22,6 +25,7 @@ use crate::store::{Dialect, MAX_BINDS, Sql, StoreError};
 pub(crate) enum DealEvent<'a> {
     Upserted(&'a DealUpserted),
     Deleted(&'a DealDeleted),
+    Stages(&'a DealStagesRecorded),
 }
 
 impl DealEvent<'_> {
@@ -29,12 +33,38 @@ impl DealEvent<'_> {
         match self {
             DealEvent::Upserted(d) => id(d.order_id),
             DealEvent::Deleted(d) => id(d.order_id),
+            DealEvent::Stages(d) => id(d.order_id),
         }
     }
 }
 
-/// One deal's stage history: `(entered_at, stage_code)` → the group its snapshot reported.
-type History = BTreeMap<(i64, String), Option<String>>;
+/// One stay in a stage as every source that reported it describes it together.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Stay {
+    /// The stage's group as a snapshot reported it (`None`: look it up in `stages`).
+    group: Option<String>,
+    rank: TimelineRank,
+}
+
+impl Stay {
+    /// Folds another report of the same (instant, stage) in: the first known group, the
+    /// smallest history id, the earliest snapshot. Commutative, so arrival order (and
+    /// replays) cannot change the result.
+    fn merge(&mut self, group: &Option<String>, history_id: Option<i64>, observed_at: Option<i64>) {
+        if self.group.is_none() {
+            self.group.clone_from(group);
+        }
+        let min = |a: Option<i64>, b: Option<i64>| match (a, b) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.rank.history_id = min(self.rank.history_id, history_id);
+        self.rank.observed_at = min(self.rank.observed_at, observed_at);
+    }
+}
+
+/// One deal's stage history: one entry per `(entered_at, stage_code)`, whatever the source.
+type History = BTreeMap<(i64, String), Stay>;
 
 /// Applies the deal events of a batch (in bus order) and re-derives the deals whose stage
 /// groups changed. Returns how many deal rows were written.
@@ -98,12 +128,8 @@ pub(crate) async fn apply(
                             .entry(row.order_id)
                             .or_default()
                             .entry((micros(at), d.status_code.clone()))
-                            .and_modify(|g| {
-                                if g.is_none() {
-                                    g.clone_from(&d.status_group);
-                                }
-                            })
-                            .or_insert_with(|| d.status_group.clone());
+                            .or_default()
+                            .merge(&d.status_group, None, Some(micros(d.observed_at)));
                     }
                     if let Some(m) = &d.manager {
                         let at = micros(d.observed_at);
@@ -116,6 +142,15 @@ pub(crate) async fn apply(
                     }
                 }
                 DealEvent::Deleted(d) => delete(row, d),
+                DealEvent::Stages(d) => {
+                    let history = histories.entry(row.order_id).or_default();
+                    for stage in &d.stages {
+                        history
+                            .entry((micros(stage.entered_at), stage.stage_code.clone()))
+                            .or_default()
+                            .merge(&None, Some(id(stage.history_id)), None);
+                    }
+                }
             }
         }
 
@@ -202,10 +237,11 @@ fn derive(
     let outcome = Outcome::of_group(stage_group.as_deref());
     let entries: Vec<Entered> = history
         .iter()
-        .map(|((at, code), group)| Entered {
+        .map(|((at, code), stay)| Entered {
             stage_code: code.clone(),
             entered_at: *at,
-            outcome: Outcome::of_group(group_of(code, group).as_deref()),
+            rank: stay.rank,
+            outcome: Outcome::of_group(group_of(code, &stay.group).as_deref()),
         })
         .collect();
     let closure = closure(&entries, outcome, f.stage_entered_at);
@@ -270,8 +306,8 @@ async fn load_history(
     let mut out: BTreeMap<i64, History> = BTreeMap::new();
     for chunk in orders.chunks(MAX_BINDS - 1) {
         let mut sql = Sql::new(
-            "SELECT order_id, entered_at, stage_code, stage_group FROM stage_history \
-             WHERE integration_id = ",
+            "SELECT order_id, entered_at, stage_code, stage_group, history_id, observed_at \
+             FROM stage_history WHERE integration_id = ",
         );
         sql.bind(integration.to_string())
             .push(" AND order_id IN ")
@@ -283,14 +319,20 @@ async fn load_history(
         {
             out.entry(row.int("order_id")?).or_default().insert(
                 (row.int("entered_at")?, row.text("stage_code")?),
-                row.opt_text("stage_group")?,
+                Stay {
+                    group: row.opt_text("stage_group")?,
+                    rank: TimelineRank {
+                        history_id: row.opt_int("history_id")?,
+                        observed_at: row.opt_int("observed_at")?,
+                    },
+                },
             );
         }
     }
     Ok(out)
 }
 
-/// Inserts the entries that are new, and fills groups that were unknown.
+/// Inserts the entries that are new, and updates those another report completed.
 async fn write_history(
     conn: &mut AnyConnection,
     integration: IntegrationId,
@@ -299,36 +341,54 @@ async fn write_history(
 ) -> Result<(), StoreError> {
     let mut rows = Vec::new();
     for (order, history) in current {
-        for (key, group) in history {
+        for (key, stay) in history {
             let before = stored.get(order).and_then(|h| h.get(key));
-            if before != Some(group) {
-                rows.push((*order, key, group));
+            if before != Some(stay) {
+                rows.push((*order, key, stay));
             }
         }
     }
-    for chunk in rows.chunks(MAX_BINDS / 5) {
+    for chunk in rows.chunks(MAX_BINDS / 7) {
         let mut sql = Sql::new(
             "INSERT INTO stage_history (integration_id, order_id, entered_at, stage_code, \
-             stage_group) VALUES ",
+             stage_group, history_id, observed_at) VALUES ",
         );
-        for (i, (order, (at, code), group)) in chunk.iter().enumerate() {
+        for (i, (order, (at, code), stay)) in chunk.iter().enumerate() {
             sql.row(i == 0, |r| {
                 r.v(integration.to_string())
                     .v(*order)
                     .v(*at)
                     .v(code.clone())
-                    .v((*group).clone());
+                    .v(stay.group.clone())
+                    .v(stay.rank.history_id)
+                    .v(stay.rank.observed_at);
             });
         }
+        // The same merge as `Stay::merge`, in SQL too, so a row another writer changed since
+        // it was loaded still ends as the merge of both.
         sql.push(
             " ON CONFLICT (integration_id, order_id, entered_at, stage_code) DO UPDATE SET \
-             stage_group = COALESCE(stage_history.stage_group, excluded.stage_group)",
-        );
+             stage_group = COALESCE(stage_history.stage_group, excluded.stage_group), ",
+        )
+        .push(&smaller("history_id"))
+        .push(", ")
+        .push(&smaller("observed_at"));
         sql.execute(&mut *conn)
             .await
             .map_err(StoreError::query("writing stage history"))?;
     }
     Ok(())
+}
+
+/// `column = ` the smaller of the stored and the new value, either of which may be NULL
+/// (portable: SQLite's two-argument `min` and PostgreSQL's `LEAST` treat NULL differently).
+fn smaller(column: &str) -> String {
+    format!(
+        "{column} = CASE WHEN stage_history.{column} IS NULL THEN excluded.{column} \
+         WHEN excluded.{column} IS NULL THEN stage_history.{column} \
+         WHEN excluded.{column} < stage_history.{column} THEN excluded.{column} \
+         ELSE stage_history.{column} END"
+    )
 }
 
 /// Managers as the newest snapshot naming them described them.

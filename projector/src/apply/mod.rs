@@ -100,6 +100,7 @@ pub(crate) async fn apply_events(
             Event::ContactUpserted(c) => contacts.push((id, c)),
             Event::DealUpserted(d) => deals.push((id, DealEvent::Upserted(d))),
             Event::DealDeleted(d) => deals.push((id, DealEvent::Deleted(d))),
+            Event::DealStagesRecorded(d) => deals.push((id, DealEvent::Stages(d))),
             Event::IntegrationRemoved(_) => {}
             Event::SyncStateChanged(s) => {
                 if let Some(at) = s.last_reconciled_at {

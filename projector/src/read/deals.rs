@@ -8,7 +8,7 @@ use dealflow_shared::events::IntegrationId;
 use serde::Serialize;
 use sqlx::any::AnyRow;
 
-use crate::derive::{DEFAULT_FUNNEL_NAME, Markers, Outcome};
+use crate::derive::{DEFAULT_FUNNEL_NAME, Markers, Outcome, TimelineRank, timeline_key};
 use crate::store::values::{Columns as _, micros, parse_list, time, uid};
 use crate::store::{Sql, Store, StoreError};
 
@@ -207,21 +207,34 @@ pub async fn one(
         return Ok(None);
     };
     let mut deal = view(&row, markers)?;
-    let mut sql =
-        Sql::new("SELECT stage_code, entered_at FROM stage_history WHERE integration_id = ");
+    let mut sql = Sql::new(
+        "SELECT stage_code, entered_at, history_id, observed_at FROM stage_history \
+         WHERE integration_id = ",
+    );
     sql.bind(integration.to_string())
         .push(" AND order_id = ")
-        .bind(order_id)
-        .push(" ORDER BY entered_at, stage_code");
-    let history = sql
+        .bind(order_id);
+    let mut rows = sql
         .read_all(store)
         .await
         .map_err(StoreError::query("reading a stage history"))?
         .iter()
         .map(|row| {
+            let rank = TimelineRank {
+                history_id: row.opt_int("history_id")?,
+                observed_at: row.opt_int("observed_at")?,
+            };
+            Ok((row.int("entered_at")?, rank, row.text("stage_code")?))
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    // The same order the closure was derived in (`derive::timeline_key`), not SQL's.
+    rows.sort_by(|a, b| timeline_key(a.0, a.1, &a.2).cmp(&timeline_key(b.0, b.1, &b.2)));
+    let history = rows
+        .into_iter()
+        .map(|(at, _, stage_code)| {
             Ok(StageEntry {
-                stage_code: row.text("stage_code")?,
-                entered_at: time(row.int("entered_at")?)?,
+                stage_code,
+                entered_at: time(at)?,
             })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;

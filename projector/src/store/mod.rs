@@ -35,11 +35,18 @@ fn migrator() -> Migrator {
         )
     };
     Migrator {
-        migrations: Cow::Owned(vec![migration(
-            1,
-            "read model",
-            include_str!("../../migrations/0001_read_model.sql"),
-        )]),
+        migrations: Cow::Owned(vec![
+            migration(
+                1,
+                "read model",
+                include_str!("../../migrations/0001_read_model.sql"),
+            ),
+            migration(
+                2,
+                "stage order",
+                include_str!("../../migrations/0002_stage_order.sql"),
+            ),
+        ]),
         ..Migrator::DEFAULT
     }
 }

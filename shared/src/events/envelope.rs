@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::types::*;
+use super::v1;
 
 /// One event with its metadata, as it travels on the bus.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,6 +35,7 @@ pub enum Event {
     IntegrationRemoved(IntegrationRemoved),
     DealUpserted(DealUpserted),
     DealDeleted(DealDeleted),
+    DealStagesRecorded(DealStagesRecorded),
     ContactUpserted(ContactUpserted),
     FunnelStageSeen(FunnelStageSeen),
     IntegrationHealthChanged(IntegrationHealthChanged),
@@ -48,6 +50,7 @@ pub enum EventType {
     IntegrationRemoved,
     DealUpserted,
     DealDeleted,
+    DealStagesRecorded,
     ContactUpserted,
     FunnelStageSeen,
     IntegrationHealthChanged,
@@ -56,12 +59,13 @@ pub enum EventType {
 
 impl EventType {
     /// Every type, for tests and metrics.
-    pub const ALL: [EventType; 9] = [
+    pub const ALL: [EventType; 10] = [
         EventType::OrderChanged,
         EventType::IntegrationConfigured,
         EventType::IntegrationRemoved,
         EventType::DealUpserted,
         EventType::DealDeleted,
+        EventType::DealStagesRecorded,
         EventType::ContactUpserted,
         EventType::FunnelStageSeen,
         EventType::IntegrationHealthChanged,
@@ -76,6 +80,7 @@ impl EventType {
             EventType::IntegrationRemoved => "IntegrationRemoved",
             EventType::DealUpserted => "DealUpserted",
             EventType::DealDeleted => "DealDeleted",
+            EventType::DealStagesRecorded => "DealStagesRecorded",
             EventType::ContactUpserted => "ContactUpserted",
             EventType::FunnelStageSeen => "FunnelStageSeen",
             EventType::IntegrationHealthChanged => "IntegrationHealthChanged",
@@ -85,7 +90,11 @@ impl EventType {
 
     /// The version new events of this type are written with.
     pub fn current_version(self) -> u32 {
-        1
+        match self {
+            // v2: a load's progress carries its timeline pass (`LoadProgress::timeline`).
+            EventType::SyncStateChanged => 2,
+            _ => 1,
+        }
     }
 
     fn from_name(name: &str) -> Option<Self> {
@@ -101,6 +110,7 @@ impl Event {
             Event::IntegrationRemoved(_) => EventType::IntegrationRemoved,
             Event::DealUpserted(_) => EventType::DealUpserted,
             Event::DealDeleted(_) => EventType::DealDeleted,
+            Event::DealStagesRecorded(_) => EventType::DealStagesRecorded,
             Event::ContactUpserted(_) => EventType::ContactUpserted,
             Event::FunnelStageSeen(_) => EventType::FunnelStageSeen,
             Event::IntegrationHealthChanged(_) => EventType::IntegrationHealthChanged,
@@ -202,14 +212,14 @@ impl Envelope {
     }
 }
 
-/// The table of every (type, version) ever written. A v2 adds an arm here that decodes the
-/// v2 struct, and the v1 arm upcasts into it.
+/// The table of every (type, version) ever written: the current version decodes into the
+/// current struct, an older one into its own shape (`v1`) and is upcast from there.
 fn decode_data(
     event_type: EventType,
     version: u32,
     data: serde_json::Value,
 ) -> Result<Event, DecodeError> {
-    if version != 1 {
+    if version == 0 || version > event_type.current_version() {
         return Err(DecodeError::UnsupportedVersion {
             event_type: event_type.as_str(),
             version,
@@ -237,6 +247,9 @@ fn decode_data(
         EventType::DealDeleted => {
             Event::DealDeleted(serde_json::from_value(data).map_err(invalid)?)
         }
+        EventType::DealStagesRecorded => {
+            Event::DealStagesRecorded(serde_json::from_value(data).map_err(invalid)?)
+        }
         EventType::ContactUpserted => {
             Event::ContactUpserted(serde_json::from_value(data).map_err(invalid)?)
         }
@@ -246,6 +259,11 @@ fn decode_data(
         EventType::IntegrationHealthChanged => {
             Event::IntegrationHealthChanged(serde_json::from_value(data).map_err(invalid)?)
         }
+        EventType::SyncStateChanged if version == 1 => Event::SyncStateChanged(
+            serde_json::from_value::<v1::SyncStateChangedV1>(data)
+                .map_err(invalid)?
+                .into(),
+        ),
         EventType::SyncStateChanged => {
             Event::SyncStateChanged(serde_json::from_value(data).map_err(invalid)?)
         }

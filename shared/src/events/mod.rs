@@ -8,6 +8,7 @@
 
 mod envelope;
 mod types;
+mod v1;
 
 pub use envelope::{DecodeError, Envelope, Event, EventType};
 pub use types::*;

@@ -200,6 +200,33 @@ pub struct DealUpserted {
     pub observed_at: DateTime<Utc>,
 }
 
+/// `deals`: status changes RetailCRM recorded for one order, read from `orders/history` by
+/// reconciliation or by a backfill's / re-sync's timeline pass (DESIGN §5 "Stage timeline").
+///
+/// Facts only, like the snapshots: the projector merges them with the stages the snapshots
+/// reported into one timeline, one entry per (stage, instant).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DealStagesRecorded {
+    pub order_id: u64,
+    /// The order's status records of one history page, ascending by `history_id`.
+    pub stages: Vec<StageRecorded>,
+    /// When the enricher read the records.
+    pub observed_at: DateTime<Utc>,
+}
+
+/// One status an order entered, as an `orders/history` record tells it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageRecorded {
+    /// The new status (`newValue.code`, or the status of the order's creation record).
+    pub stage_code: String,
+    /// The record's `createdAt`, converted from the account timezone (whole seconds).
+    pub entered_at: DateTime<Utc>,
+    /// The record's id: RetailCRM's own order of changes made within the same second.
+    pub history_id: u64,
+}
+
 /// `deals`: the order is gone from RetailCRM (deleted, or merged into another order).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -298,8 +325,65 @@ pub struct LoadProgress {
     /// Orders in the window at the last page read.
     pub orders_total: Option<u64>,
     pub started_at: DateTime<Utc>,
-    /// Set once the last page is done.
+    /// Set once the last page of orders is done (the timeline pass follows).
     pub finished_at: Option<DateTime<Utc>>,
+    /// The pass over `orders/history` of the window that completes the loaded deals' stage
+    /// timelines, once the orders are loaded (`None` until it starts).
+    pub timeline: Option<TimelineProgress>,
+}
+
+impl LoadProgress {
+    /// Orders loaded and their timelines completed: nothing left to do for this request.
+    pub fn is_complete(&self) -> bool {
+        self.finished_at.is_some()
+            && self
+                .timeline
+                .as_ref()
+                .is_some_and(|t| t.finished_at.is_some())
+    }
+}
+
+/// Progress of a load's timeline pass: `orders/history` from the window's first day
+/// (`filter[startDate]`, then `filter[sinceId]` forward), up to where reconciliation stood when
+/// the pass started (later records are reconciliation's own).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimelineProgress {
+    /// The last history id read (the next `sinceId`); `None` until the first page is read.
+    pub cursor: Option<u64>,
+    /// The reconciliation cursor when the pass started: it ends once it reaches this id
+    /// (`None`: at the end of the history).
+    pub stop_at: Option<u64>,
+    /// Pages read.
+    pub pages_done: u32,
+    /// Pages of the window as the first page counted them (more arrive while it runs).
+    pub pages_total: Option<u32>,
+    /// History records read.
+    pub records_done: u64,
+    /// Records of the window as the first page counted them.
+    pub records_total: Option<u64>,
+    /// Status records turned into stage entries.
+    pub stages_recorded: u64,
+    pub started_at: DateTime<Utc>,
+    /// Set once the pass reached `stop_at` or the end of the history.
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl TimelineProgress {
+    /// A pass starting now that ends at `stop_at`.
+    pub fn starting(stop_at: Option<u64>) -> Self {
+        Self {
+            cursor: None,
+            stop_at,
+            pages_done: 0,
+            pages_total: None,
+            records_done: 0,
+            records_total: None,
+            stages_recorded: 0,
+            started_at: Utc::now(),
+            finished_at: None,
+        }
+    }
 }
 
 /// `sync-state` (compacted): the full synchronisation state of one integration, written by

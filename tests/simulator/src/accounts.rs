@@ -1,6 +1,7 @@
 //! One simulated account at run time: its data, keys, traffic counters, faults and switches,
 //! and the control operations shared by the Rust handle and the `/_sim` HTTP controls.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -187,6 +188,29 @@ impl Account {
         store.set_status(id, code, actor, now)
     }
 
+    /// Moves an order through `codes` one after the other within the same second, as an
+    /// automation rule does: one history record each, all with the same `createdAt`, in
+    /// order of their ids. Returns how many changed the status (a code equal to the current
+    /// status writes nothing). Every code is checked before anything changes.
+    pub fn set_statuses(
+        &self,
+        id: u64,
+        codes: &[&str],
+        actor: Option<Actor>,
+    ) -> Result<usize, SimError> {
+        let mut store = self.store_mut();
+        if let Some(unknown) = codes.iter().find(|c| store.status(c).is_none()) {
+            return Err(SimError::UnknownStatus((*unknown).to_owned()));
+        }
+        let actor = actor.unwrap_or_else(|| default_actor(&store, id));
+        let now = store.clock.now();
+        let mut changed = 0;
+        for code in codes {
+            changed += usize::from(store.set_status(id, code, actor, now)?);
+        }
+        Ok(changed)
+    }
+
     /// Creates an order (as the shop through the API); returns its id.
     pub fn create_order(&self, new: &NewOrder) -> Result<u64, SimError> {
         let mut store = self.store_mut();
@@ -263,10 +287,25 @@ impl Account {
         Ok(())
     }
 
-    /// Every order (deleted and merged ones included, with markers) as JSON, for assertions.
+    /// Every order (deleted and merged ones included, with markers) as JSON, for assertions,
+    /// with `stages`: its status records as the history holds them (`code`, account-local
+    /// `at`, `history_id`), ascending by id.
     pub fn truth(&self) -> Value {
         let store = self.store();
         let stats = store.stats();
+        let mut stages: HashMap<u64, Vec<Value>> = HashMap::new();
+        for entry in store.history.entries() {
+            if entry.field == "status"
+                && !entry.deleted
+                && let Some(code) = entry.new_value.get("code")
+            {
+                stages.entry(entry.order.id()).or_default().push(json!({
+                    "code": code,
+                    "at": fmt_datetime(entry.created_at),
+                    "history_id": entry.id,
+                }));
+            }
+        }
         let orders: Vec<Value> = store
             .orders
             .values()
@@ -276,6 +315,7 @@ impl Account {
                     "deleted": o.removal.is_some(),
                     "merged_into": o.removal.and_then(|r| r.merged_into),
                     "removed_at": o.removal.map(|r| fmt_datetime(r.at)),
+                    "stages": stages.remove(&o.id).unwrap_or_default(),
                     "order": render_order(&store, &stats, o),
                 })
             })

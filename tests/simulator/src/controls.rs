@@ -8,7 +8,7 @@
 //! | `GET /_sim/truth` | | every order with `deleted`/`merged_into` markers |
 //! | `GET /_sim/counters`, `POST /_sim/counters/reset` | | counters |
 //! | `POST /_sim/orders` | `NewOrder` | `201 {"id"}` |
-//! | `POST /_sim/orders/{id}/status` | `{"status"}` | `{"changed"}` |
+//! | `POST /_sim/orders/{id}/status` | `{"status"}`, or `{"statuses": [...]}` in one second | `{"changed"}` |
 //! | `POST /_sim/orders/{id}/edit` | `OrderEdit` | `{"history_entries"}` |
 //! | `POST /_sim/orders/{id}/delete` | | `{}` |
 //! | `POST /_sim/orders/merge` | `{"from", "into"}` | `{}` |
@@ -182,10 +182,12 @@ async fn create_order(State(a): Shared, body: Result<Json<NewOrder>, JsonRejecti
     created(json!({ "id": a.create_order(&new)? }))
 }
 
+/// `{"status"}` for one change, or `{"statuses": [...]}` for several within one second.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct StatusBody {
-    status: String,
+#[serde(deny_unknown_fields, untagged)]
+enum StatusBody {
+    One { status: String },
+    Several { statuses: Vec<String> },
 }
 
 async fn set_status(
@@ -195,7 +197,15 @@ async fn set_status(
     body: Result<Json<StatusBody>, JsonRejection>,
 ) -> Answer {
     let Json(body) = body?;
-    ok(json!({ "changed": a.set_status(id, &body.status, q.actor()?)? }))
+    match body {
+        StatusBody::One { status } => {
+            ok(json!({ "changed": a.set_status(id, &status, q.actor()?)? }))
+        }
+        StatusBody::Several { statuses } => {
+            let codes: Vec<&str> = statuses.iter().map(String::as_str).collect();
+            ok(json!({ "changed": a.set_statuses(id, &codes, q.actor()?)? }))
+        }
+    }
 }
 
 async fn edit_order(
