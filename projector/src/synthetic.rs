@@ -1,16 +1,18 @@
 //! Generated event streams: realistic, deterministic (seeded) traffic of several integrations
 //! for tests and the benchmark. Orders move through a RetailCRM-like status path; some are
 //! deleted or merged, some snapshots arrive twice, and some arrive late with an older
-//! `observed_at` (which must change nothing).
+//! `observed_at` (which must change nothing). A third of the orders also get their status
+//! records from `orders/history` (`DealStagesRecorded`), some with a stage no snapshot showed.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use dealflow_shared::bus::{BusError, EventBus, OutRecord};
 use dealflow_shared::events::{
-    ChangeSource, ContactKind, ContactUpserted, DealContact, DealDeleted, DealUpserted, Envelope,
-    Event, FunnelStageSeen, HealthStatus, IntegrationConfigured, IntegrationHealthChanged,
-    IntegrationId, Manager, OrderChanged, SealedApiKey, Utm,
+    ChangeSource, ContactKind, ContactUpserted, DealContact, DealDeleted, DealStagesRecorded,
+    DealUpserted, Envelope, Event, FunnelStageSeen, HealthStatus, IntegrationConfigured,
+    IntegrationHealthChanged, IntegrationId, Manager, OrderChanged, SealedApiKey, StageRecorded,
+    Utm,
 };
 use dealflow_shared::topics::Topics;
 use rand::rngs::StdRng;
@@ -222,10 +224,21 @@ fn order_events(rng: &mut StdRng, o: usize, orders: usize) -> Vec<(DateTime<Utc>
     let mut events = Vec::new();
     let mut at = created;
     let mut snapshots = Vec::new();
+    // Drawn from a generator of its own, so the rest of the stream stays what it was.
+    let mut own = StdRng::seed_from_u64(order_id.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let recorded = own.random_bool(0.3);
+    // With history, a middle stage may be one no snapshot caught (it lasted between fetches).
+    let unseen = (recorded && steps >= 3).then(|| own.random_range(1..steps - 1));
+    let mut taken = Vec::new();
     for (i, status) in path.iter().take(steps).enumerate() {
         if i > 0 {
             at += Duration::seconds(rng.random_range(600..86_400));
         }
+        taken.push(StageRecorded {
+            stage_code: (*status).to_owned(),
+            entered_at: at,
+            history_id: order_id * 100 + i as u64,
+        });
         let observed = at + Duration::seconds(rng.random_range(1..30));
         let group = STATUSES
             .iter()
@@ -279,8 +292,19 @@ fn order_events(rng: &mut StdRng, o: usize, orders: usize) -> Vec<(DateTime<Utc>
             };
             events.push((observed, Source::Contacts, Event::ContactUpserted(contact)));
         }
-        events.push((observed, Source::Deals, Event::DealUpserted(deal.clone())));
+        if unseen != Some(i) {
+            events.push((observed, Source::Deals, Event::DealUpserted(deal.clone())));
+        }
         snapshots.push(deal);
+    }
+    if recorded {
+        let read = at + Duration::seconds(90);
+        let stages = DealStagesRecorded {
+            order_id,
+            stages: taken,
+            observed_at: read,
+        };
+        events.push((read, Source::Deals, Event::DealStagesRecorded(stages)));
     }
     // A late snapshot: re-sent after the newest, older `observed_at`.
     if snapshots.len() > 1 && rng.random_bool(0.1) {

@@ -10,3 +10,4 @@ mod kafka;
 mod markers;
 mod poison;
 mod replay;
+mod timeline;
