@@ -187,7 +187,7 @@ if [ "$BACKFILL" = 1 ]; then
         echo "#### Backfill (\`cargo test -p dealflow-enricher --test backfill -- --nocapture\`)"
         echo
         echo '```'
-        cargo test -q -p dealflow-enricher --test backfill -- --nocapture 2>/dev/null | grep -i 'orders/s'
+        cargo test -q -p dealflow-enricher --test backfill -- --nocapture 2>&1 | grep -iE 'orders/s|backfill timeline'
         echo '```'
         echo
     } >>"$REPORT"
