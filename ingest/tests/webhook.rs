@@ -233,20 +233,7 @@ async fn second_ingest_serves_state_from_the_topic(backend: Backend) {
     second.stop().await;
 }
 
-macro_rules! on_both_backends {
-    ($($case:ident),* $(,)?) => {
-        mod embedded {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() { super::$case(super::Backend::embedded().await).await }) *
-        }
-        mod kafka {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() { super::$case(super::Backend::kafka().await).await }) *
-        }
-    };
-}
-
-on_both_backends!(
+support::on_both_backends!(
     accepted_forms,
     refused_forms,
     second_ingest_serves_state_from_the_topic
@@ -290,6 +277,13 @@ impl EventBus for Unwritable {
     }
     async fn end_offsets(&self, topic: &str) -> Result<Vec<(i32, i64)>, BusError> {
         self.inner.end_offsets(topic).await
+    }
+    async fn committed_offsets(
+        &self,
+        group: &str,
+        topic: &str,
+    ) -> Result<Vec<(i32, i64)>, BusError> {
+        self.inner.committed_offsets(group, topic).await
     }
 }
 

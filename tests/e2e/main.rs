@@ -8,5 +8,6 @@ mod crash;
 mod flow;
 mod metrics;
 mod openapi;
+mod read_your_writes;
 mod security;
 mod support;
