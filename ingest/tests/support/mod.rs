@@ -185,23 +185,7 @@ impl TestApp {
         Self::spawn_with(backend, bus, options).await
     }
 
-    /// An ingest with its own secret key, and the one being rotated out.
-    pub async fn spawn_with_secrets(
-        backend: &Backend,
-        bus: Arc<dyn EventBus>,
-        allow_hosts: &[&str],
-        secret: &str,
-        previous: Option<&str>,
-    ) -> Self {
-        let options = Options {
-            allow_hosts,
-            secret,
-            previous,
-            ..Options::default()
-        };
-        Self::spawn_with(backend, bus, options).await
-    }
-
+    /// An ingest set up as `options` say (secrets being rotated, a read side to wait for).
     pub async fn spawn_with(
         backend: &Backend,
         bus: Arc<dyn EventBus>,
@@ -261,35 +245,24 @@ impl TestApp {
     }
 
     pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
-        let response = self
-            .http
-            .get(self.api(path))
-            .bearer_auth(API_TOKEN)
-            .send()
-            .await
-            .unwrap();
-        let status = response.status().as_u16();
-        (
-            status,
-            response.json().await.unwrap_or(serde_json::Value::Null),
-        )
+        self.send(reqwest::Method::GET, path, None).await
     }
 
-    /// A JSON call to the API with the token; `(status, body)`.
+    /// A call to the API with the token (and a JSON body when given); `(status, body)`.
     pub async fn send(
         &self,
         method: reqwest::Method,
         path: &str,
-        body: serde_json::Value,
+        body: Option<serde_json::Value>,
     ) -> (u16, serde_json::Value) {
-        let response = self
+        let mut request = self
             .http
             .request(method, self.api(path))
-            .bearer_auth(API_TOKEN)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+            .bearer_auth(API_TOKEN);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
         let status = response.status().as_u16();
         (
             status,
