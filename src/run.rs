@@ -7,12 +7,13 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use dealflow::allinone::AllInOne;
 use dealflow_enricher::{EnricherService, EnricherSettings};
-use dealflow_ingest::{IngestService, IngestSettings};
+use dealflow_ingest::{DEFAULT_READ_SIDE_TIMEOUT, IngestService, IngestSettings};
 use dealflow_projector::{ProjectorService, ProjectorSettings};
 use dealflow_shared::config::{Config, ConfigError, vars};
 use dealflow_shared::metrics::Metrics;
 use dealflow_shared::retailcrm::{BudgetSettings, Budgets};
 use dealflow_shared::topics::Topics;
+use dealflow_shared::visibility::ReadSide;
 use dealflow_shared::{telemetry, wiring};
 use secrecy::ExposeSecret;
 use tokio_util::sync::CancellationToken;
@@ -130,25 +131,16 @@ async fn run_enricher(config: Config, shutdown: CancellationToken) -> anyhow::Re
 }
 
 async fn run_ingest(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
-    if config.kafka.is_none() {
-        // The embedded log belongs to one process; a lone ingest on it would feed nobody.
-        return Err(ConfigError {
-            variable: vars::KAFKA_BROKERS.into(),
-            problem: "is required for --target ingest (a separate component talks to the others through Kafka)".into(),
-        }
-        .into());
-    }
-    let required = |value: Option<secrecy::SecretString>, variable: &str| {
-        value.ok_or_else(|| ConfigError {
-            variable: variable.into(),
-            problem: "is required when components run as separate processes (they must share it)"
-                .into(),
-        })
-    };
+    require_kafka(&config, "ingest")?;
+    let topics = Topics::new(config.topic_prefix.clone());
     let settings = IngestSettings {
         listen: config.listen,
         public_url: config.public_url.clone(),
-        topics: Topics::new(config.topic_prefix.clone()),
+        // A settings write is answered once the projector processes show it: they commit their
+        // group's offsets on the bus right after each database commit (DESIGN §4).
+        read_side: ReadSide::ConsumerGroup(topics.projector_group()),
+        read_side_timeout: DEFAULT_READ_SIDE_TIMEOUT,
+        topics,
         crm_allow_hosts: config.crm_allow_hosts.clone(),
         secret_key: required(config.secret_key.clone(), vars::SECRET_KEY)?,
         secret_key_previous: config.secret_key_previous.clone(),

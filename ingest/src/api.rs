@@ -1,7 +1,9 @@
 //! The integration settings API (bearer token): create, change, delete, re-sync, read.
 //!
 //! Every change is an `IntegrationConfigured` (the full current settings) or an
-//! `IntegrationRemoved` on the compacted `integrations` topic, answered once the bus has it.
+//! `IntegrationRemoved` on the compacted `integrations` topic, answered once the bus has it and
+//! the read side that serves the GETs shows it (read your writes, DESIGN §4): otherwise
+//! `503 read_model_behind`, which says the change was saved.
 //! The API key is checked against RetailCRM, sealed, and never returned, logged or published
 //! in clear.
 
@@ -11,6 +13,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, NaiveDate, Utc};
+use dealflow_shared::bus::Position;
 use dealflow_shared::events::{
     Envelope, Event, IntegrationConfigured, IntegrationId, IntegrationRemoved, ResyncRequested,
 };
@@ -21,7 +24,7 @@ use serde_json::json;
 
 use crate::crm_check::check_key;
 use crate::openapi;
-use crate::state::AppState;
+use crate::state::{AppState, Write};
 use crate::view::{integration_json, key_hint};
 
 /// Days of history loaded on connect when the request does not say (issue 7).
@@ -93,7 +96,7 @@ fn default_backfill() -> u32 {
         (status = 400, description = "`invalid_request`: malformed JSON, an unknown field or a bad value.", body = openapi::ErrorBody),
         (status = 422, description = "`invalid_crm_url`, `crm_auth_failed` or `crm_insufficient_access` (names what is missing).", body = openapi::ErrorBody),
         (status = 502, description = "`crm_unreachable`: RetailCRM did not answer.", body = openapi::ErrorBody),
-        (status = 503, description = "`broker_unavailable`: the bus did not acknowledge in time.", body = openapi::ErrorBody),
+        (status = 503, description = "`broker_unavailable`: the bus did not acknowledge in time (nothing was saved); `read_model_behind`: saved, but the read side did not show it in time (5 s by default); it will shortly, do not repeat the write.", body = openapi::ErrorBody),
         (status = 401, description = "Missing or wrong API token.", body = openapi::ErrorBody),
     )
 )]
@@ -134,8 +137,9 @@ pub async fn create(
         created_at: now,
         updated_at: now,
     };
-    let envelope = store(&state, id, config.clone()).await?;
-    tracing::info!(integration_id = %envelope.integration_id, crm = %url, "integration connected");
+    let at = store(&state, id, config.clone()).await?;
+    tracing::info!(integration_id = %id, crm = %url, "integration connected");
+    state.read_your_write(id, Write::Created, at).await?;
     Ok((
         StatusCode::CREATED,
         Json(integration_json(&state, id, &config)),
@@ -157,7 +161,7 @@ pub async fn create(
         (status = 404, description = "There is no integration with this id.", body = openapi::ErrorBody),
         (status = 422, description = "`invalid_crm_url`, `crm_auth_failed` or `crm_insufficient_access` (names what is missing).", body = openapi::ErrorBody),
         (status = 502, description = "`crm_unreachable`: RetailCRM did not answer.", body = openapi::ErrorBody),
-        (status = 503, description = "`broker_unavailable`: the bus did not acknowledge in time.", body = openapi::ErrorBody),
+        (status = 503, description = "`broker_unavailable`: the bus did not acknowledge in time (nothing was saved); `read_model_behind`: saved, but the read side did not show it in time (5 s by default); it will shortly, do not repeat the write.", body = openapi::ErrorBody),
         (status = 401, description = "Missing or wrong API token.", body = openapi::ErrorBody),
     )
 )]
@@ -184,7 +188,8 @@ pub async fn update(
         .include_delivery_cost
         .unwrap_or(config.include_delivery_cost);
     config.updated_at = next_update(config.updated_at);
-    store(&state, id, config.clone()).await?;
+    let at = store(&state, id, config.clone()).await?;
+    state.read_your_write(id, Write::Changed, at).await?;
     Ok(Json(integration_json(&state, id, &config)).into_response())
 }
 
@@ -198,7 +203,7 @@ pub async fn update(
     responses(
         (status = 204, description = "Removed."),
         (status = 404, description = "There is no integration with this id.", body = openapi::ErrorBody),
-        (status = 503, description = "`broker_unavailable`: the bus did not acknowledge in time.", body = openapi::ErrorBody),
+        (status = 503, description = "`broker_unavailable`: the bus did not acknowledge in time (nothing was saved); `read_model_behind`: saved, but the read side did not show it in time (5 s by default); it will shortly, do not repeat the write.", body = openapi::ErrorBody),
         (status = 401, description = "Missing or wrong API token.", body = openapi::ErrorBody),
     )
 )]
@@ -213,11 +218,12 @@ pub async fn remove(
             removed_at: next_update(config.updated_at),
         }),
     );
-    state
+    let at = state
         .publish(&state.topics.integrations(), &envelope)
         .await?;
     state.registry.apply(&envelope);
     tracing::info!(integration_id = %id, "integration removed");
+    state.read_your_write(id, Write::Removed, at).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -233,7 +239,7 @@ pub async fn remove(
         (status = 202, description = "Re-sync of the orders created since the date requested.", body = openapi::ResyncAccepted),
         (status = 400, description = "`invalid_request`: malformed JSON, an unknown field or a bad value.", body = openapi::ErrorBody),
         (status = 404, description = "There is no integration with this id.", body = openapi::ErrorBody),
-        (status = 503, description = "`broker_unavailable`: the bus did not acknowledge in time.", body = openapi::ErrorBody),
+        (status = 503, description = "`broker_unavailable`: the bus did not acknowledge in time (nothing was saved); `read_model_behind`: saved, but the read side did not show it in time (5 s by default); it will shortly, do not repeat the write.", body = openapi::ErrorBody),
         (status = 401, description = "Missing or wrong API token.", body = openapi::ErrorBody),
     )
 )]
@@ -265,7 +271,10 @@ pub async fn resync(
         requested_at,
     });
     config.updated_at = requested_at;
-    store(&state, id, config).await?;
+    let at = store(&state, id, config).await?;
+    state
+        .read_your_write(id, Write::ResyncRequested, at)
+        .await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({"accepted": true, "since": since})),
@@ -330,17 +339,19 @@ fn find(state: &AppState, id: &str) -> Result<(IntegrationId, IntegrationConfigu
         .ok_or_else(not_found)
 }
 
+/// Publishes the integration's settings and applies them to this process's registry; returns
+/// where they landed (the handler then waits for the read side, the key re-seal does not).
 pub(crate) async fn store(
     state: &AppState,
     id: IntegrationId,
     config: IntegrationConfigured,
-) -> Result<Envelope, ApiError> {
+) -> Result<Position, ApiError> {
     let envelope = Envelope::new(id, Event::IntegrationConfigured(config));
-    state
+    let at = state
         .publish(&state.topics.integrations(), &envelope)
         .await?;
     state.registry.apply(&envelope);
-    Ok(envelope)
+    Ok(at)
 }
 
 /// A strictly later timestamp, so a change is never ordered before the version it replaces

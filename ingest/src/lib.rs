@@ -28,4 +28,5 @@ pub mod view;
 pub mod webhook;
 
 pub use openapi::openapi;
-pub use service::{Ingest, IngestError, IngestService, IngestSettings};
+pub use service::{DEFAULT_READ_SIDE_TIMEOUT, Ingest, IngestError, IngestService, IngestSettings};
+pub use state::READ_MODEL_BEHIND;

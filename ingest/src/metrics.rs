@@ -1,4 +1,5 @@
-//! ingest's own metrics: webhooks by result and bus publish latency and failures.
+//! ingest's own metrics: webhooks by result, bus publish latency and failures, and how long
+//! settings writes waited for the read side.
 //!
 //! HTTP latency by matched route comes from [`dealflow_shared::http::HttpMetrics`].
 
@@ -13,6 +14,7 @@ pub struct IngestMetrics {
     webhooks: IntCounterVec,
     publish_latency: HistogramVec,
     publish_failures: IntCounterVec,
+    read_side_wait: HistogramVec,
 }
 
 /// How a webhook ended; the label of `dealflow_webhooks_total`.
@@ -57,6 +59,12 @@ impl IngestMetrics {
                 "Publishes the event bus did not acknowledge, by topic.",
                 &["topic"],
             ),
+            read_side_wait: metrics.latency(
+                "read_side_wait_seconds",
+                "Time a settings write waited for the read side to show it, by outcome \
+                 (visible, or behind: answered 503 read_model_behind).",
+                &["outcome"],
+            ),
         }
     }
 
@@ -80,5 +88,13 @@ impl IngestMetrics {
 
     pub fn publish_failed(&self, topic: &str) {
         self.publish_failures.with_label_values(&[topic]).inc();
+    }
+
+    /// One read-your-writes wait: `visible` in time, or not.
+    pub fn read_side_waited(&self, visible: bool, took: Duration) {
+        let outcome = if visible { "visible" } else { "behind" };
+        self.read_side_wait
+            .with_label_values(&[outcome])
+            .observe(took.as_secs_f64());
     }
 }

@@ -21,6 +21,7 @@ use dealflow_shared::metrics::Metrics;
 use dealflow_shared::retailcrm::{Budgets, ClientOptions};
 use dealflow_shared::secrets::SecretKeys;
 use dealflow_shared::topics::Topics;
+use dealflow_shared::visibility::{ReadSide, Visibility};
 use secrecy::SecretString;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -47,7 +48,19 @@ pub struct IngestSettings {
     /// How long a request waits for the bus before answering 503.
     pub publish_timeout: Duration,
     pub client_options: ClientOptions,
+    /// Where the read side runs that must show a settings write before it is answered
+    /// (read your writes, DESIGN §4): the projector in this process, the projector's consumer
+    /// group on the bus, or none.
+    pub read_side: ReadSide,
+    /// How long a settings write waits for the read side before answering
+    /// `503 read_model_behind` ([`DEFAULT_READ_SIDE_TIMEOUT`]).
+    pub read_side_timeout: Duration,
 }
+
+/// How long a settings write waits for the read side by default: far above what it takes
+/// (milliseconds in one process, well under a second across processes), short enough that
+/// a client is told within seconds when the projector is down or far behind.
+pub const DEFAULT_READ_SIDE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why ingest stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -89,7 +102,7 @@ impl Ingest {
                 SecretKeys::derive(&settings.secret_key)
                     .with_previous(settings.secret_key_previous.as_ref()),
             ),
-            bus,
+            bus: bus.clone(),
             topics: settings.topics,
             public_url: settings.public_url,
             crm_policy: CrmUrlPolicy::new(settings.crm_allow_hosts),
@@ -97,6 +110,7 @@ impl Ingest {
             client_options: settings.client_options,
             metrics: ingest_metrics,
             publish_timeout: settings.publish_timeout,
+            visibility: Visibility::new(settings.read_side, bus, settings.read_side_timeout),
         };
         Self {
             state,

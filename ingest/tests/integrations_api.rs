@@ -13,7 +13,7 @@ use dealflow_simulator::{KeyAccess, SimConfig, SimHandle, Simulator, SiteAccess}
 use dealflow_testkit::wait_for;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
-use support::{API_TOKEN, Backend, SECRET, TestApp, WAIT, error_code};
+use support::{API_TOKEN, Backend, Options, SECRET, TestApp, WAIT, error_code};
 
 const ALLOW_SIM: &str = "http://127.0.0.1:*";
 
@@ -483,13 +483,16 @@ async fn no_key_or_token_ever_reaches_a_log_line() {
 #[tokio::test]
 async fn rotating_the_secret_key_reseals_keys_and_keeps_old_webhook_urls_until_dropped() {
     const NEW_SECRET: &str = "the-rotated-secret-key-also-long-enough-987654321";
+    let rotating = |previous| Options {
+        secret: NEW_SECRET,
+        previous,
+        ..Options::default()
+    };
     let backend = Backend::embedded().await;
     let id = backend.seed_integration(true).await;
     let old_token = SecretKeys::derive(&SecretString::from(SECRET)).webhook_token(id, 0);
 
-    let app =
-        TestApp::spawn_with_secrets(&backend, backend.bus.clone(), &[], NEW_SECRET, Some(SECRET))
-            .await;
+    let app = TestApp::spawn_with(&backend, backend.bus.clone(), rotating(Some(SECRET))).await;
     let topic = backend.topics.integrations();
     let resealed = wait_for(WAIT, "the key to be sealed again", || async {
         let records = backend.read_all(&topic).await;
@@ -522,8 +525,7 @@ async fn rotating_the_secret_key_reseals_keys_and_keeps_old_webhook_urls_until_d
     }
     app.stop().await;
 
-    let app =
-        TestApp::spawn_with_secrets(&backend, backend.bus.clone(), &[], NEW_SECRET, None).await;
+    let app = TestApp::spawn_with(&backend, backend.bus.clone(), rotating(None)).await;
     let new_hook = app.webhook_url(id).await;
     let ok = app
         .http

@@ -1,5 +1,8 @@
-//! The consumer loop: poll a batch, apply it with its offsets in one transaction, then store
-//! and commit the offsets on the bus.
+//! The consumer loop: poll a batch, apply it with its offsets in one transaction, then tell
+//! the writers in this process ([`ReadProgress`]), then store and commit the offsets on the bus
+//! (which tells writers in other processes). Both come right after the database commit, never
+//! before: ingest answers a settings write once one of them shows it (read your writes,
+//! [`dealflow_shared::visibility`]).
 //!
 //! Failures are classified before anything moves (STYLE "Kafka and the read model"):
 //! a transient store or bus failure retries the same batch with backoff; an undecodable record
@@ -14,6 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use dealflow_shared::bus::{BusError, Consumer, DeadLetters, Delivered, EventBus};
+use dealflow_shared::visibility::ReadProgress;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -39,6 +43,8 @@ pub(crate) struct ConsumerLoop {
     pub dead_letters: Arc<DeadLetters>,
     /// True while a consumer holds an assignment (for `/readyz`).
     pub assigned: Arc<AtomicBool>,
+    /// What the read model has applied, for writers in this process.
+    pub progress: ReadProgress,
 }
 
 impl ConsumerLoop {
@@ -142,7 +148,13 @@ impl ConsumerLoop {
             if !self.apply(&records, options, shutdown).await? {
                 return Ok(());
             }
-            for record in last_per_partition(&records) {
+            let applied = last_per_partition(&records);
+            self.progress.advance(
+                applied
+                    .iter()
+                    .map(|r| ((r.topic.clone(), r.partition), r.offset + 1)),
+            );
+            for record in applied {
                 // After a rebalance the partition may be gone; its new owner skips by offset.
                 if let Err(e) = consumer.store(record) {
                     tracing::warn!(error = %e, "storing an offset on the bus failed");

@@ -17,6 +17,7 @@ use dealflow_shared::events::IntegrationId;
 use dealflow_shared::http::{BearerAuth, HttpMetrics};
 use dealflow_shared::metrics::Metrics;
 use dealflow_shared::secrets::SecretKeys;
+use dealflow_shared::visibility::ReadProgress;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -45,6 +46,7 @@ impl Projector {
         metrics: &Metrics,
     ) -> Result<Self, ProjectorError> {
         let store = Store::open(&settings.database_url).await?;
+        let progress = ReadProgress::new(store.applied_offsets().await?);
         let api = ApiState {
             store: store.clone(),
             keys: Arc::new(SecretKeys::derive(&settings.secret_key)),
@@ -63,6 +65,7 @@ impl Projector {
             metrics: ProjectorMetrics::new(metrics),
             dead_letters,
             assigned: Arc::new(AtomicBool::new(false)),
+            progress,
         };
         Ok(Self {
             consumer,
@@ -74,6 +77,12 @@ impl Projector {
     /// The read API (every route behind the bearer token).
     pub fn router(&self) -> Router {
         api::router(self.api.clone(), BearerAuth::new(self.api_token.clone()))
+    }
+
+    /// What the read model has applied, advanced after each batch's commit: a writer in this
+    /// process waits on it to answer only once the read API shows its write (all-in-one).
+    pub fn progress(&self) -> &ReadProgress {
+        &self.consumer.progress
     }
 
     /// The read model store.

@@ -46,7 +46,7 @@ impl ProjectorSettings {
         api_token: SecretString,
         secret_key: SecretString,
     ) -> Self {
-        let group = format!("{}projector", topics.prefix());
+        let group = topics.projector_group();
         Self {
             listen,
             public_url,

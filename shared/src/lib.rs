@@ -8,6 +8,7 @@
 //! - [`telemetry`] and [`metrics`]: logging and the Prometheus registry helper;
 //! - [`follow`]: reading a compacted topic to its end, then following it;
 //! - [`registry`]: every integration's current settings, followed from the `integrations` topic;
+//! - [`visibility`]: read your writes, a write waiting until the read side shows it;
 //! - [`bus`]: the event bus trait with its Kafka and embedded-log backends;
 //! - [`secrets`]: sealing API keys at rest and deriving webhook tokens;
 //! - [`wiring`]: startup glue (opening the configured bus);
@@ -25,4 +26,5 @@ pub mod secrets;
 pub mod serve;
 pub mod telemetry;
 pub mod topics;
+pub mod visibility;
 pub mod wiring;

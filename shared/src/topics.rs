@@ -74,6 +74,13 @@ impl Topics {
         self.name(names::DEAD_LETTER)
     }
 
+    /// The projector's consumer group. Named here because two sides use it: the projector
+    /// consumes in it, and a separate ingest reads its committed offsets to know what the
+    /// read model holds (read your writes, [`crate::visibility`]).
+    pub fn projector_group(&self) -> String {
+        self.name("projector")
+    }
+
     /// Every topic with its retention (DESIGN §6): settings, health and sync state compacted, the domain
     /// topics forever (they are the replay source), webhooks for days, dead letters for weeks.
     pub fn specs(&self, partitions: i32) -> Vec<TopicSpec> {
@@ -133,6 +140,7 @@ mod tests {
         assert_eq!(t.health(), "acme.health");
         assert_eq!(t.dead_letter(), "acme.dead-letter");
         assert_eq!(t.sync_state(), "acme.sync-state");
+        assert_eq!(t.projector_group(), "acme.projector");
         assert_eq!(Topics::new("").deals(), "deals");
     }
 

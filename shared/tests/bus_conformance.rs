@@ -53,4 +53,5 @@ conformance!(
     poll_wakes_on_publish,
     unknown_topic_is_refused,
     ensure_topics_is_idempotent,
+    committed_offsets,
 );

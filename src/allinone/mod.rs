@@ -18,7 +18,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use dealflow_enricher::{EnricherService, EnricherSettings, Readiness};
-use dealflow_ingest::{Ingest, IngestSettings};
+use dealflow_ingest::{DEFAULT_READ_SIDE_TIMEOUT, Ingest, IngestSettings};
 use dealflow_projector::{Projector, ProjectorSettings};
 use dealflow_shared::bus::EventBus;
 use dealflow_shared::config::Config;
@@ -90,6 +90,12 @@ impl AllInOne {
         let budgets = Budgets::new(BudgetSettings::with_rps(config.crm_rps)?);
         let topics = Topics::new(config.topic_prefix.clone());
 
+        // The projector first: ingest answers a settings write once this projector applied it.
+        let projector_settings =
+            ProjectorSettings::from_config(config, api_token.clone(), secret_key.clone());
+        let projector = Projector::open(projector_settings, bus.clone(), &metrics)
+            .await
+            .context("opening the read model")?;
         let ingest = Ingest::new(
             IngestSettings {
                 listen: config.listen,
@@ -101,6 +107,8 @@ impl AllInOne {
                 api_token: api_token.clone(),
                 publish_timeout: Duration::from_secs(5),
                 client_options: wiring::client_options(config),
+                read_side: projector.progress().read_side(),
+                read_side_timeout: DEFAULT_READ_SIDE_TIMEOUT,
             },
             bus.clone(),
             budgets.clone(),
@@ -116,11 +124,6 @@ impl AllInOne {
                 .await
                 .context("building the enricher")?;
         let enricher_ready = enricher.readiness();
-        let projector_settings =
-            ProjectorSettings::from_config(config, api_token.clone(), secret_key);
-        let projector = Projector::open(projector_settings, bus.clone(), &metrics)
-            .await
-            .context("opening the read model")?;
         Ok(Self {
             listener,
             metrics,

@@ -160,19 +160,9 @@ pub async fn connect(State(state): State<PagesState>, Form(input): Form<ConnectI
         .call(Method::POST, "/api/v1/integrations", Some(&body))
         .await;
     if answer.status == StatusCode::CREATED {
+        // The API answered only once the read side shows the integration (read your writes),
+        // so the page we redirect to finds it.
         let id = answer.body["id"].as_str().unwrap_or_default();
-        // The read model learns of the integration through the bus a moment later; wait for
-        // it (briefly) so the page we redirect to can show it.
-        for _ in 0..50 {
-            let seen = state
-                .api
-                .call(Method::GET, &format!("/api/v1/integrations/{id}"), None)
-                .await;
-            if seen.status == StatusCode::OK {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
         return Redirect::to(&format!("/integrations/{id}")).into_response();
     }
     let (code, message) = answer.error().unwrap_or_else(|| {
@@ -183,6 +173,14 @@ pub async fn connect(State(state): State<PagesState>, Form(input): Form<ConnectI
     });
     // The server's message goes next to the field it is about.
     match code.as_str() {
+        // Created, not shown yet: the message says so and names it. An empty form, so the
+        // user is not invited to submit the same account again.
+        dealflow_ingest::READ_MODEL_BEHIND => {
+            form = ConnectForm {
+                general_error: Some(message),
+                ..ConnectForm::default()
+            };
+        }
         "invalid_crm_url" | "crm_unreachable" => form.crm_url_error = Some(message),
         "crm_auth_failed" | "crm_insufficient_access" => form.api_key_error = Some(message),
         "invalid_request" if message.contains("backfill") => form.backfill_error = Some(message),
@@ -245,10 +243,12 @@ pub async fn save_settings(
         )
         .await;
     if answer.status == StatusCode::OK {
+        // Answered once the read side shows the change: the page shows the new settings.
         return Redirect::to(&format!("/integrations/{id}")).into_response();
     }
     match load_integration(&state, &id).await {
         Ok(i) => {
+            // `read_model_behind` included: its message says the change was saved.
             let settings_error = answer.error().map(|(_, m)| m);
             (
                 StatusCode::UNPROCESSABLE_ENTITY,

@@ -2,56 +2,23 @@
 //! same data directory: no accepted webhook is lost and nothing is duplicated.
 
 use std::collections::BTreeSet;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
 use dealflow_simulator::{SimConfig, Simulator};
 use dealflow_testkit::{wait_for, wait_until};
 use serde_json::{Value, json};
 
-use crate::support::WAIT;
-
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use crate::support::{Process, WAIT, free_port, run_binary, wait_ready as ready};
 
 fn start(dir: &std::path::Path, port: u16) -> Process {
-    let child = Command::new(env!("CARGO_BIN_EXE_dealflow"))
-        .arg("run")
-        .env("DEALFLOW_DATA_DIR", dir)
-        .env("DEALFLOW_LISTEN", format!("127.0.0.1:{port}"))
-        .env("DEALFLOW_CRM_ALLOW_HOSTS", "http://127.0.0.1:*")
-        .env("DEALFLOW_LOG_FORMAT", "json")
-        .stdout(Stdio::null())
-        .stderr(if std::env::var_os("TEST_LOG").is_some() {
-            Stdio::inherit()
-        } else {
-            Stdio::null()
-        })
-        .spawn()
-        .expect("dealflow run starts");
-    Process(child)
-}
-
-async fn ready(http: &reqwest::Client, base: &str) {
-    wait_for(WAIT, "dealflow run to be ready", || async {
-        let r = http.get(format!("{base}/readyz")).send().await.ok()?;
-        r.status().is_success().then_some(())
-    })
-    .await;
+    run_binary(
+        "all",
+        &[
+            ("DEALFLOW_DATA_DIR", dir.display().to_string()),
+            ("DEALFLOW_LISTEN", format!("127.0.0.1:{port}")),
+            ("DEALFLOW_CRM_ALLOW_HOSTS", "http://127.0.0.1:*".to_owned()),
+        ],
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

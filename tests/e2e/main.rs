@@ -8,6 +8,7 @@ mod crash;
 mod flow;
 mod metrics;
 mod openapi;
+mod read_your_writes;
 mod security;
 mod support;
 mod timeline;

@@ -15,6 +15,7 @@ use dealflow_shared::metrics::Metrics;
 use dealflow_shared::retailcrm::{BudgetSettings, Budgets, ClientOptions};
 use dealflow_shared::secrets::SecretKeys;
 use dealflow_shared::topics::Topics;
+use dealflow_shared::visibility::ReadSide;
 use dealflow_testkit::{Broker, Storage, unique_prefix, wait_for};
 use secrecy::SecretString;
 use tempfile::TempDir;
@@ -24,6 +25,8 @@ use tokio_util::sync::CancellationToken;
 pub const SECRET: &str = "test-secret-key-that-is-long-enough-0123456789";
 pub const API_TOKEN: &str = "test-api-token-0123456789abcdef";
 pub const WAIT: Duration = Duration::from_secs(30);
+/// The read-your-writes bound of a test ingest: short, so "behind" is seen quickly.
+pub const READ_SIDE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// A real bus and the topics of one test.
 pub struct Backend {
@@ -149,19 +152,52 @@ pub struct TestApp {
     pub task: JoinHandle<Result<(), dealflow_ingest::IngestError>>,
 }
 
+/// How a test ingest is set up beyond its bus.
+pub struct Options<'a> {
+    pub allow_hosts: &'a [&'a str],
+    pub secret: &'a str,
+    /// The secret being rotated out.
+    pub previous: Option<&'a str>,
+    /// What a settings write waits for; none by default (no projector runs in these tests).
+    pub read_side: ReadSide,
+    /// How long it waits ([`READ_SIDE_TIMEOUT`] by default).
+    pub read_side_timeout: Duration,
+}
+
+impl Default for Options<'_> {
+    fn default() -> Self {
+        Self {
+            allow_hosts: &[],
+            secret: SECRET,
+            previous: None,
+            read_side: ReadSide::None,
+            read_side_timeout: READ_SIDE_TIMEOUT,
+        }
+    }
+}
+
 impl TestApp {
     pub async fn spawn(backend: &Backend, bus: Arc<dyn EventBus>, allow_hosts: &[&str]) -> Self {
-        Self::spawn_with_secrets(backend, bus, allow_hosts, SECRET, None).await
+        let options = Options {
+            allow_hosts,
+            ..Options::default()
+        };
+        Self::spawn_with(backend, bus, options).await
     }
 
-    /// An ingest with its own secret key, and the one being rotated out.
-    pub async fn spawn_with_secrets(
+    /// An ingest set up as `options` say (secrets being rotated, a read side to wait for).
+    pub async fn spawn_with(
         backend: &Backend,
         bus: Arc<dyn EventBus>,
-        allow_hosts: &[&str],
-        secret: &str,
-        previous: Option<&str>,
+        options: Options<'_>,
     ) -> Self {
+        let Options {
+            allow_hosts,
+            secret,
+            previous,
+            read_side,
+            read_side_timeout,
+        } = options;
         dealflow_shared::telemetry::init_for_tests();
         let settings = IngestSettings {
             listen: "127.0.0.1:0".parse().unwrap(),
@@ -176,6 +212,8 @@ impl TestApp {
             api_token: SecretString::from(API_TOKEN),
             publish_timeout: Duration::from_secs(2),
             client_options: ClientOptions::default(),
+            read_side,
+            read_side_timeout,
         };
         let budgets = Budgets::new(BudgetSettings::with_rps(8).unwrap());
         let service = IngestService::build(settings, bus, budgets, Metrics::new())
@@ -207,13 +245,24 @@ impl TestApp {
     }
 
     pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
-        let response = self
+        self.send(reqwest::Method::GET, path, None).await
+    }
+
+    /// A call to the API with the token (and a JSON body when given); `(status, body)`.
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut request = self
             .http
-            .get(self.api(path))
-            .bearer_auth(API_TOKEN)
-            .send()
-            .await
-            .unwrap();
+            .request(method, self.api(path))
+            .bearer_auth(API_TOKEN);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
         let status = response.status().as_u16();
         (
             status,
@@ -250,3 +299,21 @@ pub async fn error_code(response: reqwest::Response) -> (u16, String) {
             .to_string(),
     )
 }
+
+/// One test per case and backend: `embedded::<case>` and `kafka::<case>`, each calling
+/// `<case>(backend)` (a function of the test binary taking a [`Backend`]).
+#[allow(unused_macros)] // not every test binary runs cases on both backends
+macro_rules! on_both_backends {
+    ($($case:ident),* $(,)?) => {
+        mod embedded {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() { super::$case(super::support::Backend::embedded().await).await }) *
+        }
+        mod kafka {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() { super::$case(super::support::Backend::kafka().await).await }) *
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use on_both_backends;

@@ -160,6 +160,16 @@ pub trait EventBus: Send + Sync + Debug {
 
     /// High watermark per partition (the offset the next record will get), sorted by partition.
     async fn end_offsets(&self, topic: &str) -> Result<Vec<(i32, i64)>, BusError>;
+
+    /// What `group` has committed on `topic`: the next offset it will read, per partition,
+    /// sorted by partition; partitions it never committed are left out. Read without joining
+    /// the group, so asking never disturbs its members (a separate ingest asks the projector's
+    /// group what the read model holds, [`crate::visibility`]).
+    async fn committed_offsets(
+        &self,
+        group: &str,
+        topic: &str,
+    ) -> Result<Vec<(i32, i64)>, BusError>;
 }
 
 /// One member of a consumer group. Offsets move only through [`store`](Consumer::store) and

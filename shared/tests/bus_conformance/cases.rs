@@ -387,3 +387,63 @@ pub(crate) async fn ensure_topics_is_idempotent(h: Harness) {
         .sum();
     assert_eq!(kept, 1, "re-ensuring must not recreate the topic");
 }
+
+/// `committed_offsets` says what a group committed (the next offset per partition, partitions
+/// it never committed left out), right after the commit returns, and asking never disturbs the
+/// group's active member: it keeps its partitions and nothing is redelivered to it.
+pub(crate) async fn committed_offsets(h: Harness) {
+    let bus = h.bus().await;
+    let [topic] = <[String; 1]>::try_from(h.topics(&*bus, &["committed"]).await).unwrap();
+    let group = group();
+    assert_eq!(bus.committed_offsets(&group, &topic).await.unwrap(), []);
+
+    publish_numbered(&*bus, &topic, "c", 20).await;
+    let mut member = bus
+        .subscribe(&group, std::slice::from_ref(&topic))
+        .await
+        .unwrap();
+    let got = consume(&mut *member, 20, false).await;
+    // Commit all but the last record of each partition.
+    let mut last: BTreeMap<i32, i64> = BTreeMap::new();
+    for record in &got {
+        let end = last.entry(record.partition).or_default();
+        *end = (*end).max(record.offset);
+    }
+    let mut expected: Vec<(i32, i64)> = Vec::new();
+    for record in &got {
+        if record.offset < last[&record.partition] {
+            member.store(record).unwrap();
+        }
+    }
+    for (&partition, &end) in &last {
+        if end > 0 {
+            expected.push((partition, end));
+        }
+    }
+    member.commit().await.unwrap();
+    // No polling: the commit has returned, so the offsets are there.
+    assert_eq!(
+        bus.committed_offsets(&group, &topic).await.unwrap(),
+        expected
+    );
+    assert_eq!(
+        bus.committed_offsets(&format!("{group}-other"), &topic)
+            .await
+            .unwrap(),
+        [],
+        "another group committed nothing"
+    );
+
+    // The member was not disturbed: it still reads what comes next, and only that.
+    let assigned = member.assignment();
+    publish_sentinels(&*bus, &topic, h.partitions()).await;
+    let again = read_to_sentinels(&mut *member, h.partitions()).await;
+    assert!(again.is_empty(), "redelivered: {:?}", payload_set(&again));
+    assert_eq!(member.assignment(), assigned);
+
+    let missing = bus
+        .committed_offsets(&group, &format!("{topic}-missing"))
+        .await
+        .unwrap_err();
+    assert!(matches!(missing, BusError::UnknownTopic(_)), "{missing:?}");
+}

@@ -9,13 +9,14 @@ use anyhow::{Context as _, ensure};
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::post;
-use dealflow_ingest::{IngestService, IngestSettings};
+use dealflow_ingest::{DEFAULT_READ_SIDE_TIMEOUT, IngestService, IngestSettings};
 use dealflow_shared::bus::{EmbeddedLog, EventBus, KafkaBus, KafkaBusConfig};
 use dealflow_shared::events::IntegrationId;
 use dealflow_shared::metrics::Metrics;
 use dealflow_shared::retailcrm::{BudgetSettings, Budgets, ClientOptions};
 use dealflow_shared::secrets::SecretKeys;
 use dealflow_shared::topics::Topics;
+use dealflow_shared::visibility::ReadSide;
 use dealflow_testkit::{Broker, Storage, unique_prefix, wait_for};
 use secrecy::SecretString;
 use tempfile::TempDir;
@@ -113,6 +114,9 @@ async fn ingest(
         api_token: SecretString::from("bench-api-token-0123456789abcdef"),
         publish_timeout: Duration::from_secs(5),
         client_options: ClientOptions::default(),
+        // Webhooks only: no settings write waits for a read side.
+        read_side: ReadSide::None,
+        read_side_timeout: DEFAULT_READ_SIDE_TIMEOUT,
     };
     let budgets = Budgets::new(BudgetSettings::default());
     let service = IngestService::build(settings, bus, budgets, Metrics::new()).await?;

@@ -3,7 +3,8 @@
 //! - [`Broker`]: a real Kafka-protocol broker (the `nisshi` binary, see `KAFKA.md`) on a free
 //!   port, killed when dropped; memory or SQLite storage, restartable.
 //! - [`unique_prefix`]: topic and group names that never collide between tests.
-//! - [`wait_until`] / [`wait_for`]: poll a condition with a deadline instead of sleeping.
+//! - [`wait_until`] / [`wait_for`]: poll a condition with a deadline instead of sleeping;
+//! - [`unpooled_client`]: an HTTP client that never reuses a connection.
 //!
 //! Kept free of dealflow crates so any of them can use it as a dev-dependency.
 
@@ -12,6 +13,19 @@ mod wait;
 
 pub use broker::{Broker, Storage};
 pub use wait::{wait_for, wait_until};
+
+/// An HTTP client whose every request opens a connection of its own and closes it after.
+///
+/// For requests the server answers by closing the connection (a 413 for a body it will not
+/// read, an aborted upload) and for the request right after one: a pooled client may hand the
+/// next request the connection the server just closed, which then fails with a broken pipe
+/// or a reset depending on timing (a CI flake, issue 14).
+pub fn unpooled_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("a reqwest client with default TLS builds")
+}
 
 /// A prefix unique to this call (`t<32 hex digits>.`), for topic and group names.
 pub fn unique_prefix() -> String {

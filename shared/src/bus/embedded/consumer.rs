@@ -51,15 +51,9 @@ impl EmbeddedConsumer {
         let inner = &claim.log.inner;
         let mut cursors = Vec::with_capacity(topics.len());
         for (topic, &topic_id) in topics.iter().zip(topic_ids) {
-            let committed: Option<i64> = sqlx::query_scalar(
-                "SELECT next_offset FROM group_offsets WHERE group_name = ? AND topic_id = ?",
-            )
-            .bind(&claim.group)
-            .bind(topic_id)
-            .fetch_optional(&inner.reader)
-            .await
-            .map_err(|e| BusError::fatal("reading committed offsets", e))?;
-            let committed = committed.unwrap_or(0);
+            let committed = super::committed_offset(&inner.reader, &claim.group, topic_id)
+                .await?
+                .unwrap_or(0);
             cursors.push(Cursor {
                 topic: topic.clone(),
                 topic_id,

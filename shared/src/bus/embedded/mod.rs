@@ -271,6 +271,35 @@ impl EventBus for EmbeddedLog {
         let next = next.ok_or_else(|| BusError::UnknownTopic(topic.to_owned()))?;
         Ok(vec![(0, next)])
     }
+
+    // No `err`: a read-your-writes wait asks every few milliseconds and reports failures once.
+    #[tracing::instrument(skip_all, fields(group = %group, topic = %topic))]
+    async fn committed_offsets(
+        &self,
+        group: &str,
+        topic: &str,
+    ) -> Result<Vec<(i32, i64)>, BusError> {
+        let [topic_id] = <[i64; 1]>::try_from(self.topic_ids(&[topic.to_owned()]).await?)
+            .expect("one id per topic");
+        let next = committed_offset(&self.inner.reader, group, topic_id).await?;
+        Ok(next.map(|next| (0, next)).into_iter().collect())
+    }
+}
+
+/// The next offset `group` committed on the topic, `None` when it never committed there.
+async fn committed_offset(
+    reader: &SqlitePool,
+    group: &str,
+    topic_id: i64,
+) -> Result<Option<i64>, BusError> {
+    sqlx::query_scalar(
+        "SELECT next_offset FROM group_offsets WHERE group_name = ? AND topic_id = ?",
+    )
+    .bind(group)
+    .bind(topic_id)
+    .fetch_optional(reader)
+    .await
+    .map_err(|e| BusError::fatal("reading committed offsets", e))
 }
 
 /// Asks the writer for a retention sweep hourly (the first one minute after opening), until

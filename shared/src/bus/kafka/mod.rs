@@ -8,13 +8,15 @@
 //!   stores is committed, and only when it calls `commit` (a synchronous commit). Uncommitted
 //!   work is redelivered after a rebalance or restart (at least once).
 //! - **Admin**: topics created through the admin API ("already exists" is fine); `reset_group`
-//!   commits each partition's low watermark for the group; metadata and watermark calls, which
-//!   block in librdkafka, run on the blocking thread pool.
+//!   commits each partition's low watermark for the group; `committed_offsets` asks the group
+//!   coordinator through a client with that `group.id` that never subscribes (so it never joins
+//!   or rebalances the group); metadata, watermark and offset calls, which block in librdkafka,
+//!   run on the blocking thread pool.
 
 mod config;
 mod consumer;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -47,6 +49,9 @@ pub struct KafkaBus {
     meta: Arc<BaseConsumer<TracingContext>>,
     /// Topics seen to exist, so only the first publish to a topic pays a metadata request.
     known_topics: Mutex<HashSet<String>>,
+    /// One non-member client per group whose committed offsets are read (a client costs
+    /// threads and connections; a read-your-writes wait asks every few milliseconds).
+    group_readers: Mutex<HashMap<String, Arc<BaseConsumer<TracingContext>>>>,
 }
 
 impl std::fmt::Debug for KafkaBus {
@@ -80,6 +85,7 @@ impl KafkaBus {
             admin,
             meta: Arc::new(meta),
             known_topics: Mutex::new(HashSet::new()),
+            group_readers: Mutex::new(HashMap::new()),
         })
     }
 
@@ -104,6 +110,25 @@ impl KafkaBus {
                 .insert(topic.to_owned());
         }
         Ok(())
+    }
+
+    /// The cached client that reads `group`'s committed offsets without joining it.
+    fn group_reader(&self, group: &str) -> Result<Arc<BaseConsumer<TracingContext>>, BusError> {
+        let mut readers = self
+            .group_readers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(reader) = readers.get(group) {
+            return Ok(Arc::clone(reader));
+        }
+        let reader: BaseConsumer<TracingContext> = self
+            .config
+            .consumer(Some(group))
+            .create_with_context(TracingContext)
+            .map_err(|e| creation("group offsets client", e))?;
+        let reader = Arc::new(reader);
+        readers.insert(group.to_owned(), Arc::clone(&reader));
+        Ok(reader)
     }
 
     /// Partition ids of `topic`, or [`BusError::UnknownTopic`].
@@ -326,6 +351,45 @@ impl EventBus for KafkaBus {
         })
         .await
     }
+
+    // No `err`: a read-your-writes wait asks every few milliseconds and reports failures once.
+    #[tracing::instrument(skip_all, fields(group = %group, topic = %topic))]
+    async fn committed_offsets(
+        &self,
+        group: &str,
+        topic: &str,
+    ) -> Result<Vec<(i32, i64)>, BusError> {
+        let client = self.group_reader(group)?;
+        let timeout = self.config.request_timeout;
+        let topic = topic.to_owned();
+        blocking(move || group_committed(&client, &topic, timeout)).await
+    }
+}
+
+/// The committed offsets of `client`'s group on every partition of `topic` (blocking).
+fn group_committed(
+    client: &BaseConsumer<TracingContext>,
+    topic: &str,
+    timeout: Duration,
+) -> Result<Vec<(i32, i64)>, BusError> {
+    let mut wanted = TopicPartitionList::new();
+    for partition in topic_partitions(client, topic, timeout)? {
+        wanted.add_partition(topic, partition);
+    }
+    let committed = client
+        .committed_offsets(wanted, timeout)
+        .map_err(|e| classify(format!("fetching committed offsets of {topic}"), e))?;
+    let mut offsets: Vec<(i32, i64)> = committed
+        .elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(next) => Some((e.partition(), next)),
+            // `Invalid`: the group never committed on this partition.
+            _ => None,
+        })
+        .collect();
+    offsets.sort_unstable();
+    Ok(offsets)
 }
 
 /// Topic-level configs for a retention policy.
