@@ -24,6 +24,24 @@ pub const MAX_CONNECTIONS: usize = 10_000;
 /// How long in-flight requests get to finish after shutdown is requested.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// A `413` leaves the rest of the request body unread, so hyper closes the HTTP/1 connection
+/// after the answer; saying so (`Connection: close`) keeps a client from reusing it for its
+/// next request and failing with a broken pipe (seen as a CI flake, issue 14).
+async fn close_after_unread_body(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let http1 = request.version() < axum::http::Version::HTTP_2;
+    let mut response = next.run(request).await;
+    if http1 && response.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        response.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+    }
+    response
+}
+
 /// Serves `router` on `listener` until `shutdown`, then drains in-flight requests.
 pub async fn serve(
     listener: TcpListener,
@@ -40,6 +58,7 @@ pub async fn serve_with(
     shutdown: CancellationToken,
     header_read_timeout: Duration,
 ) -> std::io::Result<()> {
+    let router = router.layer(axum::middleware::from_fn(close_after_unread_body));
     let mut builder = Builder::new(TokioExecutor::new());
     builder
         .http1()

@@ -571,6 +571,12 @@ async fn oversized_bodies_are_refused() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    // And says so, so that a client with a pool does not reuse the connection.
+    assert_eq!(
+        response.headers().get("connection").map(|v| v.as_bytes()),
+        Some(&b"close"[..]),
+        "a 413 over HTTP/1 announces the close"
+    );
     // A settings body far over any sane size.
     let huge = format!(
         r#"{{"crm_url":"https://a.retailcrm.ru/","api_key":"{}"}}"#,
