@@ -65,6 +65,7 @@ async fn simulator_orders_map_by_the_rules() {
         })
         .await;
     let deals = Deals::of(&envelopes, id);
+    let mut emails_checked = 0;
     let mut corporate = 0;
     let mut people = HashSet::new();
     let mut companies = HashSet::new();
@@ -114,6 +115,15 @@ async fn simulator_orders_map_by_the_rules() {
         for email in &contact.emails {
             assert_eq!(*email, email.to_lowercase());
         }
+        // The order's own e-mail (the simulator types some in mixed case) is there, lower-cased.
+        if let Some(typed) = order["email"].as_str().filter(|e| !e.is_empty()) {
+            assert!(
+                contact.emails.contains(&typed.to_lowercase()),
+                "order {order_id}: {typed} in {:?}",
+                contact.emails
+            );
+            emails_checked += 1;
+        }
         // Every phone the simulator types is a +7 number with ten national digits, in one of
         // many written forms: the order's own first, then the person's card, none lost.
         let person = if order["contact"].is_object() {
@@ -160,6 +170,7 @@ async fn simulator_orders_map_by_the_rules() {
         people.extend(contact.id);
     }
     assert!(corporate > 0, "the data set has corporate orders");
+    assert!(emails_checked > 0, "some orders carry an e-mail");
     let mut contacts_topic = backend.reader(&backend.topics.contacts()).await;
     let contacts = contacts_topic
         .until(WAIT, "every contact", |e| {

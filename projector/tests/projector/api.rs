@@ -293,6 +293,8 @@ async fn the_read_api_answers_every_filter_page_and_error(db: Db) {
     assert!(times.windows(2).all(|w| w[0] <= w[1]));
     assert_eq!(history.last().unwrap()["stage_code"], one["stage_code"]);
     assert!(one["created_at"].as_str().unwrap().ends_with('Z'));
+    // The synthetic stream gives every order the client id `<order id>.1705302000`.
+    assert_eq!(one["client_id"], "10000.1705302000");
     assert!(
         one["amount"].as_str().unwrap().contains('.'),
         "money is a decimal string"

@@ -56,6 +56,11 @@ async fn toggling_markers_rederives_and_toggling_back_restores(db: Db) {
     bus.wait_applied(&settings, &app.store).await;
     let original = deal_tables(app.store.dump_tables().await.unwrap());
     let deals = all_deals(&app, &id.to_string(), "").await;
+    assert!(
+        deals.len() >= 30,
+        "the stream's deals are listed: {}",
+        deals.len()
+    );
     assert!(deals.iter().all(|d| d["amount"] == d["total_sum"]));
     assert!(
         deals
@@ -83,6 +88,11 @@ async fn toggling_markers_rederives_and_toggling_back_restores(db: Db) {
     bus.wait_applied(&settings, &app.store).await;
     let deals = all_deals(&app, &id.to_string(), "").await;
     assert!(
+        deals.len() >= 30,
+        "the stream's deals are listed: {}",
+        deals.len()
+    );
+    assert!(
         deals
             .iter()
             .all(|d| dec(&d["amount"]) == dec(&d["total_sum"]) - dec(&d["delivery_cost"]))
@@ -101,6 +111,11 @@ async fn toggling_markers_rederives_and_toggling_back_restores(db: Db) {
     bus.send(Source::Integrations, id, toggle(true, true)).await;
     bus.wait_applied(&settings, &app.store).await;
     let deals = all_deals(&app, &id.to_string(), "").await;
+    assert!(
+        deals.len() >= 30,
+        "the stream's deals are listed: {}",
+        deals.len()
+    );
     assert!(
         deals
             .iter()
