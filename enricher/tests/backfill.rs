@@ -309,5 +309,46 @@ async fn a_resync_re_emits_exactly_the_orders_created_since_its_date() {
         "exactly the orders created since {since}"
     );
     assert!(found.deleted.is_empty());
+
+    // Then its timeline pass: the window's history from `since`, so every re-synced order gets
+    // its status records, each at its record's time and in record order.
+    let complete = wait_load(
+        &mut states,
+        id,
+        "the re-sync's timeline pass",
+        |s| s.resync.as_ref(),
+        |p| p.requested_at == requested_at && p.is_complete(),
+    )
+    .await;
+    assert!(complete.timeline.as_ref().unwrap().stages_recorded > 0);
+    let end = backend.published(&backend.topics.deals()).await;
+    deals.until_records(LONG, end).await;
+    let staged = Deals::of(&deals.envelopes(), id).stages;
+    let truth = account.truth();
+    for order in &expected {
+        let want: Vec<(String, u64)> = truth["orders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["id"] == *order)
+            .unwrap()["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    s["code"].as_str().unwrap().to_owned(),
+                    s["history_id"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        let got: Vec<(String, u64)> = staged
+            .get(order)
+            .unwrap_or_else(|| panic!("no stages for re-synced order {order}"))
+            .iter()
+            .map(|s| (s.stage_code.clone(), s.history_id))
+            .collect();
+        assert_eq!(got, want, "order {order}");
+    }
     app.stop().await;
 }
