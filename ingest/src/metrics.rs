@@ -15,6 +15,7 @@ pub struct IngestMetrics {
     publish_latency: HistogramVec,
     publish_failures: IntCounterVec,
     read_side_wait: HistogramVec,
+    reseal_passes: IntCounterVec,
 }
 
 /// How a webhook ended; the label of `dealflow_webhooks_total`.
@@ -65,6 +66,12 @@ impl IngestMetrics {
                  (visible, or behind: answered 503 read_model_behind).",
                 &["outcome"],
             ),
+            reseal_passes: metrics.counter(
+                "key_reseal_passes_total",
+                "Start-up passes that sealed API keys of the previous secret key again, by \
+                 whether any key was re-sealed (the pass runs once per start).",
+                &["resealed"],
+            ),
         }
     }
 
@@ -88,6 +95,12 @@ impl IngestMetrics {
 
     pub fn publish_failed(&self, topic: &str) {
         self.publish_failures.with_label_values(&[topic]).inc();
+    }
+
+    /// The start's re-seal pass ended, having re-sealed `count` keys.
+    pub fn reseal_pass(&self, count: usize) {
+        let resealed = if count > 0 { "some" } else { "none" };
+        self.reseal_passes.with_label_values(&[resealed]).inc();
     }
 
     /// One read-your-writes wait: `visible` in time, or not.

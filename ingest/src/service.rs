@@ -166,7 +166,8 @@ impl Ingest {
         );
         let reseal = async {
             self.state.registry.wait_ready().await;
-            crate::rotation::reseal_rotated_keys(&self.state).await;
+            let resealed = crate::rotation::reseal_rotated_keys(&self.state).await;
+            self.state.metrics.reseal_pass(resealed);
         };
         // The re-seal ends early; following goes on until shutdown (or fails first).
         let mut follow = std::pin::pin!(follow);

@@ -5,12 +5,11 @@ mod support;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
 
 use dealflow_shared::events::{Envelope, Event};
 use dealflow_shared::secrets::SecretKeys;
 use dealflow_simulator::{KeyAccess, SimConfig, SimHandle, Simulator, SiteAccess};
-use dealflow_testkit::wait_for;
+use dealflow_testkit::{wait_for, wait_until};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use support::{API_TOKEN, Backend, Options, SECRET, TestApp, WAIT, error_code};
@@ -542,7 +541,20 @@ async fn rotating_the_secret_key_reseals_keys_and_keeps_old_webhook_urls_until_d
         .await
         .unwrap();
     assert!(old.status().is_client_error(), "{}", old.status());
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Once this start's re-seal pass is over, it found nothing to do.
+    wait_until(WAIT, "the start's re-seal pass", || async {
+        let metrics = app
+            .http
+            .get(format!("{}/metrics", app.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        metrics.contains("dealflow_key_reseal_passes_total{resealed=\"none\"} 1")
+    })
+    .await;
     assert_eq!(
         backend.read_all(&topic).await.len(),
         2,
