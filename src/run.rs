@@ -1,13 +1,11 @@
 //! `dealflow run --target …`: builds the asked component from the configuration and runs it
 //! until ctrl-c or SIGTERM.
 
-use std::time::Duration;
-
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use dealflow::allinone::AllInOne;
 use dealflow_enricher::{EnricherService, EnricherSettings};
-use dealflow_ingest::{DEFAULT_READ_SIDE_TIMEOUT, IngestService, IngestSettings};
+use dealflow_ingest::{IngestService, IngestSettings};
 use dealflow_projector::{ProjectorService, ProjectorSettings};
 use dealflow_shared::config::{Config, ConfigError, vars};
 use dealflow_shared::metrics::Metrics;
@@ -113,14 +111,10 @@ async fn run_projector(config: Config, shutdown: CancellationToken) -> anyhow::R
 
 async fn run_enricher(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     require_kafka(&config, "enricher")?;
-    let mut settings = EnricherSettings::new(
-        Topics::new(config.topic_prefix.clone()),
+    let settings = EnricherSettings::from_config(
+        &config,
         required(config.secret_key.clone(), vars::SECRET_KEY)?,
     );
-    settings.listen = Some(config.listen);
-    settings.reconcile_interval = config.reconcile_interval;
-    settings.client_options = wiring::client_options(&config);
-    settings.secret_key_previous = config.secret_key_previous.clone();
     let bus = wiring::open_bus(&config, "dealflow-enricher")
         .await
         .context("opening the event bus")?;
@@ -133,21 +127,14 @@ async fn run_enricher(config: Config, shutdown: CancellationToken) -> anyhow::Re
 async fn run_ingest(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     require_kafka(&config, "ingest")?;
     let topics = Topics::new(config.topic_prefix.clone());
-    let settings = IngestSettings {
-        listen: config.listen,
-        public_url: config.public_url.clone(),
+    let settings = IngestSettings::from_config(
+        &config,
+        required(config.api_token.clone(), vars::API_TOKEN)?,
+        required(config.secret_key.clone(), vars::SECRET_KEY)?,
         // A settings write is answered once the projector processes show it: they commit their
         // group's offsets on the bus right after each database commit (DESIGN §4).
-        read_side: ReadSide::ConsumerGroup(topics.projector_group()),
-        read_side_timeout: DEFAULT_READ_SIDE_TIMEOUT,
-        topics,
-        crm_allow_hosts: config.crm_allow_hosts.clone(),
-        secret_key: required(config.secret_key.clone(), vars::SECRET_KEY)?,
-        secret_key_previous: config.secret_key_previous.clone(),
-        api_token: required(config.api_token.clone(), vars::API_TOKEN)?,
-        publish_timeout: Duration::from_secs(5),
-        client_options: wiring::client_options(&config),
-    };
+        ReadSide::ConsumerGroup(topics.projector_group()),
+    );
     let bus = wiring::open_bus(&config, "dealflow-ingest")
         .await
         .context("opening the event bus")?;

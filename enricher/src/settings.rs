@@ -5,8 +5,10 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use dealflow_shared::bus::DeadLetterCap;
+use dealflow_shared::config::Config;
 use dealflow_shared::retailcrm::{ClientOptions, MAX_IDS_PER_REQUEST};
 use dealflow_shared::topics::Topics;
+use dealflow_shared::wiring;
 use secrecy::SecretString;
 
 use crate::error::EnricherError;
@@ -114,6 +116,17 @@ impl EnricherSettings {
             live_batches_per_load_page: 4,
             progress_log_every: Duration::from_secs(5),
         }
+    }
+
+    /// From the process configuration: its topic prefix, listener, reconcile interval,
+    /// RetailCRM hosts and the secret being rotated out; production defaults for the rest.
+    pub fn from_config(config: &Config, secret_key: SecretString) -> Self {
+        let mut settings = Self::new(Topics::new(config.topic_prefix.clone()), secret_key);
+        settings.listen = Some(config.listen);
+        settings.reconcile_interval = config.reconcile_interval;
+        settings.client_options = wiring::client_options(config);
+        settings.secret_key_previous = config.secret_key_previous.clone();
+        settings
     }
 
     /// Checks the cross-field rules before any I/O.

@@ -15,13 +15,14 @@ use axum::middleware;
 use axum::response::IntoResponse;
 use axum::routing::{any, get, patch, post};
 use dealflow_shared::bus::{BusError, EventBus};
-use dealflow_shared::config::HostPattern;
+use dealflow_shared::config::{Config, HostPattern};
 use dealflow_shared::http::{BearerAuth, HttpMetrics};
 use dealflow_shared::metrics::Metrics;
 use dealflow_shared::retailcrm::{Budgets, ClientOptions};
 use dealflow_shared::secrets::SecretKeys;
 use dealflow_shared::topics::Topics;
 use dealflow_shared::visibility::{ReadSide, Visibility};
+use dealflow_shared::wiring;
 use secrecy::SecretString;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -56,6 +57,34 @@ pub struct IngestSettings {
     /// `503 read_model_behind` ([`DEFAULT_READ_SIDE_TIMEOUT`]).
     pub read_side_timeout: Duration,
 }
+
+impl IngestSettings {
+    /// From the process configuration and the secrets it runs with; `read_side` says what a
+    /// settings write waits for (the projector of this process, or its consumer group).
+    pub fn from_config(
+        config: &Config,
+        api_token: SecretString,
+        secret_key: SecretString,
+        read_side: ReadSide,
+    ) -> Self {
+        Self {
+            listen: config.listen,
+            public_url: config.public_url.clone(),
+            topics: Topics::new(config.topic_prefix.clone()),
+            crm_allow_hosts: config.crm_allow_hosts.clone(),
+            secret_key,
+            secret_key_previous: config.secret_key_previous.clone(),
+            api_token,
+            publish_timeout: DEFAULT_PUBLISH_TIMEOUT,
+            client_options: wiring::client_options(config),
+            read_side,
+            read_side_timeout: DEFAULT_READ_SIDE_TIMEOUT,
+        }
+    }
+}
+
+/// How long a request waits for the bus to acknowledge by default before answering 503.
+pub const DEFAULT_PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long a settings write waits for the read side by default: far above what it takes
 /// (milliseconds in one process, well under a second across processes), short enough that

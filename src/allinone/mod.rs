@@ -18,7 +18,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use dealflow_enricher::{EnricherService, EnricherSettings, Readiness};
-use dealflow_ingest::{DEFAULT_READ_SIDE_TIMEOUT, Ingest, IngestSettings};
+use dealflow_ingest::{Ingest, IngestSettings};
 use dealflow_projector::{Projector, ProjectorSettings};
 use dealflow_shared::bus::EventBus;
 use dealflow_shared::config::Config;
@@ -26,7 +26,6 @@ use dealflow_shared::http::HttpMetrics;
 use dealflow_shared::metrics::Metrics;
 use dealflow_shared::registry::Registry;
 use dealflow_shared::retailcrm::{BudgetSettings, Budgets};
-use dealflow_shared::topics::Topics;
 use dealflow_shared::wiring::{self, Secrets};
 use secrecy::SecretString;
 use tokio::net::TcpListener;
@@ -88,7 +87,6 @@ impl AllInOne {
             .context("opening the event bus")?;
         let metrics = Metrics::new();
         let budgets = Budgets::new(BudgetSettings::with_rps(config.crm_rps)?);
-        let topics = Topics::new(config.topic_prefix.clone());
 
         // The projector first: ingest answers a settings write once this projector applied it.
         let projector_settings =
@@ -97,28 +95,19 @@ impl AllInOne {
             .await
             .context("opening the read model")?;
         let ingest = Ingest::new(
-            IngestSettings {
-                listen: config.listen,
-                public_url: config.public_url.clone(),
-                topics: topics.clone(),
-                crm_allow_hosts: config.crm_allow_hosts.clone(),
-                secret_key: secret_key.clone(),
-                secret_key_previous: config.secret_key_previous.clone(),
-                api_token: api_token.clone(),
-                publish_timeout: Duration::from_secs(5),
-                client_options: wiring::client_options(config),
-                read_side: projector.progress().read_side(),
-                read_side_timeout: DEFAULT_READ_SIDE_TIMEOUT,
-            },
+            IngestSettings::from_config(
+                config,
+                api_token.clone(),
+                secret_key.clone(),
+                projector.progress().read_side(),
+            ),
             bus.clone(),
             budgets.clone(),
             &metrics,
         );
-        let mut enricher_settings = EnricherSettings::new(topics.clone(), secret_key.clone());
+        let mut enricher_settings = EnricherSettings::from_config(config, secret_key.clone());
+        // This process's one listener serves the enricher's health and metrics.
         enricher_settings.listen = None;
-        enricher_settings.reconcile_interval = config.reconcile_interval;
-        enricher_settings.client_options = wiring::client_options(config);
-        enricher_settings.secret_key_previous = config.secret_key_previous.clone();
         let enricher =
             EnricherService::build(enricher_settings, bus.clone(), budgets, metrics.clone())
                 .await
