@@ -12,12 +12,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::Parser;
-use dealflow_projector::synthetic::{self, Spec};
 use dealflow_projector::{Projector, ProjectorSettings, replay};
 use dealflow_shared::bus::{EmbeddedLog, EventBus};
 use dealflow_shared::config::DatabaseUrl;
 use dealflow_shared::metrics::Metrics;
 use dealflow_shared::topics::Topics;
+use dealflow_synthetic::{self as synthetic, Spec};
 use secrecy::SecretString;
 use sqlx::Connection as _;
 use tokio_util::sync::CancellationToken;

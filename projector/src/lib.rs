@@ -13,7 +13,6 @@
 //! - [`read`] and `api`: the views and the HTTP read API (DESIGN §4);
 //! - [`replay`](mod@replay): rebuilding the read model from the topics;
 //! - [`store`]: the database (sqlx `Any`, one schema and one set of migrations for both);
-//! - [`synthetic`]: generated event streams for tests and the benchmark.
 
 mod api;
 pub mod apply;
@@ -26,7 +25,6 @@ pub mod replay;
 pub mod service;
 pub mod settings;
 pub mod store;
-pub mod synthetic;
 
 pub use api::{DEFAULT_LIMIT, MAX_LIMIT, openapi};
 pub use apply::Applied;

@@ -4,8 +4,8 @@
 
 use std::collections::BTreeSet;
 
-use dealflow_projector::synthetic::{self, Source, Spec};
 use dealflow_shared::events::Event;
+use dealflow_synthetic::{self as synthetic, Source, Spec};
 use dealflow_testkit::wait_until;
 use serde_json::Value;
 

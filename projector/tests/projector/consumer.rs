@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use dealflow_projector::synthetic::{self, Source, Spec};
 use dealflow_shared::bus::{BusError, DeadLetterCap, HEADER_ERROR, HEADER_SOURCE_TOPIC};
 use dealflow_shared::events::IntegrationId;
+use dealflow_synthetic::{self as synthetic, Source, Spec};
 use dealflow_testkit::wait_for;
 
 use crate::support::*;

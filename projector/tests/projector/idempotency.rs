@@ -3,8 +3,8 @@
 //! never overwrites a newer one.
 
 use chrono::Duration;
-use dealflow_projector::synthetic::{self, Source, Spec};
 use dealflow_shared::events::{DealDeleted, Event};
+use dealflow_synthetic::{self as synthetic, Source, Spec};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 

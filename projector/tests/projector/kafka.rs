@@ -1,7 +1,7 @@
 //! The projector on Kafka (nisshi, two partitions per topic): the same view as on the
 //! embedded log, and a restart in the middle loses and duplicates nothing.
 
-use dealflow_projector::synthetic::{self, Spec};
+use dealflow_synthetic::{self as synthetic, Spec};
 
 use crate::support::*;
 

@@ -2,8 +2,8 @@
 //! from the stored facts, and toggling it back restores them exactly.
 
 use chrono::Duration;
-use dealflow_projector::synthetic::{self, Source, Spec, epoch};
 use dealflow_shared::events::{Event, FunnelStageSeen};
+use dealflow_synthetic::{self as synthetic, Source, Spec, epoch};
 use rust_decimal::Decimal;
 use serde_json::Value;
 

@@ -6,12 +6,12 @@
 
 use std::time::Duration;
 
-use dealflow_projector::synthetic::{self, Spec};
 use dealflow_shared::bus::{
     BusError, DeadLetterCap, Delivered, HEADER_ERROR, HEADER_SOURCE_OFFSET,
     HEADER_SOURCE_PARTITION, HEADER_SOURCE_TOPIC, HEADER_STAGE, OutRecord,
 };
 use dealflow_shared::events::{Envelope, Event, EventType};
+use dealflow_synthetic::{self as synthetic, Spec};
 
 use crate::support::*;
 

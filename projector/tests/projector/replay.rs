@@ -2,8 +2,8 @@
 
 use std::sync::Mutex;
 
-use dealflow_projector::synthetic::{self, Spec};
 use dealflow_projector::{ReplayProgress, replay};
+use dealflow_synthetic::{self as synthetic, Spec};
 
 use crate::support::*;
 

@@ -8,13 +8,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use dealflow_projector::synthetic::{self, Source};
 use dealflow_projector::{Projector, ProjectorService, ProjectorSettings, Store};
 use dealflow_shared::bus::{EmbeddedLog, EventBus, KafkaBus, KafkaBusConfig, OutRecord};
 use dealflow_shared::config::DatabaseUrl;
 use dealflow_shared::events::{Envelope, Event, IntegrationId};
 use dealflow_shared::metrics::Metrics;
 use dealflow_shared::topics::Topics;
+use dealflow_synthetic::{self as synthetic, Source};
 use dealflow_testkit::{Broker, unique_prefix, wait_until};
 use secrecy::SecretString;
 use sqlx::Connection as _;

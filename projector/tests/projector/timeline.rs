@@ -4,8 +4,8 @@
 //! on the order the sources arrive in.
 
 use chrono::{DateTime, Duration, Utc};
-use dealflow_projector::synthetic::{self, Source, Spec};
 use dealflow_shared::events::{DealStagesRecorded, DealUpserted, Event, StageRecorded};
+use dealflow_synthetic::{self as synthetic, Source, Spec};
 use serde_json::Value;
 
 use crate::support::*;
