@@ -18,14 +18,14 @@ use dealflow_shared::events::{
     Envelope, Event, IntegrationConfigured, IntegrationId, IntegrationRemoved, ResyncRequested,
 };
 use dealflow_shared::http::ApiError;
+use dealflow_shared::views::{Integration, IntegrationList};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
-use serde_json::json;
 
 use crate::crm_check::check_key;
 use crate::openapi;
 use crate::state::{AppState, Write};
-use crate::view::{integration_json, key_hint};
+use crate::view::{integration_view, key_hint};
 
 /// Days of history loaded on connect when the request does not say (issue 7).
 pub const DEFAULT_BACKFILL_DAYS: u32 = 30;
@@ -92,7 +92,7 @@ fn default_backfill() -> u32 {
     security(("bearer" = [])),
     request_body = CreateIntegration,
     responses(
-        (status = 201, description = "Connected; the key was checked against RetailCRM.", body = openapi::IntegrationDoc),
+        (status = 201, description = "Connected; the key was checked against RetailCRM.", body = Integration),
         (status = 400, description = "`invalid_request`: malformed JSON, an unknown field or a bad value.", body = openapi::ErrorBody),
         (status = 422, description = "`invalid_crm_url`, `crm_auth_failed` or `crm_insufficient_access` (names what is missing).", body = openapi::ErrorBody),
         (status = 502, description = "`crm_unreachable`: RetailCRM did not answer.", body = openapi::ErrorBody),
@@ -142,7 +142,7 @@ pub async fn create(
     state.read_your_write(id, Write::Created, at).await?;
     Ok((
         StatusCode::CREATED,
-        Json(integration_json(&state, id, &config)),
+        Json(integration_view(&state, id, &config)),
     )
         .into_response())
 }
@@ -156,7 +156,7 @@ pub async fn create(
     params(("id" = String, Path, format = Uuid, description = "The integration id.")),
     request_body = PatchIntegration,
     responses(
-        (status = 200, description = "Changed; a marker change re-derives the existing deals.", body = openapi::IntegrationDoc),
+        (status = 200, description = "Changed; a marker change re-derives the existing deals.", body = Integration),
         (status = 400, description = "`invalid_request`: malformed JSON, an unknown field or a bad value.", body = openapi::ErrorBody),
         (status = 404, description = "There is no integration with this id.", body = openapi::ErrorBody),
         (status = 422, description = "`invalid_crm_url`, `crm_auth_failed` or `crm_insufficient_access` (names what is missing).", body = openapi::ErrorBody),
@@ -190,7 +190,7 @@ pub async fn update(
     config.updated_at = next_update(config.updated_at);
     let at = store(&state, id, config.clone()).await?;
     state.read_your_write(id, Write::Changed, at).await?;
-    Ok(Json(integration_json(&state, id, &config)).into_response())
+    Ok(Json(integration_view(&state, id, &config)).into_response())
 }
 
 /// `DELETE /api/v1/integrations/{id}`
@@ -277,7 +277,10 @@ pub async fn resync(
         .await?;
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({"accepted": true, "since": since})),
+        Json(openapi::ResyncAccepted {
+            accepted: true,
+            since,
+        }),
     )
         .into_response())
 }
@@ -289,18 +292,18 @@ pub async fn resync(
     tag = "integrations",
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "Every integration.", body = openapi::IntegrationList),
+        (status = 200, description = "Every integration.", body = IntegrationList),
         (status = 401, description = "Missing or wrong API token.", body = openapi::ErrorBody),
     )
 )]
-pub async fn list(State(state): State<AppState>) -> Json<serde_json::Value> {
-    let items: Vec<_> = state
+pub async fn list(State(state): State<AppState>) -> Json<IntegrationList> {
+    let items = state
         .registry
         .list()
         .iter()
-        .map(|(id, config)| integration_json(&state, *id, config))
+        .map(|(id, config)| integration_view(&state, *id, config))
         .collect();
-    Json(json!({ "items": items }))
+    Json(IntegrationList { items })
 }
 
 /// `GET /api/v1/integrations/{id}`
@@ -311,7 +314,7 @@ pub async fn list(State(state): State<AppState>) -> Json<serde_json::Value> {
     security(("bearer" = [])),
     params(("id" = String, Path, format = Uuid, description = "The integration id.")),
     responses(
-        (status = 200, description = "The integration.", body = openapi::IntegrationDoc),
+        (status = 200, description = "The integration.", body = Integration),
         (status = 404, description = "There is no integration with this id.", body = openapi::ErrorBody),
         (status = 401, description = "Missing or wrong API token.", body = openapi::ErrorBody),
     )
@@ -321,7 +324,7 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let (id, config) = find(&state, &id)?;
-    Ok(Json(integration_json(&state, id, &config)).into_response())
+    Ok(Json(integration_view(&state, id, &config)).into_response())
 }
 
 fn find(state: &AppState, id: &str) -> Result<(IntegrationId, IntegrationConfigured), ApiError> {

@@ -1,13 +1,14 @@
 //! The OpenAPI 3 document of what ingest serves (DESIGN §4): the webhook and the integration
 //! settings API, generated from the handlers' `#[utoipa::path]` annotations.
 //!
-//! The response types below exist for the document only: the handlers build the same JSON
-//! with `json!` (see [`crate::view`]). An all-in-one process merges this document with the
-//! projector's, whose `Integration` has the same shape with live health and counters.
+//! The handlers answer with the types the document names: the integration is
+//! [`dealflow_shared::views::Integration`] (the projector answers with the same type, with live
+//! health and counters), the acknowledgements are below.
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::NaiveDate;
 use dealflow_shared::http::openapi::BearerScheme;
 pub(crate) use dealflow_shared::http::openapi::ErrorBody;
+use dealflow_shared::views::{Integration, IntegrationList};
 use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 
@@ -15,55 +16,17 @@ use crate::api::{CreateIntegration, PatchIntegration, Resync};
 
 /// `202` of the webhook: `OrderChanged` is durably on the bus.
 #[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct WebhookAccepted {
+pub struct WebhookAccepted {
     #[schema(example = true)]
-    accepted: bool,
+    pub accepted: bool,
 }
 
 /// `202` of a re-sync request.
 #[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct ResyncAccepted {
+pub struct ResyncAccepted {
     #[schema(example = true)]
-    accepted: bool,
-    since: NaiveDate,
-}
-
-/// An integration (DESIGN §4). The API key itself is never returned.
-#[derive(Debug, Serialize, ToSchema)]
-#[schema(as = Integration)]
-pub(crate) struct IntegrationDoc {
-    #[schema(format = Uuid)]
-    id: String,
-    /// `https://<account>.<domain>/`, normalised.
-    crm_url: String,
-    /// `…` and the key's last four characters.
-    api_key_hint: String,
-    /// Where RetailCRM triggers send order changes.
-    webhook_url: String,
-    active: bool,
-    default_funnel: bool,
-    include_delivery_cost: bool,
-    backfill_days: i64,
-    created_at: DateTime<Utc>,
-    health: Health,
-    last_webhook_at: Option<DateTime<Utc>>,
-    last_reconciled_at: Option<DateTime<Utc>>,
-    deals_count: i64,
-}
-
-/// The health as the enricher last reported it (`pending` until it has).
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct Health {
-    /// `ok`, `auth_failed`, `access_denied`, `unreachable`, `rate_limited` or `pending`.
-    status: String,
-    message: Option<String>,
-    checked_at: Option<DateTime<Utc>>,
-}
-
-/// `GET /api/v1/integrations`.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct IntegrationList {
-    items: Vec<IntegrationDoc>,
+    pub accepted: bool,
+    pub since: NaiveDate,
 }
 
 #[derive(OpenApi)]
@@ -83,7 +46,7 @@ pub(crate) struct IntegrationList {
         ErrorBody,
         WebhookAccepted,
         ResyncAccepted,
-        IntegrationDoc,
+        Integration,
         CreateIntegration,
         PatchIntegration,
         Resync

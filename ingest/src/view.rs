@@ -4,34 +4,34 @@
 //! projector's read model, so here they are `pending`, `0` and `null`.
 
 use dealflow_shared::events::{IntegrationConfigured, IntegrationId};
-use serde_json::{Value, json};
+use dealflow_shared::views::{Health, Integration};
 
 use crate::state::AppState;
 
 /// The public view of one integration; never contains the key or its ciphertext.
-pub fn integration_json(
+pub fn integration_view(
     state: &AppState,
     id: IntegrationId,
     config: &IntegrationConfigured,
-) -> Value {
+) -> Integration {
     let token = state
         .keys
         .webhook_token(id, config.webhook_token_generation);
-    json!({
-        "id": id,
-        "crm_url": config.crm_url,
-        "api_key_hint": config.api_key_hint,
-        "webhook_url": state.webhook_url(&token),
-        "active": config.active,
-        "default_funnel": config.default_funnel,
-        "include_delivery_cost": config.include_delivery_cost,
-        "backfill_days": config.backfill_days,
-        "created_at": config.created_at,
-        "health": {"status": "pending", "message": null, "checked_at": null},
-        "last_webhook_at": null,
-        "last_reconciled_at": null,
-        "deals_count": 0,
-    })
+    Integration {
+        id,
+        crm_url: config.crm_url.clone(),
+        api_key_hint: config.api_key_hint.clone(),
+        webhook_url: state.webhook_url(&token),
+        active: config.active,
+        default_funnel: config.default_funnel,
+        include_delivery_cost: config.include_delivery_cost,
+        backfill_days: config.backfill_days,
+        created_at: config.created_at,
+        health: Health::pending(),
+        last_webhook_at: None,
+        last_reconciled_at: None,
+        deals_count: 0,
+    }
 }
 
 /// `…` and the key's last four characters.

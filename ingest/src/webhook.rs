@@ -13,7 +13,6 @@ use chrono::Utc;
 use dealflow_shared::events::{ChangeSource, Envelope, Event, OrderChanged};
 use dealflow_shared::http::ApiError;
 use dealflow_shared::secrets::SecretKeys;
-use serde_json::{Value, json};
 
 use crate::metrics::WebhookResult;
 use crate::openapi;
@@ -55,14 +54,19 @@ pub async fn handle(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<openapi::WebhookAccepted>), ApiError> {
     let result = accept(&state, &token, query.as_deref(), &headers, body).await;
     state.metrics.webhook(match &result {
         Ok(()) => WebhookResult::Accepted,
         Err((kind, _)) => *kind,
     });
     result
-        .map(|()| (StatusCode::ACCEPTED, Json(json!({"accepted": true}))))
+        .map(|()| {
+            (
+                StatusCode::ACCEPTED,
+                Json(openapi::WebhookAccepted { accepted: true }),
+            )
+        })
         .map_err(|(_, e)| e)
 }
 

@@ -4,6 +4,7 @@
 //! - [`topics`]: topic names under the configurable prefix;
 //! - [`config`]: typed configuration from the environment (DESIGN §3);
 //! - [`http`]: the JSON error body, bearer auth and route-labelled HTTP metrics;
+//! - [`views`]: response shapes several services answer with (the integration);
 //! - [`serve`]: serving a router with a header-read timeout and a connection cap;
 //! - [`telemetry`] and [`metrics`]: logging and the Prometheus registry helper;
 //! - [`follow`]: reading a compacted topic to its end, then following it;
@@ -26,5 +27,6 @@ pub mod secrets;
 pub mod serve;
 pub mod telemetry;
 pub mod topics;
+pub mod views;
 pub mod visibility;
 pub mod wiring;

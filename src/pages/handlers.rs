@@ -107,7 +107,12 @@ async fn index_page(state: &PagesState, form: ConnectForm, status: StatusCode) -
         .await;
     let integrations = answer.body["items"]
         .as_array()
-        .map(|items| items.iter().map(IntegrationView::from_json).collect())
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(IntegrationView::from_json)
+                .collect()
+        })
         .unwrap_or_default();
     (status, render(&IndexPage { integrations, form })).into_response()
 }
@@ -196,8 +201,11 @@ async fn load_integration(state: &PagesState, id: &str) -> Result<IntegrationVie
         .api
         .call(Method::GET, &format!("/api/v1/integrations/{id}"), None)
         .await;
-    if answer.status == StatusCode::OK {
-        Ok(IntegrationView::from_json(&answer.body))
+    let found = (answer.status == StatusCode::OK)
+        .then(|| IntegrationView::from_json(&answer.body))
+        .flatten();
+    if let Some(found) = found {
+        Ok(found)
     } else {
         Err((
             StatusCode::NOT_FOUND,

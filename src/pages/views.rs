@@ -1,5 +1,7 @@
 //! What the templates show, read from the API's JSON (DESIGN §4 shapes).
 
+use chrono::{DateTime, Utc};
+use dealflow_shared::views::Integration;
 use serde_json::Value;
 
 fn text(v: &Value) -> String {
@@ -37,24 +39,39 @@ pub struct IntegrationView {
 }
 
 impl IntegrationView {
-    pub fn from_json(v: &Value) -> Self {
+    /// From the API's integration ([`Integration`], the type the API answers with).
+    pub fn of(i: &Integration) -> Self {
+        let at = |t: &Option<DateTime<Utc>>| {
+            t.map_or_else(
+                || "—".to_string(),
+                |t| t.format("%Y-%m-%d %H:%M").to_string(),
+            )
+        };
+        let health = serde_json::to_value(i.health.status)
+            .ok()
+            .and_then(|v| v.as_str().map(|s| s.replace('_', " ")))
+            .unwrap_or_default();
         Self {
-            id: text(&v["id"]),
-            crm_url: text(&v["crm_url"]),
-            api_key_hint: text(&v["api_key_hint"]),
-            webhook_url: text(&v["webhook_url"]),
-            active: v["active"].as_bool().unwrap_or(false),
-            default_funnel: v["default_funnel"].as_bool().unwrap_or(false),
-            include_delivery_cost: v["include_delivery_cost"].as_bool().unwrap_or(false),
-            health: v["health"]["status"]
-                .as_str()
-                .unwrap_or("pending")
-                .replace('_', " "),
-            health_message: v["health"]["message"].as_str().map(str::to_string),
-            deals_count: text(&v["deals_count"]),
-            last_webhook_at: when(&v["last_webhook_at"]),
-            last_reconciled_at: when(&v["last_reconciled_at"]),
+            id: i.id.to_string(),
+            crm_url: i.crm_url.clone(),
+            api_key_hint: i.api_key_hint.clone(),
+            webhook_url: i.webhook_url.clone(),
+            active: i.active,
+            default_funnel: i.default_funnel,
+            include_delivery_cost: i.include_delivery_cost,
+            health,
+            health_message: i.health.message.clone(),
+            deals_count: i.deals_count.to_string(),
+            last_webhook_at: at(&i.last_webhook_at),
+            last_reconciled_at: at(&i.last_reconciled_at),
         }
+    }
+
+    /// From the API's JSON; `None` when it is not an integration.
+    pub fn from_json(v: &Value) -> Option<Self> {
+        serde_json::from_value::<Integration>(v.clone())
+            .ok()
+            .map(|i| Self::of(&i))
     }
 }
 

@@ -32,6 +32,94 @@ fn declared_routes(source: &str) -> Vec<String> {
     routes
 }
 
+/// Checks `value` against `schema` of the OpenAPI document `doc` (the subset utoipa writes:
+/// `$ref`, `type` (one or several), `properties`/`required`, `items`, `oneOf`/`anyOf`/`allOf`,
+/// `additionalProperties`), collecting what differs into `problems` with its JSON path.
+fn conforms(doc: &Value, schema: &Value, value: &Value, at: &str, problems: &mut Vec<String>) {
+    if let Some(reference) = schema["$ref"].as_str() {
+        let name = reference.rsplit('/').next().unwrap();
+        let target = &doc["components"]["schemas"][name];
+        assert!(
+            target.is_object(),
+            "{at}: {reference} is not in the document"
+        );
+        return conforms(doc, target, value, at, problems);
+    }
+    for key in ["oneOf", "anyOf"] {
+        if let Some(choices) = schema[key].as_array() {
+            let fits = choices.iter().any(|choice| {
+                let mut found = Vec::new();
+                conforms(doc, choice, value, at, &mut found);
+                found.is_empty()
+            });
+            if !fits {
+                problems.push(format!("{at}: {value} fits none of the {key} choices"));
+            }
+            return;
+        }
+    }
+    if let Some(all) = schema["allOf"].as_array() {
+        for part in all {
+            conforms(doc, part, value, at, problems);
+        }
+        return;
+    }
+    let types: Vec<&str> = match &schema["type"] {
+        Value::String(t) => vec![t.as_str()],
+        Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    let kind = match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    };
+    let typed = types.is_empty()
+        || types.contains(&kind)
+        || (kind == "integer" && types.contains(&"number"));
+    if !typed {
+        problems.push(format!("{at}: a {kind} where the document says {types:?}"));
+        return;
+    }
+    match value {
+        Value::Object(fields) => {
+            let properties = schema["properties"].as_object();
+            if let Some(properties) = properties {
+                for (name, field) in fields {
+                    match properties.get(name) {
+                        Some(s) => conforms(doc, s, field, &format!("{at}.{name}"), problems),
+                        None if schema.get("additionalProperties").is_some() => {}
+                        None => problems.push(format!("{at}.{name}: not in the document")),
+                    }
+                }
+            } else if let Some(extra) = schema.get("additionalProperties").filter(|a| a.is_object())
+            {
+                for (name, field) in fields {
+                    conforms(doc, extra, field, &format!("{at}.{name}"), problems);
+                }
+            }
+            for name in schema["required"].as_array().into_iter().flatten() {
+                let name = name.as_str().unwrap();
+                if !fields.contains_key(name) {
+                    problems.push(format!("{at}.{name}: required by the document, missing"));
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(item) = schema.get("items") {
+                for (i, v) in items.iter().enumerate() {
+                    conforms(doc, item, v, &format!("{at}[{i}]"), problems);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
 /// The request body a documented operation needs to succeed.
 fn body_for(method: &Method, path: &str, system: &System) -> Option<Value> {
     let account = system.account();
@@ -95,6 +183,7 @@ async fn the_openapi_document_matches_the_routes() {
     operations.sort_by_key(|(method, path, _)| (*method == Method::DELETE, (*path).clone()));
     assert!(operations.len() >= 14, "{} operations", operations.len());
     let mut created: Option<String> = None;
+    let mut shapes_checked = 0;
     for (method, path, operation) in &operations {
         let target = match (method, &created) {
             (&Method::DELETE, Some(created)) => created.clone(),
@@ -128,12 +217,30 @@ async fn the_openapi_document_matches_the_routes() {
             operation["responses"][status.as_str()].is_object(),
             "{method} {path} answered {status}, which the document does not list"
         );
+        // The body has the documented shape: every field documented, every required one there,
+        // nested objects and list items too (the handlers and the document use one type).
+        let media = &operation["responses"][status.as_str()]["content"]["application/json"];
+        if let Some(schema) = media.get("schema") {
+            let body: Value = serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("{method} {path}: not JSON ({e}): {text}"));
+            let mut problems = Vec::new();
+            conforms(&doc, schema, &body, "$", &mut problems);
+            assert!(
+                problems.is_empty(),
+                "{method} {path}: {problems:#?}\n{body}"
+            );
+            shapes_checked += 1;
+        }
         if method == Method::POST && *path == "/api/v1/integrations" {
             let body: Value = serde_json::from_str(&text).unwrap();
             created = Some(body["id"].as_str().unwrap().to_owned());
         }
     }
     assert!(created.is_some(), "the document has the connect operation");
+    assert!(
+        shapes_checked >= 10,
+        "{shapes_checked} JSON bodies checked against the document"
+    );
 
     // No undocumented method is served on a documented path (the webhook takes any method
     // by design, DESIGN §4).
@@ -188,4 +295,39 @@ async fn the_openapi_document_matches_the_routes() {
     }
     assert!(checked >= 12, "found {checked} /api routes in the sources");
     system.stop().await;
+}
+
+#[test]
+fn the_shape_check_finds_undocumented_missing_and_mistyped_fields() {
+    let doc = json!({"components": {"schemas": {
+        "Thing": {"type": "object", "required": ["id", "tags"], "properties": {
+            "id": {"type": "integer"},
+            "name": {"type": ["string", "null"]},
+            "tags": {"type": "array", "items": {"type": "string"}},
+            "owner": {"oneOf": [{"type": "null"}, {"$ref": "#/components/schemas/Owner"}]},
+        }},
+        "Owner": {"type": "object", "required": ["id"], "properties": {"id": {"type": "integer"}}},
+    }}});
+    let schema = json!({"$ref": "#/components/schemas/Thing"});
+    let check = |value: Value| {
+        let mut problems = Vec::new();
+        conforms(&doc, &schema, &value, "$", &mut problems);
+        problems
+    };
+    assert!(check(json!({"id": 1, "name": null, "tags": ["a"], "owner": {"id": 2}})).is_empty());
+    let problems = check(json!({"id": "1", "tags": [3], "extra": true, "owner": {}}));
+    let text = problems.join("\n");
+    for expected in [
+        "$.id: a string",
+        "$.tags[0]: a integer",
+        "$.extra: not in the document",
+        "$.owner:",
+    ] {
+        assert!(text.contains(expected), "{expected} in {text}");
+    }
+    assert!(
+        check(json!({"id": 1}))
+            .join("")
+            .contains("$.tags: required")
+    );
 }

@@ -12,14 +12,13 @@ use std::sync::Arc;
 use axum::Json;
 use axum::Router;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use dealflow_shared::events::IntegrationId;
 use dealflow_shared::http::{ApiError, BearerAuth};
 use dealflow_shared::secrets::SecretKeys;
-use serde_json::json;
 use url::Url;
 
 pub use openapi::openapi;
@@ -28,10 +27,10 @@ pub use params::{DEFAULT_LIMIT, MAX_LIMIT};
 use crate::derive::Markers;
 use crate::read::deals::DealView;
 use crate::read::funnels::FunnelView;
-use crate::read::integrations::IntegrationView;
 use crate::read::integrations::WebhookUrls;
 use crate::read::{deals, funnels, integrations, people};
 use crate::store::{Store, StoreError};
+use dealflow_shared::views::{Integration, IntegrationList};
 use params::{DEAL_FILTERS, Params};
 
 /// What every handler shares.
@@ -98,7 +97,7 @@ fn internal(e: StoreError) -> ApiError {
     tag = "read",
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "Every integration, oldest first.", body = openapi::IntegrationList),
+        (status = 200, description = "Every integration, oldest first.", body = IntegrationList),
         (status = 401, description = "Missing or wrong API token.", body = openapi::ErrorBody),
     )
 )]
@@ -106,7 +105,7 @@ async fn list_integrations(State(state): State<ApiState>) -> Result<Response, Ap
     let items = integrations::list(&state.store, &state.urls())
         .await
         .map_err(internal)?;
-    Ok(Json(json!({ "items": items })).into_response())
+    Ok(Json(IntegrationList { items }).into_response())
 }
 
 /// `GET /api/v1/integrations/{id}`
@@ -117,7 +116,7 @@ async fn list_integrations(State(state): State<ApiState>) -> Result<Response, Ap
     security(("bearer" = [])),
     params(("id" = String, Path, format = Uuid, description = "The integration id.")),
     responses(
-        (status = 200, description = "The integration with its health and counters.", body = IntegrationView),
+        (status = 200, description = "The integration with its health and counters.", body = Integration),
         (status = 404, description = "Unknown or removed integration.", body = openapi::ErrorBody),
         (status = 401, description = "Missing or wrong API token.", body = openapi::ErrorBody),
     )
@@ -173,8 +172,11 @@ async fn list_deals(
     let page = deals::page(&state.store, id, markers, &filter, cursor, limit)
         .await
         .map_err(internal)?;
-    let next = page.next.map(|c| c.encode());
-    Ok(Json(json!({ "items": page.items, "next_cursor": next })).into_response())
+    Ok(Json(openapi::DealPage {
+        items: page.items,
+        next_cursor: page.next.map(|c| c.encode()),
+    })
+    .into_response())
 }
 
 /// `GET /api/v1/integrations/{id}/deals.csv`
@@ -298,8 +300,11 @@ async fn list_contacts(
     let (items, next) = people::contacts(&state.store, id, cursor.as_ref(), limit)
         .await
         .map_err(internal)?;
-    let next = next.map(|c| c.encode());
-    Ok(Json(json!({ "items": items, "next_cursor": next })).into_response())
+    Ok(Json(openapi::ContactPage {
+        items,
+        next_cursor: next.map(|c| c.encode()),
+    })
+    .into_response())
 }
 
 /// `GET /api/v1/integrations/{id}/managers`
@@ -323,5 +328,5 @@ async fn list_managers(
     Params::parse(query.as_deref(), &[])?;
     let (id, _) = state.integration(&id).await?;
     let items = people::managers(&state.store, id).await.map_err(internal)?;
-    Ok((StatusCode::OK, Json(json!({ "items": items }))).into_response())
+    Ok(Json(openapi::ManagerList { items }).into_response())
 }

@@ -1,8 +1,8 @@
 //! The OpenAPI 3 document of the read API (DESIGN §4), generated from the handlers'
 //! `#[utoipa::path]` annotations and the views' `ToSchema`.
 //!
-//! The list wrappers and query parameters below exist for the document only: the handlers
-//! build the same JSON with `json!` and parse the query strictly by hand (see `params`).
+//! The handlers answer with the page and list types below; the query parameter types exist for
+//! the document only (the handlers parse the query strictly by hand, see `params`).
 
 use dealflow_shared::http::openapi::BearerScheme;
 pub(crate) use dealflow_shared::http::openapi::ErrorBody;
@@ -10,35 +10,29 @@ use serde::Serialize;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use crate::read::deals::DealView;
-use crate::read::integrations::IntegrationView;
 use crate::read::people::{ContactView, ManagerView};
-
-/// `GET /api/v1/integrations`.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct IntegrationList {
-    items: Vec<IntegrationView>,
-}
+use dealflow_shared::views::IntegrationList;
 
 /// One page of deals, newest first by `created_at`.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct DealPage {
-    items: Vec<DealView>,
+    pub items: Vec<DealView>,
     /// Pass as `cursor` for the next page; `null` on the last page.
-    next_cursor: Option<String>,
+    pub next_cursor: Option<String>,
 }
 
 /// One page of contacts.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct ContactPage {
-    items: Vec<ContactView>,
+    pub items: Vec<ContactView>,
     /// Pass as `cursor` for the next page; `null` on the last page.
-    next_cursor: Option<String>,
+    pub next_cursor: Option<String>,
 }
 
 /// The responsible managers of an integration's deals.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct ManagerList {
-    items: Vec<ManagerView>,
+    pub items: Vec<ManagerView>,
 }
 
 /// Filters of the deal list and its CSV export; unknown or repeated parameters are a `400`.

@@ -1,9 +1,9 @@
-//! The integration JSON of DESIGN §4 with health and counters, from the read model.
+//! The integration of DESIGN §4 ([`Integration`], shared with ingest's answers) with health
+//! and counters, from the read model.
 
-use chrono::{DateTime, Utc};
-use dealflow_shared::events::IntegrationId;
+use dealflow_shared::events::{HealthStatus, IntegrationId};
 use dealflow_shared::secrets::SecretKeys;
-use serde::Serialize;
+use dealflow_shared::views::{Health, Integration};
 use sqlx::any::AnyRow;
 use url::Url;
 
@@ -11,42 +11,12 @@ use crate::derive::Markers;
 use crate::store::values::{Columns as _, time};
 use crate::store::{Sql, Store, StoreError};
 
-/// One integration as the API shows it. Never holds the API key or its ciphertext.
-#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
-#[schema(as = Integration)]
-pub struct IntegrationView {
-    #[schema(value_type = String, format = Uuid)]
-    pub id: IntegrationId,
-    pub crm_url: String,
-    pub api_key_hint: String,
-    pub webhook_url: String,
-    pub active: bool,
-    pub default_funnel: bool,
-    pub include_delivery_cost: bool,
-    pub backfill_days: i64,
-    pub created_at: DateTime<Utc>,
-    pub health: Health,
-    pub last_webhook_at: Option<DateTime<Utc>>,
-    pub last_reconciled_at: Option<DateTime<Utc>>,
-    pub deals_count: i64,
-}
-
-impl IntegrationView {
-    /// The markers the view applies.
-    pub fn markers(&self) -> Markers {
-        Markers {
-            default_funnel: self.default_funnel,
-            include_delivery_cost: self.include_delivery_cost,
-        }
+/// The markers an integration's view applies.
+pub fn markers_of(view: &Integration) -> Markers {
+    Markers {
+        default_funnel: view.default_funnel,
+        include_delivery_cost: view.include_delivery_cost,
     }
-}
-
-/// The health as the enricher last reported it (`pending` until it has).
-#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
-pub struct Health {
-    pub status: String,
-    pub message: Option<String>,
-    pub checked_at: Option<DateTime<Utc>>,
 }
 
 /// What the view needs to show webhook URLs.
@@ -78,10 +48,7 @@ const SELECT: &str = "SELECT i.id, i.crm_url, i.api_key_hint, i.active, i.defaul
     LEFT JOIN integration_activity a ON a.integration_id = i.id";
 
 /// Every integration, oldest first.
-pub async fn list(
-    store: &Store,
-    urls: &WebhookUrls<'_>,
-) -> Result<Vec<IntegrationView>, StoreError> {
+pub async fn list(store: &Store, urls: &WebhookUrls<'_>) -> Result<Vec<Integration>, StoreError> {
     let rows = Sql::new(&format!("{SELECT} ORDER BY i.created_at, i.id"))
         .read_all(store)
         .await
@@ -94,7 +61,7 @@ pub async fn get(
     store: &Store,
     urls: &WebhookUrls<'_>,
     id: IntegrationId,
-) -> Result<Option<IntegrationView>, StoreError> {
+) -> Result<Option<Integration>, StoreError> {
     let mut sql = Sql::new(&format!("{SELECT} WHERE i.id = "));
     sql.bind(id.to_string());
     let row = sql
@@ -122,14 +89,32 @@ pub async fn markers(store: &Store, id: IntegrationId) -> Result<Option<Markers>
     .transpose()
 }
 
-fn view(row: &AnyRow, urls: &WebhookUrls<'_>) -> Result<IntegrationView, StoreError> {
+fn view(row: &AnyRow, urls: &WebhookUrls<'_>) -> Result<Integration, StoreError> {
     let raw_id = row.text("id")?;
     let id: IntegrationId = raw_id.parse().map_err(|_| StoreError::Corrupt {
         what: "an integration id",
         detail: raw_id,
     })?;
     let opt_time = |column| row.opt_int(column)?.map(time).transpose();
-    Ok(IntegrationView {
+    let status = match row.opt_text("status")? {
+        None => HealthStatus::Pending,
+        Some(text) => {
+            serde_json::from_value(serde_json::Value::String(text.clone())).map_err(|_| {
+                StoreError::Corrupt {
+                    what: "a health status",
+                    detail: text,
+                }
+            })?
+        }
+    };
+    let count = |column| {
+        let n = row.int(column)?;
+        u64::try_from(n).map_err(|_| StoreError::Corrupt {
+            what: column,
+            detail: n.to_string(),
+        })
+    };
+    Ok(Integration {
         id,
         crm_url: row.text("crm_url")?,
         api_key_hint: row.text("api_key_hint")?,
@@ -137,17 +122,15 @@ fn view(row: &AnyRow, urls: &WebhookUrls<'_>) -> Result<IntegrationView, StoreEr
         active: row.int("active")? != 0,
         default_funnel: row.int("default_funnel")? != 0,
         include_delivery_cost: row.int("include_delivery_cost")? != 0,
-        backfill_days: row.int("backfill_days")?,
+        backfill_days: u32::try_from(count("backfill_days")?).unwrap_or(u32::MAX),
         created_at: time(row.int("created_at")?)?,
         health: Health {
-            status: row
-                .opt_text("status")?
-                .unwrap_or_else(|| "pending".to_owned()),
+            status,
             message: row.opt_text("message")?,
             checked_at: opt_time("checked_at")?,
         },
         last_webhook_at: opt_time("last_webhook_at")?,
         last_reconciled_at: opt_time("last_reconciled_at")?,
-        deals_count: row.int("deals_count")?,
+        deals_count: count("deals_count")?,
     })
 }
