@@ -362,7 +362,7 @@ pub async fn deals(
         });
     }
     let page = DealsPage {
-        crm_url: integration.crm_url,
+        crm_url: integration.0.crm_url,
         query: filters.query(None),
         first_query: filters.query(None),
         next_query: next.map(|c| filters.query(Some(&c))),

@@ -21,58 +21,44 @@ fn when(v: &Value) -> String {
     s.get(..16).map(|d| d.replace('T', " ")).unwrap_or(s)
 }
 
-/// One integration, as the pages show it.
+/// One integration, as the pages show it: the API's [`Integration`] (fields reached through
+/// `Deref`), with its times and health worded for a person.
 #[derive(Debug)]
-pub struct IntegrationView {
-    pub id: String,
-    pub crm_url: String,
-    pub api_key_hint: String,
-    pub webhook_url: String,
-    pub active: bool,
-    pub default_funnel: bool,
-    pub include_delivery_cost: bool,
-    pub health: String,
-    pub health_message: Option<String>,
-    pub deals_count: String,
-    pub last_webhook_at: String,
-    pub last_reconciled_at: String,
+pub struct IntegrationView(pub Integration);
+
+impl std::ops::Deref for IntegrationView {
+    type Target = Integration;
+    fn deref(&self) -> &Integration {
+        &self.0
+    }
 }
 
 impl IntegrationView {
-    /// From the API's integration ([`Integration`], the type the API answers with).
-    pub fn of(i: &Integration) -> Self {
-        let at = |t: &Option<DateTime<Utc>>| {
-            t.map_or_else(
-                || "—".to_string(),
-                |t| t.format("%Y-%m-%d %H:%M").to_string(),
-            )
-        };
-        let health = serde_json::to_value(i.health.status)
-            .ok()
-            .and_then(|v| v.as_str().map(|s| s.replace('_', " ")))
-            .unwrap_or_default();
-        Self {
-            id: i.id.to_string(),
-            crm_url: i.crm_url.clone(),
-            api_key_hint: i.api_key_hint.clone(),
-            webhook_url: i.webhook_url.clone(),
-            active: i.active,
-            default_funnel: i.default_funnel,
-            include_delivery_cost: i.include_delivery_cost,
-            health,
-            health_message: i.health.message.clone(),
-            deals_count: i.deals_count.to_string(),
-            last_webhook_at: at(&i.last_webhook_at),
-            last_reconciled_at: at(&i.last_reconciled_at),
-        }
-    }
-
     /// From the API's JSON; `None` when it is not an integration.
     pub fn from_json(v: &Value) -> Option<Self> {
-        serde_json::from_value::<Integration>(v.clone())
-            .ok()
-            .map(|i| Self::of(&i))
+        serde_json::from_value::<Integration>(v.clone()).ok().map(Self)
     }
+
+    /// `auth failed`, `ok`, `pending`, …
+    pub fn health_label(&self) -> String {
+        serde_json::to_value(self.health.status)
+            .ok()
+            .and_then(|v| v.as_str().map(|s| s.replace('_', " ")))
+            .unwrap_or_default()
+    }
+
+    pub fn last_webhook_label(&self) -> String {
+        minutes(self.last_webhook_at)
+    }
+
+    pub fn last_reconciled_label(&self) -> String {
+        minutes(self.last_reconciled_at)
+    }
+}
+
+/// A time shortened for a table (`2024-01-15 07:20`), `—` when there is none.
+fn minutes(at: Option<DateTime<Utc>>) -> String {
+    at.map_or_else(|| "—".to_string(), |t| t.format("%Y-%m-%d %H:%M").to_string())
 }
 
 /// One row of Raw data → Deals.
