@@ -26,7 +26,7 @@ pub mod service;
 pub mod settings;
 pub mod store;
 
-pub use api::{DEFAULT_LIMIT, MAX_LIMIT, openapi};
+pub use api::{DEFAULT_LIMIT, DealPage, MAX_LIMIT, Reads, openapi};
 pub use apply::Applied;
 pub use apply::batch::{BatchError, BatchOutcome, DEAD_LETTER_STAGE};
 pub use error::ProjectorError;

@@ -21,7 +21,7 @@ use dealflow_shared::visibility::ReadProgress;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{self, ApiState};
+use crate::api::{self, Reads};
 use crate::apply::batch::{self, BatchError, BatchOptions, BatchOutcome};
 use crate::consumer::ConsumerLoop;
 use crate::error::ProjectorError;
@@ -34,7 +34,7 @@ use crate::store::Store;
 #[derive(Debug, Clone)]
 pub struct Projector {
     consumer: ConsumerLoop,
-    api: ApiState,
+    api: Reads,
     api_token: secrecy::SecretString,
 }
 
@@ -47,11 +47,11 @@ impl Projector {
     ) -> Result<Self, ProjectorError> {
         let store = Store::open(&settings.database_url).await?;
         let progress = ReadProgress::new(store.applied_offsets().await?);
-        let api = ApiState {
-            store: store.clone(),
-            keys: Arc::new(SecretKeys::derive(&settings.secret_key)),
-            public_url: settings.public_url.clone(),
-        };
+        let api = Reads::new(
+            store.clone(),
+            Arc::new(SecretKeys::derive(&settings.secret_key)),
+            settings.public_url.clone(),
+        );
         let api_token = settings.api_token.clone();
         let dead_letters = Arc::new(DeadLetters::new(
             bus.clone(),
@@ -72,6 +72,11 @@ impl Projector {
             api,
             api_token,
         })
+    }
+
+    /// The read operations, typed (what the read API answers; the pages call them).
+    pub fn reads(&self) -> &Reads {
+        &self.api
     }
 
     /// The read API (every route behind the bearer token).

@@ -154,8 +154,12 @@ impl AllInOne {
             projector: self.projector.clone(),
         };
         let pages = pages::router(
-            PagesState::new(api.clone(), self.api_token.clone())
-                .with_secure_cookie(self.secure_cookie),
+            PagesState::new(
+                self.projector.reads().clone(),
+                api.clone(),
+                self.api_token.clone(),
+            )
+            .with_secure_cookie(self.secure_cookie),
         );
         let app = api
             .merge(pages)

@@ -126,7 +126,10 @@ pub fn template_failed(e: askama::Error) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dealflow_projector::Reads;
+    use dealflow_shared::config::DatabaseUrl;
     use dealflow_shared::http::BearerAuth;
+    use dealflow_shared::secrets::SecretKeys;
     use secrecy::SecretString;
 
     #[test]
@@ -151,7 +154,21 @@ mod tests {
     /// Signs in through the real router and returns the `Set-Cookie` header.
     async fn sign_in(secure: bool) -> String {
         use tower::ServiceExt;
-        let state = PagesState::new(axum::Router::new(), SecretString::from(TOKEN))
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("pages.db").display()
+        );
+        let store = dealflow_projector::Store::open(&DatabaseUrl::Sqlite(SecretString::from(url)))
+            .await
+            .unwrap();
+        let keys = SecretKeys::derive(&SecretString::from("a-secret-key-long-enough-for-tests"));
+        let reads = Reads::new(
+            store,
+            std::sync::Arc::new(keys),
+            "http://127.0.0.1/".parse().unwrap(),
+        );
+        let state = PagesState::new(reads, axum::Router::new(), SecretString::from(TOKEN))
             .with_secure_cookie(secure);
         let response = super::super::router(state)
             .oneshot(

@@ -1,4 +1,5 @@
-//! The page handlers: call the API in-process, render a template.
+//! The page handlers: read through [`Reads`](dealflow_projector::Reads), write through the
+//! settings API in-process, render a template.
 
 use askama::Template;
 use axum::Form;
@@ -101,19 +102,10 @@ fn options(current: &str, choices: &[(&str, &str)]) -> Vec<SelectOption> {
 }
 
 async fn index_page(state: &PagesState, form: ConnectForm, status: StatusCode) -> Response {
-    let answer = state
-        .api
-        .call(Method::GET, "/api/v1/integrations", None)
-        .await;
-    let integrations = answer.body["items"]
-        .as_array()
-        .map(|items| {
-            items
-                .iter()
-                .filter_map(IntegrationView::from_json)
-                .collect()
-        })
-        .unwrap_or_default();
+    let integrations = match state.reads.integrations().await {
+        Ok(list) => list.items.into_iter().map(IntegrationView).collect(),
+        Err(e) => return e.into_response(),
+    };
     (status, render(&IndexPage { integrations, form })).into_response()
 }
 
@@ -197,21 +189,14 @@ pub async fn connect(State(state): State<PagesState>, Form(input): Form<ConnectI
 }
 
 async fn load_integration(state: &PagesState, id: &str) -> Result<IntegrationView, Response> {
-    let answer = state
-        .api
-        .call(Method::GET, &format!("/api/v1/integrations/{id}"), None)
-        .await;
-    let found = (answer.status == StatusCode::OK)
-        .then(|| IntegrationView::from_json(&answer.body))
-        .flatten();
-    if let Some(found) = found {
-        Ok(found)
-    } else {
-        Err((
+    match state.reads.integration(id).await {
+        Ok(found) => Ok(IntegrationView(found)),
+        Err(e) if e.status == StatusCode::NOT_FOUND => Err((
             StatusCode::NOT_FOUND,
             Html("There is no integration with this id. <a href=\"/\">Back</a>"),
         )
-            .into_response())
+            .into_response()),
+        Err(e) => Err(e.into_response()),
     }
 }
 
@@ -323,42 +308,25 @@ pub async fn deals(
         Err(response) => return response,
     };
     let api_query = filters.query(Some(&filters.cursor));
-    let answer = state
-        .api
-        .call(
-            Method::GET,
-            &format!("/api/v1/integrations/{id}/deals{api_query}"),
+    let (deals, next, error) = match state
+        .reads
+        .deal_page(&id, api_query.strip_prefix('?'))
+        .await
+    {
+        Ok(page) => (
+            page.items.iter().map(DealRow::of).collect(),
+            page.next_cursor,
             None,
-        )
-        .await;
-    let (deals, next, error) = if answer.status == StatusCode::OK {
-        let deals = answer.body["items"]
-            .as_array()
-            .map(|items| items.iter().map(DealRow::from_json).collect())
-            .unwrap_or_default();
-        (
-            deals,
-            answer.body["next_cursor"].as_str().map(str::to_string),
-            None,
-        )
-    } else {
-        (Vec::new(), None, answer.error().map(|(_, m)| m))
+        ),
+        // A filter the API refuses: its message on the page, no rows.
+        Err(e) => (Vec::new(), None, Some(e.message)),
     };
-    let funnels_answer = state
-        .api
-        .call(
-            Method::GET,
-            &format!("/api/v1/integrations/{id}/funnels"),
-            None,
-        )
-        .await;
     let mut funnels = options(&filters.funnel_id, &[("", "all")]);
-    for f in funnels_answer.body.as_array().into_iter().flatten() {
-        let value = f["id"].as_str().unwrap_or_default().to_string();
+    for f in state.reads.funnels(&id, None).await.unwrap_or_default() {
         funnels.push(SelectOption {
-            selected: value == filters.funnel_id,
-            label: f["name"].as_str().unwrap_or(&value).to_string(),
-            value,
+            selected: f.id == filters.funnel_id,
+            label: f.name,
+            value: f.id,
         });
     }
     let page = DealsPage {

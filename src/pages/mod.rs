@@ -1,9 +1,10 @@
 //! The web pages (DESIGN §4): integrations with the connect form, one integration with its
 //! webhook address and trigger instructions, and Raw data → Deals.
 //!
-//! Pages are thin: each one calls the JSON API in-process (the same router that serves
-//! `/api`, with the bearer token) and renders a template, so a page shows exactly what the API
-//! says, error messages included. The browser signs in once with the API token and then holds
+//! Pages are thin: they read through the projector's typed read operations ([`Reads`], what the
+//! read API answers with) and write through the settings API in-process (the same router that
+//! serves `/api`, with the bearer token), then render a template, so a page shows exactly what
+//! the API says, error messages included. The browser signs in once with the API token and then holds
 //! an HttpOnly, SameSite=Strict session cookie derived from it (`Secure` behind https).
 
 mod api;
@@ -14,6 +15,7 @@ mod views;
 use axum::Router;
 use axum::middleware;
 use axum::routing::{get, post};
+use dealflow_projector::Reads;
 use dealflow_shared::http::BearerAuth;
 use secrecy::SecretString;
 
@@ -22,6 +24,8 @@ pub use api::InProcessApi;
 /// What the page handlers share.
 #[derive(Clone, Debug)]
 pub struct PagesState {
+    reads: Reads,
+    /// The settings API for writes, and the CSV stream.
     api: InProcessApi,
     auth: BearerAuth,
     /// Whether the session cookie gets `Secure` (the public URL is https).
@@ -29,9 +33,11 @@ pub struct PagesState {
 }
 
 impl PagesState {
-    /// `api` is the router serving `/api/v1/...`; `token` the API token it expects.
-    pub fn new(api: Router, token: SecretString) -> Self {
+    /// `reads` of the read model; `api` the router serving `/api/v1/...`; `token` the API
+    /// token it expects.
+    pub fn new(reads: Reads, api: Router, token: SecretString) -> Self {
         Self {
+            reads,
             api: InProcessApi::new(api, token.clone()),
             auth: BearerAuth::new(token),
             secure_cookie: false,

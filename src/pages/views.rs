@@ -1,25 +1,8 @@
-//! What the templates show, read from the API's JSON (DESIGN §4 shapes).
+//! What the templates show, worded from the API's own types (DESIGN §4 shapes).
 
 use chrono::{DateTime, Utc};
+use dealflow_projector::read::deals::DealView;
 use dealflow_shared::views::Integration;
-use serde_json::Value;
-
-fn text(v: &Value) -> String {
-    match v {
-        Value::Null => String::new(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
-/// RFC 3339 UTC shortened for a table: `2024-01-15 07:20`.
-fn when(v: &Value) -> String {
-    let s = text(v);
-    if s.is_empty() {
-        return "—".to_string();
-    }
-    s.get(..16).map(|d| d.replace('T', " ")).unwrap_or(s)
-}
 
 /// One integration, as the pages show it: the API's [`Integration`] (fields reached through
 /// `Deref`), with its times and health worded for a person.
@@ -34,11 +17,6 @@ impl std::ops::Deref for IntegrationView {
 }
 
 impl IntegrationView {
-    /// From the API's JSON; `None` when it is not an integration.
-    pub fn from_json(v: &Value) -> Option<Self> {
-        serde_json::from_value::<Integration>(v.clone()).ok().map(Self)
-    }
-
     /// `auth failed`, `ok`, `pending`, …
     pub fn health_label(&self) -> String {
         serde_json::to_value(self.health.status)
@@ -58,7 +36,10 @@ impl IntegrationView {
 
 /// A time shortened for a table (`2024-01-15 07:20`), `—` when there is none.
 fn minutes(at: Option<DateTime<Utc>>) -> String {
-    at.map_or_else(|| "—".to_string(), |t| t.format("%Y-%m-%d %H:%M").to_string())
+    at.map_or_else(
+        || "—".to_string(),
+        |t| t.format("%Y-%m-%d %H:%M").to_string(),
+    )
 }
 
 /// One row of Raw data → Deals.
@@ -79,69 +60,76 @@ pub struct DealRow {
 }
 
 impl DealRow {
-    pub fn from_json(d: &Value) -> Self {
-        let list = |v: &Value| {
-            v.as_array()
-                .map(|a| a.iter().map(text).collect::<Vec<_>>().join(", "))
-                .unwrap_or_default()
-        };
-        let stage_name = text(&d["stage_name"]);
+    /// From the deal the read API answers with.
+    pub fn of(d: &DealView) -> Self {
+        let contact = d.contact.as_ref();
         Self {
-            created_at: when(&d["created_at"]),
-            number: if d["number"].is_null() {
-                text(&d["order_id"])
-            } else {
-                text(&d["number"])
-            },
-            site: text(&d["site"]),
-            funnel: text(&d["funnel_name"]),
-            stage: if stage_name.is_empty() {
-                text(&d["stage_code"])
-            } else {
-                stage_name
-            },
-            outcome: text(&d["outcome"]),
-            amount: format!("{} {}", text(&d["amount"]), text(&d["currency"]))
+            created_at: minutes(Some(d.created_at)),
+            number: d.number.clone().unwrap_or_else(|| d.order_id.to_string()),
+            site: d.site.clone(),
+            funnel: d.funnel_name.clone(),
+            stage: d.stage_name.clone().unwrap_or_else(|| d.stage_code.clone()),
+            outcome: d.outcome.clone(),
+            amount: format!("{} {}", d.amount, d.currency.as_deref().unwrap_or_default())
                 .trim()
                 .to_string(),
-            manager: text(&d["manager"]["name"]),
-            contact: text(&d["contact"]["name"]),
-            phones: list(&d["contact"]["phones"]),
-            utm_source: text(&d["utm"]["source"]),
-            deleted: d["deleted"].as_bool().unwrap_or(false),
+            manager: d
+                .manager
+                .as_ref()
+                .and_then(|m| m.name.clone())
+                .unwrap_or_default(),
+            contact: contact.and_then(|c| c.name.clone()).unwrap_or_default(),
+            phones: contact.map(|c| c.phones.join(", ")).unwrap_or_default(),
+            utm_source: d.utm.source.clone().unwrap_or_default(),
+            deleted: d.deleted,
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     use super::*;
 
+    fn deal(overrides: Value) -> DealView {
+        let mut d = json!({
+            "order_id": 48213, "number": "48213A", "external_id": null, "site": "shop-main",
+            "funnel_id": "shop-main", "funnel_name": "Main shop", "stage_code": "send-to-delivery",
+            "stage_name": "Передан в доставку", "stage_group": "delivery", "outcome": "open",
+            "amount": "6330.00", "currency": "RUB", "total_sum": "6330.00", "delivery_cost": "0",
+            "manager": {"id": 17, "name": "Ирина Петрова", "email": null, "phone": null},
+            "contact": {"id": 9021, "name": "Анна Смирнова", "phones": ["+79161234567", "+79160000000"], "emails": []},
+            "company": null,
+            "utm": {"source": "google", "medium": null, "campaign": null, "keyword": null, "content": null},
+            "client_id": null, "custom_fields": {}, "created_at": "2024-01-15T07:20:30Z",
+            "stage_entered_at": null, "closed_at": null, "last_open_stage": null,
+            "deleted": false, "merged_into": null, "updated_at": "2024-01-15T07:20:31Z"
+        });
+        for (k, v) in overrides.as_object().unwrap() {
+            d[k] = v.clone();
+        }
+        serde_json::from_value(d).unwrap()
+    }
+
     #[test]
-    fn deal_rows_read_the_design_shape() {
-        let row = DealRow::from_json(&json!({
-            "order_id": 48213, "number": "48213A", "site": "shop-main", "funnel_name": "Main shop",
-            "stage_code": "send-to-delivery", "stage_name": "Передан в доставку", "outcome": "open",
-            "amount": "6330.00", "currency": "RUB", "manager": {"id": 17, "name": "Ирина Петрова"},
-            "contact": {"id": 9021, "name": "Анна Смирнова", "phones": ["+79161234567", "+79160000000"]},
-            "utm": {"source": "google"}, "created_at": "2024-01-15T07:20:30Z", "deleted": false
-        }));
+    fn deal_rows_show_the_api_deal() {
+        let row = DealRow::of(&deal(json!({})));
         assert_eq!(row.created_at, "2024-01-15 07:20");
         assert_eq!(row.amount, "6330.00 RUB");
         assert_eq!(row.phones, "+79161234567, +79160000000");
         assert_eq!(row.stage, "Передан в доставку");
-        let bare = DealRow::from_json(
-            &json!({"order_id": 5, "manager": null, "contact": null, "utm": {}}),
-        );
+        let bare = DealRow::of(&deal(json!({
+            "number": null, "manager": null, "contact": null, "stage_name": null, "currency": null
+        })));
         assert_eq!(
             (
                 bare.number.as_str(),
                 bare.manager.as_str(),
-                bare.created_at.as_str()
+                bare.stage.as_str(),
+                bare.amount.as_str()
             ),
-            ("5", "", "—")
+            ("48213", "", "send-to-delivery", "6330.00")
         );
     }
 }

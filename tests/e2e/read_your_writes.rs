@@ -191,12 +191,23 @@ async fn the_pages_redirect_to_what_was_just_written() {
         .await
         .unwrap();
     assert_eq!(redirect(saved), location);
-    let (status, html) = page(location).await;
+    let (status, html) = page(location.clone()).await;
     assert_eq!(status, 200);
     assert!(
         html.contains(default_funnel_on),
         "the change is on the page"
     );
+
+    // Raw data → Deals reads the same operations as the API: a filter the API refuses is shown
+    // with the API's own message; an unknown integration is a 404 page.
+    let (status, html) = page(format!("{location}/deals")).await;
+    assert_eq!(status, 200, "{html}");
+    assert!(!html.contains("must be open, won or lost"), "{html}");
+    let (status, html) = page(format!("{location}/deals?outcome=bogus")).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("must be open, won or lost"), "{html}");
+    let (status, _) = page("/integrations/not-an-id".to_owned()).await;
+    assert_eq!(status, 404);
     system.stop().await;
 }
 

@@ -6,8 +6,7 @@
 mod csv;
 mod openapi;
 mod params;
-
-use std::sync::Arc;
+mod reads;
 
 use axum::Json;
 use axum::Router;
@@ -16,58 +15,19 @@ use axum::http::{HeaderValue, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use dealflow_shared::events::IntegrationId;
 use dealflow_shared::http::{ApiError, BearerAuth};
-use dealflow_shared::secrets::SecretKeys;
-use url::Url;
 
 pub use openapi::openapi;
 pub use params::{DEFAULT_LIMIT, MAX_LIMIT};
+pub use reads::{DealPage, Reads};
 
-use crate::derive::Markers;
 use crate::read::deals::DealView;
 use crate::read::funnels::FunnelView;
-use crate::read::integrations::WebhookUrls;
-use crate::read::{deals, funnels, integrations, people};
-use crate::store::{Store, StoreError};
 use dealflow_shared::views::{Integration, IntegrationList};
 use params::{DEAL_FILTERS, Params};
 
-/// What every handler shares.
-#[derive(Debug, Clone)]
-pub(crate) struct ApiState {
-    pub store: Store,
-    pub keys: Arc<SecretKeys>,
-    pub public_url: Url,
-}
-
-impl ApiState {
-    fn urls(&self) -> WebhookUrls<'_> {
-        WebhookUrls {
-            keys: &self.keys,
-            public_url: &self.public_url,
-        }
-    }
-
-    /// The integration's id and markers, or `404 integration_not_found`.
-    async fn integration(&self, raw: &str) -> Result<(IntegrationId, Markers), ApiError> {
-        let not_found = || {
-            ApiError::not_found(
-                "integration_not_found",
-                "There is no integration with this id.",
-            )
-        };
-        let id: IntegrationId = raw.parse().map_err(|_| not_found())?;
-        let markers = integrations::markers(&self.store, id)
-            .await
-            .map_err(internal)?
-            .ok_or_else(not_found)?;
-        Ok((id, markers))
-    }
-}
-
 /// The read API routes (bearer token on all of them).
-pub(crate) fn router(state: ApiState, auth: BearerAuth) -> Router {
+pub(crate) fn router(state: Reads, auth: BearerAuth) -> Router {
     Router::new()
         .route("/api/v1/integrations", get(list_integrations))
         .route("/api/v1/integrations/{id}", get(get_integration))
@@ -86,10 +46,6 @@ pub(crate) async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
     Json(openapi())
 }
 
-fn internal(e: StoreError) -> ApiError {
-    ApiError::internal(&e)
-}
-
 /// `GET /api/v1/integrations`
 #[utoipa::path(
     get,
@@ -101,11 +57,8 @@ fn internal(e: StoreError) -> ApiError {
         (status = 401, description = "Missing or wrong API token.", body = openapi::ErrorBody),
     )
 )]
-async fn list_integrations(State(state): State<ApiState>) -> Result<Response, ApiError> {
-    let items = integrations::list(&state.store, &state.urls())
-        .await
-        .map_err(internal)?;
-    Ok(Json(IntegrationList { items }).into_response())
+async fn list_integrations(State(state): State<Reads>) -> Result<Response, ApiError> {
+    Ok(Json(state.integrations().await?).into_response())
 }
 
 /// `GET /api/v1/integrations/{id}`
@@ -122,20 +75,10 @@ async fn list_integrations(State(state): State<ApiState>) -> Result<Response, Ap
     )
 )]
 async fn get_integration(
-    State(state): State<ApiState>,
+    State(state): State<Reads>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let (id, _) = state.integration(&id).await?;
-    let view = integrations::get(&state.store, &state.urls(), id)
-        .await
-        .map_err(internal)?
-        .ok_or_else(|| {
-            ApiError::not_found(
-                "integration_not_found",
-                "There is no integration with this id.",
-            )
-        })?;
-    Ok(Json(view).into_response())
+    Ok(Json(state.integration(&id).await?).into_response())
 }
 
 /// `GET /api/v1/integrations/{id}/deals`
@@ -146,37 +89,18 @@ async fn get_integration(
     security(("bearer" = [])),
     params(("id" = String, Path, format = Uuid, description = "The integration id."), openapi::Paging, openapi::DealFilters),
     responses(
-        (status = 200, description = "One page of deals, newest first.", body = openapi::DealPage),
+        (status = 200, description = "One page of deals, newest first.", body = DealPage),
         (status = 400, description = "An unknown, repeated or malformed query parameter.", body = openapi::ErrorBody),
         (status = 404, description = "Unknown or removed integration.", body = openapi::ErrorBody),
         (status = 401, description = "Missing or wrong API token.", body = openapi::ErrorBody),
     )
 )]
 async fn list_deals(
-    State(state): State<ApiState>,
+    State(state): State<Reads>,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    let allowed: Vec<&str> = ["limit", "cursor"]
-        .iter()
-        .chain(DEAL_FILTERS)
-        .copied()
-        .collect();
-    let params = Params::parse(query.as_deref(), &allowed)?;
-    let (limit, cursor, filter) = (
-        params.limit()?,
-        params.deal_cursor()?,
-        params.deal_filter()?,
-    );
-    let (id, markers) = state.integration(&id).await?;
-    let page = deals::page(&state.store, id, markers, &filter, cursor, limit)
-        .await
-        .map_err(internal)?;
-    Ok(Json(openapi::DealPage {
-        items: page.items,
-        next_cursor: page.next.map(|c| c.encode()),
-    })
-    .into_response())
+    Ok(Json(state.deal_page(&id, query.as_deref()).await?).into_response())
 }
 
 /// `GET /api/v1/integrations/{id}/deals.csv`
@@ -194,14 +118,14 @@ async fn list_deals(
     )
 )]
 async fn export_deals(
-    State(state): State<ApiState>,
+    State(state): State<Reads>,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let filter = Params::parse(query.as_deref(), DEAL_FILTERS)?.deal_filter()?;
-    let (id, markers) = state.integration(&id).await?;
+    let (id, markers) = state.resolve(&id).await?;
     let disposition = format!("attachment; filename=\"deals-{id}.csv\"");
-    let mut response = csv::body(state.store.clone(), id, markers, filter).into_response();
+    let mut response = csv::body(state.store().clone(), id, markers, filter).into_response();
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
@@ -228,25 +152,11 @@ async fn export_deals(
     )
 )]
 async fn get_deal(
-    State(state): State<ApiState>,
+    State(state): State<Reads>,
     Path((id, order_id)): Path<(String, String)>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    Params::parse(query.as_deref(), &[])?;
-    let (id, markers) = state.integration(&id).await?;
-    let order_id: u64 = order_id.parse().map_err(|_| {
-        ApiError::bad_request(
-            "invalid_order_id",
-            "The order id must be a positive integer.",
-        )
-    })?;
-    let deal = deals::one(&state.store, id, markers, order_id)
-        .await
-        .map_err(internal)?
-        .ok_or_else(|| {
-            ApiError::not_found("deal_not_found", "This integration has no such deal.")
-        })?;
-    Ok(Json(deal).into_response())
+    Ok(Json(state.deal(&id, &order_id, query.as_deref()).await?).into_response())
 }
 
 /// `GET /api/v1/integrations/{id}/funnels`
@@ -263,16 +173,11 @@ async fn get_deal(
     )
 )]
 async fn list_funnels(
-    State(state): State<ApiState>,
+    State(state): State<Reads>,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    Params::parse(query.as_deref(), &[])?;
-    let (id, markers) = state.integration(&id).await?;
-    let funnels = funnels::list(&state.store, id, markers)
-        .await
-        .map_err(internal)?;
-    Ok(Json(funnels).into_response())
+    Ok(Json(state.funnels(&id, query.as_deref()).await?).into_response())
 }
 
 /// `GET /api/v1/integrations/{id}/contacts?limit=&cursor=`
@@ -290,21 +195,11 @@ async fn list_funnels(
     )
 )]
 async fn list_contacts(
-    State(state): State<ApiState>,
+    State(state): State<Reads>,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    let params = Params::parse(query.as_deref(), &["limit", "cursor"])?;
-    let (limit, cursor) = (params.limit()?, params.contact_cursor()?);
-    let (id, _) = state.integration(&id).await?;
-    let (items, next) = people::contacts(&state.store, id, cursor.as_ref(), limit)
-        .await
-        .map_err(internal)?;
-    Ok(Json(openapi::ContactPage {
-        items,
-        next_cursor: next.map(|c| c.encode()),
-    })
-    .into_response())
+    Ok(Json(state.contact_page(&id, query.as_deref()).await?).into_response())
 }
 
 /// `GET /api/v1/integrations/{id}/managers`
@@ -321,12 +216,9 @@ async fn list_contacts(
     )
 )]
 async fn list_managers(
-    State(state): State<ApiState>,
+    State(state): State<Reads>,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    Params::parse(query.as_deref(), &[])?;
-    let (id, _) = state.integration(&id).await?;
-    let items = people::managers(&state.store, id).await.map_err(internal)?;
-    Ok(Json(openapi::ManagerList { items }).into_response())
+    Ok(Json(state.managers(&id, query.as_deref()).await?).into_response())
 }

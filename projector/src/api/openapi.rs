@@ -9,17 +9,10 @@ pub(crate) use dealflow_shared::http::openapi::ErrorBody;
 use serde::Serialize;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
-use crate::read::deals::DealView;
 use crate::read::people::{ContactView, ManagerView};
 use dealflow_shared::views::IntegrationList;
 
-/// One page of deals, newest first by `created_at`.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct DealPage {
-    pub items: Vec<DealView>,
-    /// Pass as `cursor` for the next page; `null` on the last page.
-    pub next_cursor: Option<String>,
-}
+use super::reads::DealPage;
 
 /// One page of contacts.
 #[derive(Debug, Serialize, ToSchema)]

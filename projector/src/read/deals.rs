@@ -5,7 +5,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use dealflow_shared::events::IntegrationId;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 
 use crate::derive::{DEFAULT_FUNNEL_NAME, Markers, Outcome, TimelineRank, timeline_key};
@@ -60,7 +60,7 @@ pub struct DealPage {
 }
 
 /// A deal (DESIGN §4 "Deal JSON").
-#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[schema(as = Deal)]
 pub struct DealView {
     pub order_id: u64,
@@ -96,7 +96,7 @@ pub struct DealView {
     pub stage_history: Option<Vec<StageEntry>>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct ManagerRef {
     pub id: u64,
     pub name: Option<String>,
@@ -104,7 +104,7 @@ pub struct ManagerRef {
     pub phone: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct ContactRef {
     pub id: Option<u64>,
     pub name: Option<String>,
@@ -112,13 +112,13 @@ pub struct ContactRef {
     pub emails: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct CompanyRef {
     pub id: u64,
     pub name: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[schema(as = Utm)]
 pub struct UtmView {
     pub source: Option<String>,
@@ -129,7 +129,7 @@ pub struct UtmView {
 }
 
 /// One entry of the stage history.
-#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct StageEntry {
     pub stage_code: String,
     pub entered_at: DateTime<Utc>,
