@@ -3,46 +3,15 @@
 
 mod support;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
-
 use dealflow_shared::events::{Envelope, Event};
 use dealflow_shared::secrets::SecretKeys;
 use dealflow_simulator::{KeyAccess, SimConfig, SimHandle, Simulator, SiteAccess};
-use dealflow_testkit::{wait_for, wait_until};
+use dealflow_testkit::{captured_logs, wait_for, wait_until};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use support::{API_TOKEN, Backend, Options, SECRET, TestApp, WAIT, error_code};
 
 const ALLOW_SIM: &str = "http://127.0.0.1:*";
-
-/// Every log line of this test binary, at TRACE, so tests can assert what never appears.
-fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
-    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let buffer = Arc::new(Mutex::new(Vec::new()));
-        let writer = buffer.clone();
-        tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_writer(move || Capture(writer.clone()))
-            .try_init()
-            .expect("this binary installs only the capturing subscriber");
-        buffer
-    })
-    .clone()
-}
-
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 async fn setup() -> (Backend, TestApp, SimHandle) {
     captured_logs();

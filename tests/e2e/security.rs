@@ -7,55 +7,15 @@
 //! - RetailCRM URLs pointing at private, loopback, link-local or metadata addresses are refused
 //!   on connect, and no request leaves.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use dealflow_shared::topics::Topics;
 use dealflow_simulator::KeyAccess;
-use dealflow_testkit::unpooled_client;
+use dealflow_testkit::{bytes_contain, captured_logs, unpooled_client};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::support::{Bus, System, WAIT, truth_orders};
-
-/// Every log line of this test binary, from a subscriber installed once (the first test that
-/// asks). Logs of other tests running in the same process land here too, which only makes the
-/// check stricter.
-fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
-    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let buffer = Arc::new(Mutex::new(Vec::new()));
-        let writer = buffer.clone();
-        tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_ansi(false)
-            .with_writer(move || Capture(writer.clone()))
-            .try_init()
-            .expect("the e2e binary installs no other subscriber (unset TEST_LOG)");
-        buffer
-    })
-    .clone()
-}
-
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn contains(haystack: &[u8], needle: &str) -> bool {
-    !needle.is_empty()
-        && haystack
-            .windows(needle.len())
-            .any(|w| w == needle.as_bytes())
-}
 
 /// The webhook token of a webhook URL (its last path segment).
 fn token_of(hook: &str) -> String {
@@ -222,7 +182,7 @@ async fn no_secret_leaks_into_logs_metrics_responses_records_or_files() {
     let logs = logs.lock().unwrap().clone();
     // The capture saw this run's components (not only some other test's).
     assert!(
-        contains(&logs, &id_a) && contains(&logs, &id_b),
+        bytes_contain(&logs, &id_a) && bytes_contain(&logs, &id_b),
         "the subscriber captured the run"
     );
     let secrets: Vec<(&str, &String)> = keys
@@ -231,7 +191,7 @@ async fn no_secret_leaks_into_logs_metrics_responses_records_or_files() {
         .chain(tokens.iter().map(|t| ("webhook token", t)))
         .collect();
     for (what, secret) in &secrets {
-        assert!(!contains(&logs, secret), "a {what} in the logs");
+        assert!(!bytes_contain(&logs, secret), "a {what} in the logs");
         assert!(!metrics.contains(secret.as_str()), "a {what} in /metrics");
         for (call, text) in &seen.0 {
             assert!(!text.contains(secret.as_str()), "a {what} in {call}");
@@ -271,7 +231,8 @@ async fn no_secret_leaks_into_logs_metrics_responses_records_or_files() {
                     .collect();
                 for (what, secret) in &secrets {
                     assert!(
-                        !contains(&record.payload, secret) && !headers.contains(secret.as_str()),
+                        !bytes_contain(&record.payload, secret)
+                            && !headers.contains(secret.as_str()),
                         "a {what} in a record of {}",
                         spec.name
                     );
@@ -297,7 +258,11 @@ async fn no_secret_leaks_into_logs_metrics_responses_records_or_files() {
         };
         files += 1;
         for (what, secret) in &secrets {
-            assert!(!contains(&bytes, secret), "a {what} in {}", path.display());
+            assert!(
+                !bytes_contain(&bytes, secret),
+                "a {what} in {}",
+                path.display()
+            );
         }
     }
     assert!(files >= 2, "{files} files under the data directory");

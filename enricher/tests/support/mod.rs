@@ -5,14 +5,11 @@
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
 use dealflow_enricher::{EnricherError, EnricherService, EnricherSettings};
-use dealflow_shared::bus::{
-    Consumer, Delivered, EmbeddedLog, EventBus, KafkaBus, KafkaBusConfig, OutRecord,
-};
+use dealflow_shared::bus::{Consumer, Delivered, OutRecord};
 use dealflow_shared::events::{
     ChangeSource, DealDeleted, DealUpserted, Envelope, Event, IntegrationConfigured, IntegrationId,
     OrderChanged, StageRecorded,
@@ -20,10 +17,8 @@ use dealflow_shared::events::{
 use dealflow_shared::metrics::Metrics;
 use dealflow_shared::retailcrm::{BudgetSettings, Budgets, ClientOptions, RetryPolicy};
 use dealflow_shared::secrets::SecretKeys;
-use dealflow_shared::topics::Topics;
-use dealflow_testkit::{Broker, Storage, unique_prefix};
+use dealflow_testkit::bus::TestBus;
 use secrecy::SecretString;
-use tempfile::TempDir;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -31,50 +26,18 @@ use tokio_util::sync::CancellationToken;
 pub const SECRET: &str = "enricher-test-secret-key-that-is-long-enough-0123";
 pub const WAIT: Duration = Duration::from_secs(30);
 
-/// A real bus and the topics of one test.
-pub struct Backend {
-    pub bus: Arc<dyn EventBus>,
-    pub topics: Topics,
-    pub broker: Option<Broker>,
-    pub name: &'static str,
-    _dir: Option<TempDir>,
-}
+dealflow_testkit::test_bus_wrapper!(
+    /// A real bus and the topics of one test (the shared [`TestBus`]).
+    Backend
+);
 
 impl Backend {
     pub async fn embedded() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let bus: Arc<dyn EventBus> = Arc::new(
-            EmbeddedLog::open(dir.path().join("events.db"))
-                .await
-                .unwrap(),
-        );
-        Self::with(bus, None, Some(dir), "embedded").await
+        Self(TestBus::embedded().await)
     }
 
     pub async fn kafka() -> Self {
-        let broker = Broker::start_with(Storage::Memory).await;
-        let mut config = KafkaBusConfig::new(broker.bootstrap());
-        config.publish_timeout = Duration::from_secs(5);
-        config.request_timeout = Duration::from_secs(5);
-        let bus: Arc<dyn EventBus> = Arc::new(KafkaBus::new(config).unwrap());
-        Self::with(bus, Some(broker), None, "kafka").await
-    }
-
-    async fn with(
-        bus: Arc<dyn EventBus>,
-        broker: Option<Broker>,
-        dir: Option<TempDir>,
-        name: &'static str,
-    ) -> Self {
-        let topics = Topics::new(unique_prefix());
-        bus.ensure_topics(&topics.specs(2)).await.unwrap();
-        Self {
-            bus,
-            topics,
-            broker,
-            name,
-            _dir: dir,
-        }
+        Self(TestBus::kafka().await)
     }
 
     pub fn keys() -> SecretKeys {

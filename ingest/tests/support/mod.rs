@@ -8,17 +8,16 @@ use std::time::Duration;
 
 use chrono::Utc;
 use dealflow_ingest::{IngestService, IngestSettings};
-use dealflow_shared::bus::{Delivered, EmbeddedLog, EventBus, KafkaBus, KafkaBusConfig, OutRecord};
+use dealflow_shared::bus::{Delivered, EventBus, OutRecord};
 use dealflow_shared::config::HostPattern;
 use dealflow_shared::events::{Envelope, Event, IntegrationConfigured, IntegrationId};
 use dealflow_shared::metrics::Metrics;
 use dealflow_shared::retailcrm::{BudgetSettings, Budgets, ClientOptions};
 use dealflow_shared::secrets::SecretKeys;
-use dealflow_shared::topics::Topics;
 use dealflow_shared::visibility::ReadSide;
-use dealflow_testkit::{Broker, Storage, unique_prefix, wait_for};
+use dealflow_testkit::bus::TestBus;
+use dealflow_testkit::{Storage, wait_for};
 use secrecy::SecretString;
-use tempfile::TempDir;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -28,47 +27,23 @@ pub const WAIT: Duration = Duration::from_secs(30);
 /// The read-your-writes bound of a test ingest: short, so "behind" is seen quickly.
 pub const READ_SIDE_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// A real bus and the topics of one test.
-pub struct Backend {
-    pub bus: Arc<dyn EventBus>,
-    pub topics: Topics,
-    pub broker: Option<Broker>,
-    _dir: Option<TempDir>,
-}
+dealflow_testkit::test_bus_wrapper!(
+    /// A real bus and the topics of one test (the shared [`TestBus`]).
+    Backend
+);
 
 impl Backend {
     pub async fn embedded() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let bus: Arc<dyn EventBus> = Arc::new(
-            EmbeddedLog::open(dir.path().join("events.db"))
-                .await
-                .unwrap(),
-        );
-        Self::with(bus, None, Some(dir)).await
+        Self(TestBus::embedded().await)
     }
 
     pub async fn kafka() -> Self {
         Self::kafka_with(Storage::Memory).await
     }
 
+    /// Short client timeouts: the broker tests wait for a publish to fail.
     pub async fn kafka_with(storage: Storage) -> Self {
-        let broker = Broker::start_with(storage).await;
-        let mut config = KafkaBusConfig::new(broker.bootstrap());
-        config.publish_timeout = Duration::from_secs(3);
-        config.request_timeout = Duration::from_secs(3);
-        let bus: Arc<dyn EventBus> = Arc::new(KafkaBus::new(config).unwrap());
-        Self::with(bus, Some(broker), None).await
-    }
-
-    async fn with(bus: Arc<dyn EventBus>, broker: Option<Broker>, dir: Option<TempDir>) -> Self {
-        let topics = Topics::new(unique_prefix());
-        bus.ensure_topics(&topics.specs(2)).await.unwrap();
-        Self {
-            bus,
-            topics,
-            broker,
-            _dir: dir,
-        }
+        Self(TestBus::kafka_with(storage, Duration::from_secs(3)).await)
     }
 
     /// Every record on `topic` up to its current end.

@@ -5,17 +5,16 @@
 #![allow(dead_code)] // each test module uses a different part of the harness
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use dealflow_projector::{Projector, ProjectorService, ProjectorSettings, Store};
-use dealflow_shared::bus::{EmbeddedLog, EventBus, KafkaBus, KafkaBusConfig, OutRecord};
+use dealflow_shared::bus::OutRecord;
 use dealflow_shared::config::DatabaseUrl;
 use dealflow_shared::events::{Envelope, Event, IntegrationId};
 use dealflow_shared::metrics::Metrics;
-use dealflow_shared::topics::Topics;
 use dealflow_synthetic::{self as synthetic, Source};
-use dealflow_testkit::{Broker, unique_prefix, wait_until};
+use dealflow_testkit::bus::TestBus;
+use dealflow_testkit::wait_until;
 use secrecy::SecretString;
 use sqlx::Connection as _;
 use tempfile::TempDir;
@@ -134,43 +133,18 @@ impl Drop for Db {
     }
 }
 
-/// A real bus with the topics of one test.
-pub struct Bus {
-    pub bus: Arc<dyn EventBus>,
-    pub topics: Topics,
-    pub broker: Option<Broker>,
-    _dir: Option<TempDir>,
-}
+dealflow_testkit::test_bus_wrapper!(
+    /// A real bus with the topics of one test (the shared [`TestBus`]).
+    Bus
+);
 
 impl Bus {
     pub async fn embedded() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let bus: Arc<dyn EventBus> = Arc::new(
-            EmbeddedLog::open(dir.path().join("events.db"))
-                .await
-                .unwrap(),
-        );
-        Self::with(bus, None, Some(dir)).await
+        Self(TestBus::embedded().await)
     }
 
     pub async fn kafka() -> Self {
-        let broker = Broker::start().await;
-        let mut config = KafkaBusConfig::new(broker.bootstrap());
-        config.publish_timeout = Duration::from_secs(5);
-        config.request_timeout = Duration::from_secs(5);
-        let bus: Arc<dyn EventBus> = Arc::new(KafkaBus::new(config).unwrap());
-        Self::with(bus, Some(broker), None).await
-    }
-
-    async fn with(bus: Arc<dyn EventBus>, broker: Option<Broker>, dir: Option<TempDir>) -> Self {
-        let topics = Topics::new(unique_prefix());
-        bus.ensure_topics(&topics.specs(2)).await.unwrap();
-        Self {
-            bus,
-            topics,
-            broker,
-            _dir: dir,
-        }
+        Self(TestBus::kafka().await)
     }
 
     pub fn settings(&self, db: &Db) -> ProjectorSettings {

@@ -6,12 +6,20 @@
 //! - [`wait_until`] / [`wait_for`]: poll a condition with a deadline instead of sleeping;
 //! - [`unpooled_client`]: an HTTP client that never reuses a connection.
 //!
-//! Kept free of dealflow crates so any of them can use it as a dev-dependency.
+//! - [`captured_logs`] / [`bytes_contain`]: every log line of a test binary, to assert on;
+//! - with the feature `bus`, [`bus::TestBus`]: a real event bus (embedded log or a broker of
+//!   its own) with the topics of one test — the one home of the crates' bus harnesses.
+//!
+//! Without `bus` it is free of dealflow crates, so `dealflow-shared` itself can use it.
 
 mod broker;
+#[cfg(feature = "bus")]
+pub mod bus;
+mod logs;
 mod wait;
 
 pub use broker::{Broker, Storage};
+pub use logs::{bytes_contain, captured_logs};
 pub use wait::{wait_for, wait_until};
 
 /// An HTTP client whose every request opens a connection of its own and closes it after.
