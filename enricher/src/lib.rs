@@ -9,7 +9,7 @@
 //! - `intake`: the consumer loop, routing and offsets; [`offsets`]: which offsets may move;
 //! - `worker`: one task per account (batching, backoff, parking, health); [`queue`]: its
 //!   de-duplicated waiting orders;
-//! - [`reference`] and [`crm`]: the account's cached reference data and measured calls;
+//! - [`reference`](mod@reference) and [`crm`]: the account's cached reference data and measured calls;
 //! - [`mapping`]: orders → facts (DESIGN §5), pure; [`output`]: publishing; [`metrics`];
 //! - [`sync`]: reconciliation of `orders/history`, backfill on connect and re-sync (DESIGN
 //!   §7.1), their state on the compacted `sync-state` topic; the work runs in the account's

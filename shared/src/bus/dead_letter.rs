@@ -21,7 +21,7 @@ pub const HEADER_SOURCE_PARTITION: &str = "source_partition";
 pub const HEADER_SOURCE_OFFSET: &str = "source_offset";
 /// Header: the processing stage that gave up on it (e.g. `enricher.map`).
 pub const HEADER_STAGE: &str = "stage";
-/// Header: why, as UTF-8 text (truncated to [`MAX_ERROR_BYTES`]).
+/// Header: why, as UTF-8 text (truncated to `MAX_ERROR_BYTES`).
 pub const HEADER_ERROR: &str = "error";
 
 /// Longest `error` header kept; longer reasons are cut at a character boundary.

@@ -7,7 +7,7 @@
 //! - [`unpooled_client`]: an HTTP client that never reuses a connection.
 //!
 //! - [`captured_logs`] / [`bytes_contain`]: every log line of a test binary, to assert on;
-//! - with the feature `bus`, [`bus::TestBus`]: a real event bus (embedded log or a broker of
+//! - with the feature `bus`, `bus::TestBus`: a real event bus (embedded log or a broker of
 //!   its own) with the topics of one test — the one home of the crates' bus harnesses.
 //!
 //! Without `bus` it is free of dealflow crates, so `dealflow-shared` itself can use it.
