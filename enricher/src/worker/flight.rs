@@ -15,7 +15,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::Worker;
-use super::batch::{Failure, Listed, client, list};
+use super::batch::{Listed, client, list};
+use super::failure::Failure;
 use crate::error::EnricherError;
 use crate::queue::Entry;
 

@@ -27,7 +27,8 @@ use dealflow_shared::retailcrm::models::Pagination;
 use tokio::time::Instant;
 
 use super::Worker;
-use super::batch::{Failure, bus_failure, client, is_unreadable};
+use super::batch::client;
+use super::failure::{Failure, bus_failure, is_unreadable};
 use crate::shared::STAGE_LOAD;
 
 /// Orders per page (the most `/orders` documents).

@@ -24,6 +24,7 @@
 //! offset back; the orders stay queued and the appended records become their new tickets.
 
 mod batch;
+mod failure;
 mod fetched;
 mod flight;
 mod load;
@@ -46,7 +47,7 @@ use tokio::sync::mpsc;
 use tokio::time::{Duration, Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
-use self::batch::{Failure, bus_failure};
+use self::failure::{Failure, bus_failure};
 use crate::crm::Crm;
 use crate::error::EnricherError;
 use crate::mapping::StageMemory;

@@ -22,7 +22,8 @@ use dealflow_shared::retailcrm::{HistoryFilter, PageLimit};
 use tokio::time::Instant;
 
 use super::Worker;
-use super::batch::{Failure, bus_failure, client};
+use super::batch::client;
+use super::failure::{Failure, bus_failure};
 use super::timeline::{stage_events, stage_records};
 use crate::shared::STAGE_HISTORY;
 

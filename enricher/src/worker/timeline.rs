@@ -25,7 +25,8 @@ use dealflow_shared::retailcrm::{HistoryFilter, PageLimit};
 use tokio::time::Instant;
 
 use super::Worker;
-use super::batch::{Failure, bus_failure, client};
+use super::batch::client;
+use super::failure::{Failure, bus_failure};
 
 /// The stage entries a history page tells, per order, ascending by record id.
 pub(super) fn stage_records(page: &HistoryPage, tz: Tz) -> BTreeMap<u64, Vec<StageRecorded>> {

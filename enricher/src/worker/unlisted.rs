@@ -20,7 +20,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::Worker;
-use super::batch::{Failure, LookedUp, client, look_up};
+use super::batch::{LookedUp, client, look_up};
+use super::failure::Failure;
 use super::reconcile::remember_deleted;
 use crate::queue::{Entry, Ticket};
 

@@ -7,7 +7,7 @@ use dealflow_shared::bus::OutRecord;
 use dealflow_shared::events::{Event, HealthStatus, IntegrationHealthChanged};
 use tokio::time::Instant;
 
-use super::batch::{Failure, bus_failure};
+use super::failure::{Failure, bus_failure};
 use super::{CONFIG_CHECK, HEADER_REQUEUED, Mode, TICK, Worker};
 use crate::mapping::StageMemory;
 
