@@ -22,13 +22,14 @@ use tokio::task::JoinSet;
 use tokio::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
+use crate::context::{EnricherContext, IntakeEvent, STAGE_DECODE};
 use crate::error::EnricherError;
 use crate::offsets::OffsetTracker;
 use crate::queue::Ticket;
-use crate::shared::{IntakeEvent, STAGE_DECODE, Shared};
 use crate::worker::{self, Submit, WorkerHandle};
 
-/// How often the intake looks after limbo, idle workers and metrics.
+/// How often the intake looks after changes awaiting their integration, idle workers and
+/// metrics.
 const MAINTENANCE_EVERY: Duration = Duration::from_millis(250);
 /// How often consumer lag is measured (a metadata round trip on Kafka).
 const LAG_EVERY: Duration = Duration::from_secs(5);
@@ -42,8 +43,10 @@ struct Active {
     idle_since: Option<Instant>,
 }
 
+/// An order change whose integration the registry does not know yet (its `IntegrationConfigured`
+/// may still be on its way): dispatched once it is known, skipped at `deadline`.
 #[derive(Debug)]
-struct Limbo {
+struct AwaitingIntegration {
     deadline: Instant,
     integration: IntegrationId,
     ticket: Ticket,
@@ -53,14 +56,14 @@ struct Limbo {
 #[derive(Debug)]
 pub(crate) struct Intake {
     consumer: Box<dyn Consumer>,
-    shared: Arc<Shared>,
+    context: Arc<EnricherContext>,
     events: mpsc::UnboundedReceiver<IntakeEvent>,
     tracker: OffsetTracker,
     workers: HashMap<IntegrationId, Active>,
     /// Every worker task (dropping the intake aborts them all).
     tasks: JoinSet<(IntegrationId, u64)>,
     next_generation: u64,
-    limbo: VecDeque<Limbo>,
+    awaiting_integration: VecDeque<AwaitingIntegration>,
     shutdown: CancellationToken,
     stop: CancellationToken,
     abort: CancellationToken,
@@ -86,23 +89,23 @@ fn decode(record: &Delivered) -> Result<(IntegrationId, OrderChanged), String> {
 }
 
 impl Intake {
-    /// An intake over `consumer`; workers report on `events` (whose sender is in `shared`).
+    /// An intake over `consumer`; workers report on `events` (whose sender is in `context`).
     pub fn new(
         consumer: Box<dyn Consumer>,
-        shared: Arc<Shared>,
+        context: Arc<EnricherContext>,
         events: mpsc::UnboundedReceiver<IntakeEvent>,
         shutdown: CancellationToken,
     ) -> Self {
         let now = Instant::now();
         Self {
             consumer,
-            shared,
+            context,
             events,
             tracker: OffsetTracker::new(),
             workers: HashMap::new(),
             tasks: JoinSet::new(),
             next_generation: 0,
-            limbo: VecDeque::new(),
+            awaiting_integration: VecDeque::new(),
             shutdown,
             stop: CancellationToken::new(),
             abort: CancellationToken::new(),
@@ -125,7 +128,7 @@ impl Intake {
     }
 
     async fn consume(&mut self) -> Result<(), EnricherError> {
-        let settings = self.shared.settings.clone();
+        let settings = self.context.settings.clone();
         while !self.shutdown.is_cancelled() {
             match self
                 .consumer
@@ -173,9 +176,9 @@ impl Intake {
             consumed_at: Instant::now(),
             changed_at: change.received_at,
         };
-        let deadline = Instant::now() + self.shared.settings.unknown_integration_grace;
-        if let Some(limbo) = self.dispatch(integration, ticket, deadline) {
-            self.limbo.push_back(limbo);
+        let deadline = Instant::now() + self.context.settings.unknown_integration_grace;
+        if let Some(waiting) = self.dispatch(integration, ticket, deadline) {
+            self.awaiting_integration.push_back(waiting);
         }
         Ok(())
     }
@@ -186,8 +189,8 @@ impl Intake {
         integration: IntegrationId,
         ticket: Ticket,
         deadline: Instant,
-    ) -> Option<Limbo> {
-        match self.shared.registry.get(integration) {
+    ) -> Option<AwaitingIntegration> {
+        match self.context.registry.get(integration) {
             Some(config) if config.active => {
                 let mut submit = Submit {
                     order_id: ticket.order_id,
@@ -213,11 +216,11 @@ impl Intake {
                 }
             }
             Some(_) => {
-                self.shared.metrics.skipped("integration_inactive", 1);
+                self.context.metrics.skipped("integration_inactive", 1);
                 self.tracker.finish(&ticket.record);
                 None
             }
-            None => Some(Limbo {
+            None => Some(AwaitingIntegration {
                 deadline,
                 integration,
                 ticket,
@@ -232,7 +235,7 @@ impl Intake {
             integration,
             self.next_generation,
             config,
-            Arc::clone(&self.shared),
+            Arc::clone(&self.context),
             self.stop.clone(),
             self.abort.clone(),
         );
@@ -248,7 +251,7 @@ impl Intake {
     /// Every active integration whose sync this member owns has a worker, even with no
     /// order change: it reconciles history and runs backfills / re-syncs (`sync`).
     fn start_sync_workers(&mut self) {
-        let order_changed = self.shared.settings.topics.order_changed();
+        let order_changed = self.context.settings.topics.order_changed();
         let assigned: Vec<i32> = self
             .consumer
             .assignment()
@@ -256,9 +259,9 @@ impl Intake {
             .filter(|(topic, _)| *topic == order_changed)
             .map(|(_, partition)| partition)
             .collect();
-        self.shared.sync.set_assignment(assigned);
-        for (id, config) in self.shared.registry.list() {
-            if config.active && !self.workers.contains_key(&id) && self.shared.sync.owns(id) {
+        self.context.sync.set_assignment(assigned);
+        for (id, config) in self.context.registry.list() {
+            if config.active && !self.workers.contains_key(&id) && self.context.sync.owns(id) {
                 self.spawn_worker(id, config);
             }
         }
@@ -272,7 +275,7 @@ impl Intake {
         reason: &str,
     ) -> Result<bool, EnricherError> {
         loop {
-            match self.shared.dead_letter(record, STAGE_DECODE, reason).await {
+            match self.context.dead_letter(record, STAGE_DECODE, reason).await {
                 Ok(()) => return Ok(true),
                 Err(error) if error.is_transient() => {
                     tracing::warn!(%error, "dead-letter topic unavailable; retrying");
@@ -315,26 +318,26 @@ impl Intake {
     async fn maintain(&mut self) -> Result<(), EnricherError> {
         let now = Instant::now();
         self.next_maintenance = now + MAINTENANCE_EVERY;
-        for _ in 0..self.limbo.len() {
-            let Some(waiting) = self.limbo.pop_front() else {
+        for _ in 0..self.awaiting_integration.len() {
+            let Some(waiting) = self.awaiting_integration.pop_front() else {
                 break;
             };
-            if self.shared.registry.get(waiting.integration).is_some() {
+            if self.context.registry.get(waiting.integration).is_some() {
                 if let Some(back) =
                     self.dispatch(waiting.integration, waiting.ticket, waiting.deadline)
                 {
-                    self.limbo.push_back(back);
+                    self.awaiting_integration.push_back(back);
                 }
             } else if now >= waiting.deadline {
                 tracing::warn!(integration_id = %waiting.integration, "order change of an unknown or removed integration skipped");
-                self.shared.metrics.skipped("unknown_integration", 1);
+                self.context.metrics.skipped("unknown_integration", 1);
                 self.tracker.finish(&waiting.ticket.record);
             } else {
-                self.limbo.push_back(waiting);
+                self.awaiting_integration.push_back(waiting);
             }
         }
-        let idle_timeout = self.shared.settings.idle_worker_timeout;
-        let (registry, sync) = (&self.shared.registry, &self.shared.sync);
+        let idle_timeout = self.context.settings.idle_worker_timeout;
+        let (registry, sync) = (&self.context.registry, &self.context.sync);
         // An idle worker is let go only when it has no sync to run here either.
         self.workers.retain(|id, active| {
             let syncs = registry.get(*id).is_some_and(|c| c.active) && sync.owns(*id);
@@ -366,7 +369,7 @@ impl Intake {
         } else {
             None
         };
-        self.shared.metrics.intake(self.tracker.unfinished(), lag);
+        self.context.metrics.intake(self.tracker.unfinished(), lag);
         Ok(())
     }
 
@@ -378,7 +381,7 @@ impl Intake {
         topics.dedup();
         let mut lag = 0;
         for topic in topics {
-            let ends = self.shared.bus.end_offsets(topic).await.ok()?;
+            let ends = self.context.bus.end_offsets(topic).await.ok()?;
             for (_, partition, next) in positions.iter().filter(|(t, _, _)| t == topic) {
                 if let Some((_, end)) = ends.iter().find(|(p, _)| p == partition) {
                     lag += (end - next).max(0);
@@ -409,7 +412,7 @@ impl Intake {
                 self.uncommitted = true;
             }
         }
-        let due = force || self.last_commit.elapsed() >= self.shared.settings.commit_interval;
+        let due = force || self.last_commit.elapsed() >= self.context.settings.commit_interval;
         if self.uncommitted && due {
             match self.consumer.commit().await {
                 Ok(()) => {
@@ -431,7 +434,7 @@ impl Intake {
         self.stop.cancel();
         // Letting go of the senders lets idle workers end at once.
         self.workers.clear();
-        let deadline = Instant::now() + self.shared.settings.shutdown_grace;
+        let deadline = Instant::now() + self.context.settings.shutdown_grace;
         self.join_workers(deadline).await;
         self.abort.cancel();
         self.join_workers(Instant::now() + Duration::from_secs(2))

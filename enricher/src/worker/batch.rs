@@ -20,11 +20,11 @@ use tokio::time::Instant;
 
 use super::Worker;
 use super::failure::{Failure, bus_failure, is_unreadable};
+use crate::context::{STAGE_FETCH, STAGE_MAP};
 use crate::crm::Crm;
 use crate::mapping::{map_order, stages};
 use crate::queue::{Entry, Ticket};
 use crate::reference::Reference;
-use crate::shared::{STAGE_FETCH, STAGE_MAP};
 
 /// What listing a batch found.
 #[derive(Debug, Default)]
@@ -132,12 +132,12 @@ impl Worker {
         let fresh = self
             .reference
             .as_ref()
-            .is_some_and(|r| r.loaded_at.elapsed() < self.shared.settings.reference_ttl);
+            .is_some_and(|r| r.loaded_at.elapsed() < self.context.settings.reference_ttl);
         if !fresh {
             let started = Instant::now();
             let crm = client(&mut self.crm)?;
             self.reference = Some(Reference::load(crm, &mut self.user_listing).await?);
-            self.shared.metrics.stage("reference", started.elapsed());
+            self.context.metrics.stage("reference", started.elapsed());
         }
         Ok(())
     }
@@ -145,14 +145,14 @@ impl Worker {
     /// Maps fetched orders (and deleted ones) into events: the dictionaries are reloaded when
     /// an order names a status or site loaded before `started` does not know, managers are
     /// resolved (cached), funnel stages that changed are included. Call after
-    /// [`Worker::ensure_reference`]; publish, then [`Worker::published`].
+    /// [`Worker::ensure_reference`]; publish, then [`Worker::remember_stages`].
     pub(super) async fn map_orders(
         &mut self,
         orders: &[Order],
         deleted: &[(u64, Option<u64>)],
         started: Instant,
     ) -> Result<Mapped, Failure> {
-        let metrics = self.shared.metrics.clone();
+        let metrics = self.context.metrics.clone();
         if self.reference.is_none() {
             let crm = client(&mut self.crm)?;
             self.reference = Some(Reference::load(crm, &mut self.user_listing).await?);
@@ -221,7 +221,7 @@ impl Worker {
     }
 
     /// Remembers the funnel stages of `mapped` once its events are acknowledged.
-    pub(super) fn published(&mut self, mapped: &Mapped) {
+    pub(super) fn remember_stages(&mut self, mapped: &Mapped) {
         self.stages.remember(&mapped.new_stages);
         self.stages_synced = Some(mapped.loaded_at);
     }
@@ -229,7 +229,7 @@ impl Worker {
     /// Completes one batch from its list answer. Returns the orders the list did not return
     /// (and history does not already know as deleted): their tickets stay held until they are
     /// looked up by id (`unlisted`); every other ticket of the batch may be finished.
-    pub(super) async fn complete(
+    pub(super) async fn publish_listed(
         &mut self,
         batch: &[(u64, Entry)],
         listed: Listed,
@@ -249,14 +249,14 @@ impl Worker {
             .filter(|(id, _)| !unlisted.contains(id))
             .map(|(id, entry)| (*id, entry.tickets.as_slice()))
             .collect();
-        self.emit(&done, &listed.orders, &deleted, listed.unreadable, started)
+        self.publish_fetched(&done, &listed.orders, &deleted, listed.unreadable, started)
             .await?;
         Ok(unlisted)
     }
 
     /// Maps and publishes what was fetched for `done` (the orders and their tickets): the
     /// unreadable and unmappable orders' records go to the dead-letter topic first.
-    pub(super) async fn emit(
+    pub(super) async fn publish_fetched(
         &mut self,
         done: &[(u64, &[Ticket])],
         orders: &[Order],
@@ -264,7 +264,7 @@ impl Worker {
         unreadable: Vec<(u64, String)>,
         started: Instant,
     ) -> Result<(), Failure> {
-        let metrics = self.shared.metrics.clone();
+        let metrics = self.context.metrics.clone();
         let mut mapped = self.map_orders(orders, deleted, started).await?;
         let mut poison: Vec<(u64, &'static str, String)> = unreadable
             .into_iter()
@@ -282,7 +282,7 @@ impl Worker {
                 tracing::warn!(integration_id = %self.id, order_id, stage, reason, "order cannot be processed; its record comes back later");
             }
             for ticket in tickets {
-                self.shared
+                self.context
                     .dead_letter(&ticket.delivered, stage, reason)
                     .await
                     .map_err(bus_failure)?;
@@ -290,12 +290,12 @@ impl Worker {
         }
 
         let events = std::mem::take(&mut mapped.events);
-        self.shared
+        self.context
             .output
             .publish(self.id, events)
             .await
             .map_err(bus_failure)?;
-        self.published(&mapped);
+        self.remember_stages(&mapped);
         metrics.orders_fetched("found", orders.len());
         metrics.orders_fetched("deleted", deleted.len());
         metrics.stage("batch", started.elapsed());

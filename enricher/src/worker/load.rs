@@ -29,7 +29,7 @@ use tokio::time::Instant;
 use super::Worker;
 use super::batch::client;
 use super::failure::{Failure, bus_failure, is_unreadable};
-use crate::shared::STAGE_LOAD;
+use crate::context::STAGE_LOAD;
 
 /// Orders per page (the most `/orders` documents).
 const PAGE_SIZE: u64 = 100;
@@ -97,7 +97,7 @@ impl Worker {
     pub(super) fn load_allowed(&self) -> bool {
         self.pending_load().is_some()
             && (self.waiting.is_empty()
-                || self.live_since_page >= self.shared.settings.live_batches_per_load_page)
+                || self.live_since_page >= self.context.settings.live_batches_per_load_page)
     }
 
     /// The progress to continue, or a new load for the current request.
@@ -169,16 +169,16 @@ impl Worker {
                         .await?;
                 }
                 let events = std::mem::take(&mut mapped.events);
-                self.shared
+                self.context
                     .output
                     .publish(self.id, events)
                     .await
                     .map_err(bus_failure)?;
-                self.published(&mapped);
-                self.shared
+                self.remember_stages(&mapped);
+                self.context
                     .metrics
                     .orders_fetched("found", page.orders.len());
-                self.shared.metrics.sync().load_page(label, "ok");
+                self.context.metrics.sync().load_page(label, "ok");
                 advance(&mut progress, page_no, page.orders.len(), &page.pagination);
             }
             Err(error) if is_unreadable(&error) => {
@@ -188,7 +188,7 @@ impl Worker {
                     serde_json::json!({"load": label, "since": progress.since, "page": page_no});
                 self.dead_letter_load(-1, payload, &error.to_string())
                     .await?;
-                self.shared.metrics.sync().load_page(label, "unreadable");
+                self.context.metrics.sync().load_page(label, "unreadable");
                 progress.pages_done = page_no;
                 if progress.pages_total.is_some_and(|total| page_no >= total) {
                     progress.finished_at = Some(Utc::now());
@@ -196,7 +196,7 @@ impl Worker {
             }
             Err(error) => return Err(error.into()),
         }
-        self.shared.metrics.stage("load_page", started.elapsed());
+        self.context.metrics.stage("load_page", started.elapsed());
         let finished = progress.finished_at.is_some();
         self.log_progress(&progress, finished);
         *slot(&mut state, kind) = Some(progress.clone());
@@ -228,7 +228,7 @@ impl Worker {
             payload: serde_json::to_vec(&payload).unwrap_or_default(),
             headers: Vec::new(),
         };
-        self.shared
+        self.context
             .dead_letter(&record, STAGE_LOAD, reason)
             .await
             .map_err(bus_failure)
@@ -239,7 +239,7 @@ impl Worker {
         let now = Instant::now();
         let due = self
             .progress_logged
-            .is_none_or(|at| now >= at + self.shared.settings.progress_log_every);
+            .is_none_or(|at| now >= at + self.context.settings.progress_log_every);
         if !(due || finished) {
             return;
         }
@@ -264,7 +264,7 @@ impl Worker {
 
     /// Moves the aggregated load gauges from what this worker reported last to `now`.
     pub(super) fn report_load(&mut self, now: Option<(LoadKind, i64, i64)>) {
-        let metrics = self.shared.metrics.sync().clone();
+        let metrics = self.context.metrics.sync().clone();
         if let Some((kind, done, total)) = self.reported_load.take() {
             metrics.load_progress(kind_label(kind), -done, -total, -1);
         }

@@ -9,10 +9,13 @@
 //! `parked_retry` passes; orders keep queueing. Health changes are published on the `health`
 //! topic once per change: `ok` again on the first success after a failure.
 //!
-//! A new worker loads the account's reference data first (`prime`), before any order asks for
-//! it. Orders a batch's list did not return (deleted or merged) are looked up by id after the
-//! live batches (`unlisted`). A change record that arrives after a fetch of its order which
-//! started later than the change is finished without another fetch (`fetched`).
+//! A new worker loads the account's reference data first (`preload_reference`),
+//! before any order asks for it. Live batches are pipelined (`live`); what a batch does with
+//! its list answer is `batch`. Orders a batch's list did not return (deleted or merged) are
+//! looked up by id after the live batches (`unlisted`). A change record that arrives after a
+//! fetch of its order which started later than the change is finished without another fetch
+//! (`fetched`). How work fails and how the worker reacts is `failure`; readiness, backoff,
+//! parking and health are `health`.
 //!
 //! Between live batches the worker runs its integration's sync (when this member owns it):
 //! `orders/history` every `reconcile_interval` (`reconcile`), and one backfill / re-sync page
@@ -21,17 +24,19 @@
 //!
 //! Records that wait longer than `requeue_after` (a parked or failing account) are appended
 //! again at the end of their partition and finished, so they stop holding the partition's
-//! offset back; the orders stay queued and the appended records become their new tickets.
+//! offset back; the orders stay queued and the appended records become their new tickets
+//! (`requeue`).
 
 mod batch;
 mod failure;
 mod fetched;
-mod flight;
+mod health;
+mod live;
 mod load;
 mod reconcile;
+mod requeue;
 mod timeline;
 mod unlisted;
-mod upkeep;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -48,12 +53,13 @@ use tokio::time::{Duration, Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
 use self::failure::{Failure, bus_failure};
+use self::health::Mode;
+use crate::context::{EnricherContext, IntakeEvent};
 use crate::crm::Crm;
 use crate::error::EnricherError;
 use crate::mapping::StageMemory;
 use crate::queue::{Ticket, WaitingOrders};
 use crate::reference::{Reference, UserListing};
-use crate::shared::{IntakeEvent, Shared};
 
 /// Header on a record appended again by the enricher (the payload is the original).
 pub const HEADER_REQUEUED: &str = "dealflow_requeued";
@@ -81,28 +87,11 @@ pub struct WorkerHandle {
     pub generation: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Mode {
-    Ready,
-    BackingOff { until: Instant },
-    Parked { retry_at: Instant },
-}
-
-impl Mode {
-    fn label(self) -> &'static str {
-        match self {
-            Mode::Ready => "ready",
-            Mode::BackingOff { .. } => "backing_off",
-            Mode::Parked { .. } => "parked",
-        }
-    }
-}
-
 /// One account's worker.
 #[derive(Debug)]
 pub(crate) struct Worker {
     id: IntegrationId,
-    shared: Arc<Shared>,
+    context: Arc<EnricherContext>,
     rx: mpsc::UnboundedReceiver<Submit>,
     rx_open: bool,
     config: IntegrationConfigured,
@@ -117,8 +106,8 @@ pub(crate) struct Worker {
     waiting: WaitingOrders,
     /// When each recently listed order's fetch started (`fetched`).
     fetches: fetched::RecentFetches,
-    /// The live batch whose list call is running (`flight`).
-    in_flight: Option<flight::InFlight>,
+    /// The live batch whose list call is running (`live`).
+    in_flight: Option<live::BatchInFlight>,
     /// Orders a list did not return, waiting for their by-id lookup (`unlisted`).
     unlisted: WaitingOrders,
     /// Live batches since the last lookup of an unlisted order.
@@ -156,7 +145,7 @@ pub fn start(
     id: IntegrationId,
     generation: u64,
     config: IntegrationConfigured,
-    shared: Arc<Shared>,
+    context: Arc<EnricherContext>,
     stop: CancellationToken,
     abort: CancellationToken,
 ) -> (
@@ -165,8 +154,8 @@ pub fn start(
 ) {
     let (tx, rx) = mpsc::unbounded_channel();
     let now = Instant::now();
-    let sync = shared.sync.get(id);
-    let next_reconcile = first_reconcile(&config, sync.as_ref(), &shared, now);
+    let sync = context.sync.get(id);
+    let next_reconcile = first_reconcile(&config, sync.as_ref(), &context, now);
     let mut worker = Worker {
         sync,
         next_reconcile,
@@ -177,7 +166,7 @@ pub fn start(
         known_deleted: HashMap::new(),
         id,
         crm: None,
-        shared,
+        context,
         rx,
         rx_open: true,
         config,
@@ -200,21 +189,24 @@ pub fn start(
         next_requeue_check: now,
     };
     worker.crm = worker.build_client();
-    worker.shared.metrics.account_state(worker.mode.label(), 1);
+    worker.context.metrics.account_state(worker.mode.label(), 1);
     let task = async move {
         if let Err(failure) = worker.run(stop, abort).await {
             let error = match failure {
                 Failure::Fatal(e) => e,
                 other => EnricherError::WorkerLost(format!("{id}: {other:?}")),
             };
-            let _ = worker.shared.events.send(IntakeEvent::Fatal {
+            let _ = worker.context.events.send(IntakeEvent::Fatal {
                 integration: id,
                 error,
             });
         }
-        worker.shared.metrics.account_state(worker.mode.label(), -1);
         worker
-            .shared
+            .context
+            .metrics
+            .account_state(worker.mode.label(), -1);
+        worker
+            .context
             .metrics
             .waiting_changed(-worker.reported_waiting);
         worker.report_load(None);
@@ -228,13 +220,13 @@ pub fn start(
 fn first_reconcile(
     config: &IntegrationConfigured,
     sync: Option<&SyncStateChanged>,
-    shared: &Shared,
+    context: &EnricherContext,
     now: Instant,
 ) -> Instant {
     let last = sync
         .and_then(|s| s.last_reconciled_at)
         .unwrap_or(config.created_at);
-    let interval = shared.settings.reconcile_interval;
+    let interval = context.settings.reconcile_interval;
     let elapsed = (Utc::now() - last).to_std().unwrap_or_default();
     now + interval.saturating_sub(elapsed)
 }
@@ -243,7 +235,7 @@ impl Worker {
     /// A client for the current settings; `None` when the key cannot be opened or the URL
     /// is unusable (the account is then parked on its first batch).
     fn build_client(&self) -> Option<Crm> {
-        let key = match self.shared.keys.open(self.id, &self.config.api_key_sealed) {
+        let key = match self.context.keys.open(self.id, &self.config.api_key_sealed) {
             Ok(key) => key,
             Err(error) => {
                 tracing::error!(integration_id = %self.id, %error, "cannot open the integration's API key");
@@ -260,10 +252,10 @@ impl Worker {
         match RetailCrmClient::new(
             &url,
             key,
-            &self.shared.budgets,
-            &self.shared.settings.client_options,
+            &self.context.budgets,
+            &self.context.settings.client_options,
         ) {
-            Ok(client) => Some(Crm::new(client, self.shared.metrics.clone())),
+            Ok(client) => Some(Crm::new(client, self.context.metrics.clone())),
             Err(error) => {
                 tracing::error!(integration_id = %self.id, %error, "cannot build the RetailCRM client");
                 None
@@ -271,17 +263,9 @@ impl Worker {
         }
     }
 
-    fn set_mode(&mut self, mode: Mode) {
-        if self.mode.label() != mode.label() {
-            self.shared.metrics.account_state(self.mode.label(), -1);
-            self.shared.metrics.account_state(mode.label(), 1);
-        }
-        self.mode = mode;
-    }
-
     fn finish(&self, tickets: impl IntoIterator<Item = Ticket>) {
         let records = tickets.into_iter().map(|t| t.record).collect();
-        self.shared.finish(self.id, records);
+        self.context.finish(self.id, records);
     }
 
     fn accept(&mut self, submit: Submit) {
@@ -292,7 +276,7 @@ impl Worker {
             .covers(submit.order_id, submit.ticket.changed_at)
         {
             // A fetch that started after this change already holds it.
-            self.shared.metrics.skipped("covered_by_fetch", 1);
+            self.context.metrics.skipped("covered_by_fetch", 1);
             self.finish([submit.ticket]);
             return;
         }
@@ -309,7 +293,7 @@ impl Worker {
 
     /// When a ready worker should start its next batch.
     fn batch_due_at(&self) -> Option<Instant> {
-        let settings = &self.shared.settings;
+        let settings = &self.context.settings;
         let oldest = self.waiting.oldest_since()?;
         Some((self.last_submit + settings.batch_linger).min(oldest + settings.batch_max_wait))
     }
@@ -334,7 +318,7 @@ impl Worker {
                         wake = wake.min(at);
                     }
                     if self.reference.is_none() {
-                        wake = now; // load the reference data (`prime`)
+                        wake = now; // load the reference data (`preload_reference`)
                     }
                 }
                 Mode::BackingOff { until } => wake = wake.min(until),
@@ -368,7 +352,7 @@ impl Worker {
                 biased;
                 _ = stop.cancelled() => {
                     // The batch in flight is finished first (its call is out already).
-                    return self.land(&abort, false).await;
+                    return self.complete_in_flight(&abort, false).await;
                 }
                 submit = self.rx.recv(), if self.rx_open => match submit {
                     Some(submit) => self.accept(submit),
@@ -385,7 +369,7 @@ impl Worker {
             }
             let now = Instant::now();
             if now >= self.next_config_check {
-                self.check_config();
+                self.follow_settings();
             }
             self.flush_health().await?;
             if now >= self.next_requeue_check {
@@ -399,13 +383,13 @@ impl Worker {
             let due = self.batch_due_at().is_some_and(|at| now >= at);
             let lookup = self.lookup_due_at(now).is_some_and(|at| now >= at);
             if self.in_flight.is_some() {
-                self.land(&abort, true).await?;
+                self.complete_in_flight(&abort, true).await?;
             } else if self.mode == Mode::Ready && lookup {
                 self.look_up_next(&abort).await?;
             } else if self.mode == Mode::Ready && due {
-                self.batch(&abort).await?;
+                self.start_batch(&abort).await?;
             } else if self.mode == Mode::Ready && self.reference.is_none() {
-                self.prime(&abort).await?;
+                self.preload_reference(&abort).await?;
             } else if self.mode == Mode::Ready {
                 self.sync_step(&abort).await?;
             }
@@ -416,55 +400,16 @@ impl Worker {
     fn report_waiting(&mut self) {
         let held = self.waiting.len() + self.unlisted.len();
         let now = i64::try_from(held).unwrap_or(i64::MAX);
-        self.shared
+        self.context
             .metrics
             .waiting_changed(now - self.reported_waiting);
         self.reported_waiting = now;
     }
 
-    /// A call to RetailCRM went through: the failure streak ends and the health is `ok`.
-    fn succeeded(&mut self) {
-        self.failures = 0;
-        self.set_health(HealthStatus::Ok, None);
-    }
-
-    /// Reacts to a failed batch or sync step: a pause for transient failures (this account
-    /// only), parking for a rejected key; fatal failures end the worker.
-    fn fail(&mut self, failure: Failure) -> Result<(), Failure> {
-        match failure {
-            Failure::Fatal(error) => Err(Failure::Fatal(error)),
-            Failure::Transient { health, message } => {
-                self.failures += 1;
-                let pause = self.shared.settings.backoff(self.failures);
-                tracing::warn!(
-                    integration_id = %self.id, failures = self.failures,
-                    pause_ms = u64::try_from(pause.as_millis()).unwrap_or(u64::MAX),
-                    error = %message, "RetailCRM work failed; retrying this account later"
-                );
-                self.set_mode(Mode::BackingOff {
-                    until: Instant::now() + pause,
-                });
-                if let Some(health) = health
-                    && self.failures >= self.shared.settings.unhealthy_after
-                {
-                    self.set_health(health, Some(message));
-                }
-                Ok(())
-            }
-            Failure::Park { health, message } => {
-                tracing::warn!(integration_id = %self.id, error = %message, ?health, "account parked until its settings change");
-                let retry_at = Instant::now() + self.shared.settings.parked_retry;
-                self.set_mode(Mode::Parked { retry_at });
-                self.set_health(health, Some(message));
-                Ok(())
-            }
-        }
-    }
-
     /// Loads the account's reference data when the worker starts (or its URL changed), before
     /// any order asks for it: the first batch of a burst then goes out at once, and a key
     /// that no longer works shows in the integration's health before the first webhook.
-    async fn prime(&mut self, abort: &CancellationToken) -> Result<(), Failure> {
+    async fn preload_reference(&mut self, abort: &CancellationToken) -> Result<(), Failure> {
         let result = tokio::select! {
             biased;
             _ = abort.cancelled() => return Ok(()),
@@ -475,7 +420,7 @@ impl Worker {
                 self.succeeded();
                 Ok(())
             }
-            Err(failure) => self.fail(failure),
+            Err(failure) => self.react_to_failure(failure),
         }
     }
 
@@ -493,11 +438,11 @@ impl Worker {
 
     /// Writes the sync state on the bus (acknowledged) and keeps it.
     async fn save_sync(&mut self, state: SyncStateChanged) -> Result<(), Failure> {
-        let topic = self.shared.settings.topics.sync_state();
+        let topic = self.context.settings.topics.sync_state();
         let saved = self
-            .shared
+            .context
             .sync
-            .save(self.shared.bus.as_ref(), &topic, self.id, state)
+            .save(self.context.bus.as_ref(), &topic, self.id, state)
             .await
             .map_err(bus_failure)?;
         self.sync = Some(saved);
@@ -516,14 +461,14 @@ impl Worker {
         if !reconcile && !self.load_allowed() {
             return Ok(());
         }
-        if !self.shared.sync.is_placed(self.id) {
+        if !self.context.sync.is_placed(self.id) {
             // The first write tells which partition (so which member) the integration has.
             let first = self.current_sync();
             if let Err(failure) = self.save_sync(first).await {
-                return self.fail(failure);
+                return self.react_to_failure(failure);
             }
         }
-        if !self.shared.sync.owns(self.id) {
+        if !self.context.sync.owns(self.id) {
             self.not_owner_until = Some(now + CONFIG_CHECK);
             return Ok(());
         }
@@ -546,7 +491,7 @@ impl Worker {
                 self.succeeded();
                 Ok(())
             }
-            Err(failure) => self.fail(failure),
+            Err(failure) => self.react_to_failure(failure),
         }
     }
 }

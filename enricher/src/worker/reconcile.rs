@@ -25,7 +25,7 @@ use super::Worker;
 use super::batch::client;
 use super::failure::{Failure, bus_failure};
 use super::timeline::{stage_events, stage_records};
-use crate::shared::STAGE_HISTORY;
+use crate::context::STAGE_HISTORY;
 
 /// History pages read in one step before live work gets its turn again.
 const PAGES_PER_STEP: usize = 5;
@@ -103,7 +103,7 @@ impl Worker {
     pub(super) async fn reconcile(&mut self) -> Result<(), Failure> {
         self.ensure_reference().await?;
         let tz = self.reference.as_ref().expect("loaded above").timezone;
-        let metrics = self.shared.metrics.clone();
+        let metrics = self.context.metrics.clone();
         for _ in 0..PAGES_PER_STEP {
             let mut state = self.current_sync();
             let filter = match state.history_cursor {
@@ -124,7 +124,7 @@ impl Worker {
             let page = client(&mut self.crm)?.history(filter).await?;
             metrics.stage("history", started.elapsed());
             if page.is_empty() {
-                return self.reconciled(state).await;
+                return self.finish_reconcile(state).await;
             }
             let work = classify(&page);
             for (entry_id, reason, raw) in &work.bad {
@@ -137,7 +137,7 @@ impl Worker {
                     payload: serde_json::to_vec(raw).unwrap_or_default(),
                     headers: Vec::new(),
                 };
-                self.shared
+                self.context
                     .dead_letter(&record, STAGE_HISTORY, reason)
                     .await
                     .map_err(bus_failure)?;
@@ -162,7 +162,7 @@ impl Worker {
                     received_at: now,
                 })
             }));
-            self.shared
+            self.context
                 .output
                 .publish(self.id, events)
                 .await
@@ -185,12 +185,12 @@ impl Worker {
             let Some(cursor) = moved else {
                 // Only records without a readable id: nothing to move the cursor to.
                 tracing::error!(integration_id = %self.id, cursor = state.history_cursor, "history page gives no later record id; the cursor stays");
-                return self.reconciled(state).await;
+                return self.finish_reconcile(state).await;
             };
             state.history_cursor = Some(cursor);
             let full = page.len() >= PageLimit::Hundred.get() as usize;
             if !full {
-                return self.reconciled(state).await;
+                return self.finish_reconcile(state).await;
             }
             self.save_sync(state).await?;
         }
@@ -200,14 +200,14 @@ impl Worker {
     }
 
     /// History read to its end: the cursor and `last_reconciled_at` are written.
-    async fn reconciled(
+    async fn finish_reconcile(
         &mut self,
         mut state: dealflow_shared::events::SyncStateChanged,
     ) -> Result<(), Failure> {
         state.last_reconciled_at = Some(Utc::now());
         self.save_sync(state).await?;
-        self.next_reconcile = Instant::now() + self.shared.settings.reconcile_interval;
-        self.shared.metrics.sync().reconciled("complete");
+        self.next_reconcile = Instant::now() + self.context.settings.reconcile_interval;
+        self.context.metrics.sync().reconciled("complete");
         Ok(())
     }
 }

@@ -133,14 +133,14 @@ impl Worker {
         };
         let started = Instant::now();
         let page = client(&mut self.crm)?.history(filter).await?;
-        self.shared
+        self.context
             .metrics
             .stage("timeline_page", started.elapsed());
         // Unreadable records only cost a timeline entry here: reconciliation dead-letters
         // those after its cursor, and the pass must not dead-letter them a second time.
         let records = stage_records(&page, tz);
         let stages: usize = records.values().map(Vec::len).sum();
-        self.shared
+        self.context
             .output
             .publish(self.id, stage_events(records))
             .await
@@ -150,7 +150,7 @@ impl Worker {
             LoadKind::Backfill => "backfill",
             LoadKind::Resync => "resync",
         };
-        self.shared.metrics.sync().load_page(label, "timeline");
+        self.context.metrics.sync().load_page(label, "timeline");
         if let Some(finished) = timeline.finished_at {
             tracing::info!(
                 integration_id = %self.id, kind = label, since = %progress.since,

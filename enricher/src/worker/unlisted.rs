@@ -27,7 +27,7 @@ use crate::queue::{Entry, Ticket};
 
 impl Worker {
     /// Holds orders the list did not return until their lookup.
-    pub(super) fn defer(&mut self, entries: Vec<(u64, Entry)>) {
+    pub(super) fn hold_for_lookup(&mut self, entries: Vec<(u64, Entry)>) {
         let covered = self.unlisted.append(entries);
         self.finish(covered);
     }
@@ -43,7 +43,7 @@ impl Worker {
         if self.live_since_lookup == 0 {
             return None; // the next live batch goes first
         }
-        Some(oldest + self.shared.settings.unlisted_max_wait)
+        Some(oldest + self.context.settings.unlisted_max_wait)
     }
 
     /// Looks one unlisted order up by id and publishes what it found.
@@ -59,7 +59,7 @@ impl Worker {
                 self.unlisted.put_back(vec![(order_id, entry)]);
                 return Ok(());
             }
-            result = self.resolve(order_id, &entry.tickets) => result,
+            result = self.look_up_and_publish(order_id, &entry.tickets) => result,
         };
         match result {
             Ok(()) => {
@@ -72,29 +72,37 @@ impl Worker {
                     let covered = self.unlisted.put_back(vec![(order_id, entry)]);
                     self.finish(covered);
                 }
-                self.fail(failure)
+                self.react_to_failure(failure)
             }
         }
     }
 
     /// One lookup and its events; on success the order's tickets may be finished.
-    async fn resolve(&mut self, order_id: u64, tickets: &[Ticket]) -> Result<(), Failure> {
+    async fn look_up_and_publish(
+        &mut self,
+        order_id: u64,
+        tickets: &[Ticket],
+    ) -> Result<(), Failure> {
         let started = Instant::now();
         let found = look_up(client(&mut self.crm)?, order_id, &self.known_deleted).await?;
-        self.shared.metrics.stage("lookup", started.elapsed());
+        self.context.metrics.stage("lookup", started.elapsed());
         // The reference data may have gone stale while the order waited.
         self.ensure_reference().await?;
         let done = [(order_id, tickets)];
         match found {
-            LookedUp::Found(order) => self.emit(&done, &[*order], &[], Vec::new(), started).await,
+            LookedUp::Found(order) => {
+                self.publish_fetched(&done, &[*order], &[], Vec::new(), started)
+                    .await
+            }
             LookedUp::Deleted(merged_into) => {
                 let deleted = [(order_id, merged_into)];
-                self.emit(&done, &[], &deleted, Vec::new(), started).await?;
+                self.publish_fetched(&done, &[], &deleted, Vec::new(), started)
+                    .await?;
                 remember_deleted(&mut self.known_deleted, deleted);
                 Ok(())
             }
             LookedUp::Unreadable(reason) => {
-                self.emit(&done, &[], &[], vec![(order_id, reason)], started)
+                self.publish_fetched(&done, &[], &[], vec![(order_id, reason)], started)
                     .await
             }
         }

@@ -22,7 +22,7 @@ use crate::queue::Entry;
 
 /// A live batch whose list call runs on its own task.
 #[derive(Debug)]
-pub(super) struct InFlight {
+pub(super) struct BatchInFlight {
     batch: Vec<(u64, Entry)>,
     started: Instant,
     call: Call,
@@ -42,22 +42,22 @@ impl Drop for Call {
 impl Worker {
     /// Takes the next batch and starts its list call, when that needs no other call first
     /// (the account has a client and fresh reference data); `false` when it did not start.
-    pub(super) fn launch(&mut self) -> bool {
+    pub(super) fn start_list_call(&mut self) -> bool {
         let fresh = self
             .reference
             .as_ref()
-            .is_some_and(|r| r.loaded_at.elapsed() < self.shared.settings.reference_ttl);
+            .is_some_and(|r| r.loaded_at.elapsed() < self.context.settings.reference_ttl);
         let Some(crm) = self.crm.clone().filter(|_| fresh) else {
             return false;
         };
-        let batch = self.waiting.take(self.shared.settings.batch_size);
+        let batch = self.waiting.take(self.context.settings.batch_size);
         if batch.is_empty() {
             return false;
         }
         let started = Instant::now();
         for (_, entry) in &batch {
             for ticket in &entry.tickets {
-                self.shared
+                self.context
                     .metrics
                     .stage("queue", started - ticket.consumed_at);
             }
@@ -69,7 +69,7 @@ impl Worker {
             let mut crm = crm;
             list(&mut crm, &ids).await
         });
-        self.in_flight = Some(InFlight {
+        self.in_flight = Some(BatchInFlight {
             batch,
             started,
             call: Call(call),
@@ -78,8 +78,8 @@ impl Worker {
     }
 
     /// Starts a live batch: loads what it needs first (the client, stale reference data),
-    /// then launches its call.
-    pub(super) async fn batch(&mut self, abort: &CancellationToken) -> Result<(), Failure> {
+    /// then starts its list call.
+    pub(super) async fn start_batch(&mut self, abort: &CancellationToken) -> Result<(), Failure> {
         let ready = async {
             client(&mut self.crm)?;
             self.ensure_reference().await
@@ -90,15 +90,15 @@ impl Worker {
             result = ready => result,
         };
         if let Err(failure) = result {
-            return self.fail(failure);
+            return self.react_to_failure(failure);
         }
-        self.launch();
+        self.start_list_call();
         Ok(())
     }
 
-    /// Waits for the batch in flight, launches the next one's call when it is due (and
+    /// Waits for the batch in flight, starts the next one's list call when it is due (and
     /// `pipeline` allows), then maps and publishes this one and finishes its records.
-    pub(super) async fn land(
+    pub(super) async fn complete_in_flight(
         &mut self,
         abort: &CancellationToken,
         pipeline: bool,
@@ -119,13 +119,15 @@ impl Worker {
         };
         let listed = match answer {
             Ok(Ok(listed)) => listed,
-            Ok(Err(failure)) => return self.give_back(flight.batch, failure),
+            Ok(Err(failure)) => return self.put_back_failed(flight.batch, failure),
             Err(error) => {
                 let lost = EnricherError::WorkerLost(format!("{}: list call {error}", self.id));
-                return self.give_back(flight.batch, Failure::Fatal(lost));
+                return self.put_back_failed(flight.batch, Failure::Fatal(lost));
             }
         };
-        self.shared.metrics.stage("fetch", flight.started.elapsed());
+        self.context
+            .metrics
+            .stage("fetch", flight.started.elapsed());
 
         while let Ok(submit) = self.rx.try_recv() {
             self.accept(submit);
@@ -135,7 +137,7 @@ impl Worker {
         let now = Instant::now();
         let due = |at: Option<Instant>| at.is_some_and(|at| now >= at);
         if pipeline && due(self.batch_due_at()) && !due(self.lookup_due_at(now)) {
-            self.launch();
+            self.start_list_call();
         }
 
         let result = tokio::select! {
@@ -145,7 +147,7 @@ impl Worker {
                 self.waiting.put_back(flight.batch);
                 return Ok(());
             }
-            result = self.complete(&flight.batch, listed, flight.started) => result,
+            result = self.publish_listed(&flight.batch, listed, flight.started) => result,
         };
         match result {
             Ok(unlisted) => {
@@ -154,13 +156,13 @@ impl Worker {
                     .into_iter()
                     .partition(|(id, _)| unlisted.contains(id));
                 self.finish(done.into_iter().flat_map(|(_, e)| e.tickets));
-                self.defer(deferred);
+                self.hold_for_lookup(deferred);
                 self.succeeded();
                 Ok(())
             }
             Err(failure) => {
                 self.put_back_in_flight();
-                self.give_back(flight.batch, failure)
+                self.put_back_failed(flight.batch, failure)
             }
         }
     }
@@ -175,11 +177,15 @@ impl Worker {
 
     /// Puts a failed batch back at the front (before one put back just now) and reacts to
     /// the failure.
-    fn give_back(&mut self, batch: Vec<(u64, Entry)>, failure: Failure) -> Result<(), Failure> {
+    fn put_back_failed(
+        &mut self,
+        batch: Vec<(u64, Entry)>,
+        failure: Failure,
+    ) -> Result<(), Failure> {
         if !matches!(failure, Failure::Fatal(_)) {
             let covered = self.waiting.put_back(batch);
             self.finish(covered);
         }
-        self.fail(failure)
+        self.react_to_failure(failure)
     }
 }
