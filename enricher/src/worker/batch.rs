@@ -1,5 +1,7 @@
 //! One batch of one account: fetch up to 100 waiting orders in one call, map them, publish
-//! the events, dead-letter what cannot be read or mapped.
+//! the events, dead-letter what cannot be read or mapped. The reference data the orders name
+//! (statuses, sites, managers) is resolved first, calling RetailCRM where it must; mapping
+//! itself (`mapped`) is pure.
 //!
 //! An order RetailCRM's list does not return was deleted (or merged) or is otherwise amiss: one
 //! `orders/history` already reported deleted becomes `DealDeleted` at once, any other is handed
@@ -8,21 +10,19 @@
 //! split in halves until the bad order is alone (a handful of extra calls), so one poison order
 //! costs itself and nobody else.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use chrono::Utc;
-use dealflow_shared::events::{
-    ContactKind, ContactUpserted, DealDeleted, Event, FunnelStageSeen, HealthStatus,
-};
+use dealflow_shared::events::HealthStatus;
 use dealflow_shared::retailcrm::RetailCrmError;
 use dealflow_shared::retailcrm::models::Order;
 use tokio::time::Instant;
 
 use super::Worker;
 use super::failure::{Failure, bus_failure, is_unreadable};
-use crate::context::{STAGE_FETCH, STAGE_MAP};
+use super::mapped::{Mapped, map_fetched};
+use crate::context::STAGE_FETCH;
 use crate::crm::Crm;
-use crate::mapping::{map_order, stages};
 use crate::queue::{Entry, Ticket};
 use crate::reference::Reference;
 
@@ -107,17 +107,6 @@ pub(super) async fn look_up(
     }
 }
 
-/// Orders mapped into events, ready to publish.
-#[derive(Debug)]
-pub(super) struct Mapped {
-    /// Funnel stages first, then contacts, then deals.
-    pub events: Vec<Event>,
-    /// Orders that cannot be processed: `(order id, stage, reason)`.
-    pub poison: Vec<(u64, &'static str, String)>,
-    new_stages: Vec<FunnelStageSeen>,
-    loaded_at: Instant,
-}
-
 /// The account's client, or why the account is parked.
 pub(super) fn client(crm: &mut Option<Crm>) -> Result<&mut Crm, Failure> {
     crm.as_mut().ok_or_else(|| Failure::Park {
@@ -142,16 +131,16 @@ impl Worker {
         Ok(())
     }
 
-    /// Maps fetched orders (and deleted ones) into events: the dictionaries are reloaded when
-    /// an order names a status or site loaded before `started` does not know, managers are
-    /// resolved (cached), funnel stages that changed are included. Call after
-    /// [`Worker::ensure_reference`]; publish, then [`Worker::remember_stages`].
-    pub(super) async fn map_orders(
+    /// Makes sure the reference data names everything `orders` refer to, before they are
+    /// mapped: loaded (if it never was), the dictionaries reloaded once when an order names a
+    /// status or site that the data loaded before `started` does not know (a status created
+    /// since), and every manager resolved through `/users/{id}` (cached per account). These
+    /// are the only RetailCRM calls mapping needs; [`Worker::map_orders`] makes none.
+    pub(super) async fn resolve_reference(
         &mut self,
         orders: &[Order],
-        deleted: &[(u64, Option<u64>)],
         started: Instant,
-    ) -> Result<Mapped, Failure> {
+    ) -> Result<(), Failure> {
         let metrics = self.context.metrics.clone();
         if self.reference.is_none() {
             let crm = client(&mut self.crm)?;
@@ -167,57 +156,28 @@ impl Worker {
         let managers = Instant::now();
         reference.resolve_managers(crm, orders).await?;
         metrics.stage("managers", managers.elapsed());
+        Ok(())
+    }
 
-        let map_started = Instant::now();
-        let now = Utc::now();
-        let loaded_at = reference.loaded_at;
-        let new_stages = if self.stages_synced == Some(loaded_at) {
-            Vec::new()
-        } else {
-            self.stages.changed(stages(
-                &reference.sites,
-                &reference.statuses,
-                &reference.groups,
-                now,
-            ))
-        };
-        let mut events: Vec<Event> = new_stages
-            .iter()
-            .cloned()
-            .map(Event::FunnelStageSeen)
-            .collect();
-        let mut contacts: BTreeMap<(u8, u64), ContactUpserted> = BTreeMap::new();
-        let mut deals = Vec::with_capacity(orders.len() + deleted.len());
-        let mut poison = Vec::new();
-        let view = reference.view();
-        for order in orders {
-            match map_order(order, &view, now) {
-                Ok(mapped) => {
-                    deals.push(Event::DealUpserted(mapped.deal));
-                    for contact in mapped.contacts {
-                        let kind = u8::from(contact.kind == ContactKind::Company);
-                        contacts.insert((kind, contact.contact_id), contact);
-                    }
-                }
-                Err(error) => poison.push((order.id.unsigned_abs(), STAGE_MAP, error.to_string())),
-            }
-        }
-        for (order_id, merged_into) in deleted {
-            deals.push(Event::DealDeleted(DealDeleted {
-                order_id: *order_id,
-                merged_into: *merged_into,
-                observed_at: now,
-            }));
-        }
-        events.extend(contacts.into_values().map(Event::ContactUpserted));
-        events.extend(deals);
-        metrics.stage("map", map_started.elapsed());
-        Ok(Mapped {
-            events,
-            poison,
-            new_stages,
-            loaded_at,
-        })
+    /// Maps fetched orders (and deleted ones) into events with the reference data as it is
+    /// (no RetailCRM call): call after [`Worker::resolve_reference`]; publish, then
+    /// [`Worker::remember_stages`].
+    pub(super) fn map_orders(&self, orders: &[Order], deleted: &[(u64, Option<u64>)]) -> Mapped {
+        let started = Instant::now();
+        let reference = self
+            .reference
+            .as_ref()
+            .expect("resolve_reference loads the reference data");
+        let mapped = map_fetched(
+            reference,
+            &self.stages,
+            self.stages_synced,
+            orders,
+            deleted,
+            Utc::now(),
+        );
+        self.context.metrics.stage("map", started.elapsed());
+        mapped
     }
 
     /// Remembers the funnel stages of `mapped` once its events are acknowledged.
@@ -265,7 +225,8 @@ impl Worker {
         started: Instant,
     ) -> Result<(), Failure> {
         let metrics = self.context.metrics.clone();
-        let mut mapped = self.map_orders(orders, deleted, started).await?;
+        self.resolve_reference(orders, started).await?;
+        let mut mapped = self.map_orders(orders, deleted);
         let mut poison: Vec<(u64, &'static str, String)> = unreadable
             .into_iter()
             .map(|(id, reason)| (id, STAGE_FETCH, reason))

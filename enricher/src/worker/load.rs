@@ -161,7 +161,8 @@ impl Worker {
             .await;
         match answer {
             Ok(page) => {
-                let mut mapped = self.map_orders(&page.orders, &[], started).await?;
+                self.resolve_reference(&page.orders, started).await?;
+                let mut mapped = self.map_orders(&page.orders, &[]);
                 for (order_id, _, reason) in &mapped.poison {
                     let payload =
                         serde_json::json!({"order_id": order_id, "load": label, "page": page_no});

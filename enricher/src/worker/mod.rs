@@ -33,6 +33,7 @@ mod fetched;
 mod health;
 mod live;
 mod load;
+mod mapped;
 mod reconcile;
 mod requeue;
 mod timeline;
