@@ -106,7 +106,7 @@ impl Worker {
         let Some(mut flight) = self.in_flight.take() else {
             return Ok(());
         };
-        self.live_since_page = self.live_since_page.saturating_add(1);
+        self.sync.live_batch_ran();
         self.live_since_lookup = self.live_since_lookup.saturating_add(1);
         let answer = tokio::select! {
             biased;

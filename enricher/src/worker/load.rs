@@ -36,7 +36,7 @@ const PAGE_SIZE: u64 = 100;
 /// The source recorded on dead letters of load pages and orders.
 pub const LOAD_SOURCE: &str = "retailcrm:orders";
 
-fn kind_label(kind: LoadKind) -> &'static str {
+pub(super) fn kind_label(kind: LoadKind) -> &'static str {
     match kind {
         LoadKind::Backfill => "backfill",
         LoadKind::Resync => "resync",
@@ -78,7 +78,7 @@ pub(super) fn advance(
 impl Worker {
     /// The load to run next: an unfinished backfill first, then the latest re-sync request.
     pub(super) fn pending_load(&self) -> Option<LoadKind> {
-        let state = self.sync.as_ref();
+        let state = self.sync.state();
         if self.config.backfill_days > 0
             && state
                 .and_then(|s| s.backfill.as_ref())
@@ -97,7 +97,7 @@ impl Worker {
     pub(super) fn load_allowed(&self) -> bool {
         self.pending_load().is_some()
             && (self.waiting.is_empty()
-                || self.live_since_page >= self.context.settings.live_batches_per_load_page)
+                || self.sync.live_since_page() >= self.context.settings.live_batches_per_load_page)
     }
 
     /// The progress to continue, or a new load for the current request.
@@ -202,7 +202,8 @@ impl Worker {
         self.log_progress(&progress, finished);
         *slot(&mut state, kind) = Some(progress.clone());
         self.save_sync(state).await?;
-        self.report_load(
+        self.sync.report_load(
+            self.context.metrics.sync(),
             (!finished).then_some((
                 kind,
                 i64::try_from(progress.orders_done).unwrap_or(i64::MAX),
@@ -237,14 +238,10 @@ impl Worker {
 
     /// Logs progress every `progress_log_every`, and always when a load ends.
     fn log_progress(&mut self, progress: &LoadProgress, finished: bool) {
-        let now = Instant::now();
-        let due = self
-            .progress_logged
-            .is_none_or(|at| now >= at + self.context.settings.progress_log_every);
-        if !(due || finished) {
+        let every = self.context.settings.progress_log_every;
+        if !self.sync.progress_log_due(every, finished) {
             return;
         }
-        self.progress_logged = Some(now);
         let elapsed = (Utc::now() - progress.started_at)
             .to_std()
             .unwrap_or_default()
@@ -261,18 +258,6 @@ impl Worker {
             orders_per_second = format!("{per_second:.0}"), finished,
             "{}", if finished { "load finished" } else { "load progress" }
         );
-    }
-
-    /// Moves the aggregated load gauges from what this worker reported last to `now`.
-    pub(super) fn report_load(&mut self, now: Option<(LoadKind, i64, i64)>) {
-        let metrics = self.context.metrics.sync().clone();
-        if let Some((kind, done, total)) = self.reported_load.take() {
-            metrics.load_progress(kind_label(kind), -done, -total, -1);
-        }
-        if let Some((kind, done, total)) = now {
-            metrics.load_progress(kind_label(kind), done, total, 1);
-        }
-        self.reported_load = now;
     }
 }
 

@@ -36,6 +36,7 @@ mod load;
 mod mapped;
 mod reconcile;
 mod requeue;
+mod sync_jobs;
 mod timeline;
 mod unlisted;
 
@@ -43,18 +44,17 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 
-use chrono::Utc;
 use dealflow_shared::events::{
-    HealthStatus, IntegrationConfigured, IntegrationHealthChanged, IntegrationId, LoadKind,
-    SyncStateChanged,
+    HealthStatus, IntegrationConfigured, IntegrationHealthChanged, IntegrationId,
 };
 use dealflow_shared::retailcrm::RetailCrmClient;
 use tokio::sync::mpsc;
 use tokio::time::{Duration, Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
-use self::failure::{Failure, bus_failure};
+use self::failure::Failure;
 use self::health::Mode;
+use self::sync_jobs::SyncJobs;
 use crate::context::{EnricherContext, IntakeEvent};
 use crate::crm::Crm;
 use crate::error::EnricherError;
@@ -121,18 +121,8 @@ pub(crate) struct Worker {
     pending_health: Option<IntegrationHealthChanged>,
     next_config_check: Instant,
     next_requeue_check: Instant,
-    /// The integration's sync state as this worker last wrote or read it.
-    sync: Option<SyncStateChanged>,
-    /// When `orders/history` is read next.
-    next_reconcile: Instant,
-    /// Until when this member does not own the integration's sync (looked at again then).
-    not_owner_until: Option<Instant>,
-    /// Live batches since the last backfill / re-sync page (live changes first).
-    live_since_page: u32,
-    /// When load progress was last logged.
-    progress_logged: Option<Instant>,
-    /// The load progress last added to the metrics: `(kind, done, total)`.
-    reported_load: Option<(LoadKind, i64, i64)>,
+    /// The integration's sync jobs: reconciliation, backfill and re-sync (`sync_jobs`).
+    sync: SyncJobs,
     /// Orders known deleted (reported by `orders/history` or confirmed by a lookup), with the
     /// order they were merged into.
     known_deleted: HashMap<u64, Option<u64>>,
@@ -155,15 +145,14 @@ pub fn start(
 ) {
     let (tx, rx) = mpsc::unbounded_channel();
     let now = Instant::now();
-    let sync = context.sync.get(id);
-    let next_reconcile = first_reconcile(&config, sync.as_ref(), &context, now);
+    let sync = SyncJobs::new(
+        &config,
+        context.sync.get(id),
+        context.settings.reconcile_interval,
+        now,
+    );
     let mut worker = Worker {
         sync,
-        next_reconcile,
-        not_owner_until: None,
-        live_since_page: 0,
-        progress_logged: None,
-        reported_load: None,
         known_deleted: HashMap::new(),
         id,
         crm: None,
@@ -210,26 +199,10 @@ pub fn start(
             .context
             .metrics
             .waiting_changed(-worker.reported_waiting);
-        worker.report_load(None);
+        worker.sync.report_load(worker.context.metrics.sync(), None);
         (id, generation)
     };
     (WorkerHandle { tx, generation }, task)
-}
-
-/// When a new worker reads `orders/history` first: one interval after the last
-/// reconciliation (or after the integration was created), at once if that is past.
-fn first_reconcile(
-    config: &IntegrationConfigured,
-    sync: Option<&SyncStateChanged>,
-    context: &EnricherContext,
-    now: Instant,
-) -> Instant {
-    let last = sync
-        .and_then(|s| s.last_reconciled_at)
-        .unwrap_or(config.created_at);
-    let interval = context.settings.reconcile_interval;
-    let elapsed = (Utc::now() - last).to_std().unwrap_or_default();
-    now + interval.saturating_sub(elapsed)
 }
 
 impl Worker {
@@ -330,14 +303,7 @@ impl Worker {
             wake = wake.min(now + TICK);
         }
         if self.mode == Mode::Ready {
-            if let Some(until) = self.not_owner_until {
-                wake = wake.min(until);
-            } else {
-                wake = wake.min(self.next_reconcile);
-                if self.load_allowed() {
-                    wake = now;
-                }
-            }
+            wake = wake.min(self.sync.wake_at(self.load_allowed(), now));
         }
         wake
     }
@@ -415,77 +381,6 @@ impl Worker {
             biased;
             _ = abort.cancelled() => return Ok(()),
             result = self.ensure_reference() => result,
-        };
-        match result {
-            Ok(()) => {
-                self.succeeded();
-                Ok(())
-            }
-            Err(failure) => self.react_to_failure(failure),
-        }
-    }
-
-    /// The sync state to build on: the last one written or read, else a fresh one starting
-    /// at the connect-time history cursor.
-    fn current_sync(&self) -> SyncStateChanged {
-        self.sync.clone().unwrap_or_else(|| SyncStateChanged {
-            history_cursor: self.config.history_since_id,
-            last_reconciled_at: None,
-            backfill: None,
-            resync: None,
-            updated_at: Utc::now(),
-        })
-    }
-
-    /// Writes the sync state on the bus (acknowledged) and keeps it.
-    async fn save_sync(&mut self, state: SyncStateChanged) -> Result<(), Failure> {
-        let topic = self.context.settings.topics.sync_state();
-        let saved = self
-            .context
-            .sync
-            .save(self.context.bus.as_ref(), &topic, self.id, state)
-            .await
-            .map_err(bus_failure)?;
-        self.sync = Some(saved);
-        Ok(())
-    }
-
-    /// One step of the integration's sync, when due and nothing live is due first: read
-    /// `orders/history` (every `reconcile_interval`), else one backfill / re-sync page.
-    async fn sync_step(&mut self, abort: &CancellationToken) -> Result<(), Failure> {
-        let now = Instant::now();
-        if self.not_owner_until.is_some_and(|until| now < until) {
-            return Ok(());
-        }
-        self.not_owner_until = None;
-        let reconcile = now >= self.next_reconcile;
-        if !reconcile && !self.load_allowed() {
-            return Ok(());
-        }
-        if !self.context.sync.is_placed(self.id) {
-            // The first write tells which partition (so which member) the integration has.
-            let first = self.current_sync();
-            if let Err(failure) = self.save_sync(first).await {
-                return self.react_to_failure(failure);
-            }
-        }
-        if !self.context.sync.owns(self.id) {
-            self.not_owner_until = Some(now + CONFIG_CHECK);
-            return Ok(());
-        }
-        let step = async {
-            if reconcile {
-                self.reconcile().await
-            } else {
-                self.live_since_page = 0;
-                self.load_page().await
-            }
-        };
-        let result = tokio::select! {
-            biased;
-            // Whatever was published is published again after the restart (idempotent).
-            _ = abort.cancelled() => return Ok(()),
-            result = step => result,
         };
         match result {
             Ok(()) => {

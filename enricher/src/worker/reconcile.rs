@@ -195,7 +195,7 @@ impl Worker {
             self.save_sync(state).await?;
         }
         metrics.sync().reconciled("yielded");
-        self.next_reconcile = Instant::now();
+        self.sync.reconcile_at(Instant::now());
         Ok(())
     }
 
@@ -206,7 +206,8 @@ impl Worker {
     ) -> Result<(), Failure> {
         state.last_reconciled_at = Some(Utc::now());
         self.save_sync(state).await?;
-        self.next_reconcile = Instant::now() + self.context.settings.reconcile_interval;
+        self.sync
+            .reconcile_at(Instant::now() + self.context.settings.reconcile_interval);
         self.context.metrics.sync().reconciled("complete");
         Ok(())
     }
