@@ -44,16 +44,14 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 
-use dealflow_shared::events::{
-    HealthStatus, IntegrationConfigured, IntegrationHealthChanged, IntegrationId,
-};
+use dealflow_shared::events::{IntegrationConfigured, IntegrationId};
 use dealflow_shared::retailcrm::RetailCrmClient;
 use tokio::sync::mpsc;
 use tokio::time::{Duration, Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
 use self::failure::Failure;
-use self::health::Mode;
+use self::health::{AccountHealth, Mode};
 use self::sync_jobs::SyncJobs;
 use crate::context::{EnricherContext, IntakeEvent};
 use crate::crm::Crm;
@@ -115,10 +113,8 @@ pub(crate) struct Worker {
     live_since_lookup: u32,
     last_submit: Instant,
     reported_waiting: i64,
-    mode: Mode,
-    failures: u32,
-    health: Option<HealthStatus>,
-    pending_health: Option<IntegrationHealthChanged>,
+    /// Ready, backing off or parked, and the health to publish (`health`).
+    health: AccountHealth,
     next_config_check: Instant,
     next_requeue_check: Instant,
     /// The integration's sync jobs: reconciliation, backfill and re-sync (`sync_jobs`).
@@ -151,6 +147,7 @@ pub fn start(
         context.settings.reconcile_interval,
         now,
     );
+    let health = AccountHealth::new(context.metrics.clone());
     let mut worker = Worker {
         sync,
         known_deleted: HashMap::new(),
@@ -171,15 +168,11 @@ pub fn start(
         live_since_lookup: 0,
         last_submit: now,
         reported_waiting: 0,
-        mode: Mode::Ready,
-        failures: 0,
-        health: None,
-        pending_health: None,
+        health,
         next_config_check: now + CONFIG_CHECK,
         next_requeue_check: now,
     };
     worker.crm = worker.build_client();
-    worker.context.metrics.account_state(worker.mode.label(), 1);
     let task = async move {
         if let Err(failure) = worker.run(stop, abort).await {
             let error = match failure {
@@ -191,10 +184,7 @@ pub fn start(
                 error,
             });
         }
-        worker
-            .context
-            .metrics
-            .account_state(worker.mode.label(), -1);
+        worker.health.ended();
         worker
             .context
             .metrics
@@ -283,7 +273,7 @@ impl Worker {
             wake = wake.min(self.next_requeue_check);
         }
         if holds || self.reference.is_none() {
-            match self.mode {
+            match self.health.mode() {
                 Mode::Ready => {
                     if let Some(at) = self.batch_due_at() {
                         wake = wake.min(at);
@@ -299,10 +289,10 @@ impl Worker {
                 Mode::Parked { retry_at } => wake = wake.min(retry_at),
             }
         }
-        if self.pending_health.is_some() {
+        if self.health.has_pending() {
             wake = wake.min(now + TICK);
         }
-        if self.mode == Mode::Ready {
+        if self.health.mode() == Mode::Ready {
             wake = wake.min(self.sync.wake_at(self.load_allowed(), now));
         }
         wake
@@ -342,22 +332,19 @@ impl Worker {
             if now >= self.next_requeue_check {
                 self.requeue_stale().await?;
             }
-            match self.mode {
-                Mode::BackingOff { until } if now >= until => self.set_mode(Mode::Ready),
-                Mode::Parked { retry_at } if now >= retry_at => self.set_mode(Mode::Ready),
-                _ => {}
-            }
+            self.health.ready_if_due(now);
+            let ready = self.health.mode() == Mode::Ready;
             let due = self.batch_due_at().is_some_and(|at| now >= at);
             let lookup = self.lookup_due_at(now).is_some_and(|at| now >= at);
             if self.in_flight.is_some() {
                 self.complete_in_flight(&abort, true).await?;
-            } else if self.mode == Mode::Ready && lookup {
+            } else if ready && lookup {
                 self.look_up_next(&abort).await?;
-            } else if self.mode == Mode::Ready && due {
+            } else if ready && due {
                 self.start_batch(&abort).await?;
-            } else if self.mode == Mode::Ready && self.reference.is_none() {
+            } else if ready && self.reference.is_none() {
                 self.preload_reference(&abort).await?;
-            } else if self.mode == Mode::Ready {
+            } else if ready {
                 self.sync_step(&abort).await?;
             }
             self.report_waiting();
