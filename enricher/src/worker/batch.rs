@@ -10,7 +10,7 @@
 //! split in halves until the bad order is alone (a handful of extra calls), so one poison order
 //! costs itself and nobody else.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use chrono::Utc;
 use dealflow_shared::events::HealthStatus;
@@ -21,6 +21,7 @@ use tokio::time::Instant;
 use super::Worker;
 use super::failure::{Failure, bus_failure, is_unreadable};
 use super::mapped::{Mapped, map_fetched};
+use super::unlisted::KnownDeleted;
 use crate::context::STAGE_FETCH;
 use crate::crm::Crm;
 use crate::queue::{Entry, Ticket};
@@ -92,7 +93,7 @@ pub(super) enum LookedUp {
 pub(super) async fn look_up(
     crm: &mut Crm,
     id: u64,
-    known_deleted: &HashMap<u64, Option<u64>>,
+    known_deleted: &KnownDeleted,
 ) -> Result<LookedUp, Failure> {
     let asked = i64::try_from(id).unwrap_or(i64::MAX);
     match crm.order(asked).await {
@@ -100,7 +101,7 @@ pub(super) async fn look_up(
         Err(RetailCrmError::NotFound { combined_to, .. }) => Ok(LookedUp::Deleted(
             combined_to
                 .and_then(|c| u64::try_from(c.id).ok())
-                .or_else(|| known_deleted.get(&id).copied().flatten()),
+                .or_else(|| known_deleted.merged_into(id)),
         )),
         Err(error) if is_unreadable(&error) => Ok(LookedUp::Unreadable(error.to_string())),
         Err(error) => Err(error.into()),
@@ -199,10 +200,10 @@ impl Worker {
         let (deleted, unlisted): (Vec<u64>, Vec<u64>) = listed
             .missing
             .iter()
-            .partition(|id| self.known_deleted.contains_key(id));
+            .partition(|id| self.known_deleted.contains(**id));
         let deleted: Vec<(u64, Option<u64>)> = deleted
             .into_iter()
-            .map(|id| (id, self.known_deleted.get(&id).copied().flatten()))
+            .map(|id| (id, self.known_deleted.merged_into(id)))
             .collect();
         let done: Vec<(u64, &[Ticket])> = batch
             .iter()

@@ -107,7 +107,7 @@ impl Worker {
             return Ok(());
         };
         self.sync.live_batch_ran();
-        self.live_since_lookup = self.live_since_lookup.saturating_add(1);
+        self.unlisted.live_batch_ran();
         let answer = tokio::select! {
             biased;
             _ = abort.cancelled() => {

@@ -40,7 +40,6 @@ mod sync_jobs;
 mod timeline;
 mod unlisted;
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -53,6 +52,7 @@ use tokio_util::sync::CancellationToken;
 use self::failure::Failure;
 use self::health::{AccountHealth, Mode};
 use self::sync_jobs::SyncJobs;
+use self::unlisted::{KnownDeleted, UnlistedLookups};
 use crate::context::{EnricherContext, IntakeEvent};
 use crate::crm::Crm;
 use crate::error::EnricherError;
@@ -108,9 +108,7 @@ pub(crate) struct Worker {
     /// The live batch whose list call is running (`live`).
     in_flight: Option<live::BatchInFlight>,
     /// Orders a list did not return, waiting for their by-id lookup (`unlisted`).
-    unlisted: WaitingOrders,
-    /// Live batches since the last lookup of an unlisted order.
-    live_since_lookup: u32,
+    unlisted: UnlistedLookups,
     last_submit: Instant,
     reported_waiting: i64,
     /// Ready, backing off or parked, and the health to publish (`health`).
@@ -119,9 +117,8 @@ pub(crate) struct Worker {
     next_requeue_check: Instant,
     /// The integration's sync jobs: reconciliation, backfill and re-sync (`sync_jobs`).
     sync: SyncJobs,
-    /// Orders known deleted (reported by `orders/history` or confirmed by a lookup), with the
-    /// order they were merged into.
-    known_deleted: HashMap<u64, Option<u64>>,
+    /// Orders known deleted (reported by `orders/history` or confirmed by a lookup).
+    known_deleted: KnownDeleted,
 }
 
 /// Prepares the worker of `id`: returns its handle and the future to run (the intake spawns
@@ -150,7 +147,7 @@ pub fn start(
     let health = AccountHealth::new(context.metrics.clone());
     let mut worker = Worker {
         sync,
-        known_deleted: HashMap::new(),
+        known_deleted: KnownDeleted::default(),
         id,
         crm: None,
         context,
@@ -164,8 +161,7 @@ pub fn start(
         waiting: WaitingOrders::new(),
         fetches: fetched::RecentFetches::new(),
         in_flight: None,
-        unlisted: WaitingOrders::new(),
-        live_since_lookup: 0,
+        unlisted: UnlistedLookups::new(),
         last_submit: now,
         reported_waiting: 0,
         health,
@@ -245,8 +241,8 @@ impl Worker {
             return;
         }
         // An order waiting for its lookup takes the change along (the lookup comes later).
-        let queue = if self.unlisted.contains(submit.order_id) {
-            &mut self.unlisted
+        let queue = if self.unlisted.orders.contains(submit.order_id) {
+            &mut self.unlisted.orders
         } else {
             &mut self.waiting
         };
@@ -268,7 +264,7 @@ impl Worker {
             return now; // its answer is awaited at once
         }
         let mut wake = self.next_config_check.min(now + Duration::from_secs(60));
-        let holds = !(self.waiting.is_empty() && self.unlisted.is_empty());
+        let holds = !(self.waiting.is_empty() && self.unlisted.orders.is_empty());
         if holds {
             wake = wake.min(self.next_requeue_check);
         }
@@ -320,7 +316,7 @@ impl Worker {
             while let Ok(submit) = self.rx.try_recv() {
                 self.accept(submit);
             }
-            let idle = self.waiting.is_empty() && self.unlisted.is_empty();
+            let idle = self.waiting.is_empty() && self.unlisted.orders.is_empty();
             if !self.rx_open && idle && self.in_flight.is_none() {
                 return Ok(()); // idle and let go by the intake
             }
@@ -352,7 +348,7 @@ impl Worker {
     }
 
     fn report_waiting(&mut self) {
-        let held = self.waiting.len() + self.unlisted.len();
+        let held = self.waiting.len() + self.unlisted.orders.len();
         let now = i64::try_from(held).unwrap_or(i64::MAX);
         self.context
             .metrics

@@ -12,7 +12,7 @@
 //! that cannot be read or names no order is dead-lettered with its reason and the cursor
 //! moves past it: one bad record never stalls the feed.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use chrono::Utc;
 use dealflow_shared::bus::Delivered;
@@ -29,25 +29,9 @@ use crate::context::STAGE_HISTORY;
 
 /// History pages read in one step before live work gets its turn again.
 const PAGES_PER_STEP: usize = 5;
-/// Deleted orders remembered: a list that omits one needs no by-id call, and the by-id path
-/// may not see `combinedTo`.
-const KNOWN_DELETED_MAX: usize = 50_000;
 /// The source recorded on dead letters of history records (no bus topic: RetailCRM's feed;
 /// the offset header is the record's history id).
 pub const HISTORY_SOURCE: &str = "retailcrm:orders/history";
-
-/// Remembers deleted orders (with the order each was merged into, when known): history's
-/// and confirmed lookups' alike, a later answer replacing an earlier one. Bounded: the memory
-/// starts over past `KNOWN_DELETED_MAX` (forgetting only costs a lookup).
-pub(super) fn remember_deleted(
-    known: &mut HashMap<u64, Option<u64>>,
-    deleted: impl IntoIterator<Item = (u64, Option<u64>)>,
-) {
-    if known.len() > KNOWN_DELETED_MAX {
-        known.clear();
-    }
-    known.extend(deleted);
-}
 
 /// What one page of history asks for.
 #[derive(Debug, Default, PartialEq)]
@@ -167,7 +151,7 @@ impl Worker {
                 .publish(self.id, events)
                 .await
                 .map_err(bus_failure)?;
-            remember_deleted(&mut self.known_deleted, work.deleted.iter().copied());
+            self.known_deleted.remember(work.deleted.iter().copied());
             metrics
                 .sync()
                 .history_entries("changed", page.len() - work.bad.len() - work.deleted.len());

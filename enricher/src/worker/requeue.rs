@@ -20,7 +20,7 @@ impl Worker {
             return Ok(());
         };
         let stale_live = self.waiting.take_tickets_older_than(before);
-        let stale_unlisted = self.unlisted.take_tickets_older_than(before);
+        let stale_unlisted = self.unlisted.orders.take_tickets_older_than(before);
         let live_count = stale_live.len();
         let stale: Vec<_> = stale_live.into_iter().chain(stale_unlisted).collect();
         if stale.is_empty() {
@@ -56,7 +56,7 @@ impl Worker {
                     let queue = if i < live_count {
                         &mut self.waiting
                     } else {
-                        &mut self.unlisted
+                        &mut self.unlisted.orders
                     };
                     if let Some(covered) = queue.add(ticket.order_id, ticket, now) {
                         self.finish([covered]);
