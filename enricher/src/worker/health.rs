@@ -199,7 +199,7 @@ impl Worker {
         let parked = matches!(self.health.mode(), Mode::Parked { .. });
         self.next_config_check = Instant::now() + if parked { TICK } else { CONFIG_CHECK };
         let Some(current) = self.context.registry.get(self.id).filter(|c| c.active) else {
-            let mut dropped = self.waiting.clear();
+            let mut dropped = self.live.waiting.clear();
             dropped.append(&mut self.unlisted.orders.clear());
             if !dropped.is_empty() {
                 tracing::info!(integration_id = %self.id, records = dropped.len(), "integration removed or switched off; its waiting orders are dropped");

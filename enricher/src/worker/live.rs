@@ -9,16 +9,94 @@
 //! before the next batch's, and an order changed again after its batch was taken is queued
 //! anew (its next fetch starts after the change arrived), as without pipelining. When a batch
 //! fails, the one in flight behind it is cancelled and both go back to the front of the queue.
+//!
+//! [`LiveBatches`] owns the live queue, the recent fetch starts (`fetched`) and the batch in
+//! flight; the worker starts a batch once its reference data is fresh and completes it here.
 
+use chrono::{DateTime, Utc};
 use tokio::task::JoinHandle;
-use tokio::time::Instant;
+use tokio::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::Worker;
 use super::batch::{Listed, client, list};
 use super::failure::Failure;
+use super::fetched::RecentFetches;
+use crate::crm::Crm;
 use crate::error::EnricherError;
-use crate::queue::Entry;
+use crate::metrics::EnricherMetrics;
+use crate::queue::{Entry, WaitingOrders};
+
+/// The account's live queue and the batch whose list call is running.
+#[derive(Debug)]
+pub(super) struct LiveBatches {
+    /// The orders waiting for a live batch, de-duplicated.
+    pub(super) waiting: WaitingOrders,
+    /// When each recently listed order's fetch started (`fetched`).
+    fetches: RecentFetches,
+    /// The live batch whose list call is running.
+    in_flight: Option<BatchInFlight>,
+    /// When the last change arrived (a burst is fetched once, after it ends).
+    last_submit: Instant,
+}
+
+impl LiveBatches {
+    pub(super) fn new(now: Instant) -> Self {
+        Self {
+            waiting: WaitingOrders::new(),
+            fetches: RecentFetches::new(),
+            in_flight: None,
+            last_submit: now,
+        }
+    }
+
+    /// A change of `order` received at `changed_at` arrived now; `true` when a fetch that
+    /// started after the change already holds it (its record may be finished at once).
+    pub(super) fn arrived(&mut self, order: u64, changed_at: DateTime<Utc>, now: Instant) -> bool {
+        self.last_submit = now;
+        self.fetches.covers(order, changed_at)
+    }
+
+    /// When the next batch is due: once no change arrived for `linger`, or the oldest waited
+    /// `max_wait`.
+    pub(super) fn due_at(&self, linger: Duration, max_wait: Duration) -> Option<Instant> {
+        let oldest = self.waiting.oldest_since()?;
+        Some((self.last_submit + linger).min(oldest + max_wait))
+    }
+
+    /// Whether a list call is running.
+    pub(super) fn is_in_flight(&self) -> bool {
+        self.in_flight.is_some()
+    }
+
+    /// Takes the next batch of up to `size` orders and starts its list call with `crm`;
+    /// `false` when nothing waits.
+    fn start(&mut self, crm: Crm, size: usize, metrics: &EnricherMetrics) -> bool {
+        let batch = self.waiting.take(size);
+        if batch.is_empty() {
+            return false;
+        }
+        let started = Instant::now();
+        for (_, entry) in &batch {
+            for ticket in &entry.tickets {
+                metrics.stage("queue", started - ticket.consumed_at);
+            }
+        }
+        self.fetches
+            .started(batch.iter().map(|(id, _)| *id), Utc::now());
+        let ids: Vec<i64> = batch.iter().map(|(id, _)| *id as i64).collect();
+        let call = tokio::spawn(async move {
+            let mut crm = crm;
+            list(&mut crm, &ids).await
+        });
+        self.in_flight = Some(BatchInFlight {
+            batch,
+            started,
+            call: Call(call),
+        });
+        true
+    }
+}
 
 /// A live batch whose list call runs on its own task.
 #[derive(Debug)]
@@ -50,31 +128,8 @@ impl Worker {
         let Some(crm) = self.crm.clone().filter(|_| fresh) else {
             return false;
         };
-        let batch = self.waiting.take(self.context.settings.batch_size);
-        if batch.is_empty() {
-            return false;
-        }
-        let started = Instant::now();
-        for (_, entry) in &batch {
-            for ticket in &entry.tickets {
-                self.context
-                    .metrics
-                    .stage("queue", started - ticket.consumed_at);
-            }
-        }
-        self.fetches
-            .started(batch.iter().map(|(id, _)| *id), chrono::Utc::now());
-        let ids: Vec<i64> = batch.iter().map(|(id, _)| *id as i64).collect();
-        let call = tokio::spawn(async move {
-            let mut crm = crm;
-            list(&mut crm, &ids).await
-        });
-        self.in_flight = Some(BatchInFlight {
-            batch,
-            started,
-            call: Call(call),
-        });
-        true
+        let size = self.context.settings.batch_size;
+        self.live.start(crm, size, &self.context.metrics)
     }
 
     /// Starts a live batch: loads what it needs first (the client, stale reference data),
@@ -103,7 +158,7 @@ impl Worker {
         abort: &CancellationToken,
         pipeline: bool,
     ) -> Result<(), Failure> {
-        let Some(mut flight) = self.in_flight.take() else {
+        let Some(mut flight) = self.live.in_flight.take() else {
             return Ok(());
         };
         self.sync.live_batch_ran();
@@ -112,7 +167,7 @@ impl Worker {
             biased;
             _ = abort.cancelled() => {
                 // Not finished: the records are delivered again after the restart.
-                self.waiting.put_back(flight.batch);
+                self.live.waiting.put_back(flight.batch);
                 return Ok(());
             }
             answer = &mut flight.call.0 => answer,
@@ -144,7 +199,7 @@ impl Worker {
             biased;
             _ = abort.cancelled() => {
                 self.put_back_in_flight();
-                self.waiting.put_back(flight.batch);
+                self.live.waiting.put_back(flight.batch);
                 return Ok(());
             }
             result = self.publish_listed(&flight.batch, listed, flight.started) => result,
@@ -169,8 +224,8 @@ impl Worker {
 
     /// Cancels the call in flight (if any) and puts its batch back at the front.
     fn put_back_in_flight(&mut self) {
-        if let Some(next) = self.in_flight.take() {
-            let covered = self.waiting.put_back(next.batch);
+        if let Some(next) = self.live.in_flight.take() {
+            let covered = self.live.waiting.put_back(next.batch);
             self.finish(covered);
         }
     }
@@ -183,7 +238,7 @@ impl Worker {
         failure: Failure,
     ) -> Result<(), Failure> {
         if !matches!(failure, Failure::Fatal(_)) {
-            let covered = self.waiting.put_back(batch);
+            let covered = self.live.waiting.put_back(batch);
             self.finish(covered);
         }
         self.react_to_failure(failure)

@@ -96,7 +96,7 @@ impl Worker {
     /// Whether a load page may run now (live changes first).
     pub(super) fn load_allowed(&self) -> bool {
         self.pending_load().is_some()
-            && (self.waiting.is_empty()
+            && (self.live.waiting.is_empty()
                 || self.sync.live_since_page() >= self.context.settings.live_batches_per_load_page)
     }
 

@@ -51,13 +51,14 @@ use tokio_util::sync::CancellationToken;
 
 use self::failure::Failure;
 use self::health::{AccountHealth, Mode};
+use self::live::LiveBatches;
 use self::sync_jobs::SyncJobs;
 use self::unlisted::{KnownDeleted, UnlistedLookups};
 use crate::context::{EnricherContext, IntakeEvent};
 use crate::crm::Crm;
 use crate::error::EnricherError;
 use crate::mapping::StageMemory;
-use crate::queue::{Ticket, WaitingOrders};
+use crate::queue::Ticket;
 use crate::reference::{Reference, UserListing};
 
 /// Header on a record appended again by the enricher (the payload is the original).
@@ -102,14 +103,10 @@ pub(crate) struct Worker {
     /// The reference load whose stages were last published (nothing to compare until the
     /// reference data is loaded again).
     stages_synced: Option<Instant>,
-    waiting: WaitingOrders,
-    /// When each recently listed order's fetch started (`fetched`).
-    fetches: fetched::RecentFetches,
-    /// The live batch whose list call is running (`live`).
-    in_flight: Option<live::BatchInFlight>,
+    /// The live queue and the batch in flight (`live`).
+    live: LiveBatches,
     /// Orders a list did not return, waiting for their by-id lookup (`unlisted`).
     unlisted: UnlistedLookups,
-    last_submit: Instant,
     reported_waiting: i64,
     /// Ready, backing off or parked, and the health to publish (`health`).
     health: AccountHealth,
@@ -158,11 +155,8 @@ pub fn start(
         user_listing: UserListing::default(),
         stages: StageMemory::default(),
         stages_synced: None,
-        waiting: WaitingOrders::new(),
-        fetches: fetched::RecentFetches::new(),
-        in_flight: None,
+        live: LiveBatches::new(now),
         unlisted: UnlistedLookups::new(),
-        last_submit: now,
         reported_waiting: 0,
         health,
         next_config_check: now + CONFIG_CHECK,
@@ -230,10 +224,9 @@ impl Worker {
 
     fn accept(&mut self, submit: Submit) {
         let now = Instant::now();
-        self.last_submit = now;
         if self
-            .fetches
-            .covers(submit.order_id, submit.ticket.changed_at)
+            .live
+            .arrived(submit.order_id, submit.ticket.changed_at, now)
         {
             // A fetch that started after this change already holds it.
             self.context.metrics.skipped("covered_by_fetch", 1);
@@ -244,7 +237,7 @@ impl Worker {
         let queue = if self.unlisted.orders.contains(submit.order_id) {
             &mut self.unlisted.orders
         } else {
-            &mut self.waiting
+            &mut self.live.waiting
         };
         if let Some(covered) = queue.add(submit.order_id, submit.ticket, now) {
             self.finish([covered]);
@@ -254,17 +247,17 @@ impl Worker {
     /// When a ready worker should start its next batch.
     fn batch_due_at(&self) -> Option<Instant> {
         let settings = &self.context.settings;
-        let oldest = self.waiting.oldest_since()?;
-        Some((self.last_submit + settings.batch_linger).min(oldest + settings.batch_max_wait))
+        self.live
+            .due_at(settings.batch_linger, settings.batch_max_wait)
     }
 
     /// When the loop should look again, at the latest.
     fn next_wake(&self, now: Instant) -> Instant {
-        if self.in_flight.is_some() {
+        if self.live.is_in_flight() {
             return now; // its answer is awaited at once
         }
         let mut wake = self.next_config_check.min(now + Duration::from_secs(60));
-        let holds = !(self.waiting.is_empty() && self.unlisted.orders.is_empty());
+        let holds = !(self.live.waiting.is_empty() && self.unlisted.orders.is_empty());
         if holds {
             wake = wake.min(self.next_requeue_check);
         }
@@ -316,8 +309,8 @@ impl Worker {
             while let Ok(submit) = self.rx.try_recv() {
                 self.accept(submit);
             }
-            let idle = self.waiting.is_empty() && self.unlisted.orders.is_empty();
-            if !self.rx_open && idle && self.in_flight.is_none() {
+            let idle = self.live.waiting.is_empty() && self.unlisted.orders.is_empty();
+            if !self.rx_open && idle && !self.live.is_in_flight() {
                 return Ok(()); // idle and let go by the intake
             }
             let now = Instant::now();
@@ -332,7 +325,7 @@ impl Worker {
             let ready = self.health.mode() == Mode::Ready;
             let due = self.batch_due_at().is_some_and(|at| now >= at);
             let lookup = self.lookup_due_at(now).is_some_and(|at| now >= at);
-            if self.in_flight.is_some() {
+            if self.live.is_in_flight() {
                 self.complete_in_flight(&abort, true).await?;
             } else if ready && lookup {
                 self.look_up_next(&abort).await?;
@@ -348,7 +341,7 @@ impl Worker {
     }
 
     fn report_waiting(&mut self) {
-        let held = self.waiting.len() + self.unlisted.orders.len();
+        let held = self.live.waiting.len() + self.unlisted.orders.len();
         let now = i64::try_from(held).unwrap_or(i64::MAX);
         self.context
             .metrics

@@ -19,7 +19,7 @@ impl Worker {
         let Some(before) = now.checked_sub(settings.requeue_after) else {
             return Ok(());
         };
-        let stale_live = self.waiting.take_tickets_older_than(before);
+        let stale_live = self.live.waiting.take_tickets_older_than(before);
         let stale_unlisted = self.unlisted.orders.take_tickets_older_than(before);
         let live_count = stale_live.len();
         let stale: Vec<_> = stale_live.into_iter().chain(stale_unlisted).collect();
@@ -54,7 +54,7 @@ impl Worker {
                 // means some orders are asked for twice).
                 for (i, ticket) in stale.into_iter().enumerate() {
                     let queue = if i < live_count {
-                        &mut self.waiting
+                        &mut self.live.waiting
                     } else {
                         &mut self.unlisted.orders
                     };
