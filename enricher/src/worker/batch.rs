@@ -20,12 +20,10 @@ use tokio::time::Instant;
 
 use super::Worker;
 use super::failure::{Failure, bus_failure, is_unreadable};
-use super::mapped::{Mapped, map_fetched};
 use super::unlisted::KnownDeleted;
 use crate::context::STAGE_FETCH;
 use crate::crm::Crm;
 use crate::queue::{Entry, Ticket};
-use crate::reference::Reference;
 
 /// What listing a batch found.
 #[derive(Debug, Default)]
@@ -117,76 +115,6 @@ pub(super) fn client(crm: &mut Option<Crm>) -> Result<&mut Crm, Failure> {
 }
 
 impl Worker {
-    /// Loads the reference data unless it is fresh.
-    pub(super) async fn ensure_reference(&mut self) -> Result<(), Failure> {
-        let fresh = self
-            .reference
-            .as_ref()
-            .is_some_and(|r| r.loaded_at.elapsed() < self.context.settings.reference_ttl);
-        if !fresh {
-            let started = Instant::now();
-            let crm = client(&mut self.crm)?;
-            self.reference = Some(Reference::load(crm, &mut self.user_listing).await?);
-            self.context.metrics.stage("reference", started.elapsed());
-        }
-        Ok(())
-    }
-
-    /// Makes sure the reference data names everything `orders` refer to, before they are
-    /// mapped: loaded (if it never was), the dictionaries reloaded once when an order names a
-    /// status or site that the data loaded before `started` does not know (a status created
-    /// since), and every manager resolved through `/users/{id}` (cached per account). These
-    /// are the only RetailCRM calls mapping needs; [`Worker::map_orders`] makes none.
-    pub(super) async fn resolve_reference(
-        &mut self,
-        orders: &[Order],
-        started: Instant,
-    ) -> Result<(), Failure> {
-        let metrics = self.context.metrics.clone();
-        if self.reference.is_none() {
-            let crm = client(&mut self.crm)?;
-            self.reference = Some(Reference::load(crm, &mut self.user_listing).await?);
-        }
-        let crm = client(&mut self.crm)?;
-        let reference = self.reference.as_mut().expect("loaded above");
-        if orders.iter().any(|o| !reference.knows(o)) && reference.loaded_at < started {
-            let reload = Instant::now();
-            reference.reload_dictionaries(crm).await?;
-            metrics.stage("reference", reload.elapsed());
-        }
-        let managers = Instant::now();
-        reference.resolve_managers(crm, orders).await?;
-        metrics.stage("managers", managers.elapsed());
-        Ok(())
-    }
-
-    /// Maps fetched orders (and deleted ones) into events with the reference data as it is
-    /// (no RetailCRM call): call after [`Worker::resolve_reference`]; publish, then
-    /// [`Worker::remember_stages`].
-    pub(super) fn map_orders(&self, orders: &[Order], deleted: &[(u64, Option<u64>)]) -> Mapped {
-        let started = Instant::now();
-        let reference = self
-            .reference
-            .as_ref()
-            .expect("resolve_reference loads the reference data");
-        let mapped = map_fetched(
-            reference,
-            &self.stages,
-            self.stages_synced,
-            orders,
-            deleted,
-            Utc::now(),
-        );
-        self.context.metrics.stage("map", started.elapsed());
-        mapped
-    }
-
-    /// Remembers the funnel stages of `mapped` once its events are acknowledged.
-    pub(super) fn remember_stages(&mut self, mapped: &Mapped) {
-        self.stages.remember(&mapped.new_stages);
-        self.stages_synced = Some(mapped.loaded_at);
-    }
-
     /// Completes one batch from its list answer. Returns the orders the list did not return
     /// (and history does not already know as deleted): their tickets stay held until they are
     /// looked up by id (`unlisted`); every other ticket of the batch may be finished.
@@ -257,7 +185,7 @@ impl Worker {
             .publish(self.id, events)
             .await
             .map_err(bus_failure)?;
-        self.remember_stages(&mapped);
+        self.reference.remember_stages(&mapped);
         metrics.orders_fetched("found", orders.len());
         metrics.orders_fetched("deleted", deleted.len());
         metrics.stage("batch", started.elapsed());

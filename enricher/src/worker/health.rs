@@ -11,7 +11,6 @@ use tokio::time::Instant;
 
 use super::failure::{Failure, bus_failure};
 use super::{CONFIG_CHECK, TICK, Worker};
-use crate::mapping::StageMemory;
 use crate::metrics::EnricherMetrics;
 use crate::settings::EnricherSettings;
 
@@ -219,9 +218,7 @@ impl Worker {
         tracing::info!(integration_id = %self.id, url_changed, key_changed, "integration settings changed");
         self.crm = self.build_client();
         if url_changed {
-            self.reference = None;
-            self.stages = StageMemory::default();
-            self.stages_synced = None;
+            self.reference.forget();
         }
         self.health.settings_changed();
     }

@@ -121,10 +121,7 @@ impl Worker {
     /// Takes the next batch and starts its list call, when that needs no other call first
     /// (the account has a client and fresh reference data); `false` when it did not start.
     pub(super) fn start_list_call(&mut self) -> bool {
-        let fresh = self
-            .reference
-            .as_ref()
-            .is_some_and(|r| r.loaded_at.elapsed() < self.context.settings.reference_ttl);
+        let fresh = self.reference.is_fresh(self.context.settings.reference_ttl);
         let Some(crm) = self.crm.clone().filter(|_| fresh) else {
             return false;
         };

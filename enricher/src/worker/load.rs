@@ -102,11 +102,7 @@ impl Worker {
 
     /// The progress to continue, or a new load for the current request.
     fn load_progress(&self, state: &mut SyncStateChanged, kind: LoadKind) -> LoadProgress {
-        let tz = self
-            .reference
-            .as_ref()
-            .map(|r| r.timezone)
-            .unwrap_or_default();
+        let tz = self.reference.get().map(|r| r.timezone).unwrap_or_default();
         let (since, requested_at) = match (kind, &self.config.resync) {
             (LoadKind::Resync, Some(request)) => (request.since, request.requested_at),
             _ => {
@@ -148,7 +144,7 @@ impl Worker {
         let mut state = self.current_sync();
         let mut progress = self.load_progress(&mut state, kind);
         if progress.finished_at.is_some() {
-            let tz = self.reference.as_ref().expect("loaded above").timezone;
+            let tz = self.reference.get().expect("loaded above").timezone;
             self.timeline_page(&state, &mut progress, tz).await?;
             *slot(&mut state, kind) = Some(progress);
             return self.save_sync(state).await;
@@ -175,7 +171,7 @@ impl Worker {
                     .publish(self.id, events)
                     .await
                     .map_err(bus_failure)?;
-                self.remember_stages(&mapped);
+                self.reference.remember_stages(&mapped);
                 self.context
                     .metrics
                     .orders_fetched("found", page.orders.len());

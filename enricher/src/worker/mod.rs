@@ -35,6 +35,7 @@ mod live;
 mod load;
 mod mapped;
 mod reconcile;
+mod reference_cache;
 mod requeue;
 mod sync_jobs;
 mod timeline;
@@ -52,14 +53,13 @@ use tokio_util::sync::CancellationToken;
 use self::failure::Failure;
 use self::health::{AccountHealth, Mode};
 use self::live::LiveBatches;
+use self::reference_cache::ReferenceCache;
 use self::sync_jobs::SyncJobs;
 use self::unlisted::{KnownDeleted, UnlistedLookups};
 use crate::context::{EnricherContext, IntakeEvent};
 use crate::crm::Crm;
 use crate::error::EnricherError;
-use crate::mapping::StageMemory;
 use crate::queue::Ticket;
-use crate::reference::{Reference, UserListing};
 
 /// Header on a record appended again by the enricher (the payload is the original).
 pub const HEADER_REQUEUED: &str = "dealflow_requeued";
@@ -96,13 +96,9 @@ pub(crate) struct Worker {
     rx_open: bool,
     config: IntegrationConfigured,
     crm: Option<Crm>,
-    reference: Option<Reference>,
-    /// Whether the key may list users (remembered once refused).
-    user_listing: UserListing,
-    stages: StageMemory,
-    /// The reference load whose stages were last published (nothing to compare until the
-    /// reference data is loaded again).
-    stages_synced: Option<Instant>,
+    /// The account's reference data and the funnel stages published from it
+    /// (`reference_cache`).
+    reference: ReferenceCache,
     /// The live queue and the batch in flight (`live`).
     live: LiveBatches,
     /// Orders a list did not return, waiting for their by-id lookup (`unlisted`).
@@ -151,10 +147,7 @@ pub fn start(
         rx,
         rx_open: true,
         config,
-        reference: None,
-        user_listing: UserListing::default(),
-        stages: StageMemory::default(),
-        stages_synced: None,
+        reference: ReferenceCache::default(),
         live: LiveBatches::new(now),
         unlisted: UnlistedLookups::new(),
         reported_waiting: 0,
@@ -261,7 +254,7 @@ impl Worker {
         if holds {
             wake = wake.min(self.next_requeue_check);
         }
-        if holds || self.reference.is_none() {
+        if holds || self.reference.get().is_none() {
             match self.health.mode() {
                 Mode::Ready => {
                     if let Some(at) = self.batch_due_at() {
@@ -270,7 +263,7 @@ impl Worker {
                     if let Some(at) = self.lookup_due_at(now) {
                         wake = wake.min(at);
                     }
-                    if self.reference.is_none() {
+                    if self.reference.get().is_none() {
                         wake = now; // load the reference data (`preload_reference`)
                     }
                 }
@@ -331,7 +324,7 @@ impl Worker {
                 self.look_up_next(&abort).await?;
             } else if ready && due {
                 self.start_batch(&abort).await?;
-            } else if ready && self.reference.is_none() {
+            } else if ready && self.reference.get().is_none() {
                 self.preload_reference(&abort).await?;
             } else if ready {
                 self.sync_step(&abort).await?;

@@ -86,7 +86,7 @@ impl Worker {
     /// goes first and the next step continues at once).
     pub(super) async fn reconcile(&mut self) -> Result<(), Failure> {
         self.ensure_reference().await?;
-        let tz = self.reference.as_ref().expect("loaded above").timezone;
+        let tz = self.reference.get().expect("loaded above").timezone;
         let metrics = self.context.metrics.clone();
         for _ in 0..PAGES_PER_STEP {
             let mut state = self.current_sync();
