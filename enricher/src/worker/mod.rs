@@ -9,8 +9,8 @@
 //! `parked_retry` passes; orders keep queueing. Health changes are published on the `health`
 //! topic once per change: `ok` again on the first success after a failure.
 //!
-//! A new worker loads the account's reference data first (`preload_reference`),
-//! before any order asks for it. Live batches are pipelined (`live`); what a batch does with
+//! A new worker loads the account's reference data first (`preload_reference`), before any
+//! order asks for it. Live batches are pipelined (`live`); what a batch does with
 //! its list answer is `batch`. Orders a batch's list did not return (deleted or merged) are
 //! looked up by id after the live batches (`unlisted`). A change record that arrives after a
 //! fetch of its order which started later than the change is finished without another fetch
@@ -26,6 +26,15 @@
 //! again at the end of their partition and finished, so they stop holding the partition's
 //! offset back; the orders stay queued and the appended records become their new tickets
 //! (`requeue`).
+//!
+//! # Parts
+//!
+//! The worker's loop (`Worker::run`) picks one step at a time and composes parts that each
+//! own their state: `live` ([`LiveBatches`]: the live queue and the batch in flight),
+//! `unlisted` ([`UnlistedLookups`], [`KnownDeleted`]), `sync_jobs` ([`SyncJobs`]), `health`
+//! ([`AccountHealth`]: ready, backing off or parked, and the health to publish) and
+//! `reference_cache` ([`ReferenceCache`]). `batch` lists and publishes, `mapped` maps (pure),
+//! `failure` classifies what went wrong.
 
 mod batch;
 mod failure;
@@ -340,23 +349,5 @@ impl Worker {
             .metrics
             .waiting_changed(now - self.reported_waiting);
         self.reported_waiting = now;
-    }
-
-    /// Loads the account's reference data when the worker starts (or its URL changed), before
-    /// any order asks for it: the first batch of a burst then goes out at once, and a key
-    /// that no longer works shows in the integration's health before the first webhook.
-    async fn preload_reference(&mut self, abort: &CancellationToken) -> Result<(), Failure> {
-        let result = tokio::select! {
-            biased;
-            _ = abort.cancelled() => return Ok(()),
-            result = self.ensure_reference() => result,
-        };
-        match result {
-            Ok(()) => {
-                self.succeeded();
-                Ok(())
-            }
-            Err(failure) => self.react_to_failure(failure),
-        }
     }
 }

@@ -9,6 +9,7 @@ use chrono::Utc;
 use dealflow_shared::retailcrm::RetailCrmError;
 use dealflow_shared::retailcrm::models::Order;
 use tokio::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
 
 use super::Worker;
 use super::batch::client;
@@ -89,6 +90,27 @@ impl ReferenceCache {
 }
 
 impl Worker {
+    /// Loads the account's reference data when the worker starts (or its URL changed), before
+    /// any order asks for it: the first batch of a burst then goes out at once, and a key
+    /// that no longer works shows in the integration's health before the first webhook.
+    pub(super) async fn preload_reference(
+        &mut self,
+        abort: &CancellationToken,
+    ) -> Result<(), Failure> {
+        let result = tokio::select! {
+            biased;
+            _ = abort.cancelled() => return Ok(()),
+            result = self.ensure_reference() => result,
+        };
+        match result {
+            Ok(()) => {
+                self.succeeded();
+                Ok(())
+            }
+            Err(failure) => self.react_to_failure(failure),
+        }
+    }
+
     /// Loads the reference data unless it is fresh.
     pub(super) async fn ensure_reference(&mut self) -> Result<(), Failure> {
         if !self.reference.is_fresh(self.context.settings.reference_ttl) {
