@@ -1,32 +1,32 @@
 //! The intake: the one task that owns the `order-changed` consumer.
 //!
 //! It polls records, decodes them (poison bytes go to the dead-letter topic at once), hands
-//! each order change to its account's worker (started on first use), and moves the group's
-//! offsets: a record's offset is stored only once the worker reports it finished, and only
-//! when every earlier record of its partition is finished too ([`OffsetTracker`]). Stored
-//! offsets are committed every `commit_interval` and on shutdown.
+//! each order change to its account's worker (started on first use; [`AccountWorkers`] owns
+//! them), and moves the group's offsets: a record's offset is stored only once the worker
+//! reports it finished, and only when every earlier record of its partition is finished too
+//! ([`OffsetTracker`]). Stored offsets are committed every `commit_interval` and on shutdown.
 //!
 //! A record of an integration the registry does not know yet (created a moment ago) waits up
 //! to `unknown_integration_grace` for it; a removed or switched-off integration's records are
 //! finished without work.
 
-use std::collections::{HashMap, VecDeque};
+mod workers;
+
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use dealflow_shared::bus::{Consumer, Delivered};
-use dealflow_shared::events::{
-    Envelope, Event, IntegrationConfigured, IntegrationId, OrderChanged,
-};
+use dealflow_shared::events::{Envelope, Event, IntegrationId, OrderChanged};
 use tokio::sync::mpsc;
-use tokio::task::JoinSet;
 use tokio::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
+use self::workers::AccountWorkers;
 use crate::context::{EnricherContext, IntakeEvent, STAGE_DECODE};
 use crate::error::EnricherError;
 use crate::offsets::OffsetTracker;
 use crate::queue::Ticket;
-use crate::worker::{self, Submit, WorkerHandle};
+use crate::worker::Submit;
 
 /// How often the intake looks after changes awaiting their integration, idle workers and
 /// metrics.
@@ -35,13 +35,6 @@ const MAINTENANCE_EVERY: Duration = Duration::from_millis(250);
 const LAG_EVERY: Duration = Duration::from_secs(5);
 /// Pause after a transient bus failure of the intake itself.
 const BUS_RETRY: Duration = Duration::from_millis(500);
-
-#[derive(Debug)]
-struct Active {
-    handle: WorkerHandle,
-    outstanding: usize,
-    idle_since: Option<Instant>,
-}
 
 /// An order change whose integration the registry does not know yet (its `IntegrationConfigured`
 /// may still be on its way): dispatched once it is known, skipped at `deadline`.
@@ -59,14 +52,10 @@ pub(crate) struct Intake {
     context: Arc<EnricherContext>,
     events: mpsc::UnboundedReceiver<IntakeEvent>,
     tracker: OffsetTracker,
-    workers: HashMap<IntegrationId, Active>,
-    /// Every worker task (dropping the intake aborts them all).
-    tasks: JoinSet<(IntegrationId, u64)>,
-    next_generation: u64,
+    /// The running account workers (`workers`).
+    workers: AccountWorkers,
     awaiting_integration: VecDeque<AwaitingIntegration>,
     shutdown: CancellationToken,
-    stop: CancellationToken,
-    abort: CancellationToken,
     last_commit: Instant,
     uncommitted: bool,
     next_maintenance: Instant,
@@ -97,18 +86,15 @@ impl Intake {
         shutdown: CancellationToken,
     ) -> Self {
         let now = Instant::now();
+        let workers = AccountWorkers::new(Arc::clone(&context));
         Self {
             consumer,
             context,
             events,
             tracker: OffsetTracker::new(),
-            workers: HashMap::new(),
-            tasks: JoinSet::new(),
-            next_generation: 0,
+            workers,
             awaiting_integration: VecDeque::new(),
             shutdown,
-            stop: CancellationToken::new(),
-            abort: CancellationToken::new(),
             last_commit: now,
             uncommitted: false,
             next_maintenance: now,
@@ -192,28 +178,12 @@ impl Intake {
     ) -> Option<AwaitingIntegration> {
         match self.context.registry.get(integration) {
             Some(config) if config.active => {
-                let mut submit = Submit {
+                let submit = Submit {
                     order_id: ticket.order_id,
                     ticket,
                 };
-                loop {
-                    if !self.workers.contains_key(&integration) {
-                        self.spawn_worker(integration, config.clone());
-                    }
-                    let active = self.workers.get_mut(&integration).expect("inserted above");
-                    match active.handle.tx.send(submit) {
-                        Ok(()) => {
-                            active.outstanding += 1;
-                            active.idle_since = None;
-                            return None;
-                        }
-                        Err(returned) => {
-                            // The worker ended after it was let go; start a fresh one.
-                            submit = returned.0;
-                            self.workers.remove(&integration);
-                        }
-                    }
-                }
+                self.workers.send(integration, &config, submit);
+                None
             }
             Some(_) => {
                 self.context.metrics.skipped("integration_inactive", 1);
@@ -226,26 +196,6 @@ impl Intake {
                 ticket,
             }),
         }
-    }
-
-    /// Starts the worker of an integration.
-    fn spawn_worker(&mut self, integration: IntegrationId, config: IntegrationConfigured) {
-        self.next_generation += 1;
-        let (handle, task) = worker::start(
-            integration,
-            self.next_generation,
-            config,
-            Arc::clone(&self.context),
-            self.stop.clone(),
-            self.abort.clone(),
-        );
-        self.tasks.spawn(task);
-        let active = Active {
-            handle,
-            outstanding: 0,
-            idle_since: Some(Instant::now()),
-        };
-        self.workers.insert(integration, active);
     }
 
     /// Every active integration whose sync this member owns has a worker, even with no
@@ -261,8 +211,8 @@ impl Intake {
             .collect();
         self.context.sync.set_assignment(assigned);
         for (id, config) in self.context.registry.list() {
-            if config.active && !self.workers.contains_key(&id) && self.context.sync.owns(id) {
-                self.spawn_worker(id, config);
+            if config.active && self.context.sync.owns(id) {
+                self.workers.ensure(id, config);
             }
         }
     }
@@ -299,12 +249,7 @@ impl Intake {
                     for record in &records {
                         self.tracker.finish(record);
                     }
-                    if let Some(active) = self.workers.get_mut(&integration) {
-                        active.outstanding = active.outstanding.saturating_sub(records.len());
-                        if active.outstanding == 0 {
-                            active.idle_since = Some(Instant::now());
-                        }
-                    }
+                    self.workers.finished(integration, records.len());
                 }
                 IntakeEvent::Fatal { integration, error } => {
                     tracing::error!(integration_id = %integration, %error, "account worker failed fatally");
@@ -336,32 +281,12 @@ impl Intake {
                 self.awaiting_integration.push_back(waiting);
             }
         }
-        let idle_timeout = self.context.settings.idle_worker_timeout;
-        let (registry, sync) = (&self.context.registry, &self.context.sync);
-        // An idle worker is let go only when it has no sync to run here either.
-        self.workers.retain(|id, active| {
-            let syncs = registry.get(*id).is_some_and(|c| c.active) && sync.owns(*id);
-            syncs
-                || active
-                    .idle_since
-                    .is_none_or(|since| now < since + idle_timeout)
-        });
+        self.workers
+            .let_go_idle(now, self.context.settings.idle_worker_timeout);
         self.start_sync_workers();
-        while let Some(ended) = self.tasks.try_join_next() {
-            let lost = match ended {
-                // A worker let go (idle) ends on its own; the current one of an integration
-                // only ends after a fatal error (reported first) or when told to stop.
-                Ok((id, generation)) => self
-                    .workers
-                    .get(&id)
-                    .filter(|a| a.handle.generation == generation)
-                    .map(|_| id.to_string()),
-                Err(error) => Some(format!("panicked: {error}")),
-            };
-            if let Some(lost) = lost {
-                self.drain_events()?;
-                return Err(EnricherError::WorkerLost(lost));
-            }
+        if let Some(lost) = self.workers.lost() {
+            self.drain_events()?;
+            return Err(EnricherError::WorkerLost(lost));
         }
         let lag = if now >= self.next_lag {
             self.next_lag = now + LAG_EVERY;
@@ -431,16 +356,13 @@ impl Intake {
     /// Stops the workers (in-flight batches may finish within `shutdown_grace`), collects
     /// what they finished, stores and commits.
     async fn wind_down(&mut self) -> Result<(), EnricherError> {
-        self.stop.cancel();
-        // Letting go of the senders lets idle workers end at once.
-        self.workers.clear();
+        self.workers.stop();
         let deadline = Instant::now() + self.context.settings.shutdown_grace;
         self.join_workers(deadline).await;
-        self.abort.cancel();
+        self.workers.abort();
         self.join_workers(Instant::now() + Duration::from_secs(2))
             .await;
-        self.tasks.abort_all();
-        while self.tasks.join_next().await.is_some() {}
+        self.workers.abort_all().await;
         self.collect_finished();
         let committed = self.store_and_commit(true).await;
         if let Err(error) = &committed {
@@ -451,12 +373,10 @@ impl Intake {
 
     /// Waits for the workers to end (applying what they finish) until `deadline`.
     async fn join_workers(&mut self, deadline: Instant) {
-        while !self.tasks.is_empty() {
+        while !self.workers.all_ended() {
             self.collect_finished();
-            match tokio::time::timeout_at(deadline, self.tasks.join_next()).await {
-                Ok(Some(Err(error))) => tracing::error!(%error, "worker panicked while stopping"),
-                Ok(_) => {}
-                Err(_) => break,
+            if !self.workers.join_one(deadline).await {
+                break;
             }
         }
         self.collect_finished();
