@@ -13,7 +13,7 @@ mod contact;
 mod phone;
 mod stages;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::collections::HashMap;
 

@@ -89,3 +89,75 @@ pub(super) fn map_fetched(
         loaded_at,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use dealflow_shared::retailcrm::models::{OrdersResponse, StatusGroupsResponse};
+
+    use super::*;
+    use crate::mapping::tests::{Account, fixture};
+
+    /// The fixtures' account (`mapping::tests`), loaded now.
+    fn reference() -> Reference {
+        let account = Account::fixtures();
+        let groups: StatusGroupsResponse = fixture("reference-status-groups.json");
+        Reference {
+            timezone: account.timezone,
+            default_currency: Some(account.currency),
+            sites: account.sites,
+            statuses: account.statuses,
+            groups: groups.status_groups,
+            managers: account.managers,
+            loaded_at: Instant::now(),
+        }
+    }
+
+    fn rank(event: &Event) -> u8 {
+        match event {
+            Event::FunnelStageSeen(_) => 0,
+            Event::ContactUpserted(_) => 1,
+            _ => 2,
+        }
+    }
+
+    #[test]
+    fn stages_come_first_then_contacts_then_deals_and_stages_once_per_load() {
+        let reference = reference();
+        let orders: OrdersResponse = fixture("orders-list.json");
+        let now = Utc::now();
+        let mut published = StageMemory::default();
+        let deleted = [(999, Some(1000))];
+        let mapped = map_fetched(&reference, &published, None, &orders.orders, &deleted, now);
+        assert!(
+            !mapped.new_stages.is_empty(),
+            "a first load publishes its stages"
+        );
+        let deals = mapped
+            .events
+            .iter()
+            .filter(|e| matches!(e, Event::DealUpserted(_)));
+        assert_eq!(deals.count() + mapped.poison.len(), orders.orders.len());
+        assert!(mapped.poison.is_empty(), "{:?}", mapped.poison);
+        let ranks: Vec<u8> = mapped.events.iter().map(rank).collect();
+        assert!(ranks.is_sorted(), "stages, contacts, deals: {ranks:?}");
+        assert!(matches!(
+            mapped.events.last(),
+            Some(Event::DealDeleted(d)) if d.order_id == 999 && d.merged_into == Some(1000)
+        ));
+
+        published.remember(&mapped.new_stages);
+        let again = map_fetched(
+            &reference,
+            &published,
+            Some(mapped.loaded_at),
+            &orders.orders,
+            &[],
+            now,
+        );
+        assert!(again.new_stages.is_empty(), "the same load's stages once");
+        assert_eq!(
+            again.events.len(),
+            mapped.events.len() - mapped.new_stages.len() - deleted.len()
+        );
+    }
+}
