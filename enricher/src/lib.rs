@@ -6,6 +6,7 @@
 //!
 //! - [`service`]: `EnricherService::build` / `run_until_stopped`, the ops listener;
 //! - [`settings`]: [`EnricherSettings`] and its defaults;
+//! - `context`: what the intake and every account worker of the process share;
 //! - `intake`: the consumer loop, routing and offsets; [`offsets`]: which offsets may move;
 //! - `worker`: one task per account (batching, backoff, parking, health); [`queue`]: its
 //!   de-duplicated waiting orders;
@@ -30,6 +31,7 @@
 //! record per stalled order per `requeue_after`, and after a restart at most `requeue_after`
 //! of other accounts' records are fetched again.
 
+mod context;
 pub mod crm;
 pub mod error;
 mod intake;
@@ -41,7 +43,6 @@ pub mod queue;
 pub mod reference;
 pub mod service;
 pub mod settings;
-mod shared;
 pub mod sync;
 mod worker;
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use dealflow_shared::events::EventType;
 use dealflow_shared::metrics::{LATENCY_BUCKETS, Metrics};
 
-use crate::shared::{STAGE_DECODE, STAGE_FETCH, STAGE_HISTORY, STAGE_LOAD, STAGE_MAP};
+use crate::context::{STAGE_DECODE, STAGE_FETCH, STAGE_HISTORY, STAGE_LOAD, STAGE_MAP};
 use crate::sync::metrics::SyncMetrics;
 use prometheus::{
     Counter, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,

@@ -26,12 +26,12 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::context::EnricherContext;
 use crate::error::EnricherError;
 use crate::intake::Intake;
 use crate::metrics::EnricherMetrics;
 use crate::output::Output;
 use crate::settings::EnricherSettings;
-use crate::shared::Shared;
 use crate::sync::SyncStates;
 
 /// Whether the enricher is consuming (the registry is loaded and the group joined).
@@ -201,7 +201,7 @@ impl EnricherService {
             )
             .await?;
         let (events_tx, events_rx) = mpsc::unbounded_channel();
-        let shared = Arc::new(Shared {
+        let context = Arc::new(EnricherContext {
             bus: self.bus.clone(),
             output: Output::new(
                 self.bus.clone(),
@@ -224,7 +224,7 @@ impl EnricherService {
         });
         tracing::info!(group = %self.settings.consumer_group, "enricher consuming order changes");
         self.readiness.set(true);
-        Intake::new(consumer, shared, events_rx, run.clone())
+        Intake::new(consumer, context, events_rx, run.clone())
             .run()
             .await
     }

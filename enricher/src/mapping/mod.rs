@@ -1,7 +1,7 @@
 //! RetailCRM orders → the facts dealflow emits (DESIGN §5). Pure functions, no I/O.
 //!
 //! [`map_order`] turns one fetched order into a `DealUpserted` plus the `ContactUpserted`
-//! events of its contact person and company; [`stages`] turns the account's reference data
+//! events of its contact person and company; [`stages()`] turns the account's reference data
 //! into `FunnelStageSeen` events. Markers (amount with or without delivery, one funnel or one
 //! per shop) are the projector's business: only facts leave here. Money stays [`Decimal`];
 //! RetailCRM's naive datetimes are read in the account timezone and emitted in UTC.
@@ -13,7 +13,7 @@ mod contact;
 mod phone;
 mod stages;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::collections::HashMap;
 

@@ -26,7 +26,8 @@ fn fixtures_dir() -> PathBuf {
     }
 }
 
-fn fixture<T: DeserializeOwned>(name: &str) -> T {
+/// A response body of `tests/fixtures/retailcrm/`, parsed.
+pub(crate) fn fixture<T: DeserializeOwned>(name: &str) -> T {
     let path = fixtures_dir().join(name);
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
     serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("parsing {name}: {e}"))
@@ -43,16 +44,16 @@ fn utc(text: &str) -> DateTime<Utc> {
 }
 
 /// The account of the fixtures: `settings.json`, `reference-*.json`, `users-get.json`.
-struct Account {
-    timezone: Tz,
-    currency: String,
-    sites: Dictionary<Site>,
-    statuses: Dictionary<Status>,
-    managers: HashMap<i64, Option<User>>,
+pub(crate) struct Account {
+    pub(crate) timezone: Tz,
+    pub(crate) currency: String,
+    pub(crate) sites: Dictionary<Site>,
+    pub(crate) statuses: Dictionary<Status>,
+    pub(crate) managers: HashMap<i64, Option<User>>,
 }
 
 impl Account {
-    fn fixtures() -> Self {
+    pub(crate) fn fixtures() -> Self {
         let settings: SettingsResponse = fixture("settings.json");
         let sites: SitesResponse = fixture("reference-sites.json");
         let statuses: StatusesResponse = fixture("reference-statuses.json");

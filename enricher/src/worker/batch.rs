@@ -1,5 +1,7 @@
 //! One batch of one account: fetch up to 100 waiting orders in one call, map them, publish
-//! the events, dead-letter what cannot be read or mapped.
+//! the events, dead-letter what cannot be read or mapped. The reference data the orders name
+//! (statuses, sites, managers) is resolved first, calling RetailCRM where it must; mapping
+//! itself (`mapped`) is pure.
 //!
 //! An order RetailCRM's list does not return was deleted (or merged) or is otherwise amiss: one
 //! `orders/history` already reported deleted becomes `DealDeleted` at once, any other is handed
@@ -8,102 +10,20 @@
 //! split in halves until the bad order is alone (a handful of extra calls), so one poison order
 //! costs itself and nobody else.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::HashSet;
 
 use chrono::Utc;
-use dealflow_shared::bus::BusError;
-use dealflow_shared::events::{
-    ContactKind, ContactUpserted, DealDeleted, Event, FunnelStageSeen, HealthStatus,
-};
+use dealflow_shared::events::HealthStatus;
 use dealflow_shared::retailcrm::RetailCrmError;
 use dealflow_shared::retailcrm::models::Order;
 use tokio::time::Instant;
 
 use super::Worker;
+use super::failure::{Failure, bus_failure, is_unreadable};
+use super::unlisted::KnownDeleted;
+use crate::context::STAGE_FETCH;
 use crate::crm::Crm;
-use crate::error::EnricherError;
-use crate::mapping::{map_order, stages};
 use crate::queue::{Entry, Ticket};
-use crate::reference::Reference;
-use crate::shared::{STAGE_FETCH, STAGE_MAP};
-
-/// How a batch failed, which decides what the worker does next.
-#[derive(Debug)]
-pub(super) enum Failure {
-    /// Worth retrying after a pause. `health` is what to report if it keeps happening
-    /// (`None` for our own bus, which is no fault of the account).
-    Transient {
-        health: Option<HealthStatus>,
-        message: String,
-    },
-    /// The account cannot be served until its settings change (key rejected, access denied,
-    /// no such account): its work is parked.
-    Park {
-        health: HealthStatus,
-        message: String,
-    },
-    /// The enricher must stop.
-    Fatal(EnricherError),
-}
-
-impl From<RetailCrmError> for Failure {
-    fn from(error: RetailCrmError) -> Self {
-        let message = error.to_string();
-        match error {
-            RetailCrmError::AuthFailed { .. } => Failure::Park {
-                health: HealthStatus::AuthFailed,
-                message,
-            },
-            RetailCrmError::AccessDenied { .. } => Failure::Park {
-                health: HealthStatus::AccessDenied,
-                message,
-            },
-            RetailCrmError::AccountNotFound { .. } => Failure::Park {
-                health: HealthStatus::Unreachable,
-                message,
-            },
-            RetailCrmError::RateLimited { .. } => Failure::Transient {
-                health: Some(HealthStatus::RateLimited),
-                message,
-            },
-            e if e.is_transient() => Failure::Transient {
-                health: Some(HealthStatus::Unreachable),
-                message,
-            },
-            // An unreadable reference or a refused request is an account-wide problem that
-            // no single order causes: retry it later rather than dead-letter everything.
-            _ => {
-                tracing::error!(error = %message, "RetailCRM answered unexpectedly; retrying later");
-                Failure::Transient {
-                    health: Some(HealthStatus::Unreachable),
-                    message,
-                }
-            }
-        }
-    }
-}
-
-/// A bus failure: transient ones are retried, anything else stops the enricher.
-pub(super) fn bus_failure(error: BusError) -> Failure {
-    if error.is_transient() {
-        Failure::Transient {
-            health: None,
-            message: error.to_string(),
-        }
-    } else {
-        Failure::Fatal(error.into())
-    }
-}
-
-/// An error that one order's data can cause: isolate the order rather than retry.
-pub(super) fn is_unreadable(error: &RetailCrmError) -> bool {
-    matches!(
-        error,
-        RetailCrmError::InvalidResponse { .. }
-            | RetailCrmError::BadRequest { .. }
-            | RetailCrmError::InvalidRequest(_)
-    )
-}
 
 /// What listing a batch found.
 #[derive(Debug, Default)]
@@ -171,7 +91,7 @@ pub(super) enum LookedUp {
 pub(super) async fn look_up(
     crm: &mut Crm,
     id: u64,
-    known_deleted: &HashMap<u64, Option<u64>>,
+    known_deleted: &KnownDeleted,
 ) -> Result<LookedUp, Failure> {
     let asked = i64::try_from(id).unwrap_or(i64::MAX);
     match crm.order(asked).await {
@@ -179,22 +99,11 @@ pub(super) async fn look_up(
         Err(RetailCrmError::NotFound { combined_to, .. }) => Ok(LookedUp::Deleted(
             combined_to
                 .and_then(|c| u64::try_from(c.id).ok())
-                .or_else(|| known_deleted.get(&id).copied().flatten()),
+                .or_else(|| known_deleted.merged_into(id)),
         )),
         Err(error) if is_unreadable(&error) => Ok(LookedUp::Unreadable(error.to_string())),
         Err(error) => Err(error.into()),
     }
-}
-
-/// Orders mapped into events, ready to publish.
-#[derive(Debug)]
-pub(super) struct Mapped {
-    /// Funnel stages first, then contacts, then deals.
-    pub events: Vec<Event>,
-    /// Orders that cannot be processed: `(order id, stage, reason)`.
-    pub poison: Vec<(u64, &'static str, String)>,
-    new_stages: Vec<FunnelStageSeen>,
-    loaded_at: Instant,
 }
 
 /// The account's client, or why the account is parked.
@@ -206,109 +115,10 @@ pub(super) fn client(crm: &mut Option<Crm>) -> Result<&mut Crm, Failure> {
 }
 
 impl Worker {
-    /// Loads the reference data unless it is fresh.
-    pub(super) async fn ensure_reference(&mut self) -> Result<(), Failure> {
-        let fresh = self
-            .reference
-            .as_ref()
-            .is_some_and(|r| r.loaded_at.elapsed() < self.shared.settings.reference_ttl);
-        if !fresh {
-            let started = Instant::now();
-            let crm = client(&mut self.crm)?;
-            self.reference = Some(Reference::load(crm, &mut self.user_listing).await?);
-            self.shared.metrics.stage("reference", started.elapsed());
-        }
-        Ok(())
-    }
-
-    /// Maps fetched orders (and deleted ones) into events: the dictionaries are reloaded when
-    /// an order names a status or site loaded before `started` does not know, managers are
-    /// resolved (cached), funnel stages that changed are included. Call after
-    /// [`Worker::ensure_reference`]; publish, then [`Worker::published`].
-    pub(super) async fn map_orders(
-        &mut self,
-        orders: &[Order],
-        deleted: &[(u64, Option<u64>)],
-        started: Instant,
-    ) -> Result<Mapped, Failure> {
-        let metrics = self.shared.metrics.clone();
-        if self.reference.is_none() {
-            let crm = client(&mut self.crm)?;
-            self.reference = Some(Reference::load(crm, &mut self.user_listing).await?);
-        }
-        let crm = client(&mut self.crm)?;
-        let reference = self.reference.as_mut().expect("loaded above");
-        if orders.iter().any(|o| !reference.knows(o)) && reference.loaded_at < started {
-            let reload = Instant::now();
-            reference.reload_dictionaries(crm).await?;
-            metrics.stage("reference", reload.elapsed());
-        }
-        let managers = Instant::now();
-        reference.resolve_managers(crm, orders).await?;
-        metrics.stage("managers", managers.elapsed());
-
-        let map_started = Instant::now();
-        let now = Utc::now();
-        let loaded_at = reference.loaded_at;
-        let new_stages = if self.stages_synced == Some(loaded_at) {
-            Vec::new()
-        } else {
-            self.stages.changed(stages(
-                &reference.sites,
-                &reference.statuses,
-                &reference.groups,
-                now,
-            ))
-        };
-        let mut events: Vec<Event> = new_stages
-            .iter()
-            .cloned()
-            .map(Event::FunnelStageSeen)
-            .collect();
-        let mut contacts: BTreeMap<(u8, u64), ContactUpserted> = BTreeMap::new();
-        let mut deals = Vec::with_capacity(orders.len() + deleted.len());
-        let mut poison = Vec::new();
-        let view = reference.view();
-        for order in orders {
-            match map_order(order, &view, now) {
-                Ok(mapped) => {
-                    deals.push(Event::DealUpserted(mapped.deal));
-                    for contact in mapped.contacts {
-                        let kind = u8::from(contact.kind == ContactKind::Company);
-                        contacts.insert((kind, contact.contact_id), contact);
-                    }
-                }
-                Err(error) => poison.push((order.id.unsigned_abs(), STAGE_MAP, error.to_string())),
-            }
-        }
-        for (order_id, merged_into) in deleted {
-            deals.push(Event::DealDeleted(DealDeleted {
-                order_id: *order_id,
-                merged_into: *merged_into,
-                observed_at: now,
-            }));
-        }
-        events.extend(contacts.into_values().map(Event::ContactUpserted));
-        events.extend(deals);
-        metrics.stage("map", map_started.elapsed());
-        Ok(Mapped {
-            events,
-            poison,
-            new_stages,
-            loaded_at,
-        })
-    }
-
-    /// Remembers the funnel stages of `mapped` once its events are acknowledged.
-    pub(super) fn published(&mut self, mapped: &Mapped) {
-        self.stages.remember(&mapped.new_stages);
-        self.stages_synced = Some(mapped.loaded_at);
-    }
-
     /// Completes one batch from its list answer. Returns the orders the list did not return
     /// (and history does not already know as deleted): their tickets stay held until they are
     /// looked up by id (`unlisted`); every other ticket of the batch may be finished.
-    pub(super) async fn complete(
+    pub(super) async fn publish_listed(
         &mut self,
         batch: &[(u64, Entry)],
         listed: Listed,
@@ -318,24 +128,24 @@ impl Worker {
         let (deleted, unlisted): (Vec<u64>, Vec<u64>) = listed
             .missing
             .iter()
-            .partition(|id| self.known_deleted.contains_key(id));
+            .partition(|id| self.known_deleted.contains(**id));
         let deleted: Vec<(u64, Option<u64>)> = deleted
             .into_iter()
-            .map(|id| (id, self.known_deleted.get(&id).copied().flatten()))
+            .map(|id| (id, self.known_deleted.merged_into(id)))
             .collect();
         let done: Vec<(u64, &[Ticket])> = batch
             .iter()
             .filter(|(id, _)| !unlisted.contains(id))
             .map(|(id, entry)| (*id, entry.tickets.as_slice()))
             .collect();
-        self.emit(&done, &listed.orders, &deleted, listed.unreadable, started)
+        self.publish_fetched(&done, &listed.orders, &deleted, listed.unreadable, started)
             .await?;
         Ok(unlisted)
     }
 
     /// Maps and publishes what was fetched for `done` (the orders and their tickets): the
     /// unreadable and unmappable orders' records go to the dead-letter topic first.
-    pub(super) async fn emit(
+    pub(super) async fn publish_fetched(
         &mut self,
         done: &[(u64, &[Ticket])],
         orders: &[Order],
@@ -343,8 +153,9 @@ impl Worker {
         unreadable: Vec<(u64, String)>,
         started: Instant,
     ) -> Result<(), Failure> {
-        let metrics = self.shared.metrics.clone();
-        let mut mapped = self.map_orders(orders, deleted, started).await?;
+        let metrics = self.context.metrics.clone();
+        self.resolve_reference(orders, started).await?;
+        let mut mapped = self.map_orders(orders, deleted);
         let mut poison: Vec<(u64, &'static str, String)> = unreadable
             .into_iter()
             .map(|(id, reason)| (id, STAGE_FETCH, reason))
@@ -361,7 +172,7 @@ impl Worker {
                 tracing::warn!(integration_id = %self.id, order_id, stage, reason, "order cannot be processed; its record comes back later");
             }
             for ticket in tickets {
-                self.shared
+                self.context
                     .dead_letter(&ticket.delivered, stage, reason)
                     .await
                     .map_err(bus_failure)?;
@@ -369,12 +180,12 @@ impl Worker {
         }
 
         let events = std::mem::take(&mut mapped.events);
-        self.shared
+        self.context
             .output
             .publish(self.id, events)
             .await
             .map_err(bus_failure)?;
-        self.published(&mapped);
+        self.reference.remember_stages(&mapped);
         metrics.orders_fetched("found", orders.len());
         metrics.orders_fetched("deleted", deleted.len());
         metrics.stage("batch", started.elapsed());
@@ -386,89 +197,5 @@ impl Worker {
             metrics.stage("change_to_emit", took);
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use dealflow_shared::retailcrm::{Endpoint, Unavailability};
-
-    use super::*;
-
-    fn classify(error: RetailCrmError) -> (&'static str, Option<HealthStatus>) {
-        match Failure::from(error) {
-            Failure::Park { health, .. } => ("park", Some(health)),
-            Failure::Transient { health, .. } => ("retry", health),
-            Failure::Fatal(_) => ("fatal", None),
-        }
-    }
-
-    #[test]
-    fn rejected_keys_park_and_outages_retry() {
-        let endpoint = || Endpoint::get("/api/v5/orders");
-        let auth = RetailCrmError::AuthFailed {
-            endpoint: endpoint(),
-            message: "Wrong \"apiKey\" value.".into(),
-        };
-        assert_eq!(classify(auth), ("park", Some(HealthStatus::AuthFailed)));
-        let denied = RetailCrmError::AccessDenied {
-            endpoint: endpoint(),
-            message: "Access denied.".into(),
-        };
-        assert_eq!(classify(denied), ("park", Some(HealthStatus::AccessDenied)));
-        let gone = RetailCrmError::AccountNotFound {
-            endpoint: endpoint(),
-            detail: "Account does not exist.".into(),
-        };
-        assert_eq!(classify(gone), ("park", Some(HealthStatus::Unreachable)));
-        let limited = RetailCrmError::RateLimited {
-            endpoint: endpoint(),
-            attempts: 5,
-        };
-        assert_eq!(
-            classify(limited),
-            ("retry", Some(HealthStatus::RateLimited))
-        );
-        let down = RetailCrmError::Unavailable {
-            endpoint: endpoint(),
-            attempts: 5,
-            reason: Unavailability::Timeout,
-        };
-        assert_eq!(classify(down), ("retry", Some(HealthStatus::Unreachable)));
-    }
-
-    #[test]
-    fn only_answers_one_order_can_cause_are_isolated() {
-        let unreadable = RetailCrmError::InvalidResponse {
-            endpoint: Endpoint::get("/api/v5/orders"),
-            path: "orders[3].totalSumm".into(),
-            message: "invalid value".into(),
-        };
-        assert!(is_unreadable(&unreadable));
-        assert!(is_unreadable(&RetailCrmError::InvalidRequest(
-            "too many ids".into()
-        )));
-        let limited = RetailCrmError::RateLimited {
-            endpoint: Endpoint::get("/api/v5/orders"),
-            attempts: 1,
-        };
-        assert!(!is_unreadable(&limited));
-    }
-
-    #[test]
-    fn bus_failures_retry_unless_fatal() {
-        let timeout = BusError::Timeout {
-            operation: "publish".into(),
-            after: std::time::Duration::from_secs(1),
-        };
-        assert!(matches!(
-            bus_failure(timeout),
-            Failure::Transient { health: None, .. }
-        ));
-        let cap = BusError::DeadLetterCapReached {
-            count: 100,
-            window: std::time::Duration::from_secs(600),
-        };
-        assert!(matches!(bus_failure(cap), Failure::Fatal(_)));
     }
 }

@@ -27,15 +27,16 @@ use dealflow_shared::retailcrm::models::Pagination;
 use tokio::time::Instant;
 
 use super::Worker;
-use super::batch::{Failure, bus_failure, client, is_unreadable};
-use crate::shared::STAGE_LOAD;
+use super::batch::client;
+use super::failure::{Failure, bus_failure, is_unreadable};
+use crate::context::STAGE_LOAD;
 
 /// Orders per page (the most `/orders` documents).
 const PAGE_SIZE: u64 = 100;
 /// The source recorded on dead letters of load pages and orders.
 pub const LOAD_SOURCE: &str = "retailcrm:orders";
 
-fn kind_label(kind: LoadKind) -> &'static str {
+pub(super) fn kind_label(kind: LoadKind) -> &'static str {
     match kind {
         LoadKind::Backfill => "backfill",
         LoadKind::Resync => "resync",
@@ -77,7 +78,7 @@ pub(super) fn advance(
 impl Worker {
     /// The load to run next: an unfinished backfill first, then the latest re-sync request.
     pub(super) fn pending_load(&self) -> Option<LoadKind> {
-        let state = self.sync.as_ref();
+        let state = self.sync.state();
         if self.config.backfill_days > 0
             && state
                 .and_then(|s| s.backfill.as_ref())
@@ -95,17 +96,13 @@ impl Worker {
     /// Whether a load page may run now (live changes first).
     pub(super) fn load_allowed(&self) -> bool {
         self.pending_load().is_some()
-            && (self.waiting.is_empty()
-                || self.live_since_page >= self.shared.settings.live_batches_per_load_page)
+            && (self.live.waiting.is_empty()
+                || self.sync.live_since_page() >= self.context.settings.live_batches_per_load_page)
     }
 
     /// The progress to continue, or a new load for the current request.
     fn load_progress(&self, state: &mut SyncStateChanged, kind: LoadKind) -> LoadProgress {
-        let tz = self
-            .reference
-            .as_ref()
-            .map(|r| r.timezone)
-            .unwrap_or_default();
+        let tz = self.reference.get().map(|r| r.timezone).unwrap_or_default();
         let (since, requested_at) = match (kind, &self.config.resync) {
             (LoadKind::Resync, Some(request)) => (request.since, request.requested_at),
             _ => {
@@ -147,7 +144,7 @@ impl Worker {
         let mut state = self.current_sync();
         let mut progress = self.load_progress(&mut state, kind);
         if progress.finished_at.is_some() {
-            let tz = self.reference.as_ref().expect("loaded above").timezone;
+            let tz = self.reference.get().expect("loaded above").timezone;
             self.timeline_page(&state, &mut progress, tz).await?;
             *slot(&mut state, kind) = Some(progress);
             return self.save_sync(state).await;
@@ -160,7 +157,8 @@ impl Worker {
             .await;
         match answer {
             Ok(page) => {
-                let mut mapped = self.map_orders(&page.orders, &[], started).await?;
+                self.resolve_reference(&page.orders, started).await?;
+                let mut mapped = self.map_orders(&page.orders, &[]);
                 for (order_id, _, reason) in &mapped.poison {
                     let payload =
                         serde_json::json!({"order_id": order_id, "load": label, "page": page_no});
@@ -168,16 +166,16 @@ impl Worker {
                         .await?;
                 }
                 let events = std::mem::take(&mut mapped.events);
-                self.shared
+                self.context
                     .output
                     .publish(self.id, events)
                     .await
                     .map_err(bus_failure)?;
-                self.published(&mapped);
-                self.shared
+                self.reference.remember_stages(&mapped);
+                self.context
                     .metrics
                     .orders_fetched("found", page.orders.len());
-                self.shared.metrics.sync().load_page(label, "ok");
+                self.context.metrics.sync().load_page(label, "ok");
                 advance(&mut progress, page_no, page.orders.len(), &page.pagination);
             }
             Err(error) if is_unreadable(&error) => {
@@ -187,7 +185,7 @@ impl Worker {
                     serde_json::json!({"load": label, "since": progress.since, "page": page_no});
                 self.dead_letter_load(-1, payload, &error.to_string())
                     .await?;
-                self.shared.metrics.sync().load_page(label, "unreadable");
+                self.context.metrics.sync().load_page(label, "unreadable");
                 progress.pages_done = page_no;
                 if progress.pages_total.is_some_and(|total| page_no >= total) {
                     progress.finished_at = Some(Utc::now());
@@ -195,12 +193,13 @@ impl Worker {
             }
             Err(error) => return Err(error.into()),
         }
-        self.shared.metrics.stage("load_page", started.elapsed());
+        self.context.metrics.stage("load_page", started.elapsed());
         let finished = progress.finished_at.is_some();
         self.log_progress(&progress, finished);
         *slot(&mut state, kind) = Some(progress.clone());
         self.save_sync(state).await?;
-        self.report_load(
+        self.sync.report_load(
+            self.context.metrics.sync(),
             (!finished).then_some((
                 kind,
                 i64::try_from(progress.orders_done).unwrap_or(i64::MAX),
@@ -227,7 +226,7 @@ impl Worker {
             payload: serde_json::to_vec(&payload).unwrap_or_default(),
             headers: Vec::new(),
         };
-        self.shared
+        self.context
             .dead_letter(&record, STAGE_LOAD, reason)
             .await
             .map_err(bus_failure)
@@ -235,14 +234,10 @@ impl Worker {
 
     /// Logs progress every `progress_log_every`, and always when a load ends.
     fn log_progress(&mut self, progress: &LoadProgress, finished: bool) {
-        let now = Instant::now();
-        let due = self
-            .progress_logged
-            .is_none_or(|at| now >= at + self.shared.settings.progress_log_every);
-        if !(due || finished) {
+        let every = self.context.settings.progress_log_every;
+        if !self.sync.progress_log_due(every, finished) {
             return;
         }
-        self.progress_logged = Some(now);
         let elapsed = (Utc::now() - progress.started_at)
             .to_std()
             .unwrap_or_default()
@@ -259,18 +254,6 @@ impl Worker {
             orders_per_second = format!("{per_second:.0}"), finished,
             "{}", if finished { "load finished" } else { "load progress" }
         );
-    }
-
-    /// Moves the aggregated load gauges from what this worker reported last to `now`.
-    pub(super) fn report_load(&mut self, now: Option<(LoadKind, i64, i64)>) {
-        let metrics = self.shared.metrics.sync().clone();
-        if let Some((kind, done, total)) = self.reported_load.take() {
-            metrics.load_progress(kind_label(kind), -done, -total, -1);
-        }
-        if let Some((kind, done, total)) = now {
-            metrics.load_progress(kind_label(kind), done, total, 1);
-        }
-        self.reported_load = now;
     }
 }
 

@@ -9,10 +9,13 @@
 //! `parked_retry` passes; orders keep queueing. Health changes are published on the `health`
 //! topic once per change: `ok` again on the first success after a failure.
 //!
-//! A new worker loads the account's reference data first (`prime`), before any order asks for
-//! it. Orders a batch's list did not return (deleted or merged) are looked up by id after the
-//! live batches (`unlisted`). A change record that arrives after a fetch of its order which
-//! started later than the change is finished without another fetch (`fetched`).
+//! A new worker loads the account's reference data first (`preload_reference`), before any
+//! order asks for it. Live batches are pipelined (`live`); what a batch does with
+//! its list answer is `batch`. Orders a batch's list did not return (deleted or merged) are
+//! looked up by id after the live batches (`unlisted`). A change record that arrives after a
+//! fetch of its order which started later than the change is finished without another fetch
+//! (`fetched`). How work fails and how the worker reacts is `failure`; readiness, backoff,
+//! parking and health are `health`.
 //!
 //! Between live batches the worker runs its integration's sync (when this member owns it):
 //! `orders/history` every `reconcile_interval` (`reconcile`), and one backfill / re-sync page
@@ -21,38 +24,51 @@
 //!
 //! Records that wait longer than `requeue_after` (a parked or failing account) are appended
 //! again at the end of their partition and finished, so they stop holding the partition's
-//! offset back; the orders stay queued and the appended records become their new tickets.
+//! offset back; the orders stay queued and the appended records become their new tickets
+//! (`requeue`).
+//!
+//! # Parts
+//!
+//! The worker's loop (`Worker::run`) picks one step at a time and composes parts that each
+//! own their state: `live` ([`LiveBatches`]: the live queue and the batch in flight),
+//! `unlisted` ([`UnlistedLookups`], [`KnownDeleted`]), `sync_jobs` ([`SyncJobs`]), `health`
+//! ([`AccountHealth`]: ready, backing off or parked, and the health to publish) and
+//! `reference_cache` ([`ReferenceCache`]). `batch` lists and publishes, `mapped` maps (pure),
+//! `failure` classifies what went wrong.
 
 mod batch;
+mod failure;
 mod fetched;
-mod flight;
+mod health;
+mod live;
 mod load;
+mod mapped;
 mod reconcile;
+mod reference_cache;
+mod requeue;
+mod sync_jobs;
 mod timeline;
 mod unlisted;
-mod upkeep;
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 
-use chrono::Utc;
-use dealflow_shared::events::{
-    HealthStatus, IntegrationConfigured, IntegrationHealthChanged, IntegrationId, LoadKind,
-    SyncStateChanged,
-};
+use dealflow_shared::events::{IntegrationConfigured, IntegrationId};
 use dealflow_shared::retailcrm::RetailCrmClient;
 use tokio::sync::mpsc;
 use tokio::time::{Duration, Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
-use self::batch::{Failure, bus_failure};
+use self::failure::Failure;
+use self::health::{AccountHealth, Mode};
+use self::live::LiveBatches;
+use self::reference_cache::ReferenceCache;
+use self::sync_jobs::SyncJobs;
+use self::unlisted::{KnownDeleted, UnlistedLookups};
+use crate::context::{EnricherContext, IntakeEvent};
 use crate::crm::Crm;
 use crate::error::EnricherError;
-use crate::mapping::StageMemory;
-use crate::queue::{Ticket, WaitingOrders};
-use crate::reference::{Reference, UserListing};
-use crate::shared::{IntakeEvent, Shared};
+use crate::queue::Ticket;
 
 /// Header on a record appended again by the enricher (the payload is the original).
 pub const HEADER_REQUEUED: &str = "dealflow_requeued";
@@ -80,71 +96,31 @@ pub struct WorkerHandle {
     pub generation: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Mode {
-    Ready,
-    BackingOff { until: Instant },
-    Parked { retry_at: Instant },
-}
-
-impl Mode {
-    fn label(self) -> &'static str {
-        match self {
-            Mode::Ready => "ready",
-            Mode::BackingOff { .. } => "backing_off",
-            Mode::Parked { .. } => "parked",
-        }
-    }
-}
-
 /// One account's worker.
 #[derive(Debug)]
 pub(crate) struct Worker {
     id: IntegrationId,
-    shared: Arc<Shared>,
+    context: Arc<EnricherContext>,
     rx: mpsc::UnboundedReceiver<Submit>,
     rx_open: bool,
     config: IntegrationConfigured,
     crm: Option<Crm>,
-    reference: Option<Reference>,
-    /// Whether the key may list users (remembered once refused).
-    user_listing: UserListing,
-    stages: StageMemory,
-    /// The reference load whose stages were last published (nothing to compare until the
-    /// reference data is loaded again).
-    stages_synced: Option<Instant>,
-    waiting: WaitingOrders,
-    /// When each recently listed order's fetch started (`fetched`).
-    fetches: fetched::RecentFetches,
-    /// The live batch whose list call is running (`flight`).
-    in_flight: Option<flight::InFlight>,
+    /// The account's reference data and the funnel stages published from it
+    /// (`reference_cache`).
+    reference: ReferenceCache,
+    /// The live queue and the batch in flight (`live`).
+    live: LiveBatches,
     /// Orders a list did not return, waiting for their by-id lookup (`unlisted`).
-    unlisted: WaitingOrders,
-    /// Live batches since the last lookup of an unlisted order.
-    live_since_lookup: u32,
-    last_submit: Instant,
+    unlisted: UnlistedLookups,
     reported_waiting: i64,
-    mode: Mode,
-    failures: u32,
-    health: Option<HealthStatus>,
-    pending_health: Option<IntegrationHealthChanged>,
+    /// Ready, backing off or parked, and the health to publish (`health`).
+    health: AccountHealth,
     next_config_check: Instant,
     next_requeue_check: Instant,
-    /// The integration's sync state as this worker last wrote or read it.
-    sync: Option<SyncStateChanged>,
-    /// When `orders/history` is read next.
-    next_reconcile: Instant,
-    /// Until when this member does not own the integration's sync (looked at again then).
-    not_owner_until: Option<Instant>,
-    /// Live batches since the last backfill / re-sync page (live changes first).
-    live_since_page: u32,
-    /// When load progress was last logged.
-    progress_logged: Option<Instant>,
-    /// The load progress last added to the metrics: `(kind, done, total)`.
-    reported_load: Option<(LoadKind, i64, i64)>,
-    /// Orders known deleted (reported by `orders/history` or confirmed by a lookup), with the
-    /// order they were merged into.
-    known_deleted: HashMap<u64, Option<u64>>,
+    /// The integration's sync jobs: reconciliation, backfill and re-sync (`sync_jobs`).
+    sync: SyncJobs,
+    /// Orders known deleted (reported by `orders/history` or confirmed by a lookup).
+    known_deleted: KnownDeleted,
 }
 
 /// Prepares the worker of `id`: returns its handle and the future to run (the intake spawns
@@ -155,7 +131,7 @@ pub fn start(
     id: IntegrationId,
     generation: u64,
     config: IntegrationConfigured,
-    shared: Arc<Shared>,
+    context: Arc<EnricherContext>,
     stop: CancellationToken,
     abort: CancellationToken,
 ) -> (
@@ -164,85 +140,58 @@ pub fn start(
 ) {
     let (tx, rx) = mpsc::unbounded_channel();
     let now = Instant::now();
-    let sync = shared.sync.get(id);
-    let next_reconcile = first_reconcile(&config, sync.as_ref(), &shared, now);
+    let sync = SyncJobs::new(
+        &config,
+        context.sync.get(id),
+        context.settings.reconcile_interval,
+        now,
+    );
+    let health = AccountHealth::new(context.metrics.clone());
     let mut worker = Worker {
         sync,
-        next_reconcile,
-        not_owner_until: None,
-        live_since_page: 0,
-        progress_logged: None,
-        reported_load: None,
-        known_deleted: HashMap::new(),
+        known_deleted: KnownDeleted::default(),
         id,
         crm: None,
-        shared,
+        context,
         rx,
         rx_open: true,
         config,
-        reference: None,
-        user_listing: UserListing::default(),
-        stages: StageMemory::default(),
-        stages_synced: None,
-        waiting: WaitingOrders::new(),
-        fetches: fetched::RecentFetches::new(),
-        in_flight: None,
-        unlisted: WaitingOrders::new(),
-        live_since_lookup: 0,
-        last_submit: now,
+        reference: ReferenceCache::default(),
+        live: LiveBatches::new(now),
+        unlisted: UnlistedLookups::new(),
         reported_waiting: 0,
-        mode: Mode::Ready,
-        failures: 0,
-        health: None,
-        pending_health: None,
+        health,
         next_config_check: now + CONFIG_CHECK,
         next_requeue_check: now,
     };
     worker.crm = worker.build_client();
-    worker.shared.metrics.account_state(worker.mode.label(), 1);
     let task = async move {
         if let Err(failure) = worker.run(stop, abort).await {
             let error = match failure {
                 Failure::Fatal(e) => e,
                 other => EnricherError::WorkerLost(format!("{id}: {other:?}")),
             };
-            let _ = worker.shared.events.send(IntakeEvent::Fatal {
+            let _ = worker.context.events.send(IntakeEvent::Fatal {
                 integration: id,
                 error,
             });
         }
-        worker.shared.metrics.account_state(worker.mode.label(), -1);
+        worker.health.ended();
         worker
-            .shared
+            .context
             .metrics
             .waiting_changed(-worker.reported_waiting);
-        worker.report_load(None);
+        worker.sync.report_load(worker.context.metrics.sync(), None);
         (id, generation)
     };
     (WorkerHandle { tx, generation }, task)
-}
-
-/// When a new worker reads `orders/history` first: one interval after the last
-/// reconciliation (or after the integration was created), at once if that is past.
-fn first_reconcile(
-    config: &IntegrationConfigured,
-    sync: Option<&SyncStateChanged>,
-    shared: &Shared,
-    now: Instant,
-) -> Instant {
-    let last = sync
-        .and_then(|s| s.last_reconciled_at)
-        .unwrap_or(config.created_at);
-    let interval = shared.settings.reconcile_interval;
-    let elapsed = (Utc::now() - last).to_std().unwrap_or_default();
-    now + interval.saturating_sub(elapsed)
 }
 
 impl Worker {
     /// A client for the current settings; `None` when the key cannot be opened or the URL
     /// is unusable (the account is then parked on its first batch).
     fn build_client(&self) -> Option<Crm> {
-        let key = match self.shared.keys.open(self.id, &self.config.api_key_sealed) {
+        let key = match self.context.keys.open(self.id, &self.config.api_key_sealed) {
             Ok(key) => key,
             Err(error) => {
                 tracing::error!(integration_id = %self.id, %error, "cannot open the integration's API key");
@@ -259,10 +208,10 @@ impl Worker {
         match RetailCrmClient::new(
             &url,
             key,
-            &self.shared.budgets,
-            &self.shared.settings.client_options,
+            &self.context.budgets,
+            &self.context.settings.client_options,
         ) {
-            Ok(client) => Some(Crm::new(client, self.shared.metrics.clone())),
+            Ok(client) => Some(Crm::new(client, self.context.metrics.clone())),
             Err(error) => {
                 tracing::error!(integration_id = %self.id, %error, "cannot build the RetailCRM client");
                 None
@@ -270,36 +219,27 @@ impl Worker {
         }
     }
 
-    fn set_mode(&mut self, mode: Mode) {
-        if self.mode.label() != mode.label() {
-            self.shared.metrics.account_state(self.mode.label(), -1);
-            self.shared.metrics.account_state(mode.label(), 1);
-        }
-        self.mode = mode;
-    }
-
     fn finish(&self, tickets: impl IntoIterator<Item = Ticket>) {
         let records = tickets.into_iter().map(|t| t.record).collect();
-        self.shared.finish(self.id, records);
+        self.context.finish(self.id, records);
     }
 
     fn accept(&mut self, submit: Submit) {
         let now = Instant::now();
-        self.last_submit = now;
         if self
-            .fetches
-            .covers(submit.order_id, submit.ticket.changed_at)
+            .live
+            .arrived(submit.order_id, submit.ticket.changed_at, now)
         {
             // A fetch that started after this change already holds it.
-            self.shared.metrics.skipped("covered_by_fetch", 1);
+            self.context.metrics.skipped("covered_by_fetch", 1);
             self.finish([submit.ticket]);
             return;
         }
         // An order waiting for its lookup takes the change along (the lookup comes later).
-        let queue = if self.unlisted.contains(submit.order_id) {
-            &mut self.unlisted
+        let queue = if self.unlisted.orders.contains(submit.order_id) {
+            &mut self.unlisted.orders
         } else {
-            &mut self.waiting
+            &mut self.live.waiting
         };
         if let Some(covered) = queue.add(submit.order_id, submit.ticket, now) {
             self.finish([covered]);
@@ -308,23 +248,23 @@ impl Worker {
 
     /// When a ready worker should start its next batch.
     fn batch_due_at(&self) -> Option<Instant> {
-        let settings = &self.shared.settings;
-        let oldest = self.waiting.oldest_since()?;
-        Some((self.last_submit + settings.batch_linger).min(oldest + settings.batch_max_wait))
+        let settings = &self.context.settings;
+        self.live
+            .due_at(settings.batch_linger, settings.batch_max_wait)
     }
 
     /// When the loop should look again, at the latest.
     fn next_wake(&self, now: Instant) -> Instant {
-        if self.in_flight.is_some() {
+        if self.live.is_in_flight() {
             return now; // its answer is awaited at once
         }
         let mut wake = self.next_config_check.min(now + Duration::from_secs(60));
-        let holds = !(self.waiting.is_empty() && self.unlisted.is_empty());
+        let holds = !(self.live.waiting.is_empty() && self.unlisted.orders.is_empty());
         if holds {
             wake = wake.min(self.next_requeue_check);
         }
-        if holds || self.reference.is_none() {
-            match self.mode {
+        if holds || self.reference.get().is_none() {
+            match self.health.mode() {
                 Mode::Ready => {
                     if let Some(at) = self.batch_due_at() {
                         wake = wake.min(at);
@@ -332,26 +272,19 @@ impl Worker {
                     if let Some(at) = self.lookup_due_at(now) {
                         wake = wake.min(at);
                     }
-                    if self.reference.is_none() {
-                        wake = now; // load the reference data (`prime`)
+                    if self.reference.get().is_none() {
+                        wake = now; // load the reference data (`preload_reference`)
                     }
                 }
                 Mode::BackingOff { until } => wake = wake.min(until),
                 Mode::Parked { retry_at } => wake = wake.min(retry_at),
             }
         }
-        if self.pending_health.is_some() {
+        if self.health.has_pending() {
             wake = wake.min(now + TICK);
         }
-        if self.mode == Mode::Ready {
-            if let Some(until) = self.not_owner_until {
-                wake = wake.min(until);
-            } else {
-                wake = wake.min(self.next_reconcile);
-                if self.load_allowed() {
-                    wake = now;
-                }
-            }
+        if self.health.mode() == Mode::Ready {
+            wake = wake.min(self.sync.wake_at(self.load_allowed(), now));
         }
         wake
     }
@@ -367,7 +300,7 @@ impl Worker {
                 biased;
                 _ = stop.cancelled() => {
                     // The batch in flight is finished first (its call is out already).
-                    return self.land(&abort, false).await;
+                    return self.complete_in_flight(&abort, false).await;
                 }
                 submit = self.rx.recv(), if self.rx_open => match submit {
                     Some(submit) => self.accept(submit),
@@ -378,34 +311,31 @@ impl Worker {
             while let Ok(submit) = self.rx.try_recv() {
                 self.accept(submit);
             }
-            let idle = self.waiting.is_empty() && self.unlisted.is_empty();
-            if !self.rx_open && idle && self.in_flight.is_none() {
+            let idle = self.live.waiting.is_empty() && self.unlisted.orders.is_empty();
+            if !self.rx_open && idle && !self.live.is_in_flight() {
                 return Ok(()); // idle and let go by the intake
             }
             let now = Instant::now();
             if now >= self.next_config_check {
-                self.check_config();
+                self.follow_settings();
             }
             self.flush_health().await?;
             if now >= self.next_requeue_check {
                 self.requeue_stale().await?;
             }
-            match self.mode {
-                Mode::BackingOff { until } if now >= until => self.set_mode(Mode::Ready),
-                Mode::Parked { retry_at } if now >= retry_at => self.set_mode(Mode::Ready),
-                _ => {}
-            }
+            self.health.ready_if_due(now);
+            let ready = self.health.mode() == Mode::Ready;
             let due = self.batch_due_at().is_some_and(|at| now >= at);
             let lookup = self.lookup_due_at(now).is_some_and(|at| now >= at);
-            if self.in_flight.is_some() {
-                self.land(&abort, true).await?;
-            } else if self.mode == Mode::Ready && lookup {
+            if self.live.is_in_flight() {
+                self.complete_in_flight(&abort, true).await?;
+            } else if ready && lookup {
                 self.look_up_next(&abort).await?;
-            } else if self.mode == Mode::Ready && due {
-                self.batch(&abort).await?;
-            } else if self.mode == Mode::Ready && self.reference.is_none() {
-                self.prime(&abort).await?;
-            } else if self.mode == Mode::Ready {
+            } else if ready && due {
+                self.start_batch(&abort).await?;
+            } else if ready && self.reference.get().is_none() {
+                self.preload_reference(&abort).await?;
+            } else if ready {
                 self.sync_step(&abort).await?;
             }
             self.report_waiting();
@@ -413,139 +343,11 @@ impl Worker {
     }
 
     fn report_waiting(&mut self) {
-        let held = self.waiting.len() + self.unlisted.len();
+        let held = self.live.waiting.len() + self.unlisted.orders.len();
         let now = i64::try_from(held).unwrap_or(i64::MAX);
-        self.shared
+        self.context
             .metrics
             .waiting_changed(now - self.reported_waiting);
         self.reported_waiting = now;
-    }
-
-    /// A call to RetailCRM went through: the failure streak ends and the health is `ok`.
-    fn succeeded(&mut self) {
-        self.failures = 0;
-        self.set_health(HealthStatus::Ok, None);
-    }
-
-    /// Reacts to a failed batch or sync step: a pause for transient failures (this account
-    /// only), parking for a rejected key; fatal failures end the worker.
-    fn fail(&mut self, failure: Failure) -> Result<(), Failure> {
-        match failure {
-            Failure::Fatal(error) => Err(Failure::Fatal(error)),
-            Failure::Transient { health, message } => {
-                self.failures += 1;
-                let pause = self.shared.settings.backoff(self.failures);
-                tracing::warn!(
-                    integration_id = %self.id, failures = self.failures,
-                    pause_ms = u64::try_from(pause.as_millis()).unwrap_or(u64::MAX),
-                    error = %message, "RetailCRM work failed; retrying this account later"
-                );
-                self.set_mode(Mode::BackingOff {
-                    until: Instant::now() + pause,
-                });
-                if let Some(health) = health
-                    && self.failures >= self.shared.settings.unhealthy_after
-                {
-                    self.set_health(health, Some(message));
-                }
-                Ok(())
-            }
-            Failure::Park { health, message } => {
-                tracing::warn!(integration_id = %self.id, error = %message, ?health, "account parked until its settings change");
-                let retry_at = Instant::now() + self.shared.settings.parked_retry;
-                self.set_mode(Mode::Parked { retry_at });
-                self.set_health(health, Some(message));
-                Ok(())
-            }
-        }
-    }
-
-    /// Loads the account's reference data when the worker starts (or its URL changed), before
-    /// any order asks for it: the first batch of a burst then goes out at once, and a key
-    /// that no longer works shows in the integration's health before the first webhook.
-    async fn prime(&mut self, abort: &CancellationToken) -> Result<(), Failure> {
-        let result = tokio::select! {
-            biased;
-            _ = abort.cancelled() => return Ok(()),
-            result = self.ensure_reference() => result,
-        };
-        match result {
-            Ok(()) => {
-                self.succeeded();
-                Ok(())
-            }
-            Err(failure) => self.fail(failure),
-        }
-    }
-
-    /// The sync state to build on: the last one written or read, else a fresh one starting
-    /// at the connect-time history cursor.
-    fn current_sync(&self) -> SyncStateChanged {
-        self.sync.clone().unwrap_or_else(|| SyncStateChanged {
-            history_cursor: self.config.history_since_id,
-            last_reconciled_at: None,
-            backfill: None,
-            resync: None,
-            updated_at: Utc::now(),
-        })
-    }
-
-    /// Writes the sync state on the bus (acknowledged) and keeps it.
-    async fn save_sync(&mut self, state: SyncStateChanged) -> Result<(), Failure> {
-        let topic = self.shared.settings.topics.sync_state();
-        let saved = self
-            .shared
-            .sync
-            .save(self.shared.bus.as_ref(), &topic, self.id, state)
-            .await
-            .map_err(bus_failure)?;
-        self.sync = Some(saved);
-        Ok(())
-    }
-
-    /// One step of the integration's sync, when due and nothing live is due first: read
-    /// `orders/history` (every `reconcile_interval`), else one backfill / re-sync page.
-    async fn sync_step(&mut self, abort: &CancellationToken) -> Result<(), Failure> {
-        let now = Instant::now();
-        if self.not_owner_until.is_some_and(|until| now < until) {
-            return Ok(());
-        }
-        self.not_owner_until = None;
-        let reconcile = now >= self.next_reconcile;
-        if !reconcile && !self.load_allowed() {
-            return Ok(());
-        }
-        if !self.shared.sync.is_placed(self.id) {
-            // The first write tells which partition (so which member) the integration has.
-            let first = self.current_sync();
-            if let Err(failure) = self.save_sync(first).await {
-                return self.fail(failure);
-            }
-        }
-        if !self.shared.sync.owns(self.id) {
-            self.not_owner_until = Some(now + CONFIG_CHECK);
-            return Ok(());
-        }
-        let step = async {
-            if reconcile {
-                self.reconcile().await
-            } else {
-                self.live_since_page = 0;
-                self.load_page().await
-            }
-        };
-        let result = tokio::select! {
-            biased;
-            // Whatever was published is published again after the restart (idempotent).
-            _ = abort.cancelled() => return Ok(()),
-            result = step => result,
-        };
-        match result {
-            Ok(()) => {
-                self.succeeded();
-                Ok(())
-            }
-            Err(failure) => self.fail(failure),
-        }
     }
 }

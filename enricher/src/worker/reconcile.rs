@@ -12,7 +12,7 @@
 //! that cannot be read or names no order is dead-lettered with its reason and the cursor
 //! moves past it: one bad record never stalls the feed.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use chrono::Utc;
 use dealflow_shared::bus::Delivered;
@@ -22,31 +22,16 @@ use dealflow_shared::retailcrm::{HistoryFilter, PageLimit};
 use tokio::time::Instant;
 
 use super::Worker;
-use super::batch::{Failure, bus_failure, client};
+use super::batch::client;
+use super::failure::{Failure, bus_failure};
 use super::timeline::{stage_events, stage_records};
-use crate::shared::STAGE_HISTORY;
+use crate::context::STAGE_HISTORY;
 
 /// History pages read in one step before live work gets its turn again.
 const PAGES_PER_STEP: usize = 5;
-/// Deleted orders remembered: a list that omits one needs no by-id call, and the by-id path
-/// may not see `combinedTo`.
-const KNOWN_DELETED_MAX: usize = 50_000;
 /// The source recorded on dead letters of history records (no bus topic: RetailCRM's feed;
 /// the offset header is the record's history id).
 pub const HISTORY_SOURCE: &str = "retailcrm:orders/history";
-
-/// Remembers deleted orders (with the order each was merged into, when known): history's
-/// and confirmed lookups' alike, a later answer replacing an earlier one. Bounded: the memory
-/// starts over past `KNOWN_DELETED_MAX` (forgetting only costs a lookup).
-pub(super) fn remember_deleted(
-    known: &mut HashMap<u64, Option<u64>>,
-    deleted: impl IntoIterator<Item = (u64, Option<u64>)>,
-) {
-    if known.len() > KNOWN_DELETED_MAX {
-        known.clear();
-    }
-    known.extend(deleted);
-}
 
 /// What one page of history asks for.
 #[derive(Debug, Default, PartialEq)]
@@ -101,8 +86,8 @@ impl Worker {
     /// goes first and the next step continues at once).
     pub(super) async fn reconcile(&mut self) -> Result<(), Failure> {
         self.ensure_reference().await?;
-        let tz = self.reference.as_ref().expect("loaded above").timezone;
-        let metrics = self.shared.metrics.clone();
+        let tz = self.reference.get().expect("loaded above").timezone;
+        let metrics = self.context.metrics.clone();
         for _ in 0..PAGES_PER_STEP {
             let mut state = self.current_sync();
             let filter = match state.history_cursor {
@@ -123,7 +108,7 @@ impl Worker {
             let page = client(&mut self.crm)?.history(filter).await?;
             metrics.stage("history", started.elapsed());
             if page.is_empty() {
-                return self.reconciled(state).await;
+                return self.finish_reconcile(state).await;
             }
             let work = classify(&page);
             for (entry_id, reason, raw) in &work.bad {
@@ -136,7 +121,7 @@ impl Worker {
                     payload: serde_json::to_vec(raw).unwrap_or_default(),
                     headers: Vec::new(),
                 };
-                self.shared
+                self.context
                     .dead_letter(&record, STAGE_HISTORY, reason)
                     .await
                     .map_err(bus_failure)?;
@@ -161,12 +146,12 @@ impl Worker {
                     received_at: now,
                 })
             }));
-            self.shared
+            self.context
                 .output
                 .publish(self.id, events)
                 .await
                 .map_err(bus_failure)?;
-            remember_deleted(&mut self.known_deleted, work.deleted.iter().copied());
+            self.known_deleted.remember(work.deleted.iter().copied());
             metrics
                 .sync()
                 .history_entries("changed", page.len() - work.bad.len() - work.deleted.len());
@@ -184,29 +169,30 @@ impl Worker {
             let Some(cursor) = moved else {
                 // Only records without a readable id: nothing to move the cursor to.
                 tracing::error!(integration_id = %self.id, cursor = state.history_cursor, "history page gives no later record id; the cursor stays");
-                return self.reconciled(state).await;
+                return self.finish_reconcile(state).await;
             };
             state.history_cursor = Some(cursor);
             let full = page.len() >= PageLimit::Hundred.get() as usize;
             if !full {
-                return self.reconciled(state).await;
+                return self.finish_reconcile(state).await;
             }
             self.save_sync(state).await?;
         }
         metrics.sync().reconciled("yielded");
-        self.next_reconcile = Instant::now();
+        self.sync.reconcile_at(Instant::now());
         Ok(())
     }
 
     /// History read to its end: the cursor and `last_reconciled_at` are written.
-    async fn reconciled(
+    async fn finish_reconcile(
         &mut self,
         mut state: dealflow_shared::events::SyncStateChanged,
     ) -> Result<(), Failure> {
         state.last_reconciled_at = Some(Utc::now());
         self.save_sync(state).await?;
-        self.next_reconcile = Instant::now() + self.shared.settings.reconcile_interval;
-        self.shared.metrics.sync().reconciled("complete");
+        self.sync
+            .reconcile_at(Instant::now() + self.context.settings.reconcile_interval);
+        self.context.metrics.sync().reconciled("complete");
         Ok(())
     }
 }

@@ -25,7 +25,8 @@ use dealflow_shared::retailcrm::{HistoryFilter, PageLimit};
 use tokio::time::Instant;
 
 use super::Worker;
-use super::batch::{Failure, bus_failure, client};
+use super::batch::client;
+use super::failure::{Failure, bus_failure};
 
 /// The stage entries a history page tells, per order, ascending by record id.
 pub(super) fn stage_records(page: &HistoryPage, tz: Tz) -> BTreeMap<u64, Vec<StageRecorded>> {
@@ -132,14 +133,14 @@ impl Worker {
         };
         let started = Instant::now();
         let page = client(&mut self.crm)?.history(filter).await?;
-        self.shared
+        self.context
             .metrics
             .stage("timeline_page", started.elapsed());
         // Unreadable records only cost a timeline entry here: reconciliation dead-letters
         // those after its cursor, and the pass must not dead-letter them a second time.
         let records = stage_records(&page, tz);
         let stages: usize = records.values().map(Vec::len).sum();
-        self.shared
+        self.context
             .output
             .publish(self.id, stage_events(records))
             .await
@@ -149,7 +150,7 @@ impl Worker {
             LoadKind::Backfill => "backfill",
             LoadKind::Resync => "resync",
         };
-        self.shared.metrics.sync().load_page(label, "timeline");
+        self.context.metrics.sync().load_page(label, "timeline");
         if let Some(finished) = timeline.finished_at {
             tracing::info!(
                 integration_id = %self.id, kind = label, since = %progress.since,

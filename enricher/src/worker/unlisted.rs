@@ -13,52 +13,126 @@
 //! after that change arrived.
 //!
 //! A confirmed deletion is remembered like the ones `orders/history` reports
-//! (`known_deleted`): a deleted order never comes back, so a later change record for it costs
+//! ([`KnownDeleted`]): a deleted order never comes back, so a later change record for it costs
 //! no call.
 
-use tokio::time::Instant;
+use std::collections::HashMap;
+
+use tokio::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::Worker;
-use super::batch::{Failure, LookedUp, client, look_up};
-use super::reconcile::remember_deleted;
-use crate::queue::{Entry, Ticket};
+use super::batch::{LookedUp, client, look_up};
+use super::failure::Failure;
+use crate::queue::{Entry, Ticket, WaitingOrders};
 
-impl Worker {
-    /// Holds orders the list did not return until their lookup.
-    pub(super) fn defer(&mut self, entries: Vec<(u64, Entry)>) {
-        let covered = self.unlisted.append(entries);
-        self.finish(covered);
+/// Deleted orders remembered: a list that omits one needs no by-id call, and the by-id path
+/// may not see `combinedTo`.
+const KNOWN_DELETED_MAX: usize = 50_000;
+
+/// Orders known deleted (reported by `orders/history` or confirmed by a lookup), with the
+/// order each was merged into, when known.
+#[derive(Debug, Default)]
+pub(super) struct KnownDeleted(HashMap<u64, Option<u64>>);
+
+impl KnownDeleted {
+    /// Remembers deleted orders: history's and confirmed lookups' alike, a later answer
+    /// replacing an earlier one. Bounded: the memory starts over past `KNOWN_DELETED_MAX`
+    /// (forgetting only costs a lookup).
+    pub(super) fn remember(&mut self, deleted: impl IntoIterator<Item = (u64, Option<u64>)>) {
+        if self.0.len() > KNOWN_DELETED_MAX {
+            self.0.clear();
+        }
+        self.0.extend(deleted);
     }
 
-    /// When the next lookup may run, if one waits: now when no live batch is due (the budget
-    /// would idle), else once the oldest unlisted order is overdue and a live batch ran since
-    /// the last lookup.
-    pub(super) fn lookup_due_at(&self, now: Instant) -> Option<Instant> {
-        let oldest = self.unlisted.oldest_since()?;
-        if self.batch_due_at().is_none_or(|at| now < at) {
+    /// Whether `order` is known deleted.
+    pub(super) fn contains(&self, order: u64) -> bool {
+        self.0.contains_key(&order)
+    }
+
+    /// The order `order` was merged into, when known.
+    pub(super) fn merged_into(&self, order: u64) -> Option<u64> {
+        self.0.get(&order).copied().flatten()
+    }
+}
+
+/// The orders waiting for their lookup, and when the next one is due.
+#[derive(Debug)]
+pub(super) struct UnlistedLookups {
+    /// Orders a list did not return, waiting for their by-id lookup (a new change of one of
+    /// them joins it here).
+    pub(super) orders: WaitingOrders,
+    /// Live batches since the last lookup.
+    live_since_lookup: u32,
+}
+
+impl UnlistedLookups {
+    pub(super) fn new() -> Self {
+        Self {
+            orders: WaitingOrders::new(),
+            live_since_lookup: 0,
+        }
+    }
+
+    /// A live batch ran (an overdue lookup then goes before the next one).
+    pub(super) fn live_batch_ran(&mut self) {
+        self.live_since_lookup = self.live_since_lookup.saturating_add(1);
+    }
+
+    /// When the next lookup may run, if one waits: now when no live batch is due (at
+    /// `batch_due_at`; the budget would idle), else once the oldest unlisted order waited
+    /// `max_wait` and a live batch ran since the last lookup.
+    pub(super) fn due_at(
+        &self,
+        now: Instant,
+        batch_due_at: Option<Instant>,
+        max_wait: Duration,
+    ) -> Option<Instant> {
+        let oldest = self.orders.oldest_since()?;
+        if batch_due_at.is_none_or(|at| now < at) {
             return Some(now);
         }
         if self.live_since_lookup == 0 {
             return None; // the next live batch goes first
         }
-        Some(oldest + self.shared.settings.unlisted_max_wait)
+        Some(oldest + max_wait)
+    }
+
+    /// Takes the next order to look up.
+    pub(super) fn take_next(&mut self) -> Option<(u64, Entry)> {
+        let next = self.orders.take(1).pop()?;
+        self.live_since_lookup = 0;
+        Some(next)
+    }
+}
+
+impl Worker {
+    /// Holds orders the list did not return until their lookup.
+    pub(super) fn hold_for_lookup(&mut self, entries: Vec<(u64, Entry)>) {
+        let covered = self.unlisted.orders.append(entries);
+        self.finish(covered);
+    }
+
+    /// When the next lookup may run, if one waits ([`UnlistedLookups::due_at`]).
+    pub(super) fn lookup_due_at(&self, now: Instant) -> Option<Instant> {
+        let max_wait = self.context.settings.unlisted_max_wait;
+        self.unlisted.due_at(now, self.batch_due_at(), max_wait)
     }
 
     /// Looks one unlisted order up by id and publishes what it found.
     pub(super) async fn look_up_next(&mut self, abort: &CancellationToken) -> Result<(), Failure> {
-        let Some((order_id, entry)) = self.unlisted.take(1).pop() else {
+        let Some((order_id, entry)) = self.unlisted.take_next() else {
             return Ok(());
         };
-        self.live_since_lookup = 0;
         let result = tokio::select! {
             biased;
             _ = abort.cancelled() => {
                 // Not finished: the records are delivered again after the restart.
-                self.unlisted.put_back(vec![(order_id, entry)]);
+                self.unlisted.orders.put_back(vec![(order_id, entry)]);
                 return Ok(());
             }
-            result = self.resolve(order_id, &entry.tickets) => result,
+            result = self.look_up_and_publish(order_id, &entry.tickets) => result,
         };
         match result {
             Ok(()) => {
@@ -68,32 +142,40 @@ impl Worker {
             }
             Err(failure) => {
                 if !matches!(failure, Failure::Fatal(_)) {
-                    let covered = self.unlisted.put_back(vec![(order_id, entry)]);
+                    let covered = self.unlisted.orders.put_back(vec![(order_id, entry)]);
                     self.finish(covered);
                 }
-                self.fail(failure)
+                self.react_to_failure(failure)
             }
         }
     }
 
     /// One lookup and its events; on success the order's tickets may be finished.
-    async fn resolve(&mut self, order_id: u64, tickets: &[Ticket]) -> Result<(), Failure> {
+    async fn look_up_and_publish(
+        &mut self,
+        order_id: u64,
+        tickets: &[Ticket],
+    ) -> Result<(), Failure> {
         let started = Instant::now();
         let found = look_up(client(&mut self.crm)?, order_id, &self.known_deleted).await?;
-        self.shared.metrics.stage("lookup", started.elapsed());
+        self.context.metrics.stage("lookup", started.elapsed());
         // The reference data may have gone stale while the order waited.
         self.ensure_reference().await?;
         let done = [(order_id, tickets)];
         match found {
-            LookedUp::Found(order) => self.emit(&done, &[*order], &[], Vec::new(), started).await,
+            LookedUp::Found(order) => {
+                self.publish_fetched(&done, &[*order], &[], Vec::new(), started)
+                    .await
+            }
             LookedUp::Deleted(merged_into) => {
                 let deleted = [(order_id, merged_into)];
-                self.emit(&done, &[], &deleted, Vec::new(), started).await?;
-                remember_deleted(&mut self.known_deleted, deleted);
+                self.publish_fetched(&done, &[], &deleted, Vec::new(), started)
+                    .await?;
+                self.known_deleted.remember(deleted);
                 Ok(())
             }
             LookedUp::Unreadable(reason) => {
-                self.emit(&done, &[], &[], vec![(order_id, reason)], started)
+                self.publish_fetched(&done, &[], &[], vec![(order_id, reason)], started)
                     .await
             }
         }

@@ -1,49 +1,45 @@
 //! The intake: the one task that owns the `order-changed` consumer.
 //!
 //! It polls records, decodes them (poison bytes go to the dead-letter topic at once), hands
-//! each order change to its account's worker (started on first use), and moves the group's
-//! offsets: a record's offset is stored only once the worker reports it finished, and only
-//! when every earlier record of its partition is finished too ([`OffsetTracker`]). Stored
-//! offsets are committed every `commit_interval` and on shutdown.
+//! each order change to its account's worker (started on first use; [`AccountWorkers`] owns
+//! them), and moves the group's offsets: a record's offset is stored only once the worker
+//! reports it finished, and only when every earlier record of its partition is finished too
+//! ([`OffsetTracker`]). Stored offsets are committed every `commit_interval` and on shutdown.
 //!
 //! A record of an integration the registry does not know yet (created a moment ago) waits up
 //! to `unknown_integration_grace` for it; a removed or switched-off integration's records are
 //! finished without work.
 
-use std::collections::{HashMap, VecDeque};
+mod workers;
+
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use dealflow_shared::bus::{Consumer, Delivered};
-use dealflow_shared::events::{
-    Envelope, Event, IntegrationConfigured, IntegrationId, OrderChanged,
-};
+use dealflow_shared::events::{Envelope, Event, IntegrationId, OrderChanged};
 use tokio::sync::mpsc;
-use tokio::task::JoinSet;
 use tokio::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
+use self::workers::AccountWorkers;
+use crate::context::{EnricherContext, IntakeEvent, STAGE_DECODE};
 use crate::error::EnricherError;
 use crate::offsets::OffsetTracker;
 use crate::queue::Ticket;
-use crate::shared::{IntakeEvent, STAGE_DECODE, Shared};
-use crate::worker::{self, Submit, WorkerHandle};
+use crate::worker::Submit;
 
-/// How often the intake looks after limbo, idle workers and metrics.
+/// How often the intake looks after changes awaiting their integration, idle workers and
+/// metrics.
 const MAINTENANCE_EVERY: Duration = Duration::from_millis(250);
 /// How often consumer lag is measured (a metadata round trip on Kafka).
 const LAG_EVERY: Duration = Duration::from_secs(5);
 /// Pause after a transient bus failure of the intake itself.
 const BUS_RETRY: Duration = Duration::from_millis(500);
 
+/// An order change whose integration the registry does not know yet (its `IntegrationConfigured`
+/// may still be on its way): dispatched once it is known, skipped at `deadline`.
 #[derive(Debug)]
-struct Active {
-    handle: WorkerHandle,
-    outstanding: usize,
-    idle_since: Option<Instant>,
-}
-
-#[derive(Debug)]
-struct Limbo {
+struct AwaitingIntegration {
     deadline: Instant,
     integration: IntegrationId,
     ticket: Ticket,
@@ -53,17 +49,13 @@ struct Limbo {
 #[derive(Debug)]
 pub(crate) struct Intake {
     consumer: Box<dyn Consumer>,
-    shared: Arc<Shared>,
+    context: Arc<EnricherContext>,
     events: mpsc::UnboundedReceiver<IntakeEvent>,
     tracker: OffsetTracker,
-    workers: HashMap<IntegrationId, Active>,
-    /// Every worker task (dropping the intake aborts them all).
-    tasks: JoinSet<(IntegrationId, u64)>,
-    next_generation: u64,
-    limbo: VecDeque<Limbo>,
+    /// The running account workers (`workers`).
+    workers: AccountWorkers,
+    awaiting_integration: VecDeque<AwaitingIntegration>,
     shutdown: CancellationToken,
-    stop: CancellationToken,
-    abort: CancellationToken,
     last_commit: Instant,
     uncommitted: bool,
     next_maintenance: Instant,
@@ -86,26 +78,23 @@ fn decode(record: &Delivered) -> Result<(IntegrationId, OrderChanged), String> {
 }
 
 impl Intake {
-    /// An intake over `consumer`; workers report on `events` (whose sender is in `shared`).
+    /// An intake over `consumer`; workers report on `events` (whose sender is in `context`).
     pub fn new(
         consumer: Box<dyn Consumer>,
-        shared: Arc<Shared>,
+        context: Arc<EnricherContext>,
         events: mpsc::UnboundedReceiver<IntakeEvent>,
         shutdown: CancellationToken,
     ) -> Self {
         let now = Instant::now();
+        let workers = AccountWorkers::new(Arc::clone(&context));
         Self {
             consumer,
-            shared,
+            context,
             events,
             tracker: OffsetTracker::new(),
-            workers: HashMap::new(),
-            tasks: JoinSet::new(),
-            next_generation: 0,
-            limbo: VecDeque::new(),
+            workers,
+            awaiting_integration: VecDeque::new(),
             shutdown,
-            stop: CancellationToken::new(),
-            abort: CancellationToken::new(),
             last_commit: now,
             uncommitted: false,
             next_maintenance: now,
@@ -125,7 +114,7 @@ impl Intake {
     }
 
     async fn consume(&mut self) -> Result<(), EnricherError> {
-        let settings = self.shared.settings.clone();
+        let settings = self.context.settings.clone();
         while !self.shutdown.is_cancelled() {
             match self
                 .consumer
@@ -173,9 +162,9 @@ impl Intake {
             consumed_at: Instant::now(),
             changed_at: change.received_at,
         };
-        let deadline = Instant::now() + self.shared.settings.unknown_integration_grace;
-        if let Some(limbo) = self.dispatch(integration, ticket, deadline) {
-            self.limbo.push_back(limbo);
+        let deadline = Instant::now() + self.context.settings.unknown_integration_grace;
+        if let Some(waiting) = self.dispatch(integration, ticket, deadline) {
+            self.awaiting_integration.push_back(waiting);
         }
         Ok(())
     }
@@ -186,38 +175,22 @@ impl Intake {
         integration: IntegrationId,
         ticket: Ticket,
         deadline: Instant,
-    ) -> Option<Limbo> {
-        match self.shared.registry.get(integration) {
+    ) -> Option<AwaitingIntegration> {
+        match self.context.registry.get(integration) {
             Some(config) if config.active => {
-                let mut submit = Submit {
+                let submit = Submit {
                     order_id: ticket.order_id,
                     ticket,
                 };
-                loop {
-                    if !self.workers.contains_key(&integration) {
-                        self.spawn_worker(integration, config.clone());
-                    }
-                    let active = self.workers.get_mut(&integration).expect("inserted above");
-                    match active.handle.tx.send(submit) {
-                        Ok(()) => {
-                            active.outstanding += 1;
-                            active.idle_since = None;
-                            return None;
-                        }
-                        Err(returned) => {
-                            // The worker ended after it was let go; start a fresh one.
-                            submit = returned.0;
-                            self.workers.remove(&integration);
-                        }
-                    }
-                }
+                self.workers.send(integration, &config, submit);
+                None
             }
             Some(_) => {
-                self.shared.metrics.skipped("integration_inactive", 1);
+                self.context.metrics.skipped("integration_inactive", 1);
                 self.tracker.finish(&ticket.record);
                 None
             }
-            None => Some(Limbo {
+            None => Some(AwaitingIntegration {
                 deadline,
                 integration,
                 ticket,
@@ -225,30 +198,10 @@ impl Intake {
         }
     }
 
-    /// Starts the worker of an integration.
-    fn spawn_worker(&mut self, integration: IntegrationId, config: IntegrationConfigured) {
-        self.next_generation += 1;
-        let (handle, task) = worker::start(
-            integration,
-            self.next_generation,
-            config,
-            Arc::clone(&self.shared),
-            self.stop.clone(),
-            self.abort.clone(),
-        );
-        self.tasks.spawn(task);
-        let active = Active {
-            handle,
-            outstanding: 0,
-            idle_since: Some(Instant::now()),
-        };
-        self.workers.insert(integration, active);
-    }
-
     /// Every active integration whose sync this member owns has a worker, even with no
     /// order change: it reconciles history and runs backfills / re-syncs (`sync`).
     fn start_sync_workers(&mut self) {
-        let order_changed = self.shared.settings.topics.order_changed();
+        let order_changed = self.context.settings.topics.order_changed();
         let assigned: Vec<i32> = self
             .consumer
             .assignment()
@@ -256,10 +209,10 @@ impl Intake {
             .filter(|(topic, _)| *topic == order_changed)
             .map(|(_, partition)| partition)
             .collect();
-        self.shared.sync.set_assignment(assigned);
-        for (id, config) in self.shared.registry.list() {
-            if config.active && !self.workers.contains_key(&id) && self.shared.sync.owns(id) {
-                self.spawn_worker(id, config);
+        self.context.sync.set_assignment(assigned);
+        for (id, config) in self.context.registry.list() {
+            if config.active && self.context.sync.owns(id) {
+                self.workers.ensure(id, config);
             }
         }
     }
@@ -272,7 +225,7 @@ impl Intake {
         reason: &str,
     ) -> Result<bool, EnricherError> {
         loop {
-            match self.shared.dead_letter(record, STAGE_DECODE, reason).await {
+            match self.context.dead_letter(record, STAGE_DECODE, reason).await {
                 Ok(()) => return Ok(true),
                 Err(error) if error.is_transient() => {
                     tracing::warn!(%error, "dead-letter topic unavailable; retrying");
@@ -296,12 +249,7 @@ impl Intake {
                     for record in &records {
                         self.tracker.finish(record);
                     }
-                    if let Some(active) = self.workers.get_mut(&integration) {
-                        active.outstanding = active.outstanding.saturating_sub(records.len());
-                        if active.outstanding == 0 {
-                            active.idle_since = Some(Instant::now());
-                        }
-                    }
+                    self.workers.finished(integration, records.len());
                 }
                 IntakeEvent::Fatal { integration, error } => {
                     tracing::error!(integration_id = %integration, %error, "account worker failed fatally");
@@ -315,50 +263,30 @@ impl Intake {
     async fn maintain(&mut self) -> Result<(), EnricherError> {
         let now = Instant::now();
         self.next_maintenance = now + MAINTENANCE_EVERY;
-        for _ in 0..self.limbo.len() {
-            let Some(waiting) = self.limbo.pop_front() else {
+        for _ in 0..self.awaiting_integration.len() {
+            let Some(waiting) = self.awaiting_integration.pop_front() else {
                 break;
             };
-            if self.shared.registry.get(waiting.integration).is_some() {
+            if self.context.registry.get(waiting.integration).is_some() {
                 if let Some(back) =
                     self.dispatch(waiting.integration, waiting.ticket, waiting.deadline)
                 {
-                    self.limbo.push_back(back);
+                    self.awaiting_integration.push_back(back);
                 }
             } else if now >= waiting.deadline {
                 tracing::warn!(integration_id = %waiting.integration, "order change of an unknown or removed integration skipped");
-                self.shared.metrics.skipped("unknown_integration", 1);
+                self.context.metrics.skipped("unknown_integration", 1);
                 self.tracker.finish(&waiting.ticket.record);
             } else {
-                self.limbo.push_back(waiting);
+                self.awaiting_integration.push_back(waiting);
             }
         }
-        let idle_timeout = self.shared.settings.idle_worker_timeout;
-        let (registry, sync) = (&self.shared.registry, &self.shared.sync);
-        // An idle worker is let go only when it has no sync to run here either.
-        self.workers.retain(|id, active| {
-            let syncs = registry.get(*id).is_some_and(|c| c.active) && sync.owns(*id);
-            syncs
-                || active
-                    .idle_since
-                    .is_none_or(|since| now < since + idle_timeout)
-        });
+        self.workers
+            .let_go_idle(now, self.context.settings.idle_worker_timeout);
         self.start_sync_workers();
-        while let Some(ended) = self.tasks.try_join_next() {
-            let lost = match ended {
-                // A worker let go (idle) ends on its own; the current one of an integration
-                // only ends after a fatal error (reported first) or when told to stop.
-                Ok((id, generation)) => self
-                    .workers
-                    .get(&id)
-                    .filter(|a| a.handle.generation == generation)
-                    .map(|_| id.to_string()),
-                Err(error) => Some(format!("panicked: {error}")),
-            };
-            if let Some(lost) = lost {
-                self.drain_events()?;
-                return Err(EnricherError::WorkerLost(lost));
-            }
+        if let Some(lost) = self.workers.lost() {
+            self.drain_events()?;
+            return Err(EnricherError::WorkerLost(lost));
         }
         let lag = if now >= self.next_lag {
             self.next_lag = now + LAG_EVERY;
@@ -366,7 +294,7 @@ impl Intake {
         } else {
             None
         };
-        self.shared.metrics.intake(self.tracker.unfinished(), lag);
+        self.context.metrics.intake(self.tracker.unfinished(), lag);
         Ok(())
     }
 
@@ -378,7 +306,7 @@ impl Intake {
         topics.dedup();
         let mut lag = 0;
         for topic in topics {
-            let ends = self.shared.bus.end_offsets(topic).await.ok()?;
+            let ends = self.context.bus.end_offsets(topic).await.ok()?;
             for (_, partition, next) in positions.iter().filter(|(t, _, _)| t == topic) {
                 if let Some((_, end)) = ends.iter().find(|(p, _)| p == partition) {
                     lag += (end - next).max(0);
@@ -409,7 +337,7 @@ impl Intake {
                 self.uncommitted = true;
             }
         }
-        let due = force || self.last_commit.elapsed() >= self.shared.settings.commit_interval;
+        let due = force || self.last_commit.elapsed() >= self.context.settings.commit_interval;
         if self.uncommitted && due {
             match self.consumer.commit().await {
                 Ok(()) => {
@@ -428,16 +356,13 @@ impl Intake {
     /// Stops the workers (in-flight batches may finish within `shutdown_grace`), collects
     /// what they finished, stores and commits.
     async fn wind_down(&mut self) -> Result<(), EnricherError> {
-        self.stop.cancel();
-        // Letting go of the senders lets idle workers end at once.
-        self.workers.clear();
-        let deadline = Instant::now() + self.shared.settings.shutdown_grace;
+        self.workers.stop();
+        let deadline = Instant::now() + self.context.settings.shutdown_grace;
         self.join_workers(deadline).await;
-        self.abort.cancel();
+        self.workers.abort();
         self.join_workers(Instant::now() + Duration::from_secs(2))
             .await;
-        self.tasks.abort_all();
-        while self.tasks.join_next().await.is_some() {}
+        self.workers.abort_all().await;
         self.collect_finished();
         let committed = self.store_and_commit(true).await;
         if let Err(error) = &committed {
@@ -448,12 +373,10 @@ impl Intake {
 
     /// Waits for the workers to end (applying what they finish) until `deadline`.
     async fn join_workers(&mut self, deadline: Instant) {
-        while !self.tasks.is_empty() {
+        while !self.workers.all_ended() {
             self.collect_finished();
-            match tokio::time::timeout_at(deadline, self.tasks.join_next()).await {
-                Ok(Some(Err(error))) => tracing::error!(%error, "worker panicked while stopping"),
-                Ok(_) => {}
-                Err(_) => break,
+            if !self.workers.join_one(deadline).await {
+                break;
             }
         }
         self.collect_finished();

@@ -1,5 +1,6 @@
-//! What the intake and every account worker of one enricher share, and the messages they
-//! exchange.
+//! The enricher's context: what the intake and every account worker of one enricher process
+//! share (bus, output, dead letters, keys, budgets, registry, metrics, settings, sync states),
+//! and the messages the workers send the intake.
 
 use std::sync::Arc;
 
@@ -48,9 +49,9 @@ pub enum IntakeEvent {
     },
 }
 
-/// The state shared by the intake and the workers of one enricher.
+/// What the intake and the account workers of one enricher process share.
 #[derive(Debug)]
-pub struct Shared {
+pub struct EnricherContext {
     /// The event bus.
     pub bus: Arc<dyn EventBus>,
     /// Publishes the enricher's events.
@@ -73,7 +74,7 @@ pub struct Shared {
     pub sync: SyncStates,
 }
 
-impl Shared {
+impl EnricherContext {
     /// Dead-letters one record (one attempt) and counts it.
     pub async fn dead_letter(
         &self,
