@@ -13,6 +13,7 @@ mod deal_row;
 mod deals;
 mod funnels;
 mod integrations;
+mod stage_history;
 
 use std::collections::{BTreeMap, BTreeSet};
 

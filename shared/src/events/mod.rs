@@ -8,8 +8,10 @@
 //! Golden JSON files under `shared/golden/` pin every type and version.
 
 mod envelope;
+mod sync_state;
 mod types;
 mod v1;
 
 pub use envelope::{DecodeError, Envelope, Event, EventType};
+pub use sync_state::*;
 pub use types::*;

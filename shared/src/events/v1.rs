@@ -6,7 +6,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
 
-use super::types::{LoadKind, LoadProgress, SyncStateChanged};
+use super::sync_state::{LoadKind, LoadProgress, SyncStateChanged};
 
 /// `SyncStateChanged` v1: loads without a timeline pass.
 #[derive(Debug, Deserialize)]
