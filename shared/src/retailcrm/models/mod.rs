@@ -28,7 +28,5 @@ pub use order::{
 pub use reference::{
     Dictionary, Site, SitesResponse, Status, StatusGroup, StatusGroupsResponse, StatusesResponse,
 };
-pub use settings::{
-    NonWorkingDays, SettingValue, Settings, SettingsResponse, UnknownTimeZone, WorkTime,
-};
-pub use user::{User, UserGroup, UserResponse, UsersPage, UsersResponse};
+pub use settings::{SettingValue, Settings, SettingsResponse, UnknownTimeZone};
+pub use user::{User, UserResponse, UsersPage, UsersResponse};
