@@ -462,7 +462,11 @@ async fn a_malformed_order_names_the_offending_path() {
     let server = MockServer::start().await;
     let body = String::from_utf8(fixture("orders-get.json"))
         .unwrap()
-        .replacen("\"price\": 1,", "\"price\": {\"amount\": 1},", 1);
+        .replacen(
+            "\"initialPrice\": 1,",
+            "\"initialPrice\": {\"amount\": 1},",
+            1,
+        );
     Mock::given(path("/api/v5/orders/6722"))
         .respond_with(json(200, body.into_bytes()))
         .mount(&server)
@@ -470,7 +474,7 @@ async fn a_malformed_order_names_the_offending_path() {
     let e = client(&server).order_by_id(6722).await.unwrap_err();
     match &e {
         RetailCrmError::InvalidResponse { endpoint, path, .. } => {
-            assert_eq!(path, "order.items[0].prices[0].price");
+            assert_eq!(path, "order.items[0].initialPrice");
             assert_eq!(endpoint.path, "/api/v5/orders/6722");
         }
         other => panic!("{other:?}"),

@@ -25,7 +25,7 @@ static ORDER_GET: LazyLock<Value> = LazyLock::new(|| fixture("orders-get.json"))
 static ORDERS_LIST: LazyLock<Value> = LazyLock::new(|| fixture("orders-list.json"));
 static HISTORY: LazyLock<Value> = LazyLock::new(|| fixture("orders-history.json"));
 
-/// Every value's path, in `serde_path_to_error`'s notation (`order.items[0].prices[0].price`).
+/// Every value's path, in `serde_path_to_error`'s notation (`order.items[0].offer.id`).
 fn paths(value: &Value, prefix: &str, out: &mut Vec<String>) {
     match value {
         Value::Object(map) => {

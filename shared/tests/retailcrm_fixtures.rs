@@ -1,7 +1,11 @@
 //! Every file in `shared/retailcrm/fixtures/` (real response bodies from the official clients'
-//! test suites) must parse into the typed model of its endpoint, and error bodies must classify
-//! into the right typed error. The table below names every fixture; a file it does not know
-//! fails the test, so a new fixture cannot be skipped silently.
+//! test suites) must decode into the typed model of its endpoint, and the fields dealflow reads
+//! must come out right; error bodies must classify into the right typed error. The models hold
+//! only the fields dealflow reads (issue 18 item 6), so the assertions are on those fields: the
+//! deal's facts (DESIGN §4/§5), contact and company, manager, funnel references, settings and
+//! key access. Files for endpoints dealflow does not call are named too, as `unmodelled`.
+//! The table names every fixture; a file it does not know fails the test, so a new fixture
+//! cannot be skipped silently.
 //!
 //! The files live in the repository at `tests/fixtures/retailcrm/` (a copy of the shared docs'
 //! set, with its licence README, so a fresh clone is self-contained), or `DEALFLOW_FIXTURES_DIR`.
@@ -10,18 +14,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use chrono::{NaiveDate, NaiveDateTime};
-use dealflow_shared::retailcrm::models::reference::ReferenceEntry;
+use chrono::NaiveDateTime;
 use dealflow_shared::retailcrm::models::{
-    Address, ApiErrors, ApiVersionsResponse, Company, Credentials, Customer, CustomerContact,
-    CustomerCorporate, CustomerCorporateResponse, CustomerRef, CustomerResponse, ErrorEnvelope,
-    OrderCustomer, OrderResponse, OrdersHistoryResponse, OrdersResponse, Pagination,
-    SettingsResponse, SitesResponse, StatusGroupsResponse, StatusesResponse, UserGroup,
-    UserResponse, UsersResponse,
+    ApiErrors, ApiVersionsResponse, Company, Credentials, Customer, CustomerCorporate,
+    CustomerCorporateResponse, CustomerResponse, ErrorEnvelope, Order, OrderCustomer,
+    OrderResponse, OrdersHistoryResponse, OrdersResponse, Pagination, SettingsResponse,
+    SitesResponse, StatusGroupsResponse, StatusesResponse, UserResponse, UsersResponse,
 };
 use dealflow_shared::retailcrm::{Endpoint, RetailCrmError, parse_response, time};
 use rust_decimal::Decimal;
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 fn fixtures_dir() -> PathBuf {
@@ -59,68 +60,36 @@ fn err(name: &str, path: &str, status: u16, body: &[u8]) -> RetailCrmError {
     }
 }
 
-/// For endpoints the client does not call: `{success: true, <key>: T}` with `T` typed.
-fn section<T: DeserializeOwned>(name: &str, body: &[u8], key: &str) -> T {
-    let mut value: serde_json::Map<String, serde_json::Value> =
+/// The success body as JSON, with `success: true`.
+fn body(name: &str, body: &[u8]) -> serde_json::Map<String, serde_json::Value> {
+    let value: serde_json::Map<String, serde_json::Value> =
         serde_json::from_slice(body).unwrap_or_else(|e| panic!("{name}: {e}"));
     assert_eq!(
         value.get("success"),
         Some(&serde_json::Value::Bool(true)),
         "{name}"
     );
-    let part = value
+    value
+}
+
+/// For bodies the client does not read whole: `{success: true, <key>: T}` with `T` typed.
+fn section<T: DeserializeOwned>(name: &str, bytes: &[u8], key: &str) -> T {
+    let part = body(name, bytes)
         .remove(key)
         .unwrap_or_else(|| panic!("{name}: no `{key}`"));
     serde_path_to_error::deserialize(part)
         .unwrap_or_else(|e| panic!("{name}: {key}.{}: {}", e.path(), e.inner()))
 }
 
-fn pagination(name: &str, body: &[u8]) -> Pagination {
-    section(name, body, "pagination")
+/// An endpoint dealflow does not call and whose body holds nothing it models: a success body
+/// with its payload under the key [`UNMODELLED`] names, and nothing more is asserted.
+fn unmodelled(name: &str, bytes: &[u8]) {
+    let (_, key) = UNMODELLED.iter().find(|(f, _)| *f == name).unwrap();
+    assert!(body(name, bytes).contains_key(*key), "{name}: no `{key}`");
 }
 
-/// `customers/history` and `customers-corporate/history` records (not called by the client;
-/// typed here with the library's entity models).
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct CustomerHistoryEntry<C> {
-    id: i64,
-    #[serde(deserialize_with = "time::datetime")]
-    created_at: NaiveDateTime,
-    #[serde(default)]
-    created: bool,
-    #[serde(default)]
-    deleted: bool,
-    field: String,
-    #[serde(default)]
-    old_value: serde_json::Value,
-    #[serde(default)]
-    new_value: serde_json::Value,
-    customer: C,
-    #[serde(default)]
-    company: Option<Company>,
-    #[serde(default)]
-    customer_contact: Option<CustomerContact>,
-    #[serde(default)]
-    address: Option<Address>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Note {
-    id: i64,
-    text: String,
-    #[serde(deserialize_with = "time::datetime")]
-    created_at: NaiveDateTime,
-    customer: CustomerRef,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct UploadedRef {
-    #[serde(default)]
-    id: Option<i64>,
-    external_id: String,
+fn pagination(name: &str, bytes: &[u8]) -> Pagination {
+    section(name, bytes, "pagination")
 }
 
 type Check = fn(&str, &[u8]);
@@ -144,62 +113,14 @@ fn table() -> BTreeMap<&'static str, Check> {
     t.insert("reference-statuses.json", reference_statuses);
     t.insert("reference-status-groups.json", reference_status_groups);
     t.insert("reference-sites.json", reference_sites);
-    t.insert("reference-order-types.json", |n, b| {
-        dict(n, b, "orderTypes", 21, "1")
-    });
-    t.insert("reference-order-methods.json", |n, b| {
-        dict(n, b, "orderMethods", 12, "2")
-    });
-    t.insert("reference-delivery-types.json", |n, b| {
-        dict(n, b, "deliveryTypes", 4, "ozon-seller")
-    });
-    t.insert("reference-delivery-services.json", |n, b| {
-        dict(n, b, "deliveryServices", 23, "avia")
-    });
-    t.insert("reference-payment-types.json", |n, b| {
-        dict(n, b, "paymentTypes", 6, "7")
-    });
-    t.insert("reference-payment-statuses.json", |n, b| {
-        dict(n, b, "paymentStatuses", 27, "paid")
-    });
-    t.insert("reference-product-statuses.json", |n, b| {
-        dict(n, b, "productStatuses", 44, "otmena")
-    });
-    t.insert("reference-units.json", |n, b| {
-        dict(n, b, "units", 107, "796")
-    });
-    t.insert("reference-stores.json", |n, b| list(n, b, "stores", 10));
-    t.insert("reference-price-types.json", |n, b| {
-        list(n, b, "priceTypes", 4)
-    });
-    t.insert("reference-currencies.json", |n, b| {
-        list(n, b, "currencies", 3)
-    });
-    t.insert("reference-couriers.json", |n, b| list(n, b, "couriers", 1));
-    t.insert("reference-legal-entities.json", |n, b| {
-        list(n, b, "legalEntities", 4)
-    });
-    t.insert("reference-cost-groups.json", |n, b| {
-        list(n, b, "costGroups", 6)
-    });
-    t.insert("reference-cost-items.json", |n, b| {
-        list(n, b, "costItems", 17)
-    });
-    t.insert("reference-mg-channels.json", |n, b| {
-        list(n, b, "mgChannels", 4)
-    });
-    t.insert("reference-countries.json", reference_countries);
+    for (file, _) in UNMODELLED {
+        t.insert(file, unmodelled);
+    }
     t.insert("users-get.json", users_get);
     t.insert("users-list.json", users_list);
-    t.insert("user-groups.json", user_groups);
     t.insert("customers-get.json", customers_get);
     t.insert("customers-list.json", customers_list);
     t.insert("customers-history.json", customers_history);
-    t.insert("customers-notes.json", customers_notes);
-    t.insert("customers-upload.json", |n, b| uploaded(n, b, "test_10"));
-    t.insert("customers-corporate-upload.json", |n, b| {
-        uploaded(n, b, "test_20")
-    });
     t.insert("customers-corporate-get.json", customers_corporate_get);
     t.insert(
         "customers-corporate-get-by-external-id.json",
@@ -211,20 +132,11 @@ fn table() -> BTreeMap<&'static str, Check> {
         customers_corporate_history,
     );
     t.insert(
-        "customers-corporate-contacts.json",
-        customers_corporate_contacts,
-    );
-    t.insert(
-        "customers-corporate-addresses.json",
-        customers_corporate_addresses,
-    );
-    t.insert(
         "customers-corporate-companies.json",
         customers_corporate_companies,
     );
     t.insert("api-versions.json", api_versions);
     t.insert("api-credentials.json", api_credentials);
-    t.insert("api-system-info.json", api_system_info);
     t.insert("settings.json", settings);
     t.insert("settings-non-working-days.json", settings_non_working_days);
     t.insert("error-wrong-api-key.json", |n, b| {
@@ -322,6 +234,35 @@ fn table() -> BTreeMap<&'static str, Check> {
     t
 }
 
+/// Fixtures of endpoints dealflow does not call, holding no entity it models, with the key of
+/// their payload.
+const UNMODELLED: &[(&str, &str)] = &[
+    ("reference-order-types.json", "orderTypes"),
+    ("reference-order-methods.json", "orderMethods"),
+    ("reference-delivery-types.json", "deliveryTypes"),
+    ("reference-delivery-services.json", "deliveryServices"),
+    ("reference-payment-types.json", "paymentTypes"),
+    ("reference-payment-statuses.json", "paymentStatuses"),
+    ("reference-product-statuses.json", "productStatuses"),
+    ("reference-units.json", "units"),
+    ("reference-stores.json", "stores"),
+    ("reference-price-types.json", "priceTypes"),
+    ("reference-currencies.json", "currencies"),
+    ("reference-couriers.json", "couriers"),
+    ("reference-legal-entities.json", "legalEntities"),
+    ("reference-cost-groups.json", "costGroups"),
+    ("reference-cost-items.json", "costItems"),
+    ("reference-mg-channels.json", "mgChannels"),
+    ("reference-countries.json", "countriesIso"),
+    ("user-groups.json", "groups"),
+    ("customers-notes.json", "notes"),
+    ("customers-upload.json", "uploadedCustomers"),
+    ("customers-corporate-upload.json", "uploadedCustomers"),
+    ("customers-corporate-contacts.json", "contacts"),
+    ("customers-corporate-addresses.json", "addresses"),
+    ("api-system-info.json", "systemVersion"),
+];
+
 #[test]
 fn every_fixture_parses_into_its_model() {
     let dir = fixtures_dir();
@@ -374,18 +315,45 @@ fn every_fixture_parses_into_its_model() {
     );
 }
 
+/// The deal facts every order fixture shares: what the enricher requires (`site`, `status`,
+/// `createdAt`, `totalSumm`) is there.
+fn required_facts(n: &str, order: &Order) {
+    assert!(order.site.is_some(), "{n}: site");
+    assert!(order.status.is_some(), "{n}: status");
+    assert!(order.created_at.is_some(), "{n}: createdAt");
+    assert!(order.total_summ.is_some(), "{n}: totalSumm");
+}
+
 fn orders_get(n: &str, b: &[u8]) {
     let order = ok::<OrderResponse>(n, "/api/v5/orders/8123522898559160", b).order;
+    required_facts(n, &order);
     assert_eq!(order.id, 6722);
     assert_eq!(order.number.as_deref(), Some("8123522898559160"));
     assert_eq!(order.external_id.as_deref(), Some("8123522898559160"));
-    assert_eq!(order.total_summ, Some(dec("1")));
-    assert_eq!(order.created_at, Some(at("2020-12-29 17:35:08")));
+    assert_eq!(order.site.as_deref(), Some("aliexpress"));
     assert_eq!(order.status.as_deref(), Some("delivering"));
+    assert_eq!(order.status_updated_at, Some(at("2020-12-31 15:09:31")));
+    assert_eq!(order.created_at, Some(at("2020-12-29 17:35:08")));
+    assert_eq!(order.order_method.as_deref(), Some("shopping-cart"));
+    assert_eq!(order.order_type, None);
+    assert_eq!(order.currency.as_deref(), Some("RUB"));
+    assert_eq!(order.total_summ, Some(dec("1")));
+    assert_eq!(order.delivery_cost(), Some(Decimal::ZERO));
+    assert_eq!(
+        (order.prepay_sum, order.purchase_summ, order.full_paid_at),
+        (Some(Decimal::ZERO), Some(Decimal::ZERO), None)
+    );
+    assert_eq!(
+        (order.first_name.as_deref(), order.last_name.as_deref()),
+        (Some("Kovalenko"), Some("Pavel"))
+    );
+    assert_eq!(order.custom_fields["test_number"], serde_json::json!(0));
+    assert_eq!(order.custom_fields["galka"], serde_json::json!(false));
     // payments: an object keyed by payment id.
     assert_eq!(order.payments.len(), 1);
-    assert_eq!(order.payments[0].id, Some(4326));
+    assert_eq!(order.payments[0].amount, Some(Decimal::ZERO));
     assert_eq!(order.payments[0].paid_at, Some(at("2020-12-29 17:35:12")));
+    assert_eq!(order.payments[0].status, None);
     // customer and contact are both individuals here.
     let customer = order
         .customer
@@ -393,36 +361,57 @@ fn orders_get(n: &str, b: &[u8]) {
         .and_then(OrderCustomer::as_individual)
         .unwrap();
     assert_eq!(customer.id, 4976);
-    assert_eq!(customer.custom_fields["galkatrue"], serde_json::json!(true));
+    assert_eq!(customer.full_name().as_deref(), Some("Kovalenko Pavel"));
+    assert!(customer.phones.is_empty());
     assert_eq!(order.contact.as_ref().unwrap().id, 4976);
-    // The only float of the body.
-    assert_eq!(order.items[0].discounts[0].amount, dec("0.5"));
-    assert!(order.items[0].properties.is_empty());
-    assert_eq!(order.links[0].order.id, 8170);
-    assert_eq!(order.custom_fields["test_number"], serde_json::json!(0));
-    assert_eq!(order.delivery_cost(), Some(Decimal::ZERO));
+    assert_eq!(order.company, None);
+    let [item] = order.items.as_slice() else {
+        panic!("{n}: one line")
+    };
+    let offer = item.offer.as_ref().unwrap();
+    assert_eq!(offer.id, Some(1867352));
+    assert_eq!(
+        offer.display_name.as_deref(),
+        Some("Test product/not for sale (do not order!)")
+    );
+    assert_eq!(offer.article, None);
+    assert_eq!(
+        (item.quantity, item.initial_price, item.discount_total),
+        (Some(dec("1")), Some(dec("1")), Some(Decimal::ZERO))
+    );
+    assert_eq!(item.purchase_price, Some(Decimal::ZERO));
+    assert!(!item.is_canceled);
 }
 
 fn orders_edit(n: &str, b: &[u8]) {
     let order = ok::<OrderResponse>(n, "/api/v5/orders/8123522898559160/edit", b).order;
+    required_facts(n, &order);
     assert_eq!(order.id, 6722);
-    assert_eq!(order.manager_comment.as_deref(), Some("Manager comment"));
-    assert_eq!(
-        order.payments.iter().map(|p| p.id).collect::<Vec<_>>(),
-        vec![Some(4326)]
-    );
+    assert_eq!(order.payments.len(), 1);
     assert_eq!(order.payments[0].amount, Some(dec("1")));
+    assert_eq!(order.items.len(), 1);
 }
 
 fn orders_list(n: &str, b: &[u8]) {
     let body = ok::<OrdersResponse>(n, "/api/v5/orders", b);
     assert_eq!(body.pagination.total_count, 1);
     assert!(body.pagination.is_last_page());
-    let order = &body.orders[0];
-    assert_eq!(order.id, 7141);
+    let [order] = body.orders.as_slice() else {
+        panic!("{n}: one order")
+    };
+    required_facts(n, order);
+    assert_eq!((order.id, order.number.as_deref()), (7141, Some("7141C")));
     assert_eq!(order.external_id, None);
     assert!(order.payments.is_empty(), "payments: {{}}");
     assert_eq!(order.manager_id, Some(28));
+    assert_eq!(
+        (order.order_type.as_deref(), order.order_method.as_deref()),
+        (Some("test"), Some("phone"))
+    );
+    assert_eq!(order.purchase_summ, Some(dec("60")));
+    assert_eq!(order.phone.as_deref(), Some("+79515151515"));
+    assert_eq!(order.email.as_deref(), Some("andrey@andrey.ru"));
+    assert_eq!(order.patronymic.as_deref(), Some("В"));
     assert_eq!(
         order.custom_fields["multiselect"],
         serde_json::json!(["test1", "test3"])
@@ -436,119 +425,134 @@ fn orders_list(n: &str, b: &[u8]) {
         .as_ref()
         .and_then(OrderCustomer::as_individual)
         .unwrap();
-    assert_eq!(customer.margin_summ, Some(dec("-1157.1")));
-    assert_eq!(customer.total_summ, Some(dec("10224.4")));
-    assert_eq!(customer.average_summ, Some(dec("681.63")));
+    assert_eq!(customer.phones.len(), 1);
     assert_eq!(customer.phones[0].number.as_deref(), Some("+79515151515"));
-    assert_eq!(customer.address.as_ref().unwrap().region_id, Some(73));
-    assert_eq!(order.items[0].price_type.as_ref().unwrap().code, "base");
-    assert_eq!(order.items[0].external_ids[0].code, "moyskladOrder");
-    assert_eq!(order.shipment_date, NaiveDate::from_ymd_opt(2021, 2, 25));
-    assert_eq!(order.purchase_summ, Some(dec("60")));
+    assert_eq!(customer.full_name().as_deref(), Some("Андрей М В"));
+    let offer = order.items[0].offer.as_ref().unwrap();
+    assert_eq!(offer.article.as_deref(), Some("14451445-14451445"));
+    assert_eq!(
+        (offer.name.as_deref(), offer.display_name.as_deref()),
+        (Some("сбьорка№1445"), Some("сбьорка№1445123"))
+    );
+    assert_eq!(order.items[0].purchase_price, Some(dec("60")));
 }
 
 fn orders_history(n: &str, b: &[u8]) {
     let body = ok::<OrdersHistoryResponse>(n, "/api/v5/orders/history", b);
-    assert_eq!(body.generated_at, Some(at("2021-02-25 20:41:40")));
     assert_eq!(body.pagination.unwrap().total_count, 29733);
     assert_eq!(body.history.len(), 100);
-    assert_eq!(body.history.iter().filter(|e| e.created).count(), 23);
     assert!(
         body.history.windows(2).all(|w| w[0].id < w[1].id),
         "ascending ids"
     );
+    let created: Vec<_> = body.history.iter().filter(|e| e.created).collect();
+    assert_eq!(created.len(), 23);
+    for entry in &created {
+        required_facts(n, entry.order.as_ref().unwrap());
+    }
+    assert!(
+        body.history
+            .iter()
+            .all(|e| !e.deleted && e.combined_to.is_none())
+    );
 
     let first = &body.history[0];
     assert_eq!((first.id, first.created), (7038, true));
+    assert_eq!(first.field.as_deref(), Some("status"));
     assert_eq!(first.new_value, serde_json::json!({"code": "new"}));
-    assert_eq!(first.api_key.map(|k| k.current), Some(false));
+    // The record's time, not the order's.
+    assert_eq!(first.created_at, at("2018-10-02 13:30:06"));
     let order = first.order.as_ref().unwrap();
+    assert_eq!(order.created_at, Some(at("2018-10-02 13:00:43")));
     // totalSumm = summ + delivery.cost, to the cent.
     assert_eq!(order.total_summ, Some(dec("1395.16")));
-    assert_eq!(order.summ, Some(dec("779")));
     assert_eq!(order.delivery_cost(), Some(dec("616.16")));
     assert!(order.custom_fields.is_empty(), "customFields: []");
     assert_eq!(
-        order
-            .delivery
-            .as_ref()
-            .unwrap()
-            .address
-            .as_ref()
-            .unwrap()
-            .country_iso
-            .as_deref(),
-        Some("")
+        (order.order_type.as_deref(), order.order_method.as_deref()),
+        (Some("eshop-individual"), Some("shopping-cart"))
     );
+    assert_eq!(order.items[0].initial_price, Some(dec("779")));
+    assert_eq!(order.items[0].offer, None);
 
     let by_id = |id: i64| body.history.iter().find(|e| e.id == id).unwrap();
     // payments as a list in snapshots.
     let with_list = by_id(7039).order.as_ref().unwrap();
-    assert_eq!(with_list.payments[0].id, Some(1422));
+    assert_eq!(with_list.payments.len(), 1);
+    assert_eq!(with_list.payments[0].status.as_deref(), Some("not-paid"));
     assert_eq!(with_list.payments[0].amount, Some(dec("2663.96")));
+    assert_eq!(with_list.payments[0].paid_at, None);
     assert_eq!(with_list.total_summ, Some(dec("2663.96")));
-    // Item properties as an object keyed by code.
-    let props = &by_id(7105).order.as_ref().unwrap().items[0].properties;
-    assert_eq!(props["size"].value.as_deref(), Some("S"));
+    let customer = with_list
+        .customer
+        .as_ref()
+        .and_then(OrderCustomer::as_individual)
+        .unwrap();
+    assert_eq!(customer.phones.len(), 3);
+    // A float with more digits than money has keeps them all.
+    let lines = &by_id(7105).order.as_ref().unwrap().items;
+    assert_eq!(lines[0].initial_price, Some(dec("60.17310053999999")));
     assert_eq!(
         by_id(7105).order.as_ref().unwrap().total_summ,
         Some(dec("60.17"))
     );
-    // A stub order, a user, a float value, an item and a payment on side records.
-    assert_eq!(by_id(7041).user.map(|u| u.id), Some(19));
-    assert_eq!(by_id(7081).new_value, serde_json::json!(30470.4));
-    assert_eq!(by_id(7043).item.as_ref().unwrap().id, Some(3635));
-    assert_eq!(
-        by_id(7051).payment.as_ref().unwrap().external_id.as_deref(),
-        Some("11")
-    );
-    let mut stubs = body.history.iter().filter(|e| !e.created);
-    assert!(stubs.all(|e| e.order.as_ref().is_some_and(|o| o.items.is_empty())));
+    // Status records carry the new status as `{code}`.
+    let statuses: Vec<_> = body
+        .history
+        .iter()
+        .filter(|e| e.field.as_deref() == Some("status"))
+        .collect();
+    assert_eq!(statuses.len(), 33);
+    assert!(statuses.iter().all(|e| e.new_value.get("code").is_some()));
+    // Every record names its order; the others' are stubs or partial snapshots.
+    assert!(body.history.iter().all(|e| e.order.is_some()));
 }
 
 fn orders_create(n: &str, b: &[u8]) {
     let order = ok::<OrderResponse>(n, "/api/v5/orders/create", b).order;
+    required_facts(n, &order);
     assert_eq!((order.id, order.number.as_deref()), (7146, Some("7146A")));
+    // The paid facts of the deal value.
+    assert_eq!(order.prepay_sum, Some(dec("1000")));
+    assert_eq!(order.full_paid_at, Some(at("2021-02-25 14:05:06")));
+    assert_eq!(order.purchase_summ, Some(dec("60")));
     // payments: an array here.
-    assert_eq!(order.payments[0].id, Some(4554));
+    assert_eq!(order.payments.len(), 1);
     assert_eq!(order.payments[0].status.as_deref(), Some("paid"));
     assert_eq!(order.payments[0].amount, Some(dec("1000")));
-    assert_eq!(order.items[0].discounts[0].kind, "manual_product");
+    assert_eq!(order.payments[0].paid_at, Some(at("2021-02-25 14:05:06")));
+    assert_eq!(order.manager_id, Some(28));
+    assert_eq!(order.phone.as_deref(), Some("89003005069"));
+    let contact = order.contact.as_ref().unwrap();
+    let phones: Vec<_> = contact.phones.iter().map(|p| p.number.as_deref()).collect();
+    assert_eq!(phones, [Some("89003005069"), Some("+79515151515")]);
 }
 
 fn orders_create_minimal(n: &str, b: &[u8]) {
     let order = ok::<OrderResponse>(n, "/api/v5/orders/create", b).order;
+    required_facts(n, &order);
     assert_eq!(order.id, 1);
     assert!(order.items.is_empty() && order.payments.is_empty());
     assert!(order.custom_fields.is_empty());
-    assert_eq!(
-        order
-            .delivery
-            .as_ref()
-            .unwrap()
-            .address
-            .as_ref()
-            .unwrap()
-            .text,
-        None
-    );
+    assert_eq!(order.delivery_cost(), Some(Decimal::ZERO));
     let customer = order
         .customer
         .as_ref()
         .and_then(OrderCustomer::as_individual)
         .unwrap();
     assert_eq!(customer.email.as_deref(), Some(""));
+    assert_eq!(customer.full_name(), None);
     assert_eq!(order.contact.as_ref().unwrap().id, 4512);
 }
 
 fn orders_upload(n: &str, b: &[u8]) {
-    let orders: Vec<dealflow_shared::retailcrm::models::Order> = section(n, b, "orders");
+    let orders: Vec<Order> = section(n, b, "orders");
+    assert_eq!(orders.len(), 1);
+    required_facts(n, &orders[0]);
     assert_eq!(orders[0].id, 7146);
+    assert_eq!(orders[0].external_id.as_deref(), Some("external_id_7146"));
     assert_eq!(orders[0].payments.len(), 1);
-    let uploaded: Vec<UploadedRef> = section(n, b, "uploadedOrders");
-    assert_eq!(uploaded[0].external_id, "external_id_7146");
-    let failed: Vec<UploadedRef> = section(n, b, "failedOrders");
-    assert_eq!(failed.len(), 2);
+    assert_eq!(orders[0].prepay_sum, Some(dec("1000")));
 }
 
 fn orders_upload_partial_failure(n: &str, b: &[u8]) {
@@ -564,9 +568,8 @@ fn orders_upload_partial_failure(n: &str, b: &[u8]) {
 }
 
 fn orders_statuses(n: &str, b: &[u8]) {
-    let body = ok::<serde_json::Value>(n, "/api/v5/orders/statuses", b);
-    let orders: Vec<dealflow_shared::retailcrm::models::Order> =
-        serde_json::from_value(body["orders"].clone()).unwrap();
+    let orders: Vec<Order> = section(n, b, "orders");
+    assert_eq!(orders.len(), 1);
     assert_eq!(
         (orders[0].id, orders[0].status.as_deref()),
         (6722, Some("delivering"))
@@ -590,6 +593,7 @@ fn reference_statuses(n: &str, b: &[u8]) {
         ("complete", 990)
     );
     assert_eq!(statuses["client-confirmed"].name, "Согласовано с клиентом");
+    assert!(statuses.iter().all(|(k, s)| *k == s.code), "keyed by code");
 }
 
 fn reference_status_groups(n: &str, b: &[u8]) {
@@ -606,90 +610,50 @@ fn reference_status_groups(n: &str, b: &[u8]) {
             "new"
         ]
     );
-    assert!(groups["approval"].process && !groups["complete"].process);
     assert_eq!(groups["cancel"].ordering, 60);
-    assert!(groups["complete"].statuses.contains(&"3".to_owned()));
+    assert_eq!(groups["new"].ordering, 10);
+    assert_eq!(groups["complete"].name, "Выполнен");
+    assert!(groups["complete"].active);
 }
 
 fn reference_sites(n: &str, b: &[u8]) {
     let sites = ok::<SitesResponse>(n, "/api/v5/reference/sites", b).sites;
     assert_eq!(sites.len(), 2);
-    assert_eq!(sites["test-ru"].catalog_id.as_deref(), Some("81"));
+    let shop = &sites["test-ru"];
     assert_eq!(
-        sites["test-ru"]
-            .contragent
-            .as_ref()
-            .unwrap()
-            .code
-            .as_deref(),
-        Some("Vog_Gallery")
+        (shop.code.as_str(), shop.name.as_str()),
+        ("test-ru", "Test Shop")
     );
-    assert_eq!(
-        sites["test"].contragent.as_ref().unwrap().inn.as_deref(),
-        Some("773719480254")
-    );
+    assert_eq!(shop.country_iso.as_deref(), Some("RU"));
     assert_eq!(sites["test"].currency.as_deref(), Some("RUB"));
-}
-
-fn dict(n: &str, b: &[u8], key: &str, len: usize, first_code: &str) {
-    let entries: BTreeMap<String, ReferenceEntry> = section(n, b, key);
-    assert_eq!(entries.len(), len, "{n}");
-    assert_eq!(entries[first_code].code.as_deref(), Some(first_code), "{n}");
-    assert!(
-        entries.iter().all(|(k, e)| e.code.as_deref() == Some(k)),
-        "{n}: keyed by code"
-    );
-}
-
-fn list(n: &str, b: &[u8], key: &str, len: usize) {
-    let entries: Vec<ReferenceEntry> = section(n, b, key);
-    assert_eq!(entries.len(), len, "{n}");
-    assert!(
-        entries.iter().all(|e| e.code.is_some() || e.id.is_some()),
-        "{n}"
-    );
-}
-
-fn reference_countries(n: &str, b: &[u8]) {
-    let countries: Vec<String> = section(n, b, "countriesIso");
-    assert_eq!(countries.len(), 11);
-    assert_eq!(countries[0], "RU");
 }
 
 fn users_get(n: &str, b: &[u8]) {
     let user = ok::<UserResponse>(n, "/api/v5/users/28", b).user;
     assert_eq!(user.id, 28);
-    assert_eq!(user.status.as_deref(), Some("free"));
-    assert_eq!((user.is_admin, user.is_manager), (Some(true), Some(true)));
-    assert_eq!(user.groups[1].code.as_deref(), Some("director"));
     assert_eq!(user.display_name().as_deref(), Some("programmer"));
+    assert_eq!(user.email.as_deref(), Some("programmer@retailcrm.ru"));
+    assert_eq!(user.phone, None);
 }
 
 fn users_list(n: &str, b: &[u8]) {
     let body = ok::<UsersResponse>(n, "/api/v5/users", b);
     assert_eq!(body.pagination.total_count, 8);
     assert_eq!(body.users.len(), 1);
-    assert_eq!(body.users[0].created_at, Some(at("2020-05-25 12:49:00")));
-}
-
-fn user_groups(n: &str, b: &[u8]) {
-    let groups: Vec<UserGroup> = section(n, b, "groups");
-    assert_eq!(
-        groups[0].granted_order_types.last().map(String::as_str),
-        Some("1")
-    );
-    assert_eq!(groups[1].granted_sites, ["aliexpress"]);
-    assert_eq!(pagination(n, b).total_count, 2);
+    assert_eq!(body.users[0].id, 28);
 }
 
 fn customers_get(n: &str, b: &[u8]) {
     let customer = ok::<CustomerResponse>(n, "/api/v5/customers/4770", b).customer;
     assert_eq!(customer.id, 4770);
-    assert_eq!(customer.tags.len(), 4);
-    assert_eq!(customer.tags[0].color.as_deref(), Some("#3e89b6"));
-    assert_eq!(customer.address.as_ref().unwrap().id, Some(3492));
-    assert_eq!(customer.total_summ, Some(dec("7057")));
     assert_eq!(customer.full_name().as_deref(), Some("Omega"));
+    assert_eq!(customer.email.as_deref(), Some("omega@omega.com"));
+    let phones: Vec<_> = customer
+        .phones
+        .iter()
+        .map(|p| p.number.as_deref())
+        .collect();
+    assert_eq!(phones, [Some("79094055045"), Some("+79094055044")]);
 }
 
 fn customers_list(n: &str, b: &[u8]) {
@@ -697,52 +661,29 @@ fn customers_list(n: &str, b: &[u8]) {
     // PHP-generated body can do; read it as other parsers do (the last key wins) before typing.
     let value: serde_json::Value = serde_json::from_slice(b).unwrap();
     let customers: Vec<Customer> = serde_json::from_value(value["customers"].clone()).unwrap();
+    assert_eq!(customers.len(), 1);
     assert_eq!(customers[0].id, 1233);
-    assert_eq!(customers[0].custom_fields.len(), 5);
     assert_eq!(
-        customers[0].custom_fields["float_field"],
-        serde_json::json!(3.8)
+        customers[0].full_name().as_deref(),
+        Some("Иван Иванов Иванович23")
+    );
+    assert_eq!(
+        customers[0].phones[0].number.as_deref(),
+        Some("89229112322")
     );
     assert_eq!(pagination(n, b).total_count, 1);
 }
 
 fn customers_history(n: &str, b: &[u8]) {
-    let history: Vec<CustomerHistoryEntry<Customer>> = section(n, b, "history");
+    // dealflow does not read this feed; the customers inside it still decode.
+    let history: Vec<serde_json::Value> = section(n, b, "history");
     assert_eq!(history.len(), 100);
-    assert_eq!(history.iter().filter(|e| e.created).count(), 9);
-    let deleted: Vec<_> = history.iter().filter(|e| e.deleted).collect();
-    assert_eq!(deleted.len(), 10);
-    assert!(
-        deleted
-            .iter()
-            .all(|e| e.field == "id" && e.new_value.is_null())
-    );
-    let first_deleted = deleted[0];
-    assert_eq!(
-        (first_deleted.id, first_deleted.old_value.as_i64()),
-        (2735, Some(974))
-    );
-    assert_eq!(first_deleted.created_at, at("2018-10-16 18:07:18"));
-    assert_eq!(first_deleted.customer.id, 974);
+    for record in &history {
+        let customer: Customer = serde_json::from_value(record["customer"].clone())
+            .unwrap_or_else(|e| panic!("{n}: record {}: {e}", record["id"]));
+        assert!(customer.id > 0, "{n}");
+    }
     assert_eq!(pagination(n, b).total_count, 28676);
-}
-
-fn customers_notes(n: &str, b: &[u8]) {
-    let notes: Vec<Note> = section(n, b, "notes");
-    assert_eq!(notes.len(), 2);
-    assert_eq!((notes[0].id, notes[0].text.as_str()), (42, "note"));
-    assert_eq!(notes[1].created_at, at("2019-08-06 18:05:27"));
-    assert_eq!(notes[0].customer.kind.as_deref(), Some("customer"));
-}
-
-fn uploaded(n: &str, b: &[u8], external_id: &str) {
-    let uploaded: Vec<UploadedRef> = section(n, b, "uploadedCustomers");
-    assert_eq!(
-        (uploaded[0].id, uploaded[0].external_id.as_str()),
-        (Some(1), external_id)
-    );
-    let failed: Vec<UploadedRef> = section(n, b, "failedCustomers");
-    assert_eq!(failed.len(), 2);
 }
 
 fn customers_corporate_get(n: &str, b: &[u8]) {
@@ -750,128 +691,54 @@ fn customers_corporate_get(n: &str, b: &[u8]) {
         .customer_corporate;
     assert_eq!(c.id, 5043);
     assert_eq!(c.nick_name.as_deref(), Some("Test Corp Company"));
+    let company = c.main_company.as_ref().unwrap();
     assert_eq!(
-        c.main_company.as_ref().unwrap().name.as_deref(),
-        Some("Test Company")
+        (company.id, company.name.as_deref()),
+        (772, Some("Test Company"))
     );
-    assert_eq!(c.main_address.as_ref().unwrap().id, Some(3554));
-    assert_eq!(c.manager_id, Some(24));
 }
 
 fn customers_corporate_get_by_ext(n: &str, b: &[u8]) {
     let c = ok::<CustomerCorporateResponse>(n, "/api/v5/customers-corporate/ext-id", b)
         .customer_corporate;
     assert_eq!(
-        c.custom_fields["animal_multiselect"],
-        serde_json::json!(["cat", "dog"])
+        (c.id, c.nick_name.as_deref()),
+        (2346, Some("Test Customer 2"))
     );
-    assert_eq!(c.personal_discount, Some(dec("10")));
-    assert_eq!(
-        c.main_company.as_ref().unwrap().external_id.as_deref(),
-        Some("company-ext-id")
-    );
-    assert_eq!(c.manager_id, None);
+    let company = c.main_company.as_ref().unwrap();
+    assert_eq!((company.id, company.name.as_deref()), (26, Some("name")));
 }
 
 fn customers_corporate_list(n: &str, b: &[u8]) {
     let list: Vec<CustomerCorporate> = section(n, b, "customersCorporate");
-    let contact = list[0].main_customer_contact.as_ref().unwrap();
-    assert_eq!(contact.customer.as_ref().unwrap().id, 5042);
-    assert_eq!(contact.companies[0].company.as_ref().unwrap().id, 771);
+    assert_eq!(list.len(), 1);
+    assert_eq!(
+        list[0].nick_name.as_deref(),
+        Some("Test Corporate Customer")
+    );
+    assert_eq!(list[0].main_company.as_ref().unwrap().id, 771);
 }
 
 fn customers_corporate_history(n: &str, b: &[u8]) {
-    let history: Vec<CustomerHistoryEntry<serde_json::Value>> = section(n, b, "history");
+    let history: Vec<serde_json::Value> = section(n, b, "history");
     assert_eq!(history.len(), 7);
     // The creation record carries a full corporate snapshot: it reads as the order's
     // polymorphic customer would.
-    let created = history.iter().find(|e| e.created).unwrap();
-    assert_eq!(created.new_value, serde_json::json!(5043));
-    let snapshot: OrderCustomer = serde_json::from_value(created.customer.clone()).unwrap();
+    let created: Vec<_> = history.iter().filter(|e| e["created"] == true).collect();
+    assert_eq!(created.len(), 1);
+    let snapshot: OrderCustomer = serde_json::from_value(created[0]["customer"].clone()).unwrap();
     let corporate = snapshot.as_corporate().unwrap();
-    assert_eq!(corporate.companies[0].id, 772);
-    assert_eq!(
-        corporate.customer_contacts[0].customer.as_ref().unwrap().id,
-        5039
-    );
-    assert!(corporate.companies[0].custom_fields.is_empty());
-    // Side objects next to the customer.
-    let with_address = history.iter().find(|e| e.field == "address").unwrap();
-    let address = with_address.address.as_ref().unwrap();
-    assert_eq!(
-        (address.floor.as_deref(), address.block.as_deref()),
-        (Some("1"), Some("1"))
-    );
-    let with_company = history.iter().find(|e| e.field == "company").unwrap();
-    assert_eq!(
-        with_company
-            .company
-            .as_ref()
-            .unwrap()
-            .contragent
-            .as_ref()
-            .unwrap()
-            .kpp
-            .as_deref(),
-        Some("027043442")
-    );
-    let with_contact = history
-        .iter()
-        .find(|e| e.customer_contact.is_some())
-        .unwrap();
-    assert_eq!(with_contact.customer_contact.as_ref().unwrap().id, 944);
-    assert!(
-        history
-            .iter()
-            .all(|e| e.created_at >= at("2021-02-17 00:00:00"))
-    );
-}
-
-fn customers_corporate_contacts(n: &str, b: &[u8]) {
-    let contacts: Vec<CustomerContact> = section(n, b, "contacts");
-    assert_eq!((contacts[0].id, contacts[0].is_main), (945, Some(false)));
-    assert!(contacts[0].companies.is_empty());
-    assert_eq!(
-        contacts[0]
-            .customer
-            .as_ref()
-            .unwrap()
-            .external_id
-            .as_deref(),
-        Some("test_10")
-    );
-}
-
-fn customers_corporate_addresses(n: &str, b: &[u8]) {
-    let addresses: Vec<Address> = section(n, b, "addresses");
-    assert_eq!(
-        (addresses[0].id, addresses[0].is_main),
-        (Some(3554), Some(true))
-    );
-    assert_eq!(pagination(n, b).current_page, 1);
+    assert_eq!(corporate.id, 5043);
+    assert_eq!(corporate.nick_name.as_deref(), Some("Test Corp Company"));
 }
 
 fn customers_corporate_companies(n: &str, b: &[u8]) {
     let companies: Vec<Company> = section(n, b, "companies");
-    let company = &companies[0];
+    assert_eq!(companies.len(), 1);
     assert_eq!(
-        (company.id, company.brand.as_deref()),
-        (772, Some("Test Brand"))
+        (companies[0].id, companies[0].name.as_deref()),
+        (772, Some("Test Company"))
     );
-    assert_eq!(
-        company.customer.as_ref().unwrap().kind.as_deref(),
-        Some("customer_corporate")
-    );
-    assert_eq!(
-        company
-            .contragent
-            .as_ref()
-            .unwrap()
-            .contragent_type
-            .as_deref(),
-        Some("legal-entity")
-    );
-    assert!(company.custom_fields.is_empty());
 }
 
 fn api_versions(n: &str, b: &[u8]) {
@@ -887,27 +754,14 @@ fn api_credentials(n: &str, b: &[u8]) {
     assert!(c.sites_available.is_empty());
 }
 
-fn api_system_info(n: &str, b: &[u8]) {
-    let version: String = section(n, b, "systemVersion");
-    assert_eq!(version, "8.1.51");
-    let url: String = section(n, b, "publicUrl");
-    assert!(url.starts_with("https://"));
-}
-
 fn settings(n: &str, b: &[u8]) {
     let s = ok::<SettingsResponse>(n, "/api/v5/settings", b).settings;
     assert_eq!(s.time_zone().unwrap(), Some(chrono_tz::Europe::Moscow));
     assert_eq!(s.default_currency.as_ref().unwrap().value, "RUB");
-    assert_eq!(
-        s.timezone.as_ref().unwrap().updated_at,
-        Some(at("2021-02-08 08:29:40"))
-    );
-    assert_eq!(s.work_times[0].day_type, "Sunday");
-    assert!(s.non_working_days.is_empty());
 }
 
 fn settings_non_working_days(n: &str, b: &[u8]) {
     let s = ok::<SettingsResponse>(n, "/api/v5/settings", b).settings;
-    assert_eq!(s.non_working_days[0].start_date, "01.02");
-    assert_eq!(s.system_language.as_ref().unwrap().value, "RU");
+    assert!(s.time_zone().unwrap().is_some());
+    assert!(s.default_currency.is_some());
 }

@@ -117,8 +117,6 @@ mod tests {
             name: format!("Group {code}"),
             active: true,
             ordering,
-            process: false,
-            statuses: Vec::new(),
         };
         (code.into(), g)
     }

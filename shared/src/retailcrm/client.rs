@@ -3,13 +3,16 @@
 //!
 //! Every call is a `GET` with the key in the `X-API-KEY` header (never in the URL, never
 //! logged), takes a budget token per attempt, is retried on transient failures
-//! ([`RetryPolicy`]) and ends in a typed model or a typed [`RetailCrmError`].
+//! ([`RetryPolicy`]) and ends in a typed model or a typed [`RetailCrmError`]. Its options and
+//! filters are in `options`, the reading of one answer in `response`.
+
+mod options;
+mod response;
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{NaiveDate, NaiveDateTime};
 use reqwest::header::RETRY_AFTER;
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
@@ -17,10 +20,7 @@ use url::Url;
 
 use super::address::{PublicOnlyResolver, refused_address};
 use super::budget::{Budget, Budgets, account_key};
-use super::error::{
-    Endpoint, RetailCrmError, RetryCause, Unavailability, Verdict, classify, looks_like_html,
-};
-use super::models::envelope::SuccessProbe;
+use super::error::{Endpoint, RetailCrmError, RetryCause, Unavailability, Verdict};
 use super::models::{
     ApiVersionsResponse, Credentials, Customer, CustomerCorporate, CustomerCorporateResponse,
     CustomerResponse, Dictionary, HistoryPage, LenientHistoryResponse, Order, OrderResponse,
@@ -29,120 +29,13 @@ use super::models::{
     UsersResponse,
 };
 use super::retry::{Attempt, RetryPolicy, with_retries};
+
 use super::time::format_datetime;
-use crate::config::HostPattern;
-
-/// The most ids one `filter[ids][]` request may carry.
-pub const MAX_IDS_PER_REQUEST: usize = 100;
-
-/// Timeouts and retries of a client.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClientOptions {
-    /// Time to establish a connection.
-    pub connect_timeout: Duration,
-    /// Time for one whole attempt (connect, send, receive the body).
-    pub request_timeout: Duration,
-    /// Retries of transient failures.
-    pub retry: RetryPolicy,
-    /// `User-Agent` header.
-    pub user_agent: String,
-    /// Operator patterns (`DEALFLOW_CRM_ALLOW_HOSTS`) whose hosts may resolve to private or
-    /// local addresses: the simulator and test servers. Every other host name is resolved
-    /// through [`PublicOnlyResolver`] at each connection (DNS rebinding).
-    pub allow_hosts: Vec<HostPattern>,
-}
-
-impl Default for ClientOptions {
-    /// 5 s to connect, 30 s per attempt, the default [`RetryPolicy`].
-    fn default() -> Self {
-        ClientOptions {
-            connect_timeout: Duration::from_secs(5),
-            request_timeout: Duration::from_secs(30),
-            retry: RetryPolicy::default(),
-            user_agent: concat!("dealflow/", env!("CARGO_PKG_VERSION")).to_owned(),
-            allow_hosts: Vec::new(),
-        }
-    }
-}
-
-/// The client could not be built.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ClientBuildError {
-    /// The base URL is not an `http(s)://host/` URL without credentials, query or fragment.
-    #[error("invalid RetailCRM URL {url:?}: {reason}")]
-    InvalidBaseUrl {
-        /// The URL given.
-        url: String,
-        /// What is wrong with it.
-        reason: &'static str,
-    },
-    /// The HTTP client could not be set up (TLS backend).
-    #[error("cannot build the HTTP client: {0}")]
-    Http(#[from] reqwest::Error),
-}
-
-/// Page size of list endpoints (the API accepts 20, 50 and 100).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum PageLimit {
-    /// 20, the API default.
-    #[default]
-    Twenty,
-    /// 50.
-    Fifty,
-    /// 100, the most the API documents.
-    Hundred,
-}
-
-impl PageLimit {
-    /// The number sent as `limit`.
-    pub fn get(self) -> u32 {
-        match self {
-            PageLimit::Twenty => 20,
-            PageLimit::Fifty => 50,
-            PageLimit::Hundred => 100,
-        }
-    }
-}
-
-/// Filter of `GET /api/v5/orders`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct OrdersFilter {
-    /// `filter[ids][]`: internal ids, at most [`MAX_IDS_PER_REQUEST`].
-    pub ids: Vec<i64>,
-    /// `filter[createdAtFrom]` (a date, `Y-m-d`).
-    pub created_at_from: Option<NaiveDate>,
-    /// `filter[sites][]`: site codes.
-    pub sites: Vec<String>,
-    /// `limit`.
-    pub limit: PageLimit,
-    /// `page` (1-based); `None` leaves the API default (1).
-    pub page: Option<u32>,
-}
-
-/// Filter of `GET /api/v5/orders/history`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HistoryFilter {
-    /// `filter[sinceId]`: records after this id (exclusive).
-    pub since_id: Option<i64>,
-    /// `filter[startDate]`: records from this account-local time.
-    pub start_date: Option<NaiveDateTime>,
-    /// `limit`, 100 by default.
-    pub limit: PageLimit,
-    /// `page`; the API refuses it together with `since_id` (walk by `since_id` instead).
-    pub page: Option<u32>,
-}
-
-impl Default for HistoryFilter {
-    fn default() -> Self {
-        HistoryFilter {
-            since_id: None,
-            start_date: None,
-            limit: PageLimit::Hundred,
-            page: None,
-        }
-    }
-}
+pub use options::{
+    ClientBuildError, ClientOptions, HistoryFilter, MAX_IDS_PER_REQUEST, OrdersFilter, PageLimit,
+};
+use response::interpret;
+pub use response::parse_response;
 
 /// The RetailCRM API v5 client of one account. Cloning is cheap and shares the connection
 /// pool and the budget.
@@ -415,58 +308,6 @@ impl RetailCrmClient {
             Err(Verdict::Fail(e)) => Attempt::Done(Err(e)),
             Err(Verdict::Retry(cause)) => Attempt::Retry { cause, retry_after },
         }
-    }
-}
-
-/// Interprets one complete answer, without retrying: the typed body on success, else the
-/// typed error (a 503/429 or other 5xx counts as one attempt). The client uses the same rules;
-/// this is public so recorded bodies (fixtures, the simulator) can be checked against them.
-pub fn parse_response<T: DeserializeOwned>(
-    endpoint: &Endpoint,
-    status: u16,
-    body: &[u8],
-) -> Result<T, RetailCrmError> {
-    interpret(endpoint, status, body).map_err(|verdict| match verdict {
-        Verdict::Fail(e) => e,
-        Verdict::Retry(cause) => cause.into_error(endpoint.clone(), 1),
-    })
-}
-
-fn interpret<T: DeserializeOwned>(
-    endpoint: &Endpoint,
-    status: u16,
-    body: &[u8],
-) -> Result<T, Verdict> {
-    if !(200..300).contains(&status) {
-        return Err(classify(endpoint, status, body));
-    }
-    if looks_like_html(body) {
-        return Err(classify(endpoint, status, body));
-    }
-    match serde_json::from_slice::<SuccessProbe>(body) {
-        // An error envelope with a 2xx status is still an error.
-        Ok(probe) if probe.success == Some(false) => return Err(classify(endpoint, status, body)),
-        Ok(_) => {}
-        Err(e) => return Err(Verdict::Fail(invalid(endpoint, ".".into(), e.to_string()))),
-    }
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        Verdict::Fail(invalid(
-            endpoint,
-            e.path().to_string(),
-            e.inner().to_string(),
-        ))
-    })?;
-    de.end()
-        .map_err(|e| Verdict::Fail(invalid(endpoint, ".".into(), e.to_string())))?;
-    Ok(value)
-}
-
-fn invalid(endpoint: &Endpoint, path: String, message: String) -> RetailCrmError {
-    RetailCrmError::InvalidResponse {
-        endpoint: endpoint.clone(),
-        path,
-        message,
     }
 }
 

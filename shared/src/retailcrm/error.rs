@@ -132,7 +132,7 @@ pub enum RetailCrmError {
     InvalidResponse {
         /// The call.
         endpoint: Endpoint,
-        /// JSON path, e.g. `order.items[0].prices[0].price`.
+        /// JSON path, e.g. `order.items[0].initialPrice`.
         path: String,
         /// What was wrong there.
         message: String,

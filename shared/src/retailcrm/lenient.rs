@@ -24,11 +24,6 @@ pub(crate) fn opt_decimal<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Deci
     d.deserialize_any(DecimalVisitor)
 }
 
-/// Like [`opt_decimal`] but the value must be there.
-pub(crate) fn decimal<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
-    opt_decimal(d)?.ok_or_else(|| de::Error::custom("expected an amount, found an empty value"))
-}
-
 struct DecimalVisitor;
 
 impl<'de> Visitor<'de> for DecimalVisitor {
@@ -110,50 +105,6 @@ impl<'de> Visitor<'de> for IdVisitor {
         v.parse()
             .map(Some)
             .map_err(|_| E::invalid_value(de::Unexpected::Str(v), &self))
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-/// Short text fields that some payloads send as numbers (`floor`, `block`, `flat` in
-/// addresses): a string, an int or a float, kept as text; `null` → `None`.
-pub(crate) fn opt_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    d.deserialize_any(TextVisitor)
-}
-
-struct TextVisitor;
-
-impl<'de> Visitor<'de> for TextVisitor {
-    type Value = Option<String>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a string, a number or null")
-    }
-
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-        Ok(Some(v.to_string()))
-    }
-
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-        Ok(Some(v.to_string()))
-    }
-
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-        Ok(Some(v.to_string()))
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(Some(v.to_owned()))
     }
 
     fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
@@ -283,8 +234,6 @@ mod tests {
         fields: BTreeMap<String, serde_json::Value>,
         #[serde(default, deserialize_with = "vec_or_map")]
         list: Vec<i64>,
-        #[serde(default, deserialize_with = "opt_text")]
-        text: Option<String>,
     }
 
     fn probe(json: &str) -> Result<Probe, serde_json::Error> {
@@ -339,15 +288,5 @@ mod tests {
         assert_eq!(probe(r#"{"list": [1, 2]}"#).unwrap().list, vec![1, 2]);
         assert!(probe(r#"{"list": {}}"#).unwrap().list.is_empty());
         assert!(probe(r#"{"list": "x"}"#).is_err());
-    }
-
-    #[test]
-    fn text_accepts_numbers() {
-        assert_eq!(probe(r#"{"text": 1}"#).unwrap().text.as_deref(), Some("1"));
-        assert_eq!(
-            probe(r#"{"text": "A"}"#).unwrap().text.as_deref(),
-            Some("A")
-        );
-        assert!(probe(r#"{"text": {}}"#).is_err());
     }
 }

@@ -1,14 +1,13 @@
 //! Customers: individual (`customers/{id}`), corporate (`customers-corporate/{id}`), the
-//! polymorphic `customer` of an order, and the pieces they share (address, contragent, UTM
-//! source, company, contact person). API-NOTES §8.
+//! polymorphic `customer` of an order, and the pieces an order shares with them (UTM source,
+//! company). API-NOTES §8.
+//!
+//! Only what the deal's contact and company are built from is modelled (DESIGN §5 "Contact"):
+//! names, phones, e-mail, the corporate name and main company. serde skips every other field,
+//! so a customer card's statistics, addresses or tags can never fail an order.
 
-use chrono::{NaiveDate, NaiveDateTime};
-use rust_decimal::Decimal;
 use serde::de::{DeserializeOwned, Deserializer};
 use serde::{Deserialize, de};
-
-use super::order::CustomFields;
-use crate::retailcrm::{lenient, time};
 
 /// An individual customer (`type: "customer"`), also an order's contact person.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -16,33 +15,6 @@ use crate::retailcrm::{lenient, time};
 pub struct Customer {
     /// Internal id.
     pub id: i64,
-    /// Id in the shop.
-    #[serde(default)]
-    pub external_id: Option<String>,
-    /// A contact person of a corporate customer.
-    #[serde(default)]
-    pub is_contact: Option<bool>,
-    /// Creation time (account-local).
-    #[serde(default, deserialize_with = "time::opt_datetime")]
-    pub created_at: Option<NaiveDateTime>,
-    /// Responsible user.
-    #[serde(default, deserialize_with = "lenient::opt_id")]
-    pub manager_id: Option<i64>,
-    /// Store code.
-    #[serde(default)]
-    pub site: Option<String>,
-    /// VIP flag.
-    #[serde(default)]
-    pub vip: Option<bool>,
-    /// "Bad customer" flag.
-    #[serde(default)]
-    pub bad: Option<bool>,
-    /// Legal details.
-    #[serde(default)]
-    pub contragent: Option<Contragent>,
-    /// Tags.
-    #[serde(default)]
-    pub tags: Vec<CustomerTag>,
     /// First name.
     #[serde(default)]
     pub first_name: Option<String>,
@@ -52,45 +24,12 @@ pub struct Customer {
     /// Patronymic.
     #[serde(default)]
     pub patronymic: Option<String>,
-    /// `male` / `female`.
-    #[serde(default)]
-    pub sex: Option<String>,
     /// E-mail.
     #[serde(default)]
     pub email: Option<String>,
     /// Phones.
     #[serde(default)]
     pub phones: Vec<Phone>,
-    /// Birthday.
-    #[serde(default)]
-    pub birthday: Option<NaiveDate>,
-    /// Main address.
-    #[serde(default)]
-    pub address: Option<Address>,
-    /// UTM-like attribution of the customer.
-    #[serde(default)]
-    pub source: Option<Source>,
-    /// Custom field values by code.
-    #[serde(default, deserialize_with = "lenient::map_or_empty")]
-    pub custom_fields: CustomFields,
-    /// Sum of the customer's orders.
-    #[serde(default, deserialize_with = "lenient::opt_decimal")]
-    pub total_summ: Option<Decimal>,
-    /// Average order sum.
-    #[serde(default, deserialize_with = "lenient::opt_decimal")]
-    pub average_summ: Option<Decimal>,
-    /// Margin (can be negative).
-    #[serde(default, deserialize_with = "lenient::opt_decimal")]
-    pub margin_summ: Option<Decimal>,
-    /// Costs.
-    #[serde(default, deserialize_with = "lenient::opt_decimal")]
-    pub cost_summ: Option<Decimal>,
-    /// Number of orders.
-    #[serde(default)]
-    pub orders_count: Option<i64>,
-    /// Personal discount, percent.
-    #[serde(default, deserialize_with = "lenient::opt_decimal")]
-    pub personal_discount: Option<Decimal>,
 }
 
 impl Customer {
@@ -115,72 +54,12 @@ pub(crate) fn join_name(parts: &[&Option<String>]) -> Option<String> {
 pub struct CustomerCorporate {
     /// Internal id.
     pub id: i64,
-    /// Id in the shop.
-    #[serde(default)]
-    pub external_id: Option<String>,
     /// Company display name.
     #[serde(default)]
     pub nick_name: Option<String>,
-    /// Main address (often just `{id}`).
-    #[serde(default)]
-    pub main_address: Option<Address>,
     /// Main company (`{id, name}`).
     #[serde(default)]
     pub main_company: Option<Company>,
-    /// Main contact person.
-    #[serde(default)]
-    pub main_customer_contact: Option<CustomerContact>,
-    /// Contact persons (full snapshots only).
-    #[serde(default)]
-    pub customer_contacts: Vec<CustomerContact>,
-    /// Companies (full snapshots only).
-    #[serde(default)]
-    pub companies: Vec<Company>,
-    /// Addresses (full snapshots only).
-    #[serde(default)]
-    pub addresses: Vec<Address>,
-    /// Creation time (account-local).
-    #[serde(default, deserialize_with = "time::opt_datetime")]
-    pub created_at: Option<NaiveDateTime>,
-    /// Responsible user.
-    #[serde(default, deserialize_with = "lenient::opt_id")]
-    pub manager_id: Option<i64>,
-    /// Store code.
-    #[serde(default)]
-    pub site: Option<String>,
-    /// VIP flag.
-    #[serde(default)]
-    pub vip: Option<bool>,
-    /// "Bad customer" flag.
-    #[serde(default)]
-    pub bad: Option<bool>,
-    /// Tags.
-    #[serde(default)]
-    pub tags: Vec<CustomerTag>,
-    /// UTM-like attribution.
-    #[serde(default)]
-    pub source: Option<Source>,
-    /// Custom field values by code.
-    #[serde(default, deserialize_with = "lenient::map_or_empty")]
-    pub custom_fields: CustomFields,
-    /// Sum of the customer's orders.
-    #[serde(default, deserialize_with = "lenient::opt_decimal")]
-    pub total_summ: Option<Decimal>,
-    /// Average order sum.
-    #[serde(default, deserialize_with = "lenient::opt_decimal")]
-    pub average_summ: Option<Decimal>,
-    /// Margin.
-    #[serde(default, deserialize_with = "lenient::opt_decimal")]
-    pub margin_summ: Option<Decimal>,
-    /// Costs.
-    #[serde(default, deserialize_with = "lenient::opt_decimal")]
-    pub cost_summ: Option<Decimal>,
-    /// Number of orders.
-    #[serde(default)]
-    pub orders_count: Option<i64>,
-    /// Personal discount, percent.
-    #[serde(default, deserialize_with = "lenient::opt_decimal")]
-    pub personal_discount: Option<Decimal>,
 }
 
 /// An order's `customer`, discriminated by its `type` (API-NOTES §10.4).
@@ -230,7 +109,7 @@ impl<'de> Deserialize<'de> for OrderCustomer {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         // Buffer once, then dispatch on `type`. serde's internally tagged enums cannot keep a
         // data-carrying fallback variant, and they hide the failing field; here a failure in
-        // the chosen variant reports its inner path (`customer: totalSumm: ...`).
+        // the chosen variant reports its inner path (`customer: id: ...`).
         let value = serde_json::Value::deserialize(d)?;
         let kind = value
             .get("type")
@@ -251,130 +130,12 @@ fn typed<T: DeserializeOwned, E: de::Error>(value: serde_json::Value) -> Result<
         .map_err(|e| E::custom(format_args!("{}: {}", e.path(), e.inner())))
 }
 
-/// A customer tag.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct CustomerTag {
-    /// Tag name.
-    pub name: String,
-    /// Colour, `#rrggbb`.
-    #[serde(default)]
-    pub color: Option<String>,
-    /// Attached to the customer.
-    #[serde(default)]
-    pub attached: Option<bool>,
-}
-
 /// `phones[]`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Phone {
     /// The number as entered (any national format).
     #[serde(default)]
     pub number: Option<String>,
-}
-
-/// An address (customer, delivery, company). Numeric ids inside addresses may come as `""`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Address {
-    /// Address id (customer addresses).
-    #[serde(default, deserialize_with = "lenient::opt_id")]
-    pub id: Option<i64>,
-    /// External id.
-    #[serde(default)]
-    pub external_id: Option<String>,
-    /// Address name (corporate addresses).
-    #[serde(default)]
-    pub name: Option<String>,
-    /// Main address flag.
-    #[serde(default)]
-    pub is_main: Option<bool>,
-    /// Postal code.
-    #[serde(default, deserialize_with = "lenient::opt_text")]
-    pub index: Option<String>,
-    /// Country, ISO-3166 alpha-2 (may be `""`).
-    #[serde(default)]
-    pub country_iso: Option<String>,
-    /// Region.
-    #[serde(default)]
-    pub region: Option<String>,
-    /// Region id.
-    #[serde(default, deserialize_with = "lenient::opt_id")]
-    pub region_id: Option<i64>,
-    /// City.
-    #[serde(default)]
-    pub city: Option<String>,
-    /// City id.
-    #[serde(default, deserialize_with = "lenient::opt_id")]
-    pub city_id: Option<i64>,
-    /// City type, e.g. `г.`.
-    #[serde(default)]
-    pub city_type: Option<String>,
-    /// Street.
-    #[serde(default)]
-    pub street: Option<String>,
-    /// Street id.
-    #[serde(default, deserialize_with = "lenient::opt_id")]
-    pub street_id: Option<i64>,
-    /// Street type, e.g. `ул.`.
-    #[serde(default)]
-    pub street_type: Option<String>,
-    /// Building.
-    #[serde(default, deserialize_with = "lenient::opt_text")]
-    pub building: Option<String>,
-    /// Flat or office.
-    #[serde(default, deserialize_with = "lenient::opt_text")]
-    pub flat: Option<String>,
-    /// Floor.
-    #[serde(default, deserialize_with = "lenient::opt_text")]
-    pub floor: Option<String>,
-    /// Entrance.
-    #[serde(default, deserialize_with = "lenient::opt_text")]
-    pub block: Option<String>,
-    /// House.
-    #[serde(default, deserialize_with = "lenient::opt_text")]
-    pub house: Option<String>,
-    /// Housing.
-    #[serde(default, deserialize_with = "lenient::opt_text")]
-    pub housing: Option<String>,
-    /// Metro station.
-    #[serde(default)]
-    pub metro: Option<String>,
-    /// Notes.
-    #[serde(default)]
-    pub notes: Option<String>,
-    /// The whole address as one text.
-    #[serde(default)]
-    pub text: Option<String>,
-}
-
-/// Legal details (`contragent`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Contragent {
-    /// `individual`, `legal-entity` or `enterpreneur` (sic).
-    #[serde(default)]
-    pub contragent_type: Option<String>,
-    /// Legal name.
-    #[serde(default)]
-    pub legal_name: Option<String>,
-    /// Legal address.
-    #[serde(default)]
-    pub legal_address: Option<String>,
-    /// Taxpayer number.
-    #[serde(default, rename = "INN")]
-    pub inn: Option<String>,
-    /// Tax registration reason code.
-    #[serde(default, rename = "KPP")]
-    pub kpp: Option<String>,
-    /// State registration number.
-    #[serde(default, rename = "OGRN")]
-    pub ogrn: Option<String>,
-    /// Code (legal entities of a site).
-    #[serde(default)]
-    pub code: Option<String>,
-    /// Country.
-    #[serde(default)]
-    pub country_iso: Option<String>,
 }
 
 /// UTM-like attribution: `source{source, medium, campaign, keyword, content}`.
@@ -397,92 +158,15 @@ pub struct Source {
     pub content: Option<String>,
 }
 
-/// A company of a corporate customer (`order.company`, `mainCompany`, `companies[]`).
+/// A company of a corporate customer (`order.company`, `mainCompany`).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Company {
     /// Company id.
     pub id: i64,
-    /// External id.
-    #[serde(default)]
-    pub external_id: Option<String>,
     /// Name.
     #[serde(default)]
     pub name: Option<String>,
-    /// Brand.
-    #[serde(default)]
-    pub brand: Option<String>,
-    /// Site (a store code or a web address).
-    #[serde(default)]
-    pub site: Option<String>,
-    /// Main company of its customer.
-    #[serde(default)]
-    pub is_main: Option<bool>,
-    /// Active flag.
-    #[serde(default)]
-    pub active: Option<bool>,
-    /// Creation time (account-local).
-    #[serde(default, deserialize_with = "time::opt_datetime")]
-    pub created_at: Option<NaiveDateTime>,
-    /// Legal details.
-    #[serde(default)]
-    pub contragent: Option<Contragent>,
-    /// Address.
-    #[serde(default)]
-    pub address: Option<Address>,
-    /// The corporate customer it belongs to.
-    #[serde(default)]
-    pub customer: Option<CustomerRef>,
-    /// Custom field values by code.
-    #[serde(default, deserialize_with = "lenient::map_or_empty")]
-    pub custom_fields: CustomFields,
-    /// Sum of the company's orders.
-    #[serde(default, deserialize_with = "lenient::opt_decimal")]
-    pub total_summ: Option<Decimal>,
-}
-
-/// A short reference to a customer (`{id, externalId, site, type}`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct CustomerRef {
-    /// Internal id.
-    pub id: i64,
-    /// External id.
-    #[serde(default)]
-    pub external_id: Option<String>,
-    /// Store code.
-    #[serde(default)]
-    pub site: Option<String>,
-    /// `customer` or `customer_corporate`.
-    #[serde(default, rename = "type")]
-    pub kind: Option<String>,
-}
-
-/// A contact person of a corporate customer.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct CustomerContact {
-    /// Link id.
-    pub id: i64,
-    /// Main contact flag.
-    #[serde(default)]
-    pub is_main: Option<bool>,
-    /// The person (an individual customer).
-    #[serde(default)]
-    pub customer: Option<CustomerRef>,
-    /// Companies the person acts for.
-    #[serde(default)]
-    pub companies: Vec<ContactCompany>,
-}
-
-/// `companies[]` of a contact person.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct ContactCompany {
-    /// Link id.
-    pub id: i64,
-    /// The company.
-    #[serde(default)]
-    pub company: Option<Company>,
 }
 
 /// Body of `GET /api/v5/customers/{id}`.
@@ -511,10 +195,10 @@ mod tests {
     #[test]
     fn customer_kinds_by_type_with_a_fallback() {
         let individual: OrderCustomer =
-            serde_json::from_str(r#"{"type":"customer","id":1,"totalSumm":"12.50"}"#).unwrap();
+            serde_json::from_str(r#"{"type":"customer","id":1,"firstName":"Анна"}"#).unwrap();
         assert_eq!(
-            individual.as_individual().unwrap().total_summ,
-            Some(Decimal::new(1250, 2))
+            individual.as_individual().unwrap().first_name.as_deref(),
+            Some("Анна")
         );
         let corporate: OrderCustomer = serde_json::from_str(
             r#"{"id":2,"nickName":"ACME","mainCompany":{"id":3,"name":"ACME LLC"},"type":"customer_corporate"}"#,
@@ -535,18 +219,6 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("id: "), "{e}");
-    }
-
-    #[test]
-    fn address_ids_may_be_empty_strings() {
-        let a: Address =
-            serde_json::from_str(r#"{"regionId":"","cityId":"4298","streetId":7,"floor":2}"#)
-                .unwrap();
-        assert_eq!(
-            (a.region_id, a.city_id, a.street_id),
-            (None, Some(4298), Some(7))
-        );
-        assert_eq!(a.floor.as_deref(), Some("2"));
     }
 
     #[test]

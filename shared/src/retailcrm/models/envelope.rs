@@ -127,15 +127,6 @@ impl<'de> Deserialize<'de> for ApiErrors {
 pub struct CombinedTo {
     /// Internal id of the surviving entity.
     pub id: i64,
-    /// Its external id, when it has one.
-    #[serde(default)]
-    pub external_id: Option<String>,
-    /// Its site (store) code.
-    #[serde(default)]
-    pub site: Option<String>,
-    /// Its number (orders).
-    #[serde(default)]
-    pub number: Option<String>,
 }
 
 /// Just the `success` flag, read before the typed body so an error body returned with a 2xx

@@ -8,7 +8,7 @@ use chrono::NaiveDateTime;
 use serde::Deserialize;
 
 use super::envelope::{CombinedTo, Pagination};
-use super::order::{Order, OrderItem, Payment};
+use super::order::Order;
 use crate::retailcrm::time;
 
 /// One change record.
@@ -26,15 +26,9 @@ pub struct OrderHistoryEntry {
     /// The order was deleted (or merged away, see `combined_to`).
     #[serde(default)]
     pub deleted: bool,
-    /// Who changed it: `api`, `code`, `user`, `rule`, `combine`, `split`, ...
-    #[serde(default)]
-    pub source: Option<String>,
     /// snake_case field code, e.g. `status`, `delivery_cost`, `custom_<code>`.
     #[serde(default)]
     pub field: Option<String>,
-    /// Value before: a scalar, `null` or an object such as `{"code": "new"}`.
-    #[serde(default)]
-    pub old_value: serde_json::Value,
     /// Value after, same shapes as `old_value`.
     #[serde(default)]
     pub new_value: serde_json::Value,
@@ -44,33 +38,6 @@ pub struct OrderHistoryEntry {
     /// The order this one was merged into.
     #[serde(default)]
     pub combined_to: Option<CombinedTo>,
-    /// The user who made the change (`source = user`).
-    #[serde(default)]
-    pub user: Option<UserRef>,
-    /// The API key that made the change (`source = api`).
-    #[serde(default)]
-    pub api_key: Option<ApiKeyRef>,
-    /// The order line concerned (`order_product.*` fields).
-    #[serde(default)]
-    pub item: Option<OrderItem>,
-    /// The payment concerned (`payments.*` fields).
-    #[serde(default)]
-    pub payment: Option<Payment>,
-}
-
-/// `user: {id}` of a history record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-pub struct UserRef {
-    /// User id.
-    pub id: i64,
-}
-
-/// `apiKey: {current}` of a history record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-pub struct ApiKeyRef {
-    /// The change was made with the key making this request.
-    #[serde(default)]
-    pub current: bool,
 }
 
 /// Body of `GET /api/v5/orders/history`.

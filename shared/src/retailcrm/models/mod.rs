@@ -1,6 +1,8 @@
 //! Typed RetailCRM API v5 bodies: one `*Response` type per endpoint the client calls, and the
-//! entities inside them. Lenient exactly where the API is known to vary (see `lenient`),
-//! strict elsewhere; unknown fields are ignored because the API adds fields over time.
+//! entities inside them. Only the fields dealflow reads (and those DESIGN §4/§5 name) are
+//! modelled: every other field is skipped, because the API adds fields over time and a field
+//! nobody reads must never dead-letter a good order. Lenient exactly where the API is known to
+//! vary (see `lenient`), strict elsewhere. No type here denies unknown fields.
 
 pub mod credentials;
 pub mod customer;
@@ -13,25 +15,18 @@ pub mod user;
 
 pub use credentials::{ApiVersionsResponse, Credentials};
 pub use customer::{
-    Address, Company, ContactCompany, Contragent, Customer, CustomerContact, CustomerCorporate,
-    CustomerCorporateResponse, CustomerRef, CustomerResponse, CustomerTag, OrderCustomer, Phone,
-    Source,
+    Company, Customer, CustomerCorporate, CustomerCorporateResponse, CustomerResponse,
+    OrderCustomer, Phone, Source,
 };
 pub use envelope::{ApiErrors, CombinedTo, ErrorEnvelope, Pagination};
 pub(crate) use history::LenientHistoryResponse;
-pub use history::{
-    ApiKeyRef, HistoryPage, OrderHistoryEntry, OrdersHistoryResponse, UnreadableEntry, UserRef,
-};
+pub use history::{HistoryPage, OrderHistoryEntry, OrdersHistoryResponse, UnreadableEntry};
 pub use order::{
-    CodeRef, CodeValue, CustomFields, Delivery, DeliveryService, DeliveryTime, Discount, ItemPrice,
-    ItemProperty, Offer, Order, OrderItem, OrderLink, OrderRef, OrderResponse, OrdersPage,
-    OrdersResponse, Payment, Unit,
+    CustomFields, Delivery, Offer, Order, OrderItem, OrderResponse, OrdersPage, OrdersResponse,
+    Payment,
 };
 pub use reference::{
-    Dictionary, ReferenceEntry, Site, SitesResponse, Status, StatusGroup, StatusGroupsResponse,
-    StatusesResponse,
+    Dictionary, Site, SitesResponse, Status, StatusGroup, StatusGroupsResponse, StatusesResponse,
 };
-pub use settings::{
-    NonWorkingDays, SettingValue, Settings, SettingsResponse, UnknownTimeZone, WorkTime,
-};
-pub use user::{User, UserGroup, UserResponse, UsersPage, UsersResponse};
+pub use settings::{SettingValue, Settings, SettingsResponse, UnknownTimeZone};
+pub use user::{User, UserResponse, UsersPage, UsersResponse};

@@ -1,11 +1,8 @@
 //! Account settings: `GET /api/v5/settings` (API-NOTES §1). Keys are snake_case here, each
 //! setting a `{value, updated_at}` pair.
 
-use chrono::NaiveDateTime;
 use chrono_tz::Tz;
 use serde::Deserialize;
-
-use crate::retailcrm::time;
 
 /// The settings dealflow reads.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -13,18 +10,9 @@ pub struct Settings {
     /// Base currency, e.g. `RUB`.
     #[serde(default)]
     pub default_currency: Option<SettingValue>,
-    /// Interface language, e.g. `RU`.
-    #[serde(default)]
-    pub system_language: Option<SettingValue>,
     /// IANA timezone of every naive datetime of the account, e.g. `Europe/Moscow`.
     #[serde(default)]
     pub timezone: Option<SettingValue>,
-    /// Working hours per weekday.
-    #[serde(default)]
-    pub work_times: Vec<WorkTime>,
-    /// Non-working periods as `"MM.DD"` texts.
-    #[serde(default)]
-    pub non_working_days: Vec<NonWorkingDays>,
 }
 
 impl Settings {
@@ -52,37 +40,6 @@ pub struct UnknownTimeZone(pub String);
 pub struct SettingValue {
     /// The value.
     pub value: String,
-    /// When it was last changed (account-local).
-    #[serde(default, deserialize_with = "time::opt_datetime")]
-    pub updated_at: Option<NaiveDateTime>,
-}
-
-/// `work_times[]`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct WorkTime {
-    /// `Monday`, ...
-    pub day_type: String,
-    /// `"HH:MM"`.
-    #[serde(default)]
-    pub start_time: Option<String>,
-    /// `"HH:MM"`.
-    #[serde(default)]
-    pub end_time: Option<String>,
-    /// `"HH:MM"`.
-    #[serde(default)]
-    pub lunch_start_time: Option<String>,
-    /// `"HH:MM"`.
-    #[serde(default)]
-    pub lunch_end_time: Option<String>,
-}
-
-/// `non_working_days[]`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct NonWorkingDays {
-    /// `"MM.DD"`.
-    pub start_date: String,
-    /// `"MM.DD"`.
-    pub end_date: String,
 }
 
 /// Body of `GET /api/v5/settings`.
