@@ -58,7 +58,9 @@ async fn kill_9_during_a_burst_loses_no_accepted_webhook() {
     // Requests that got no 202 (refused or cut by the kill).
     let unanswered = Arc::new(AtomicUsize::new(0));
     let mut burst = tokio::task::JoinSet::new();
-    const ROUNDS: usize = 3;
+    // Enough requests that the kill, right after the first few are accepted, lands while most
+    // are still in flight (on any machine: 600 fsynced webhooks take far longer than a poll).
+    const ROUNDS: usize = 4;
     for round in 0..ROUNDS {
         for &order in &orders {
             let (http, hook, accepted, unanswered) = (
@@ -82,7 +84,7 @@ async fn kill_9_during_a_burst_loses_no_accepted_webhook() {
         }
     }
     wait_until(WAIT, "part of the burst to be accepted", || async {
-        accepted.lock().unwrap().len() >= orders.len() / 3
+        accepted.lock().unwrap().len() >= 10
     })
     .await;
     process.0.kill().unwrap(); // SIGKILL: no shutdown path runs
