@@ -12,6 +12,7 @@ use serde_json::json;
 
 use super::PagesState;
 use super::auth::template_failed;
+use super::filters::DealFilters;
 use super::views::{DealRow, IntegrationView};
 
 pub fn render(page: &impl Template) -> Response {
@@ -253,56 +254,12 @@ pub async fn save_settings(
     }
 }
 
-/// The deal filters the page offers (all optional, passed to the API as they are).
-#[derive(Debug, Default, Deserialize)]
-pub struct DealFilters {
-    #[serde(default)]
-    pub site: String,
-    #[serde(default)]
-    pub funnel_id: String,
-    #[serde(default)]
-    pub stage: String,
-    #[serde(default)]
-    pub outcome: String,
-    #[serde(default)]
-    pub deleted: String,
-    #[serde(default)]
-    pub cursor: String,
-}
-
-impl DealFilters {
-    /// `?a=b&…` of the non-empty filters (and the cursor when `with_cursor`).
-    fn query(&self, cursor: Option<&str>) -> String {
-        let mut q = url::form_urlencoded::Serializer::new(String::new());
-        for (name, value) in [
-            ("site", &self.site),
-            ("funnel_id", &self.funnel_id),
-            ("stage", &self.stage),
-            ("outcome", &self.outcome),
-            ("deleted", &self.deleted),
-        ] {
-            if !value.is_empty() {
-                q.append_pair(name, value);
-            }
-        }
-        if let Some(cursor) = cursor.filter(|c| !c.is_empty()) {
-            q.append_pair("cursor", cursor);
-        }
-        let text = q.finish();
-        if text.is_empty() {
-            String::new()
-        } else {
-            format!("?{text}")
-        }
-    }
-}
-
 pub async fn deals(
     State(state): State<PagesState>,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Response {
-    let filters: DealFilters = serde_urlencoded_lenient(raw.as_deref());
+    let filters: DealFilters = DealFilters::from_query(raw.as_deref());
     let integration = match load_integration(&state, &id).await {
         Ok(i) => i,
         Err(response) => return response,
@@ -364,7 +321,7 @@ pub async fn deals_csv(
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Response {
-    let filters: DealFilters = serde_urlencoded_lenient(raw.as_deref());
+    let filters: DealFilters = DealFilters::from_query(raw.as_deref());
     let response = state
         .api
         .raw(
@@ -382,22 +339,4 @@ pub async fn deals_csv(
         }
     }
     out
-}
-
-/// Filters from a query string; unknown or repeated fields are ignored, never an error page.
-fn serde_urlencoded_lenient(raw: Option<&str>) -> DealFilters {
-    let mut filters = DealFilters::default();
-    for (key, value) in url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
-        let value = value.trim().to_string();
-        match key.as_ref() {
-            "site" => filters.site = value,
-            "funnel_id" => filters.funnel_id = value,
-            "stage" => filters.stage = value,
-            "outcome" => filters.outcome = value,
-            "deleted" => filters.deleted = value,
-            "cursor" => filters.cursor = value,
-            _ => {}
-        }
-    }
-    filters
 }

@@ -9,6 +9,7 @@
 
 mod api;
 mod auth;
+mod filters;
 mod handlers;
 mod views;
 

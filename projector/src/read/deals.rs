@@ -1,13 +1,12 @@
 //! Deals as the API shows them (DESIGN §4): filtered, keyset-paginated newest first by
 //! `created_at`, one with its stage history.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use dealflow_shared::events::IntegrationId;
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 
+pub use super::deal_cursor::DealCursor;
 use crate::derive::{DEFAULT_FUNNEL_NAME, Markers, Outcome, TimelineRank, timeline_key};
 use crate::store::values::{Columns as _, micros, parse_list, time, uid};
 use crate::store::{Sql, Store, StoreError};
@@ -24,31 +23,6 @@ pub struct DealFilter {
     pub changed_since: Option<DateTime<Utc>>,
     /// `Some(false)` hides deleted deals, `Some(true)` shows only them; `None` shows both.
     pub deleted: Option<bool>,
-}
-
-/// Where the next page starts: after this deal in (created_at, order_id) descending order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DealCursor {
-    created_at: i64,
-    order_id: i64,
-}
-
-impl DealCursor {
-    /// The opaque text form.
-    pub fn encode(&self) -> String {
-        URL_SAFE_NO_PAD.encode(format!("d1:{}:{}", self.created_at, self.order_id))
-    }
-
-    /// Parses the opaque text form.
-    pub fn decode(text: &str) -> Option<Self> {
-        let raw = String::from_utf8(URL_SAFE_NO_PAD.decode(text).ok()?).ok()?;
-        let mut parts = raw.strip_prefix("d1:")?.split(':');
-        let cursor = Self {
-            created_at: parts.next()?.parse().ok()?,
-            order_id: parts.next()?.parse().ok()?,
-        };
-        parts.next().is_none().then_some(cursor)
-    }
 }
 
 /// One page of deals.
@@ -402,22 +376,5 @@ mod tests {
                 ("new".into(), 9)
             ]
         );
-    }
-
-    #[test]
-    fn cursors_round_trip_and_reject_garbage() {
-        let cursor = DealCursor {
-            created_at: 1_705_302_000_000_000,
-            order_id: 48213,
-        };
-        assert_eq!(DealCursor::decode(&cursor.encode()), Some(cursor));
-        let bad_parts = ["d1:1:2:3", "d1:x:2", "d2:1:2", "1:2"].map(|t| URL_SAFE_NO_PAD.encode(t));
-        for bad in ["", "abc", "!!!"]
-            .iter()
-            .copied()
-            .chain(bad_parts.iter().map(String::as_str))
-        {
-            assert_eq!(DealCursor::decode(bad), None, "{bad}");
-        }
     }
 }
