@@ -512,16 +512,9 @@ async fn rotating_the_secret_key_reseals_keys_and_keeps_old_webhook_urls_until_d
     assert!(old.status().is_client_error(), "{}", old.status());
     // Once this start's re-seal pass is over, it found nothing to do.
     wait_until(WAIT, "the start's re-seal pass", || async {
-        let metrics = app
-            .http
-            .get(format!("{}/metrics", app.base))
-            .send()
+        app.metrics_text()
             .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        metrics.contains("dealflow_key_reseal_passes_total{resealed=\"none\"} 1")
+            .contains("dealflow_key_reseal_passes_total{resealed=\"none\"} 1")
     })
     .await;
     assert_eq!(

@@ -398,15 +398,7 @@ async fn metrics_count_webhooks_by_result_and_label_routes_not_tokens() {
         .send()
         .await
         .unwrap();
-    let text = app
-        .http
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics_text().await;
     assert!(
         text.contains(r#"dealflow_webhooks_total{result="accepted"} 2"#),
         "{text}"

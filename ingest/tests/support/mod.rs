@@ -219,6 +219,12 @@ impl TestApp {
         format!("{}/api/v1{path}", self.base)
     }
 
+    /// The `/metrics` text this ingest serves now.
+    pub async fn metrics_text(&self) -> String {
+        let response = self.http.get(format!("{}/metrics", self.base)).send();
+        response.await.unwrap().text().await.unwrap()
+    }
+
     pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
         self.send(reqwest::Method::GET, path, None).await
     }

@@ -181,25 +181,12 @@ async fn a_stage_group_learned_later_rederives_the_deal(db: Db) {
     });
     let id = stream.integrations[0];
     // Only the settings: no stages known yet.
-    let settings_events: Vec<_> = stream
-        .events
-        .iter()
-        .filter(|(s, _)| *s == Source::Integrations)
-        .cloned()
-        .collect();
-    bus.publish(&settings_events).await;
+    bus.publish(&stream.only(&[Source::Integrations])).await;
     let settings = bus.settings(&db);
     let app = App::spawn(settings.clone(), &bus).await;
 
     // A deal whose snapshot does not name its status group, in a custom "returned" status.
-    let mut deal = stream
-        .events
-        .iter()
-        .find_map(|(_, e)| match &e.event {
-            Event::DealUpserted(d) => Some(d.clone()),
-            _ => None,
-        })
-        .unwrap();
+    let mut deal = stream.first_deal();
     let opened = deal.created_at;
     deal.status_code = "new".into();
     deal.status_group = Some("new".into());

@@ -41,23 +41,11 @@ async fn history_and_snapshots_make_one_timeline_in_retailcrms_order(db: Db) {
         orders_per_integration: 1,
     });
     let id = stream.integrations[0];
-    let setup: Vec<_> = stream
-        .events
-        .iter()
-        .filter(|(s, _)| matches!(s, Source::Integrations | Source::Funnels))
-        .cloned()
-        .collect();
-    bus.publish(&setup).await;
+    bus.publish(&stream.only(&[Source::Integrations, Source::Funnels]))
+        .await;
     let settings = bus.settings(&db);
     let app = App::spawn(settings.clone(), &bus).await;
-    let mut deal: DealUpserted = stream
-        .events
-        .iter()
-        .find_map(|(_, e)| match &e.event {
-            Event::DealUpserted(d) => Some(d.clone()),
-            _ => None,
-        })
-        .unwrap();
+    let mut deal: DealUpserted = stream.first_deal();
     let opened = deal.created_at;
     let busy = opened + Duration::hours(3);
     // The order was new, then went new → send-to-delivery → assembling → cancel-other, the

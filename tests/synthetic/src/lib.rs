@@ -61,6 +61,28 @@ pub struct Generated {
     pub events: Vec<(Source, Envelope)>,
 }
 
+impl Generated {
+    /// The events of `sources` only, in publishing order (a test that sets the stage itself).
+    pub fn only(&self, sources: &[Source]) -> Vec<(Source, Envelope)> {
+        self.events
+            .iter()
+            .filter(|(s, _)| sources.contains(s))
+            .cloned()
+            .collect()
+    }
+
+    /// The first deal snapshot of the stream.
+    pub fn first_deal(&self) -> DealUpserted {
+        self.events
+            .iter()
+            .find_map(|(_, e)| match &e.event {
+                Event::DealUpserted(d) => Some(d.clone()),
+                _ => None,
+            })
+            .expect("a generated stream has deals")
+    }
+}
+
 /// The shops of every generated account: (code, name).
 pub const SITES: [(&str, &str); 2] = [("shop-main", "Main shop"), ("shop-outlet", "Outlet")];
 
