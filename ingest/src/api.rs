@@ -9,7 +9,7 @@
 
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -18,6 +18,7 @@ use dealflow_shared::events::{
     Envelope, Event, IntegrationConfigured, IntegrationId, IntegrationRemoved, ResyncRequested,
 };
 use dealflow_shared::http::ApiError;
+use dealflow_shared::tenants::{Scope, TenantId};
 use dealflow_shared::views::{Integration, IntegrationList};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -53,6 +54,10 @@ pub struct CreateIntegration {
     #[serde(default = "default_backfill")]
     #[schema(default = 30, maximum = 3650)]
     backfill_days: u32,
+    /// The tenant to create it in (operator token only; default `default`). A tenant token
+    /// always creates in its own tenant.
+    #[schema(value_type = Option<String>, example = "default")]
+    tenant_id: Option<TenantId>,
 }
 
 /// `PATCH /api/v1/integrations/{id}` body: any of the fields.
@@ -89,11 +94,13 @@ fn default_backfill() -> u32 {
     post,
     path = "/api/v1/integrations",
     tag = "integrations",
-    security(("bearer" = [])),
+    security(("bearer" = []), ("tenant" = [])),
     request_body = CreateIntegration,
     responses(
         (status = 201, description = "Connected; the key was checked against RetailCRM.", body = Integration),
         (status = 400, description = "`invalid_request`: malformed JSON, an unknown field or a bad value.", body = openapi::ErrorBody),
+        (status = 403, description = "`forbidden`: a tenant token named another tenant.", body = openapi::ErrorBody),
+        (status = 404, description = "`tenant_not_found`: the operator named a tenant that does not exist.", body = openapi::ErrorBody),
         (status = 422, description = "`invalid_crm_url`, `crm_auth_failed` or `crm_insufficient_access` (names what is missing).", body = openapi::ErrorBody),
         (status = 502, description = "`crm_unreachable`: RetailCRM did not answer.", body = openapi::ErrorBody),
         (status = 503, description = "`broker_unavailable`: the bus did not acknowledge in time (nothing was saved); `read_model_behind`: saved, but the read side did not show it in time (5 s by default); it will shortly, do not repeat the write.", body = openapi::ErrorBody),
@@ -102,9 +109,11 @@ fn default_backfill() -> u32 {
 )]
 pub async fn create(
     State(state): State<AppState>,
+    Extension(scope): Extension<Scope>,
     body: Result<Json<CreateIntegration>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(request) = body.map_err(bad_json)?;
+    let tenant_id = owning_tenant(&state, &scope, request.tenant_id.clone())?;
     let api_key = valid_key(&request.api_key)?;
     if request.backfill_days > MAX_BACKFILL_DAYS {
         return Err(ApiError::bad_request(
@@ -124,6 +133,7 @@ pub async fn create(
     let id = IntegrationId::new();
     let now = Utc::now();
     let config = IntegrationConfigured {
+        tenant_id,
         crm_url: url.to_string(),
         api_key_sealed: state.keys.seal(id, &api_key),
         api_key_hint: key_hint(api_key.expose_secret()),
@@ -152,7 +162,7 @@ pub async fn create(
     patch,
     path = "/api/v1/integrations/{id}",
     tag = "integrations",
-    security(("bearer" = [])),
+    security(("bearer" = []), ("tenant" = [])),
     params(("id" = String, Path, format = Uuid, description = "The integration id.")),
     request_body = PatchIntegration,
     responses(
@@ -167,10 +177,11 @@ pub async fn create(
 )]
 pub async fn update(
     State(state): State<AppState>,
+    Extension(scope): Extension<Scope>,
     Path(id): Path<String>,
     body: Result<Json<PatchIntegration>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let (id, mut config) = find(&state, &id)?;
+    let (id, mut config) = find(&state, &scope, &id)?;
     let Json(patch) = body.map_err(bad_json)?;
     if let Some(key) = &patch.api_key {
         let key = valid_key(key)?;
@@ -198,7 +209,7 @@ pub async fn update(
     delete,
     path = "/api/v1/integrations/{id}",
     tag = "integrations",
-    security(("bearer" = [])),
+    security(("bearer" = []), ("tenant" = [])),
     params(("id" = String, Path, format = Uuid, description = "The integration id.")),
     responses(
         (status = 204, description = "Removed."),
@@ -209,9 +220,10 @@ pub async fn update(
 )]
 pub async fn remove(
     State(state): State<AppState>,
+    Extension(scope): Extension<Scope>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let (id, config) = find(&state, &id)?;
+    let (id, config) = find(&state, &scope, &id)?;
     let envelope = Envelope::new(
         id,
         Event::IntegrationRemoved(IntegrationRemoved {
@@ -232,7 +244,7 @@ pub async fn remove(
     post,
     path = "/api/v1/integrations/{id}/resync",
     tag = "integrations",
-    security(("bearer" = [])),
+    security(("bearer" = []), ("tenant" = [])),
     params(("id" = String, Path, format = Uuid, description = "The integration id.")),
     request_body = Resync,
     responses(
@@ -245,10 +257,11 @@ pub async fn remove(
 )]
 pub async fn resync(
     State(state): State<AppState>,
+    Extension(scope): Extension<Scope>,
     Path(id): Path<String>,
     body: Result<Json<Resync>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let (id, mut config) = find(&state, &id)?;
+    let (id, mut config) = find(&state, &scope, &id)?;
     let Json(request) = body.map_err(bad_json)?;
     let since = NaiveDate::parse_from_str(&request.since, "%Y-%m-%d").map_err(|_| {
         ApiError::bad_request(
@@ -290,17 +303,21 @@ pub async fn resync(
     get,
     path = "/api/v1/integrations",
     tag = "integrations",
-    security(("bearer" = [])),
+    security(("bearer" = []), ("tenant" = [])),
     responses(
         (status = 200, description = "Every integration.", body = IntegrationList),
         (status = 401, description = "Missing or wrong API token.", body = openapi::ErrorBody),
     )
 )]
-pub async fn list(State(state): State<AppState>) -> Json<IntegrationList> {
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(scope): Extension<Scope>,
+) -> Json<IntegrationList> {
     let items = state
         .registry
         .list()
         .iter()
+        .filter(|(_, config)| scope.allows(&config.tenant_id))
         .map(|(id, config)| integration_view(&state, *id, config))
         .collect();
     Json(IntegrationList { items })
@@ -311,7 +328,7 @@ pub async fn list(State(state): State<AppState>) -> Json<IntegrationList> {
     get,
     path = "/api/v1/integrations/{id}",
     tag = "integrations",
-    security(("bearer" = [])),
+    security(("bearer" = []), ("tenant" = [])),
     params(("id" = String, Path, format = Uuid, description = "The integration id.")),
     responses(
         (status = 200, description = "The integration.", body = Integration),
@@ -321,13 +338,20 @@ pub async fn list(State(state): State<AppState>) -> Json<IntegrationList> {
 )]
 pub async fn get(
     State(state): State<AppState>,
+    Extension(scope): Extension<Scope>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let (id, config) = find(&state, &id)?;
+    let (id, config) = find(&state, &scope, &id)?;
     Ok(Json(integration_view(&state, id, &config)).into_response())
 }
 
-fn find(state: &AppState, id: &str) -> Result<(IntegrationId, IntegrationConfigured), ApiError> {
+/// The integration, if `scope` may see it: another tenant's integration is
+/// `404 integration_not_found` exactly like one that does not exist (existence is never leaked).
+fn find(
+    state: &AppState,
+    scope: &Scope,
+    id: &str,
+) -> Result<(IntegrationId, IntegrationConfigured), ApiError> {
     let not_found = || {
         ApiError::not_found(
             "integration_not_found",
@@ -338,8 +362,34 @@ fn find(state: &AppState, id: &str) -> Result<(IntegrationId, IntegrationConfigu
     state
         .registry
         .get(id)
+        .filter(|config| scope.allows(&config.tenant_id))
         .map(|config| (id, config))
         .ok_or_else(not_found)
+}
+
+/// The tenant a new integration belongs to: a tenant token's own; for the operator the one
+/// named (which must exist), else `default`.
+fn owning_tenant(
+    state: &AppState,
+    scope: &Scope,
+    requested: Option<TenantId>,
+) -> Result<TenantId, ApiError> {
+    match (scope.tenant(), requested) {
+        (Some(own), Some(named)) if *own != named => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "A tenant token creates integrations in its own tenant only; leave tenant_id out.",
+        )),
+        (Some(own), _) => Ok(own.clone()),
+        (None, None) => Ok(TenantId::default_tenant()),
+        (None, Some(named)) if named.is_default() || state.tenants.tenant(&named).is_some() => {
+            Ok(named)
+        }
+        (None, Some(_)) => Err(ApiError::not_found(
+            "tenant_not_found",
+            "There is no tenant with this id.",
+        )),
+    }
 }
 
 /// Publishes the integration's settings and applies them to this process's registry; returns

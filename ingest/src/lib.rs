@@ -2,12 +2,13 @@
 //!
 //! RetailCRM trigger webhooks become `OrderChanged` events and settings commands become
 //! `IntegrationConfigured` events, each answered only after the event bus acknowledged the write.
-//! It holds no database: its state is the `integrations` topic
-//! ([`dealflow_shared::registry`]).
+//! It holds no database: its state is the `integrations` and `tenants` topics
+//! ([`dealflow_shared::registry`], [`dealflow_shared::tenants`]).
 //!
 //! - [`service`]: `IngestService::build` / `run_until_stopped`, routes, health and metrics;
 //! - [`webhook`]: `GET|POST /hooks/retailcrm/{token}`;
 //! - [`api`]: the integration settings API; [`view`] its JSON; [`crm_check`] the key check;
+//! - [`tenants_api`]: tenants and their tokens (operator token only);
 //! - [`access`]: whether a RetailCRM API key is enough, and what to enable when not;
 //! - [`crm_url`]: validating and normalising the RetailCRM account URL (SSRF guard);
 //! - `rotation`: sealing API keys again after the secret key was rotated;
@@ -24,6 +25,7 @@ pub mod order_id;
 mod rotation;
 pub mod service;
 pub mod state;
+pub mod tenants_api;
 pub mod view;
 pub mod webhook;
 

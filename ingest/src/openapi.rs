@@ -41,6 +41,12 @@ pub struct ResyncAccepted {
         crate::api::update,
         crate::api::remove,
         crate::api::resync,
+        crate::tenants_api::create,
+        crate::tenants_api::list,
+        crate::tenants_api::remove,
+        crate::tenants_api::issue_token,
+        crate::tenants_api::list_tokens,
+        crate::tenants_api::revoke_token,
     ),
     components(schemas(
         ErrorBody,
@@ -49,12 +55,19 @@ pub struct ResyncAccepted {
         Integration,
         CreateIntegration,
         PatchIntegration,
-        Resync
+        Resync,
+        crate::tenants_api::NameBody,
+        crate::tenants_api::Tenant,
+        crate::tenants_api::TenantList,
+        crate::tenants_api::TenantToken,
+        crate::tenants_api::TenantTokenList,
+        crate::tenants_api::IssuedToken,
     )),
     modifiers(&BearerScheme),
     tags(
         (name = "webhook", description = "RetailCRM triggers; the token in the path is the credential."),
-        (name = "integrations", description = "Integration settings, behind the API token."),
+        (name = "integrations", description = "Integration settings, behind the operator or a tenant token."),
+        (name = "tenants", description = "Tenants and their tokens, behind the operator token."),
     ),
 )]
 struct IngestDoc;

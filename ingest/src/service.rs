@@ -13,13 +13,14 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::middleware;
 use axum::response::IntoResponse;
-use axum::routing::{any, get, patch, post};
+use axum::routing::{any, delete, get, patch, post};
 use dealflow_shared::bus::{BusError, EventBus};
 use dealflow_shared::config::{Config, HostPattern};
 use dealflow_shared::http::{BearerAuth, HttpMetrics};
 use dealflow_shared::metrics::Metrics;
 use dealflow_shared::retailcrm::{Budgets, ClientOptions};
 use dealflow_shared::secrets::SecretKeys;
+use dealflow_shared::tenants::{Authenticator, TenantRegistry};
 use dealflow_shared::topics::Topics;
 use dealflow_shared::visibility::{ReadSide, Visibility};
 use dealflow_shared::wiring;
@@ -31,7 +32,7 @@ use url::Url;
 use crate::crm_url::CrmUrlPolicy;
 use crate::metrics::IngestMetrics;
 use crate::state::AppState;
-use crate::{api, webhook};
+use crate::{api, tenants_api, webhook};
 use dealflow_shared::registry::Registry;
 
 /// Everything ingest needs to know.
@@ -110,7 +111,7 @@ pub enum IngestError {
 #[derive(Debug, Clone)]
 pub struct Ingest {
     state: AppState,
-    api_token: SecretString,
+    auth: Authenticator,
 }
 
 impl Ingest {
@@ -125,12 +126,21 @@ impl Ingest {
             settings.topics.integrations(),
             settings.topics.order_changed(),
         ]);
+        let keys = Arc::new(
+            SecretKeys::derive(&settings.secret_key)
+                .with_previous(settings.secret_key_previous.as_ref()),
+        );
+        let tenants = TenantRegistry::new(keys.clone());
+        let auth = Authenticator::new(
+            BearerAuth::new(settings.api_token),
+            tenants.clone(),
+            metrics,
+        )
+        .recording_use(bus.clone(), settings.topics.tenants());
         let state = AppState {
             registry: Registry::new(),
-            keys: Arc::new(
-                SecretKeys::derive(&settings.secret_key)
-                    .with_previous(settings.secret_key_previous.as_ref()),
-            ),
+            tenants,
+            keys,
             bus: bus.clone(),
             topics: settings.topics,
             public_url: settings.public_url,
@@ -141,10 +151,24 @@ impl Ingest {
             publish_timeout: settings.publish_timeout,
             visibility: Visibility::new(settings.read_side, bus, settings.read_side_timeout),
         };
-        Self {
-            state,
-            api_token: settings.api_token,
-        }
+        Self { state, auth }
+    }
+
+    /// Who may call the API, and as which tenant (the pages and the projector of an
+    /// all-in-one process share it).
+    pub fn authenticator(&self) -> &Authenticator {
+        &self.auth
+    }
+
+    /// Whether the integrations and tenants topics have both been read to their end.
+    pub fn is_ready(&self) -> bool {
+        self.state.registry.is_ready() && self.state.tenants.is_ready()
+    }
+
+    /// Waits until [`Ingest::is_ready`].
+    pub async fn wait_ready(&self) {
+        self.state.registry.wait_ready().await;
+        self.state.tenants.wait_ready().await;
     }
 
     /// The registry this ingest serves from.
@@ -156,7 +180,7 @@ impl Ingest {
     /// `GET /api/v1/integrations[/{id}]` from the settings alone; an all-in-one process leaves
     /// those to the projector, which adds health and counters.
     pub fn router(&self, serve_reads: bool) -> Router {
-        let auth = BearerAuth::new(self.api_token.clone());
+        let auth = self.auth.clone();
         let (collection, one) = if serve_reads {
             (
                 post(api::create).get(api::list),
@@ -169,7 +193,20 @@ impl Ingest {
             .route("/api/v1/integrations", collection)
             .route("/api/v1/integrations/{id}", one)
             .route("/api/v1/integrations/{id}/resync", post(api::resync))
-            .route_layer(middleware::from_fn_with_state(auth, BearerAuth::require));
+            .route(
+                "/api/v1/tenants",
+                post(tenants_api::create).get(tenants_api::list),
+            )
+            .route("/api/v1/tenants/{id}", delete(tenants_api::remove))
+            .route(
+                "/api/v1/tenants/{id}/tokens",
+                post(tenants_api::issue_token).get(tenants_api::list_tokens),
+            )
+            .route(
+                "/api/v1/tenants/{id}/tokens/{token_id}",
+                delete(tenants_api::revoke_token),
+            )
+            .route_layer(middleware::from_fn_with_state(auth, Authenticator::require));
         Router::new()
             .route(
                 "/hooks/retailcrm/{token}",
@@ -179,24 +216,41 @@ impl Ingest {
             .with_state(self.state.clone())
     }
 
-    /// Follows the `integrations` topic until `shutdown` (the registry is ready once it has
-    /// read to the end); once ready, seals again any API key only the previous secret opens.
+    /// Follows the `integrations` and `tenants` topics until `shutdown` (ready once both have
+    /// been read to the end); once ready, seals again any API key only the previous secret
+    /// opens, and records the tenant `default` if it is not there yet.
     pub async fn follow_integrations(&self, shutdown: CancellationToken) -> Result<(), BusError> {
-        let group = format!(
-            "{}ingest-registry-{}",
-            self.state.topics.prefix(),
-            uuid::Uuid::now_v7().simple()
-        );
-        let follow = self.state.registry.clone().follow(
+        let group = |what: &str| {
+            format!(
+                "{}ingest-{what}-{}",
+                self.state.topics.prefix(),
+                uuid::Uuid::now_v7().simple()
+            )
+        };
+        let integrations = self.state.registry.clone().follow(
             self.state.bus.clone(),
             self.state.topics.integrations(),
-            group,
+            group("registry"),
+            shutdown.clone(),
+        );
+        let tenants = self.state.tenants.clone().follow(
+            self.state.bus.clone(),
+            self.state.topics.tenants(),
+            group("tenants"),
             shutdown,
         );
+        let follow = async {
+            let (integrations, tenants) = tokio::join!(integrations, tenants);
+            integrations.and(tenants)
+        };
         let reseal = async {
-            self.state.registry.wait_ready().await;
+            self.wait_ready().await;
             let resealed = crate::rotation::reseal_rotated_keys(&self.state).await;
             self.state.metrics.reseal_pass(resealed);
+            if let Err(e) = tenants_api::ensure_default_tenant(&self.state).await {
+                // The next start tries again; until then `default` is simply not listed.
+                tracing::warn!(error = %e, "could not record the default tenant");
+            }
         };
         // The re-seal ends early; following goes on until shutdown (or fails first).
         let mut follow = std::pin::pin!(follow);
@@ -251,9 +305,11 @@ impl IngestService {
         self.ingest.registry()
     }
 
-    /// Loads the integrations, then serves until `shutdown`; in-flight requests finish.
+    /// Loads the integrations and tenants, then serves until `shutdown`; in-flight requests
+    /// finish.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), IngestError> {
         let registry = self.ingest.registry().clone();
+        let tenants = self.ingest.state.tenants.clone();
         let follower = {
             let ingest = self.ingest.clone();
             let stop = shutdown.child_token();
@@ -263,14 +319,18 @@ impl IngestService {
         let app = self
             .ingest
             .router(true)
-            .merge(ops_routes(registry.clone(), self.metrics.clone()))
+            .merge(ops_routes(
+                registry.clone(),
+                tenants.clone(),
+                self.metrics.clone(),
+            ))
             .layer(middleware::from_fn_with_state(
                 http_metrics,
                 HttpMetrics::track,
             ));
 
         tokio::select! {
-            _ = registry.wait_ready() => {}
+            _ = self.ingest.wait_ready() => {}
             _ = shutdown.cancelled() => return Ok(()),
         }
         tracing::info!(addr = %self.local_addr(), "ingest serving");
@@ -288,19 +348,25 @@ impl IngestService {
 }
 
 /// `/healthz`, `/readyz`, `/metrics` and `/api/openapi.json` (no token: it holds no data).
-fn ops_routes(registry: Registry, metrics: Metrics) -> Router {
+fn ops_routes(registry: Registry, tenants: TenantRegistry, metrics: Metrics) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route(
             "/readyz",
-            get(|State(registry): State<Registry>| async move {
-                if registry.is_ready() {
-                    (StatusCode::OK, "ready").into_response()
-                } else {
-                    (StatusCode::SERVICE_UNAVAILABLE, "loading integrations").into_response()
-                }
-            })
-            .with_state(registry),
+            get(
+                |State((registry, tenants)): State<(Registry, TenantRegistry)>| async move {
+                    if registry.is_ready() && tenants.is_ready() {
+                        (StatusCode::OK, "ready").into_response()
+                    } else {
+                        (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "loading integrations and tenants",
+                        )
+                            .into_response()
+                    }
+                },
+            )
+            .with_state((registry, tenants)),
         )
         .route(
             "/metrics",

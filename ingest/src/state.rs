@@ -17,11 +17,14 @@ use url::Url;
 use crate::crm_url::CrmUrlPolicy;
 use crate::metrics::IngestMetrics;
 use dealflow_shared::registry::Registry;
+use dealflow_shared::tenants::TenantRegistry;
 
 /// Shared state of the ingest handlers (cheap to clone).
 #[derive(Clone, Debug)]
 pub struct AppState {
     pub registry: Registry,
+    /// Tenants and their tokens (the tenants API reads and writes it).
+    pub tenants: TenantRegistry,
     pub keys: Arc<SecretKeys>,
     pub bus: Arc<dyn EventBus>,
     pub topics: Topics,
@@ -50,7 +53,17 @@ impl AppState {
     /// answered before); returns where it landed. Any failure, or no answer in time, is
     /// `503 broker_unavailable`.
     pub async fn publish(&self, topic: &str, envelope: &Envelope) -> Result<Position, ApiError> {
-        let record = OutRecord::new(envelope.key(), envelope.encode());
+        self.publish_record(topic, OutRecord::new(envelope.key(), envelope.encode()))
+            .await
+    }
+
+    /// [`AppState::publish`] for a record that is not an integration envelope (the tenants
+    /// topic's).
+    pub async fn publish_record(
+        &self,
+        topic: &str,
+        record: OutRecord,
+    ) -> Result<Position, ApiError> {
         let started = Instant::now();
         let outcome =
             tokio::time::timeout(self.publish_timeout, self.bus.publish(topic, vec![record])).await;

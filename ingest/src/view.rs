@@ -19,6 +19,7 @@ pub fn integration_view(
         .webhook_token(id, config.webhook_token_generation);
     Integration {
         id,
+        tenant_id: config.tenant_id.clone(),
         crm_url: config.crm_url.clone(),
         api_key_hint: config.api_key_hint.clone(),
         webhook_url: state.webhook_url(&token),

@@ -17,6 +17,7 @@ use dealflow_shared::events::IntegrationId;
 use dealflow_shared::http::{BearerAuth, HttpMetrics};
 use dealflow_shared::metrics::Metrics;
 use dealflow_shared::secrets::SecretKeys;
+use dealflow_shared::tenants::{Authenticator, TenantRegistry};
 use dealflow_shared::visibility::ReadProgress;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -35,7 +36,9 @@ use crate::store::Store;
 pub struct Projector {
     consumer: ConsumerLoop,
     api: Reads,
-    api_token: secrecy::SecretString,
+    /// The bearer/tenant check of the read API; its tenant registry is followed by
+    /// [`ProjectorService`] (an all-in-one process passes ingest's instead).
+    auth: Authenticator,
 }
 
 impl Projector {
@@ -47,12 +50,17 @@ impl Projector {
     ) -> Result<Self, ProjectorError> {
         let store = Store::open(&settings.database_url).await?;
         let progress = ReadProgress::new(store.applied_offsets().await?);
-        let api = Reads::new(
-            store.clone(),
-            Arc::new(SecretKeys::derive(&settings.secret_key)),
-            settings.public_url.clone(),
+        let keys = Arc::new(
+            SecretKeys::derive(&settings.secret_key)
+                .with_previous(settings.secret_key_previous.as_ref()),
         );
-        let api_token = settings.api_token.clone();
+        let api = Reads::new(store.clone(), keys.clone(), settings.public_url.clone());
+        let auth = Authenticator::new(
+            BearerAuth::new(settings.api_token.clone()),
+            TenantRegistry::new(keys),
+            metrics,
+        )
+        .recording_use(bus.clone(), settings.topics.tenants());
         let dead_letters = Arc::new(DeadLetters::new(
             bus.clone(),
             settings.topics.dead_letter(),
@@ -70,7 +78,7 @@ impl Projector {
         Ok(Self {
             consumer,
             api,
-            api_token,
+            auth,
         })
     }
 
@@ -79,9 +87,39 @@ impl Projector {
         &self.api
     }
 
-    /// The read API (every route behind the bearer token).
+    /// The read API (every route behind the operator's or a tenant's token), checked by this
+    /// projector's own [`Authenticator`].
     pub fn router(&self) -> Router {
-        api::router(self.api.clone(), BearerAuth::new(self.api_token.clone()))
+        self.router_with(self.auth.clone())
+    }
+
+    /// The read API checked by `auth` (an all-in-one process shares ingest's).
+    pub fn router_with(&self, auth: Authenticator) -> Router {
+        api::router(self.api.clone(), auth)
+    }
+
+    /// This projector's own token check (its tenant registry needs following, see
+    /// [`Projector::follow_tenants`]).
+    pub fn authenticator(&self) -> &Authenticator {
+        &self.auth
+    }
+
+    /// Follows the `tenants` topic into this projector's own registry until `shutdown`.
+    pub async fn follow_tenants(
+        &self,
+        shutdown: CancellationToken,
+    ) -> Result<(), dealflow_shared::bus::BusError> {
+        let topics = &self.consumer.settings.topics;
+        let group = format!(
+            "{}projector-tenants-{}",
+            topics.prefix(),
+            uuid::Uuid::now_v7().simple()
+        );
+        self.auth
+            .tenants()
+            .clone()
+            .follow(self.consumer.bus.clone(), topics.tenants(), group, shutdown)
+            .await
     }
 
     /// What the read model has applied, advanced after each batch's commit: a writer in this
@@ -98,6 +136,12 @@ impl Projector {
     /// Ready to serve: the store answers and the consumer holds its partitions.
     pub async fn is_ready(&self) -> bool {
         self.consumer.assigned.load(Ordering::Relaxed) && self.store().ping().await
+    }
+
+    /// [`Projector::is_ready`], and its own tenant registry read to its end (a projector
+    /// serving on its own).
+    pub async fn is_ready_with_tenants(&self) -> bool {
+        self.auth.tenants().is_ready() && self.is_ready().await
     }
 
     /// Refreshes the metrics read from the read model (the per-integration gauges); call
@@ -225,6 +269,18 @@ impl ProjectorService {
                 result
             })
         };
+        let tenants = {
+            let projector = self.projector.clone();
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                if let Err(e) = projector.follow_tenants(stop.clone()).await {
+                    // Without it no tenant token can be checked: stop rather than refuse
+                    // every tenant in silence.
+                    tracing::error!(error = %e, "following the tenants topic failed");
+                    stop.cancel();
+                }
+            })
+        };
         tracing::info!(addr = %self.local_addr(), "projector serving");
         let served = dealflow_shared::serve::serve(self.listener, app, stop.clone())
             .await
@@ -237,6 +293,7 @@ impl ProjectorService {
                 Ok(())
             }
         };
+        let _ = tenants.await;
         self.projector.store().close().await;
         consumed.and(served)
     }
@@ -250,7 +307,7 @@ fn ops_routes(projector: Projector, metrics: Metrics) -> Router {
         .route(
             "/readyz",
             get(|State(projector): State<Projector>| async move {
-                if projector.is_ready().await {
+                if projector.is_ready_with_tenants().await {
                     (StatusCode::OK, "ready").into_response()
                 } else {
                     (StatusCode::SERVICE_UNAVAILABLE, "not ready").into_response()

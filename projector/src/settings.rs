@@ -34,6 +34,9 @@ pub struct ProjectorSettings {
     pub poll_timeout: Duration,
     /// Dead letters allowed before the consumer halts.
     pub dead_letter_cap: DeadLetterCap,
+    /// The secret being rotated out (`DEALFLOW_SECRET_KEY_PREVIOUS`): tenant tokens issued
+    /// under it are still recognised.
+    pub secret_key_previous: Option<SecretString>,
 }
 
 impl ProjectorSettings {
@@ -58,19 +61,22 @@ impl ProjectorSettings {
             batch_size: DEFAULT_BATCH_SIZE,
             poll_timeout: Duration::from_secs(1),
             dead_letter_cap: DeadLetterCap::default(),
+            secret_key_previous: None,
         }
     }
 
     /// From the process configuration and the secrets it runs with.
     pub fn from_config(config: &Config, api_token: SecretString, secret_key: SecretString) -> Self {
-        Self::new(
+        let mut settings = Self::new(
             config.listen,
             config.public_url.clone(),
             config.database_url.clone(),
             Topics::new(config.topic_prefix.clone()),
             api_token,
             secret_key,
-        )
+        );
+        settings.secret_key_previous = config.secret_key_previous.clone();
+        settings
     }
 
     /// Every topic the projector reads.

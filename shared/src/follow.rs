@@ -25,6 +25,22 @@ pub async fn follow_topic(
     shutdown: CancellationToken,
     mut apply: impl FnMut(&Delivered, Result<Envelope, DecodeError>),
 ) -> Result<(), BusError> {
+    follow_records(bus, topic, group, ready, shutdown, |record| {
+        apply(record, Envelope::decode(&record.payload))
+    })
+    .await
+}
+
+/// [`follow_topic`] for a topic whose records are not integration envelopes (the `tenants`
+/// topic): `apply` gets each record as it is.
+pub async fn follow_records(
+    bus: Arc<dyn EventBus>,
+    topic: &str,
+    group: &str,
+    ready: &watch::Sender<bool>,
+    shutdown: CancellationToken,
+    mut apply: impl FnMut(&Delivered),
+) -> Result<(), BusError> {
     let end = bus.end_offsets(topic).await?;
     let mut pending: HashMap<i32, i64> = end.into_iter().filter(|(_, end)| *end > 0).collect();
     let mut consumer = bus.subscribe(group, &[topic.to_string()]).await?;
@@ -46,7 +62,7 @@ pub async fn follow_topic(
             Err(e) => return Err(e),
         };
         for record in &batch {
-            apply(record, Envelope::decode(&record.payload));
+            apply(record);
             if pending
                 .get(&record.partition)
                 .is_some_and(|end| record.offset + 1 >= *end)

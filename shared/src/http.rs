@@ -42,16 +42,31 @@ pub mod openapi {
         message: String,
     }
 
-    /// Adds the `bearer` scheme (`Authorization: Bearer <API token>`) to a document.
+    /// Adds the two schemes to a document: `bearer`, the operator token
+    /// (`DEALFLOW_API_TOKEN`: every tenant, and the tenants API), and `tenant`, a tenant token
+    /// (`dft_…`: that tenant's integrations only). Both travel as `Authorization: Bearer …`.
     #[derive(Debug)]
     pub struct BearerScheme;
 
     impl Modify for BearerScheme {
         fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
             let components = openapi.components.get_or_insert_with(Default::default);
+            let scheme = |description: &str| {
+                let mut http = Http::new(HttpAuthScheme::Bearer);
+                http.description = Some(description.to_string());
+                SecurityScheme::Http(http)
+            };
             components.add_security_scheme(
                 "bearer",
-                SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+                scheme(
+                    "The operator token (DEALFLOW_API_TOKEN): every tenant, and the tenants API.",
+                ),
+            );
+            components.add_security_scheme(
+                "tenant",
+                scheme(
+                    "A tenant token (dft_…): that tenant's integrations, deals and settings only.",
+                ),
             );
         }
     }

@@ -11,6 +11,7 @@
 //! - [`registry`]: every integration's current settings, followed from the `integrations` topic;
 //! - [`visibility`]: read your writes, a write waiting until the read side shows it;
 //! - [`bus`]: the event bus trait with its Kafka and embedded-log backends;
+//! - [`tenants`]: tenants, their tokens, and the scope each request is answered in;
 //! - [`secrets`]: sealing API keys at rest and deriving webhook tokens;
 //! - [`wiring`]: startup glue (opening the configured bus);
 //! - [`retailcrm`]: the RetailCRM API v5 client, its request budget and typed models.
@@ -26,6 +27,7 @@ pub mod retailcrm;
 pub mod secrets;
 pub mod serve;
 pub mod telemetry;
+pub mod tenants;
 pub mod topics;
 pub mod views;
 pub mod visibility;

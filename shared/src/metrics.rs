@@ -1,6 +1,9 @@
 //! A Prometheus registry owned by the service (never the global default), and helpers that
 //! create metrics with fixed, low-cardinality labels (never an order id or a token).
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
@@ -9,6 +12,9 @@ use prometheus::{
 #[derive(Clone, Debug)]
 pub struct Metrics {
     registry: Registry,
+    /// Counters that several components of one process share (the auth failures of ingest
+    /// and the projector in the all-in-one), by name.
+    shared: Arc<Mutex<HashMap<String, IntCounterVec>>>,
 }
 
 impl Default for Metrics {
@@ -27,7 +33,10 @@ impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new_custom(Some("dealflow".to_string()), None)
             .expect("the static prefix is a valid metric name");
-        Self { registry }
+        Self {
+            registry,
+            shared: Arc::default(),
+        }
     }
 
     pub fn registry(&self) -> &Registry {
@@ -41,6 +50,16 @@ impl Metrics {
             .register(Box::new(metric.clone()))
             .unwrap_or_else(|e| panic!("metric {name} registered twice: {e}"));
         metric
+    }
+
+    /// A counter family several components of one process count into: the first call
+    /// registers it, later ones with the same name get the same counter.
+    pub fn shared_counter(&self, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+        let mut shared = self.shared.lock().expect("shared metrics lock");
+        shared
+            .entry(name.to_string())
+            .or_insert_with(|| self.counter(name, help, labels))
+            .clone()
     }
 
     /// A gauge family.

@@ -152,6 +152,7 @@ mod tests {
         Envelope::new(
             id,
             Event::IntegrationConfigured(IntegrationConfigured {
+                tenant_id: crate::events::TenantId::default_tenant(),
                 crm_url: "https://a.retailcrm.ru/".into(),
                 api_key_sealed: SealedApiKey("v1.x".into()),
                 api_key_hint: "abcd".into(),

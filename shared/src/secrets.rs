@@ -50,10 +50,12 @@ pub struct SecretKeys {
     previous: Option<KeySet>,
 }
 
-/// The two keys derived from one secret.
+/// The keys derived from one secret.
 struct KeySet {
     seal: XChaCha20Poly1305,
     webhook: [u8; 32],
+    /// Keys the hash under which tenant API tokens are kept (never the token itself).
+    api_token: [u8; 32],
 }
 
 impl KeySet {
@@ -65,9 +67,13 @@ impl KeySet {
             .expect("32 bytes is a valid HKDF-SHA256 output length");
         hk.expand(b"dealflow webhook token v1", &mut webhook)
             .expect("32 bytes is a valid HKDF-SHA256 output length");
+        let mut api_token = [0u8; 32];
+        hk.expand(b"dealflow api token hash v1", &mut api_token)
+            .expect("32 bytes is a valid HKDF-SHA256 output length");
         Self {
             seal: XChaCha20Poly1305::new(&seal.into()),
             webhook,
+            api_token,
         }
     }
 
@@ -77,6 +83,17 @@ impl KeySet {
             aad,
         };
         self.seal.decrypt(XNonce::from_slice(nonce), payload).ok()
+    }
+
+    fn api_token_hash(&self, token: &str) -> String {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.api_token)
+            .expect("HMAC takes any key length");
+        mac.update(token.as_bytes());
+        mac.finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 
     fn token_mac(&self, integration: IntegrationId, generation: u32) -> [u8; TOKEN_MAC_LEN] {
@@ -186,6 +203,17 @@ impl SecretKeys {
         };
         let key = String::from_utf8(clear).map_err(|_| OpenError::Malformed)?;
         Ok((SecretString::from(key), with))
+    }
+
+    /// The keyed hash a tenant API token is kept as (HMAC-SHA256, hex), under the current secret.
+    pub fn api_token_hash(&self, token: &str) -> String {
+        self.current.api_token_hash(token)
+    }
+
+    /// The token's hash under the secret being rotated out, if any: a token issued before the
+    /// rotation is found by this one until the previous secret is dropped.
+    pub fn previous_api_token_hash(&self, token: &str) -> Option<String> {
+        self.previous.as_ref().map(|set| set.api_token_hash(token))
     }
 
     /// The webhook token of an integration at a rotation counter.

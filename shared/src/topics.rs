@@ -23,6 +23,7 @@ pub mod names {
     pub const HEALTH: &str = "health";
     pub const DEAD_LETTER: &str = "dead-letter";
     pub const SYNC_STATE: &str = "sync-state";
+    pub const TENANTS: &str = "tenants";
 }
 
 impl Topics {
@@ -69,6 +70,10 @@ impl Topics {
     pub fn sync_state(&self) -> String {
         self.name(names::SYNC_STATE)
     }
+    /// Tenants and their tokens (compacted per tenant and per token; [`crate::tenants`]).
+    pub fn tenants(&self) -> String {
+        self.name(names::TENANTS)
+    }
     /// Records that could not be processed, with their reason in headers (kept for weeks).
     pub fn dead_letter(&self) -> String {
         self.name(names::DEAD_LETTER)
@@ -93,6 +98,7 @@ impl Topics {
             TopicSpec::new(self.health(), partitions, Retention::Compacted),
             TopicSpec::new(self.dead_letter(), partitions, Retention::Days(28)),
             TopicSpec::new(self.sync_state(), partitions, Retention::Compacted),
+            TopicSpec::new(self.tenants(), partitions, Retention::Compacted),
         ]
     }
 }
@@ -147,8 +153,9 @@ mod tests {
     #[test]
     fn specs_follow_design_retention() {
         let specs = Topics::new("p.").specs(3);
-        assert_eq!(specs.len(), 8);
+        assert_eq!(specs.len(), 9);
         let retention = |name: &str| specs.iter().find(|s| s.name == name).unwrap().retention;
+        assert_eq!(retention("p.tenants"), Retention::Compacted);
         assert_eq!(retention("p.integrations"), Retention::Compacted);
         assert_eq!(retention("p.health"), Retention::Compacted);
         assert_eq!(retention("p.sync-state"), Retention::Compacted);

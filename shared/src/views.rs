@@ -11,12 +11,16 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::events::{HealthStatus, IntegrationId};
+use crate::tenants::TenantId;
 
 /// An integration (DESIGN §4). Never holds the API key or its ciphertext.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Integration {
     #[schema(value_type = String, format = Uuid)]
     pub id: IntegrationId,
+    /// The tenant the integration belongs to (`default` for those created before tenants).
+    #[schema(value_type = String, example = "default")]
+    pub tenant_id: TenantId,
     /// `https://<account>.<domain>/`, normalised.
     pub crm_url: String,
     /// `…` and the key's last four characters.

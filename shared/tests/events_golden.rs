@@ -25,6 +25,7 @@ fn sample(event_type: EventType) -> Envelope {
             received_at: at("2024-01-16T08:02:46.120Z"),
         }),
         EventType::IntegrationConfigured => Event::IntegrationConfigured(IntegrationConfigured {
+            tenant_id: TenantId("01890a5d-ac96-774b-bcce-0000000000aa".into()),
             crm_url: "https://demo.retailcrm.ru/".into(),
             api_key_sealed: SealedApiKey("djEuAAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=".into()),
             api_key_hint: "x9Qa".into(),
@@ -219,6 +220,8 @@ fn upcast_sample(event_type: EventType, version: u32) -> Option<Envelope> {
     match (&mut envelope.event, version) {
         // v1 had no timeline pass and the sample's v1 file no re-sync.
         (Event::SyncStateChanged(s), 1) => s.resync = None,
+        // v1 was written before tenants: its integration belongs to `default`.
+        (Event::IntegrationConfigured(c), 1) => c.tenant_id = TenantId::default_tenant(),
         _ => return None,
     }
     Some(envelope)
@@ -321,4 +324,91 @@ fn unknown_type_and_bad_data_are_refused() {
 
     let err = Envelope::decode(b"\xff\x00 not json").unwrap_err();
     assert!(matches!(err, DecodeError::Malformed(_)), "{err}");
+}
+
+/// The records of the `tenants` topic, one sample per type (their own envelope, no token in
+/// clear: only its keyed hash).
+fn tenant_samples() -> Vec<dealflow_shared::tenants::TenantRecord> {
+    use dealflow_shared::tenants::*;
+    let tenant = TenantId("01890a5d-ac96-774b-bcce-0000000000aa".into());
+    let token_id = Uuid::parse_str("01890a5d-ac96-774b-bcce-0000000000bb").unwrap();
+    let events = [
+        TenantEvent::TenantConfigured(TenantConfigured {
+            tenant_id: tenant.clone(),
+            name: "Acme cabinet".into(),
+            created_at: at("2024-01-15T07:00:00Z"),
+        }),
+        TenantEvent::TenantRemoved(TenantRemoved {
+            tenant_id: tenant.clone(),
+            removed_at: at("2024-02-01T00:00:00Z"),
+        }),
+        TenantEvent::TenantTokenIssued(TenantTokenIssued {
+            token_id,
+            tenant_id: tenant.clone(),
+            name: "reporting".into(),
+            token_hash: "5f1c3e0a9b7d2c4e6f8a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e".into(),
+            token_hint: "dft_…Xy9Q".into(),
+            created_at: at("2024-01-15T07:05:00Z"),
+        }),
+        TenantEvent::TenantTokenRevoked(TenantTokenRevoked {
+            token_id,
+            tenant_id: tenant.clone(),
+            revoked_at: at("2024-01-20T10:00:00Z"),
+        }),
+        TenantEvent::TenantTokenUsed(TenantTokenUsed {
+            token_id,
+            tenant_id: tenant,
+            used_at: at("2024-01-16T08:00:00Z"),
+        }),
+    ];
+    events
+        .into_iter()
+        .map(|event| TenantRecord {
+            id: Uuid::parse_str("01890a5d-ac96-774b-bcce-b302099a8057").unwrap(),
+            occurred_at: at("2024-01-16T08:02:47Z"),
+            event,
+        })
+        .collect()
+}
+
+#[test]
+fn every_tenant_record_type_matches_its_golden_file_both_ways() {
+    for sample in tenant_samples() {
+        let name = sample.event.type_name();
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("golden")
+            .join(format!("{name}.v1.json"));
+        let encoded: serde_json::Value = serde_json::from_slice(&sample.encode()).unwrap();
+        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+            let pretty = serde_json::to_string_pretty(&encoded).unwrap() + "\n";
+            std::fs::write(&path, pretty).unwrap();
+        }
+        let golden_bytes = std::fs::read(&path)
+            .unwrap_or_else(|e| panic!("golden file {} missing: {e}", path.display()));
+        let golden: serde_json::Value = serde_json::from_slice(&golden_bytes).unwrap();
+        assert_eq!(
+            encoded, golden,
+            "{name} encodes differently from its golden file"
+        );
+        let decoded = dealflow_shared::tenants::TenantRecord::decode(&golden_bytes).unwrap();
+        assert_eq!(decoded, sample, "{name} golden file decodes differently");
+        assert_eq!(golden["type"], name);
+        assert_eq!(golden["version"], 1);
+    }
+}
+
+#[test]
+fn tenant_records_refuse_unknown_types_and_versions_by_name() {
+    use dealflow_shared::tenants::TenantRecord;
+    let mut json: serde_json::Value =
+        serde_json::from_slice(&tenant_samples()[0].encode()).unwrap();
+    json["version"] = 2.into();
+    let err = TenantRecord::decode(&serde_json::to_vec(&json).unwrap()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "unsupported version 2 of event type TenantConfigured (this build reads versions 1..=1)"
+    );
+    json["type"] = "TenantRenamed".into();
+    let err = TenantRecord::decode(&serde_json::to_vec(&json).unwrap()).unwrap_err();
+    assert_eq!(err.to_string(), "unknown event type \"TenantRenamed\"");
 }

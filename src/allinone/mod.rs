@@ -24,7 +24,6 @@ use dealflow_shared::bus::EventBus;
 use dealflow_shared::config::Config;
 use dealflow_shared::http::HttpMetrics;
 use dealflow_shared::metrics::Metrics;
-use dealflow_shared::registry::Registry;
 use dealflow_shared::retailcrm::{BudgetSettings, Budgets};
 use dealflow_shared::wiring::{self, Secrets};
 use secrecy::SecretString;
@@ -147,19 +146,20 @@ impl AllInOne {
     /// Runs every component and serves until `shutdown`.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let addr = self.local_addr();
-        let api = self.ingest.router(false).merge(self.projector.router());
+        // One token check for the whole process: ingest's, whose tenant registry it follows.
+        let auth = self.ingest.authenticator().clone();
+        let api = self
+            .ingest
+            .router(false)
+            .merge(self.projector.router_with(auth.clone()));
         let ready = ReadyState {
-            registry: self.ingest.registry().clone(),
+            ingest: self.ingest.clone(),
             enricher: self.enricher_ready.clone(),
             projector: self.projector.clone(),
         };
         let pages = pages::router(
-            PagesState::new(
-                self.projector.reads().clone(),
-                api.clone(),
-                self.api_token.clone(),
-            )
-            .with_secure_cookie(self.secure_cookie),
+            PagesState::new(self.projector.reads().clone(), api.clone(), auth)
+                .with_secure_cookie(self.secure_cookie),
         );
         let app = api
             .merge(pages)
@@ -214,13 +214,14 @@ impl AllInOne {
         {
             let stop = stop.clone();
             let listener = self.listener;
-            let registry = self.ingest.registry().clone();
+            let ingest = self.ingest.clone();
             tasks.spawn(async move {
                 // Like the separate ingest: no webhook is answered before the registry has read
                 // the integrations, or a restart would answer valid webhook addresses with
-                // 404 `unknown_integration` for a moment (found by the fault suite).
+                // 404 `unknown_integration` for a moment (found by the fault suite); nor a
+                // tenant token before the tenants are read.
                 tokio::select! {
-                    _ = registry.wait_ready() => {}
+                    _ = ingest.wait_ready() => {}
                     _ = stop.cancelled() => return ("http", Ok(())),
                 }
                 let served = dealflow_shared::serve::serve(listener, app, stop)
@@ -276,7 +277,7 @@ fn finished(
 
 #[derive(Clone, Debug)]
 struct ReadyState {
-    registry: Registry,
+    ingest: Ingest,
     enricher: Readiness,
     projector: Projector,
 }
@@ -290,8 +291,8 @@ fn ops_router(ready: ReadyState, metrics: Metrics) -> Router {
             "/readyz",
             get(|State(ready): State<ReadyState>| async move {
                 let mut waiting = Vec::new();
-                if !ready.registry.is_ready() {
-                    waiting.push("ingest: loading integrations");
+                if !ready.ingest.is_ready() {
+                    waiting.push("ingest: loading integrations and tenants");
                 }
                 if !ready.enricher.is_ready() {
                     waiting.push("enricher: joining its consumer group");

@@ -1,18 +1,21 @@
-//! Calling the JSON API in-process, with the bearer token, as a page handler.
+//! Calling the JSON API in-process as a page handler, in the signed-in user's scope.
+//!
+//! The request carries the [`Scope`] the pages' session resolved to as a request extension,
+//! which the API's [`Authenticator`](dealflow_shared::tenants::Authenticator) takes as it is
+//! (extensions are set by server code only, never by a client), so no token is passed around.
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use axum::response::Response;
-use secrecy::{ExposeSecret, SecretString};
+use dealflow_shared::tenants::Scope;
 use serde_json::Value;
 use tower::ServiceExt;
 
-/// The API router plus the token it expects.
+/// The API router.
 #[derive(Clone)]
 pub struct InProcessApi {
     router: Router,
-    token: SecretString,
 }
 
 impl std::fmt::Debug for InProcessApi {
@@ -40,16 +43,22 @@ impl Answer {
 }
 
 impl InProcessApi {
-    pub fn new(router: Router, token: SecretString) -> Self {
-        Self { router, token }
+    pub fn new(router: Router) -> Self {
+        Self { router }
     }
 
-    /// Sends one request through the API router and returns the raw response.
-    pub async fn raw(&self, method: Method, uri: &str, body: Option<&Value>) -> Response {
-        let mut request = Request::builder().method(method).uri(uri).header(
-            header::AUTHORIZATION,
-            format!("Bearer {}", self.token.expose_secret()),
-        );
+    /// Sends one request through the API router as `scope` and returns the raw response.
+    pub async fn raw(
+        &self,
+        scope: &Scope,
+        method: Method,
+        uri: &str,
+        body: Option<&Value>,
+    ) -> Response {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .extension(scope.clone());
         let body = match body {
             Some(json) => {
                 request = request.header(header::CONTENT_TYPE, "application/json");
@@ -66,9 +75,15 @@ impl InProcessApi {
         }
     }
 
-    /// Sends one request and reads the JSON answer.
-    pub async fn call(&self, method: Method, uri: &str, body: Option<&Value>) -> Answer {
-        let response = self.raw(method, uri, body).await;
+    /// Sends one request as `scope` and reads the JSON answer.
+    pub async fn call(
+        &self,
+        scope: &Scope,
+        method: Method,
+        uri: &str,
+        body: Option<&Value>,
+    ) -> Answer {
+        let response = self.raw(scope, method, uri, body).await;
         let status = response.status();
         let bytes = axum::body::to_bytes(response.into_body(), 16 * 1024 * 1024)
             .await

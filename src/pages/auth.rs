@@ -1,6 +1,7 @@
-//! Signing in to the pages: the API token once, then an HttpOnly, SameSite=Strict session
-//! cookie holding a value derived from the token (never the token itself), `Secure` when the
-//! public URL is https.
+//! Signing in to the pages: the operator's or a tenant's API token once, then an HttpOnly,
+//! SameSite=Strict session cookie holding a value derived from the token (never the token
+//! itself), `Secure` when the public URL is https. A tenant's session ends when its token is
+//! revoked.
 
 use askama::Template;
 use axum::Form;
@@ -58,12 +59,20 @@ fn session_token(headers: &HeaderMap) -> Option<String> {
 /// Page middleware: no valid session → the sign-in page, remembering where the user was going.
 pub async fn require_session(
     State(state): State<PagesState>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
-    match session_token(request.headers()) {
-        Some(session) if state.auth.accepts_session(&session) => next.run(request).await,
-        _ => {
+    let scope =
+        session_token(request.headers()).map(|session| state.auth.authenticate_session(&session));
+    match scope {
+        Some(Ok(scope)) => {
+            request.extensions_mut().insert(scope);
+            next.run(request).await
+        }
+        failed => {
+            if let Some(Err(failure)) = failed {
+                state.auth.refused(failure);
+            }
             let target = request
                 .uri()
                 .path_and_query()
@@ -85,16 +94,20 @@ pub async fn login_form(Query(query): Query<LoginQuery>) -> Response {
 pub async fn login(State(state): State<PagesState>, Form(form): Form<LoginForm>) -> Response {
     let next = safe_next(form.next.as_deref());
     let token = form.token.trim();
-    if !state.auth.accepts(token) {
-        let page = LoginPage {
-            next,
-            error: Some("This is not the API token of this dealflow.".to_string()),
-        };
-        return (StatusCode::UNAUTHORIZED, render(&page)).into_response();
-    }
+    let session = match state.auth.session_value(token) {
+        Ok(session) => session,
+        Err(failure) => {
+            state.auth.refused(failure);
+            let page = LoginPage {
+                next,
+                error: Some("This is not an API token of this dealflow.".to_string()),
+            };
+            return (StatusCode::UNAUTHORIZED, render(&page)).into_response();
+        }
+    };
     let cookie = format!(
         "{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/; Max-Age=2592000{}",
-        state.auth.session_value(),
+        session,
         if state.secure_cookie { "; Secure" } else { "" }
     );
     let mut response = Redirect::to(&next).into_response();
@@ -162,14 +175,16 @@ mod tests {
         let store = dealflow_projector::Store::open(&DatabaseUrl::Sqlite(SecretString::from(url)))
             .await
             .unwrap();
-        let keys = SecretKeys::derive(&SecretString::from("a-secret-key-long-enough-for-tests"));
-        let reads = Reads::new(
-            store,
-            std::sync::Arc::new(keys),
-            "http://127.0.0.1/".parse().unwrap(),
+        let keys = std::sync::Arc::new(SecretKeys::derive(&SecretString::from(
+            "a-secret-key-long-enough-for-tests",
+        )));
+        let reads = Reads::new(store, keys.clone(), "http://127.0.0.1/".parse().unwrap());
+        let auth = dealflow_shared::tenants::Authenticator::new(
+            BearerAuth::new(SecretString::from(TOKEN)),
+            dealflow_shared::tenants::TenantRegistry::new(keys),
+            &dealflow_shared::metrics::Metrics::new(),
         );
-        let state = PagesState::new(reads, axum::Router::new(), SecretString::from(TOKEN))
-            .with_secure_cookie(secure);
+        let state = PagesState::new(reads, axum::Router::new(), auth).with_secure_cookie(secure);
         let response = super::super::router(state)
             .oneshot(
                 axum::http::Request::post("/login")

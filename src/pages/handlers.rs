@@ -4,9 +4,10 @@
 use askama::Template;
 use axum::Form;
 use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Extension, Path, RawQuery, State};
 use axum::http::{Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
+use dealflow_shared::tenants::Scope;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -102,16 +103,24 @@ fn options(current: &str, choices: &[(&str, &str)]) -> Vec<SelectOption> {
         .collect()
 }
 
-async fn index_page(state: &PagesState, form: ConnectForm, status: StatusCode) -> Response {
-    let integrations = match state.reads.integrations().await {
+async fn index_page(
+    state: &PagesState,
+    scope: &Scope,
+    form: ConnectForm,
+    status: StatusCode,
+) -> Response {
+    let integrations = match state.reads.integrations(scope).await {
         Ok(list) => list.items.into_iter().map(IntegrationView).collect(),
         Err(e) => return e.into_response(),
     };
     (status, render(&IndexPage { integrations, form })).into_response()
 }
 
-pub async fn index(State(state): State<PagesState>) -> Response {
-    index_page(&state, ConnectForm::default(), StatusCode::OK).await
+pub async fn index(
+    State(state): State<PagesState>,
+    Extension(scope): Extension<Scope>,
+) -> Response {
+    index_page(&state, &scope, ConnectForm::default(), StatusCode::OK).await
 }
 
 /// The connect form as posted (unchecked boxes are absent).
@@ -128,7 +137,11 @@ pub struct ConnectInput {
     backfill_days: String,
 }
 
-pub async fn connect(State(state): State<PagesState>, Form(input): Form<ConnectInput>) -> Response {
+pub async fn connect(
+    State(state): State<PagesState>,
+    Extension(scope): Extension<Scope>,
+    Form(input): Form<ConnectInput>,
+) -> Response {
     let mut form = ConnectForm {
         crm_url: input.crm_url.clone(),
         default_funnel: input.default_funnel.is_some(),
@@ -144,7 +157,7 @@ pub async fn connect(State(state): State<PagesState>, Form(input): Form<ConnectI
             Err(_) => {
                 form.backfill_error =
                     Some("Enter a whole number of days (0 for none).".to_string());
-                return index_page(&state, form, StatusCode::UNPROCESSABLE_ENTITY).await;
+                return index_page(&state, &scope, form, StatusCode::UNPROCESSABLE_ENTITY).await;
             }
         },
     };
@@ -155,7 +168,7 @@ pub async fn connect(State(state): State<PagesState>, Form(input): Form<ConnectI
     });
     let answer = state
         .api
-        .call(Method::POST, "/api/v1/integrations", Some(&body))
+        .call(&scope, Method::POST, "/api/v1/integrations", Some(&body))
         .await;
     if answer.status == StatusCode::CREATED {
         // The API answered only once the read side shows the integration (read your writes),
@@ -186,11 +199,15 @@ pub async fn connect(State(state): State<PagesState>, Form(input): Form<ConnectI
         _ => form.general_error = Some(message),
     }
     let status = StatusCode::from_u16(answer.status.as_u16()).unwrap_or(StatusCode::BAD_REQUEST);
-    index_page(&state, form, status).await
+    index_page(&state, &scope, form, status).await
 }
 
-async fn load_integration(state: &PagesState, id: &str) -> Result<IntegrationView, Response> {
-    match state.reads.integration(id).await {
+async fn load_integration(
+    state: &PagesState,
+    scope: &Scope,
+    id: &str,
+) -> Result<IntegrationView, Response> {
+    match state.reads.integration(scope, id).await {
         Ok(found) => Ok(IntegrationView(found)),
         Err(e) if e.status == StatusCode::NOT_FOUND => Err((
             StatusCode::NOT_FOUND,
@@ -201,8 +218,12 @@ async fn load_integration(state: &PagesState, id: &str) -> Result<IntegrationVie
     }
 }
 
-pub async fn integration(State(state): State<PagesState>, Path(id): Path<String>) -> Response {
-    match load_integration(&state, &id).await {
+pub async fn integration(
+    State(state): State<PagesState>,
+    Extension(scope): Extension<Scope>,
+    Path(id): Path<String>,
+) -> Response {
+    match load_integration(&state, &scope, &id).await {
         Ok(i) => render(&IntegrationPage {
             i,
             settings_error: None,
@@ -220,6 +241,7 @@ pub struct SettingsInput {
 
 pub async fn save_settings(
     State(state): State<PagesState>,
+    Extension(scope): Extension<Scope>,
     Path(id): Path<String>,
     Form(input): Form<SettingsInput>,
 ) -> Response {
@@ -231,6 +253,7 @@ pub async fn save_settings(
     let answer = state
         .api
         .call(
+            &scope,
             Method::PATCH,
             &format!("/api/v1/integrations/{id}"),
             Some(&body),
@@ -240,7 +263,7 @@ pub async fn save_settings(
         // Answered once the read side shows the change: the page shows the new settings.
         return Redirect::to(&format!("/integrations/{id}")).into_response();
     }
-    match load_integration(&state, &id).await {
+    match load_integration(&state, &scope, &id).await {
         Ok(i) => {
             // `read_model_behind` included: its message says the change was saved.
             let settings_error = answer.error().map(|(_, m)| m);
@@ -256,18 +279,19 @@ pub async fn save_settings(
 
 pub async fn deals(
     State(state): State<PagesState>,
+    Extension(scope): Extension<Scope>,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Response {
     let filters: DealFilters = DealFilters::from_query(raw.as_deref());
-    let integration = match load_integration(&state, &id).await {
+    let integration = match load_integration(&state, &scope, &id).await {
         Ok(i) => i,
         Err(response) => return response,
     };
     let api_query = filters.query(Some(&filters.cursor));
     let (deals, next, error) = match state
         .reads
-        .deal_page(&id, api_query.strip_prefix('?'))
+        .deal_page(&scope, &id, api_query.strip_prefix('?'))
         .await
     {
         Ok(page) => (
@@ -279,7 +303,12 @@ pub async fn deals(
         Err(e) => (Vec::new(), None, Some(e.message)),
     };
     let mut funnels = options(&filters.funnel_id, &[("", "all")]);
-    for f in state.reads.funnels(&id, None).await.unwrap_or_default() {
+    for f in state
+        .reads
+        .funnels(&scope, &id, None)
+        .await
+        .unwrap_or_default()
+    {
         funnels.push(SelectOption {
             selected: f.id == filters.funnel_id,
             label: f.name,
@@ -318,6 +347,7 @@ pub async fn deals(
 /// bearer token).
 pub async fn deals_csv(
     State(state): State<PagesState>,
+    Extension(scope): Extension<Scope>,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Response {
@@ -325,6 +355,7 @@ pub async fn deals_csv(
     let response = state
         .api
         .raw(
+            &scope,
             Method::GET,
             &format!("/api/v1/integrations/{id}/deals.csv{}", filters.query(None)),
             None,

@@ -4,8 +4,9 @@
 //! Pages are thin: they read through the projector's typed read operations ([`Reads`], what the
 //! read API answers with) and write through the settings API in-process (the same router that
 //! serves `/api`, with the bearer token), then render a template, so a page shows exactly what
-//! the API says, error messages included. The browser signs in once with the API token and then holds
-//! an HttpOnly, SameSite=Strict session cookie derived from it (`Secure` behind https).
+//! the API says, error messages included. The browser signs in once with the operator's or a
+//! tenant's token and then holds an HttpOnly, SameSite=Strict session cookie derived from it
+//! (`Secure` behind https); a tenant's pages show only its integrations.
 
 mod api;
 mod auth;
@@ -17,8 +18,7 @@ use axum::Router;
 use axum::middleware;
 use axum::routing::{get, post};
 use dealflow_projector::Reads;
-use dealflow_shared::http::BearerAuth;
-use secrecy::SecretString;
+use dealflow_shared::tenants::Authenticator;
 
 pub use api::InProcessApi;
 
@@ -28,19 +28,20 @@ pub struct PagesState {
     reads: Reads,
     /// The settings API for writes, and the CSV stream.
     api: InProcessApi,
-    auth: BearerAuth,
+    /// Signs users in with the operator's or a tenant's token, and resolves their sessions.
+    auth: Authenticator,
     /// Whether the session cookie gets `Secure` (the public URL is https).
     secure_cookie: bool,
 }
 
 impl PagesState {
-    /// `reads` of the read model; `api` the router serving `/api/v1/...`; `token` the API
-    /// token it expects.
-    pub fn new(reads: Reads, api: Router, token: SecretString) -> Self {
+    /// `reads` of the read model; `api` the router serving `/api/v1/...`; `auth` the token
+    /// check the API uses.
+    pub fn new(reads: Reads, api: Router, auth: Authenticator) -> Self {
         Self {
             reads,
-            api: InProcessApi::new(api, token.clone()),
-            auth: BearerAuth::new(token),
+            api: InProcessApi::new(api),
+            auth,
             secure_cookie: false,
         }
     }

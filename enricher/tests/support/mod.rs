@@ -60,6 +60,7 @@ impl Backend {
     ) {
         let now = Utc::now();
         let config = IntegrationConfigured {
+            tenant_id: dealflow_shared::events::TenantId::default_tenant(),
             crm_url: crm_url.to_string(),
             api_key_sealed: Self::keys().seal(id, &SecretString::from(api_key.to_string())),
             api_key_hint: api_key.chars().rev().take(4).collect(),

@@ -94,6 +94,7 @@ impl Backend {
         let keys = SecretKeys::derive(&SecretString::from(SECRET));
         let now = Utc::now();
         let config = IntegrationConfigured {
+            tenant_id: dealflow_shared::events::TenantId::default_tenant(),
             crm_url: "https://demo.retailcrm.ru/".into(),
             api_key_sealed: keys.seal(id, &SecretString::from("seeded-crm-key")),
             api_key_hint: "…-key".into(),

@@ -1,7 +1,7 @@
 //! The read API (DESIGN §4), every route behind the bearer token.
 //!
-//! Each `/integrations/{id}/…` handler first resolves the integration (404 when unknown or
-//! removed), then queries with that id only.
+//! Each `/integrations/{id}/…` handler first resolves the integration in the request's tenant
+//! scope (404 when unknown, removed or another tenant's), then queries with that id only.
 
 mod csv;
 mod openapi;
@@ -10,12 +10,13 @@ mod reads;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Extension, Path, RawQuery, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use dealflow_shared::http::{ApiError, BearerAuth};
+use dealflow_shared::http::ApiError;
+use dealflow_shared::tenants::{Authenticator, Scope};
 
 pub use openapi::openapi;
 pub use params::{DEFAULT_LIMIT, MAX_LIMIT};
@@ -26,8 +27,9 @@ use crate::read::funnels::FunnelView;
 use dealflow_shared::views::{Integration, IntegrationList};
 use params::{DEAL_FILTERS, Params};
 
-/// The read API routes (bearer token on all of them).
-pub(crate) fn router(state: Reads, auth: BearerAuth) -> Router {
+/// The read API routes (the operator's or a tenant's token on all of them; a tenant sees
+/// only its own integrations).
+pub(crate) fn router(state: Reads, auth: Authenticator) -> Router {
     Router::new()
         .route("/api/v1/integrations", get(list_integrations))
         .route("/api/v1/integrations/{id}", get(get_integration))
@@ -37,7 +39,7 @@ pub(crate) fn router(state: Reads, auth: BearerAuth) -> Router {
         .route("/api/v1/integrations/{id}/funnels", get(list_funnels))
         .route("/api/v1/integrations/{id}/contacts", get(list_contacts))
         .route("/api/v1/integrations/{id}/managers", get(list_managers))
-        .route_layer(middleware::from_fn_with_state(auth, BearerAuth::require))
+        .route_layer(middleware::from_fn_with_state(auth, Authenticator::require))
         .with_state(state)
 }
 
@@ -51,14 +53,17 @@ pub(crate) async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
     get,
     path = "/api/v1/integrations",
     tag = "read",
-    security(("bearer" = [])),
+    security(("bearer" = []), ("tenant" = [])),
     responses(
         (status = 200, description = "Every integration, oldest first.", body = IntegrationList),
         (status = 401, description = "Missing or wrong API token.", body = openapi::ErrorBody),
     )
 )]
-async fn list_integrations(State(state): State<Reads>) -> Result<Response, ApiError> {
-    Ok(Json(state.integrations().await?).into_response())
+async fn list_integrations(
+    State(state): State<Reads>,
+    Extension(scope): Extension<Scope>,
+) -> Result<Response, ApiError> {
+    Ok(Json(state.integrations(&scope).await?).into_response())
 }
 
 /// `GET /api/v1/integrations/{id}`
@@ -66,7 +71,7 @@ async fn list_integrations(State(state): State<Reads>) -> Result<Response, ApiEr
     get,
     path = "/api/v1/integrations/{id}",
     tag = "read",
-    security(("bearer" = [])),
+    security(("bearer" = []), ("tenant" = [])),
     params(("id" = String, Path, format = Uuid, description = "The integration id.")),
     responses(
         (status = 200, description = "The integration with its health and counters.", body = Integration),
@@ -76,9 +81,10 @@ async fn list_integrations(State(state): State<Reads>) -> Result<Response, ApiEr
 )]
 async fn get_integration(
     State(state): State<Reads>,
+    Extension(scope): Extension<Scope>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    Ok(Json(state.integration(&id).await?).into_response())
+    Ok(Json(state.integration(&scope, &id).await?).into_response())
 }
 
 /// `GET /api/v1/integrations/{id}/deals`
@@ -86,7 +92,7 @@ async fn get_integration(
     get,
     path = "/api/v1/integrations/{id}/deals",
     tag = "read",
-    security(("bearer" = [])),
+    security(("bearer" = []), ("tenant" = [])),
     params(("id" = String, Path, format = Uuid, description = "The integration id."), openapi::Paging, openapi::DealFilters),
     responses(
         (status = 200, description = "One page of deals, newest first.", body = DealPage),
@@ -97,10 +103,11 @@ async fn get_integration(
 )]
 async fn list_deals(
     State(state): State<Reads>,
+    Extension(scope): Extension<Scope>,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    Ok(Json(state.deal_page(&id, query.as_deref()).await?).into_response())
+    Ok(Json(state.deal_page(&scope, &id, query.as_deref()).await?).into_response())
 }
 
 /// `GET /api/v1/integrations/{id}/deals.csv`
@@ -108,7 +115,7 @@ async fn list_deals(
     get,
     path = "/api/v1/integrations/{id}/deals.csv",
     tag = "read",
-    security(("bearer" = [])),
+    security(("bearer" = []), ("tenant" = [])),
     params(("id" = String, Path, format = Uuid, description = "The integration id."), openapi::DealFilters),
     responses(
         (status = 200, description = "Every matching deal as CSV (UTF-8, a header row; phones and emails joined with `; `).", body = String, content_type = "text/csv"),
@@ -119,11 +126,12 @@ async fn list_deals(
 )]
 async fn export_deals(
     State(state): State<Reads>,
+    Extension(scope): Extension<Scope>,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let filter = Params::parse(query.as_deref(), DEAL_FILTERS)?.deal_filter()?;
-    let (id, markers) = state.resolve(&id).await?;
+    let (id, markers) = state.resolve(&scope, &id).await?;
     let disposition = format!("attachment; filename=\"deals-{id}.csv\"");
     let mut response = csv::body(state.store().clone(), id, markers, filter).into_response();
     let headers = response.headers_mut();
@@ -142,7 +150,7 @@ async fn export_deals(
     get,
     path = "/api/v1/integrations/{id}/deals/{order_id}",
     tag = "read",
-    security(("bearer" = [])),
+    security(("bearer" = []), ("tenant" = [])),
     params(("id" = String, Path, format = Uuid, description = "The integration id."), ("order_id" = u64, Path, description = "The RetailCRM order id.")),
     responses(
         (status = 200, description = "The deal with its `stage_history`, oldest first.", body = DealView),
@@ -153,10 +161,11 @@ async fn export_deals(
 )]
 async fn get_deal(
     State(state): State<Reads>,
+    Extension(scope): Extension<Scope>,
     Path((id, order_id)): Path<(String, String)>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    Ok(Json(state.deal(&id, &order_id, query.as_deref()).await?).into_response())
+    Ok(Json(state.deal(&scope, &id, &order_id, query.as_deref()).await?).into_response())
 }
 
 /// `GET /api/v1/integrations/{id}/funnels`
@@ -164,7 +173,7 @@ async fn get_deal(
     get,
     path = "/api/v1/integrations/{id}/funnels",
     tag = "read",
-    security(("bearer" = [])),
+    security(("bearer" = []), ("tenant" = [])),
     params(("id" = String, Path, format = Uuid, description = "The integration id.")),
     responses(
         (status = 200, description = "The funnels of the current marker, stages in funnel order.", body = Vec<FunnelView>),
@@ -174,10 +183,11 @@ async fn get_deal(
 )]
 async fn list_funnels(
     State(state): State<Reads>,
+    Extension(scope): Extension<Scope>,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    Ok(Json(state.funnels(&id, query.as_deref()).await?).into_response())
+    Ok(Json(state.funnels(&scope, &id, query.as_deref()).await?).into_response())
 }
 
 /// `GET /api/v1/integrations/{id}/contacts?limit=&cursor=`
@@ -185,7 +195,7 @@ async fn list_funnels(
     get,
     path = "/api/v1/integrations/{id}/contacts",
     tag = "read",
-    security(("bearer" = [])),
+    security(("bearer" = []), ("tenant" = [])),
     params(("id" = String, Path, format = Uuid, description = "The integration id."), openapi::Paging),
     responses(
         (status = 200, description = "One page of contacts.", body = openapi::ContactPage),
@@ -196,10 +206,11 @@ async fn list_funnels(
 )]
 async fn list_contacts(
     State(state): State<Reads>,
+    Extension(scope): Extension<Scope>,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    Ok(Json(state.contact_page(&id, query.as_deref()).await?).into_response())
+    Ok(Json(state.contact_page(&scope, &id, query.as_deref()).await?).into_response())
 }
 
 /// `GET /api/v1/integrations/{id}/managers`
@@ -207,7 +218,7 @@ async fn list_contacts(
     get,
     path = "/api/v1/integrations/{id}/managers",
     tag = "read",
-    security(("bearer" = [])),
+    security(("bearer" = []), ("tenant" = [])),
     params(("id" = String, Path, format = Uuid, description = "The integration id.")),
     responses(
         (status = 200, description = "The responsible managers.", body = openapi::ManagerList),
@@ -217,8 +228,9 @@ async fn list_contacts(
 )]
 async fn list_managers(
     State(state): State<Reads>,
+    Extension(scope): Extension<Scope>,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    Ok(Json(state.managers(&id, query.as_deref()).await?).into_response())
+    Ok(Json(state.managers(&scope, &id, query.as_deref()).await?).into_response())
 }

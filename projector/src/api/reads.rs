@@ -8,6 +8,7 @@ use std::sync::Arc;
 use dealflow_shared::events::IntegrationId;
 use dealflow_shared::http::ApiError;
 use dealflow_shared::secrets::SecretKeys;
+use dealflow_shared::tenants::Scope;
 use dealflow_shared::views::{Integration, IntegrationList};
 use url::Url;
 
@@ -68,27 +69,36 @@ impl Reads {
         }
     }
 
-    /// The integration's id and markers, or `404 integration_not_found`.
-    pub(crate) async fn resolve(&self, raw: &str) -> Result<(IntegrationId, Markers), ApiError> {
+    /// The integration's id and markers, or `404 integration_not_found` — also when it
+    /// belongs to a tenant `scope` may not see, so another tenant's ids reveal nothing. Every
+    /// `/integrations/{id}/…` read passes through here.
+    pub(crate) async fn resolve(
+        &self,
+        scope: &Scope,
+        raw: &str,
+    ) -> Result<(IntegrationId, Markers), ApiError> {
         let id: IntegrationId = raw.parse().map_err(|_| not_found())?;
-        let markers = integrations::markers(&self.store, id)
+        let (tenant, markers) = integrations::markers(&self.store, id)
             .await
             .map_err(internal)?
             .ok_or_else(not_found)?;
+        if !scope.allows(&tenant) {
+            return Err(not_found());
+        }
         Ok((id, markers))
     }
 
-    /// `GET /api/v1/integrations`: every integration, oldest first.
-    pub async fn integrations(&self) -> Result<IntegrationList, ApiError> {
-        let items = integrations::list(&self.store, &self.urls())
+    /// `GET /api/v1/integrations`: every integration `scope` may see, oldest first.
+    pub async fn integrations(&self, scope: &Scope) -> Result<IntegrationList, ApiError> {
+        let items = integrations::list(&self.store, &self.urls(), scope.tenant())
             .await
             .map_err(internal)?;
         Ok(IntegrationList { items })
     }
 
     /// `GET /api/v1/integrations/{id}`.
-    pub async fn integration(&self, raw_id: &str) -> Result<Integration, ApiError> {
-        let (id, _) = self.resolve(raw_id).await?;
+    pub async fn integration(&self, scope: &Scope, raw_id: &str) -> Result<Integration, ApiError> {
+        let (id, _) = self.resolve(scope, raw_id).await?;
         integrations::get(&self.store, &self.urls(), id)
             .await
             .map_err(internal)?
@@ -96,7 +106,12 @@ impl Reads {
     }
 
     /// `GET /api/v1/integrations/{id}/deals?…`: filters, `limit` and `cursor` from `query`.
-    pub async fn deal_page(&self, raw_id: &str, query: Option<&str>) -> Result<DealPage, ApiError> {
+    pub async fn deal_page(
+        &self,
+        scope: &Scope,
+        raw_id: &str,
+        query: Option<&str>,
+    ) -> Result<DealPage, ApiError> {
         let allowed: Vec<&str> = ["limit", "cursor"]
             .iter()
             .chain(DEAL_FILTERS)
@@ -108,7 +123,7 @@ impl Reads {
             params.deal_cursor()?,
             params.deal_filter()?,
         );
-        let (id, markers) = self.resolve(raw_id).await?;
+        let (id, markers) = self.resolve(scope, raw_id).await?;
         let page = deals::page(&self.store, id, markers, &filter, cursor, limit)
             .await
             .map_err(internal)?;
@@ -121,12 +136,13 @@ impl Reads {
     /// `GET /api/v1/integrations/{id}/deals/{order_id}`: the deal with its stage history.
     pub async fn deal(
         &self,
+        scope: &Scope,
         raw_id: &str,
         raw_order_id: &str,
         query: Option<&str>,
     ) -> Result<DealView, ApiError> {
         Params::parse(query, &[])?;
-        let (id, markers) = self.resolve(raw_id).await?;
+        let (id, markers) = self.resolve(scope, raw_id).await?;
         let order_id: u64 = raw_order_id.parse().map_err(|_| {
             ApiError::bad_request(
                 "invalid_order_id",
@@ -144,11 +160,12 @@ impl Reads {
     /// `GET /api/v1/integrations/{id}/funnels`: the funnels of the current marker.
     pub async fn funnels(
         &self,
+        scope: &Scope,
         raw_id: &str,
         query: Option<&str>,
     ) -> Result<Vec<FunnelView>, ApiError> {
         Params::parse(query, &[])?;
-        let (id, markers) = self.resolve(raw_id).await?;
+        let (id, markers) = self.resolve(scope, raw_id).await?;
         funnels::list(&self.store, id, markers)
             .await
             .map_err(internal)
@@ -157,12 +174,13 @@ impl Reads {
     /// `GET /api/v1/integrations/{id}/contacts?limit=&cursor=`.
     pub(crate) async fn contact_page(
         &self,
+        scope: &Scope,
         raw_id: &str,
         query: Option<&str>,
     ) -> Result<ContactPage, ApiError> {
         let params = Params::parse(query, &["limit", "cursor"])?;
         let (limit, cursor) = (params.limit()?, params.contact_cursor()?);
-        let (id, _) = self.resolve(raw_id).await?;
+        let (id, _) = self.resolve(scope, raw_id).await?;
         let (items, next) = people::contacts(&self.store, id, cursor.as_ref(), limit)
             .await
             .map_err(internal)?;
@@ -175,11 +193,12 @@ impl Reads {
     /// `GET /api/v1/integrations/{id}/managers`.
     pub(crate) async fn managers(
         &self,
+        scope: &Scope,
         raw_id: &str,
         query: Option<&str>,
     ) -> Result<ManagerList, ApiError> {
         Params::parse(query, &[])?;
-        let (id, _) = self.resolve(raw_id).await?;
+        let (id, _) = self.resolve(scope, raw_id).await?;
         let items = people::managers(&self.store, id).await.map_err(internal)?;
         Ok(ManagerList { items })
     }

@@ -132,11 +132,13 @@ async fn upsert(
     c: &IntegrationConfigured,
 ) -> Result<(), StoreError> {
     let mut sql = Sql::new(
-        "INSERT INTO integrations (id, crm_url, api_key_hint, active, default_funnel, \
+        "INSERT INTO integrations (id, tenant_id, crm_url, api_key_hint, active, default_funnel, \
          include_delivery_cost, backfill_days, webhook_token_generation, created_at, updated_at) \
          VALUES (",
     );
     sql.bind(id.to_owned())
+        .push(", ")
+        .bind(c.tenant_id.to_string())
         .push(", ")
         .bind(c.crm_url.clone())
         .push(", ")
@@ -156,7 +158,8 @@ async fn upsert(
         .push(", ")
         .bind(micros(c.updated_at))
         .push(
-            ") ON CONFLICT (id) DO UPDATE SET crm_url = excluded.crm_url, \
+            ") ON CONFLICT (id) DO UPDATE SET tenant_id = excluded.tenant_id, \
+             crm_url = excluded.crm_url, \
              api_key_hint = excluded.api_key_hint, active = excluded.active, \
              default_funnel = excluded.default_funnel, \
              include_delivery_cost = excluded.include_delivery_cost, \

@@ -3,6 +3,7 @@
 
 use dealflow_shared::events::{HealthStatus, IntegrationId};
 use dealflow_shared::secrets::SecretKeys;
+use dealflow_shared::tenants::TenantId;
 use dealflow_shared::views::{Health, Integration};
 use sqlx::any::AnyRow;
 use url::Url;
@@ -38,7 +39,7 @@ impl WebhookUrls<'_> {
     }
 }
 
-const SELECT: &str = "SELECT i.id, i.crm_url, i.api_key_hint, i.active, i.default_funnel, \
+const SELECT: &str = "SELECT i.id, i.tenant_id, i.crm_url, i.api_key_hint, i.active, i.default_funnel, \
     i.include_delivery_cost, i.backfill_days, i.webhook_token_generation, i.created_at, \
     h.status, h.message, h.checked_at, a.last_webhook_at, a.last_reconciled_at, \
     (SELECT COUNT(*) FROM deals d WHERE d.integration_id = i.id AND d.deleted = 0) \
@@ -47,9 +48,18 @@ const SELECT: &str = "SELECT i.id, i.crm_url, i.api_key_hint, i.active, i.defaul
     LEFT JOIN integration_health h ON h.integration_id = i.id \
     LEFT JOIN integration_activity a ON a.integration_id = i.id";
 
-/// Every integration, oldest first.
-pub async fn list(store: &Store, urls: &WebhookUrls<'_>) -> Result<Vec<Integration>, StoreError> {
-    let rows = Sql::new(&format!("{SELECT} ORDER BY i.created_at, i.id"))
+/// Every integration of `tenant` (of every tenant with `None`), oldest first.
+pub async fn list(
+    store: &Store,
+    urls: &WebhookUrls<'_>,
+    tenant: Option<&TenantId>,
+) -> Result<Vec<Integration>, StoreError> {
+    let mut sql = Sql::new(SELECT);
+    if let Some(tenant) = tenant {
+        sql.push(" WHERE i.tenant_id = ").bind(tenant.to_string());
+    }
+    sql.push(" ORDER BY i.created_at, i.id");
+    let rows = sql
         .read_all(store)
         .await
         .map_err(StoreError::query("listing integrations"))?;
@@ -71,20 +81,28 @@ pub async fn get(
     row.map(|row| view(&row, urls)).transpose()
 }
 
-/// The markers of one integration, `None` when unknown or removed (cheaper than [`get`]).
-pub async fn markers(store: &Store, id: IntegrationId) -> Result<Option<Markers>, StoreError> {
-    let mut sql =
-        Sql::new("SELECT default_funnel, include_delivery_cost FROM integrations WHERE id = ");
+/// The tenant and markers of one integration, `None` when unknown or removed (cheaper than
+/// [`get`]).
+pub async fn markers(
+    store: &Store,
+    id: IntegrationId,
+) -> Result<Option<(TenantId, Markers)>, StoreError> {
+    let mut sql = Sql::new(
+        "SELECT tenant_id, default_funnel, include_delivery_cost FROM integrations WHERE id = ",
+    );
     sql.bind(id.to_string());
     let row = sql
         .read_optional(store)
         .await
         .map_err(StoreError::query("reading markers"))?;
     row.map(|row| {
-        Ok(Markers {
-            default_funnel: row.int("default_funnel")? != 0,
-            include_delivery_cost: row.int("include_delivery_cost")? != 0,
-        })
+        Ok((
+            TenantId(row.text("tenant_id")?),
+            Markers {
+                default_funnel: row.int("default_funnel")? != 0,
+                include_delivery_cost: row.int("include_delivery_cost")? != 0,
+            },
+        ))
     })
     .transpose()
 }
@@ -116,6 +134,7 @@ fn view(row: &AnyRow, urls: &WebhookUrls<'_>) -> Result<Integration, StoreError>
     };
     Ok(Integration {
         id,
+        tenant_id: TenantId(row.text("tenant_id")?),
         crm_url: row.text("crm_url")?,
         api_key_hint: row.text("api_key_hint")?,
         webhook_url: urls.url(id, row.int("webhook_token_generation")?),

@@ -46,6 +46,11 @@ fn migrator() -> Migrator {
                 "stage order",
                 include_str!("../../migrations/0002_stage_order.sql"),
             ),
+            migration(
+                3,
+                "tenants",
+                include_str!("../../migrations/0003_tenants.sql"),
+            ),
         ]),
         ..Migrator::DEFAULT
     }

@@ -94,6 +94,8 @@ impl EventType {
         match self {
             // v2: a load's progress carries its timeline pass (`LoadProgress::timeline`).
             EventType::SyncStateChanged => 2,
+            // v2: the integration belongs to a tenant (`tenant_id`).
+            EventType::IntegrationConfigured => 2,
             _ => 1,
         }
     }
@@ -236,6 +238,11 @@ fn decode_data(
         EventType::OrderChanged => {
             Event::OrderChanged(serde_json::from_value(data).map_err(invalid)?)
         }
+        EventType::IntegrationConfigured if version == 1 => Event::IntegrationConfigured(
+            serde_json::from_value::<v1::IntegrationConfiguredV1>(data)
+                .map_err(invalid)?
+                .into(),
+        ),
         EventType::IntegrationConfigured => {
             Event::IntegrationConfigured(serde_json::from_value(data).map_err(invalid)?)
         }

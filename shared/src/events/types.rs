@@ -13,6 +13,8 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+pub use crate::tenants::TenantId;
+
 /// Identifies one connected RetailCRM account; the key of every record on the bus.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -83,9 +85,13 @@ impl fmt::Debug for SealedApiKey {
 }
 
 /// `integrations` (compacted): the full current settings of one integration.
+///
+/// v2 added `tenant_id`; v1 records (written before tenants) belong to the tenant `default`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IntegrationConfigured {
+    /// The cabinet customer the integration belongs to (DESIGN §4 "Tenants and tokens").
+    pub tenant_id: TenantId,
     /// Normalised account URL, `https://host/`.
     pub crm_url: String,
     pub api_key_sealed: SealedApiKey,

@@ -7,6 +7,47 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
 
 use super::sync_state::{LoadKind, LoadProgress, SyncStateChanged};
+use super::types::{IntegrationConfigured, ResyncRequested, SealedApiKey, TenantId};
+
+/// `IntegrationConfigured` v1: written before tenants; such an integration belongs to the
+/// tenant `default` (DESIGN §4: "Integrations that existed before tenants belong to the tenant
+/// `default`", with no manual step).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct IntegrationConfiguredV1 {
+    crm_url: String,
+    api_key_sealed: SealedApiKey,
+    api_key_hint: String,
+    active: bool,
+    default_funnel: bool,
+    include_delivery_cost: bool,
+    backfill_days: u32,
+    webhook_token_generation: u32,
+    history_since_id: Option<u64>,
+    resync: Option<ResyncRequested>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl From<IntegrationConfiguredV1> for IntegrationConfigured {
+    fn from(v1: IntegrationConfiguredV1) -> Self {
+        Self {
+            tenant_id: TenantId::default_tenant(),
+            crm_url: v1.crm_url,
+            api_key_sealed: v1.api_key_sealed,
+            api_key_hint: v1.api_key_hint,
+            active: v1.active,
+            default_funnel: v1.default_funnel,
+            include_delivery_cost: v1.include_delivery_cost,
+            backfill_days: v1.backfill_days,
+            webhook_token_generation: v1.webhook_token_generation,
+            history_since_id: v1.history_since_id,
+            resync: v1.resync,
+            created_at: v1.created_at,
+            updated_at: v1.updated_at,
+        }
+    }
+}
 
 /// `SyncStateChanged` v1: loads without a timeline pass.
 #[derive(Debug, Deserialize)]

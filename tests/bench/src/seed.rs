@@ -30,6 +30,7 @@ pub async fn publish_integration(
     let keys = SecretKeys::derive(&SecretString::from(seed.secret_key.to_owned()));
     let now = Utc::now();
     let config = IntegrationConfigured {
+        tenant_id: dealflow_shared::events::TenantId::default_tenant(),
         crm_url: seed.crm_url,
         api_key_sealed: keys.seal(id, &SecretString::from(seed.api_key.to_owned())),
         api_key_hint: "bench".into(),

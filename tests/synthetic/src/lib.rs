@@ -118,6 +118,7 @@ pub fn configured(
     updated_at: DateTime<Utc>,
 ) -> IntegrationConfigured {
     IntegrationConfigured {
+        tenant_id: dealflow_shared::events::TenantId::default_tenant(),
         crm_url: "https://demo.retailcrm.ru/".to_owned(),
         api_key_sealed: SealedApiKey("v1.synthetic".to_owned()),
         api_key_hint: "…abcd".to_owned(),
