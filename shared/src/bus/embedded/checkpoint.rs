@@ -26,7 +26,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 
 use super::super::BusError;
-use super::writer::Counters;
+use super::protocol::Counters;
 
 /// How often the background thread copies committed pages into the database file.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(100);

@@ -13,8 +13,8 @@ use async_trait::async_trait;
 use sqlx::Row;
 use tokio::sync::watch;
 
+use super::protocol::{Done, Op, TopicEnds};
 use super::schema::decode_headers;
-use super::writer::{Done, Op, TopicEnds};
 use super::{GroupClaim, unexpected};
 use crate::bus::{BusError, Consumer, Delivered};
 

@@ -19,14 +19,21 @@
 //! - **Retention**: a sweep (hourly, and on demand) drops records superseded by a newer one with
 //!   the same key on compacted topics and records older than `n` days on `Days(n)` topics.
 //!   Offsets never repeat after a sweep.
+//!
+//! Files: [`writer`] is the writer thread, [`batch`] its group-commit transaction, [`protocol`]
+//! what is exchanged with it, [`checkpoint`] the WAL checkpoints, [`retention`] the sweep,
+//! [`consumer`] a group member, [`schema`] the tables, [`lock`] the one-process lock.
 
+mod batch;
 mod checkpoint;
 mod consumer;
+mod lock;
+mod protocol;
+mod retention;
 mod schema;
 mod writer;
 
 use std::collections::HashSet;
-use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -38,14 +45,14 @@ use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use tokio::sync::{mpsc, oneshot, watch};
 
 pub use consumer::EmbeddedConsumer;
-pub use writer::RetentionReport;
+pub use retention::RetentionReport;
 
 use super::{BusError, Consumer, EventBus, OutRecord, Position, TopicSpec};
-use writer::{Counters, Done, Op, Request, TopicEnds, WriterSetup};
+use lock::lock_file;
+use protocol::{Counters, Done, Op, Request, TopicEnds};
+use retention::schedule_retention;
+use writer::WriterSetup;
 
-/// How long `open` waits for the lock held by a closing instance in this process.
-const LOCK_WAIT: Duration = Duration::from_secs(5);
-const LOCK_RETRY: Duration = Duration::from_millis(20);
 /// SQLite's own wait for a lock (readers during a checkpoint, say).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Queued write requests before publishers wait (backpressure).
@@ -302,28 +309,6 @@ async fn committed_offset(
     .map_err(|e| BusError::fatal("reading committed offsets", e))
 }
 
-/// Asks the writer for a retention sweep hourly (the first one minute after opening), until
-/// the log is closed (the weak sender keeps no log open).
-async fn schedule_retention(requests: mpsc::WeakSender<Request>) {
-    let start = tokio::time::Instant::now() + writer::FIRST_RETENTION_SWEEP;
-    let mut ticks = tokio::time::interval_at(start, writer::RETENTION_INTERVAL);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticks.tick().await;
-        let Some(requests) = requests.upgrade() else {
-            return;
-        };
-        // Nobody waits for the report; the writer logs what it deleted.
-        let (reply, _ignored) = oneshot::channel();
-        let op = Op::Retention {
-            now_ms: writer::now_ms(),
-        };
-        if requests.send(Request { op, reply }).await.is_err() {
-            return;
-        }
-    }
-}
-
 /// The right to be the one active member of a group; released on drop.
 #[derive(Debug)]
 struct GroupClaim {
@@ -350,100 +335,5 @@ fn unexpected(done: &Done) -> BusError {
     ))
 }
 
-/// Takes the advisory lock next to the database, waiting briefly for a closing instance.
-async fn lock_file(path: &Path) -> Result<File, BusError> {
-    let mut lock_path = path.as_os_str().to_owned();
-    lock_path.push(".lock");
-    let lock_path = PathBuf::from(lock_path);
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(|e| BusError::fatal(format!("opening {}", lock_path.display()), e))?;
-    let deadline = tokio::time::Instant::now() + LOCK_WAIT;
-    loop {
-        match file.try_lock() {
-            Ok(()) => return Ok(file),
-            Err(TryLockError::WouldBlock) if tokio::time::Instant::now() < deadline => {
-                tokio::time::sleep(LOCK_RETRY).await;
-            }
-            Err(TryLockError::WouldBlock) => {
-                return Err(BusError::fatal_msg(format!(
-                    "the embedded log {} is in use by another process (lock {} is held)",
-                    path.display(),
-                    lock_path.display()
-                )));
-            }
-            Err(TryLockError::Error(e)) => {
-                return Err(BusError::fatal(
-                    format!("locking {}", lock_path.display()),
-                    e,
-                ));
-            }
-        }
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::bus::Retention;
-
-    /// Under a steady stream of commits the WAL starts over instead of growing with everything
-    /// ever written, and every record stays readable, in order.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn the_wal_starts_over_under_continuous_writes() {
-        const PUBLISHES: usize = 400;
-        const RECORDS: usize = 20;
-        const PAYLOAD: usize = 1000;
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("log.db");
-        let wal = dir.path().join("log.db-wal");
-        let log = EmbeddedLog::open(&path).await.unwrap();
-        let topic = "steady".to_owned();
-        log.ensure_topics(&[TopicSpec::new(&topic, 1, Retention::Forever)])
-            .await
-            .unwrap();
-        let mut largest_wal = 0;
-        for p in 0..PUBLISHES {
-            let records = (0..RECORDS)
-                .map(|r| {
-                    OutRecord::new(
-                        format!("k{r}"),
-                        vec![u8::try_from(p % 256).unwrap(); PAYLOAD],
-                    )
-                })
-                .collect();
-            log.publish(&topic, records).await.unwrap();
-            largest_wal = largest_wal.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
-            // Paced, so the background checkpointer passes many times during the test.
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        let written = u64::try_from(PUBLISHES * RECORDS * PAYLOAD).unwrap();
-        assert!(
-            largest_wal < written / 2,
-            "the WAL reached {largest_wal} bytes for {written} bytes of records: it never started over \
-             (reset threshold {} frames)",
-            checkpoint::WAL_RESET_FRAMES
-        );
-
-        let mut consumer = log
-            .subscribe("reader", std::slice::from_ref(&topic))
-            .await
-            .unwrap();
-        let mut next = 0;
-        while next < PUBLISHES * RECORDS {
-            let batch = consumer.poll(1000, Duration::from_secs(5)).await.unwrap();
-            assert!(!batch.is_empty(), "records missing after offset {next}");
-            for record in batch {
-                assert_eq!(record.offset, i64::try_from(next).unwrap());
-                assert_eq!(
-                    record.payload[0],
-                    u8::try_from((next / RECORDS) % 256).unwrap()
-                );
-                next += 1;
-            }
-        }
-    }
-}
+mod tests;

@@ -5,99 +5,29 @@
 //! in one go, without a round trip to another thread per statement). It takes a request, drains
 //! every other request already waiting, applies them all in one `BEGIN IMMEDIATE` transaction
 //! with cached prepared statements and commits once, so concurrent publishers share one fsync;
-//! only then does it answer them and wake consumers. Offsets are assigned here, densely per
-//! topic, in the order requests were received. Checkpoints stay off the commit path
-//! ([`super::checkpoint`]).
+//! only then does it answer them and wake consumers. The transaction itself is [`super::batch`];
+//! checkpoints stay off the commit path ([`super::checkpoint`]).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags, TransactionBehavior, params};
+use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::super::{BusError, OutRecord, Position, Retention, TopicSpec};
+use super::batch::{TopicState, load_topics, write};
 use super::checkpoint::{Checkpointer, checkpoint_now};
-use super::schema::{encode_headers, migrate, retention_from_sql, retention_to_sql};
+use super::protocol::{Counters, Done, Op, Request, TopicEnds};
+use super::schema::migrate;
+use crate::bus::BusError;
 
 /// Stop draining more requests into one transaction past this many records, to bound latency.
 const MAX_BATCH_RECORDS: usize = 20_000;
-/// How often retention runs on its own; the first sweep comes one minute after opening.
-pub(super) const RETENTION_INTERVAL: Duration = Duration::from_secs(3600);
-pub(super) const FIRST_RETENTION_SWEEP: Duration = Duration::from_secs(60);
-const MS_PER_DAY: i64 = 86_400_000;
 /// Prepared statements kept by the writer's connection (it uses fewer than this).
 const STATEMENT_CACHE: usize = 32;
-
-/// The next offset of each topic (by id) as of the last commit: what consumers watch to know
-/// whether one of their topics has new records, without reading the file.
-pub(super) type TopicEnds = HashMap<i64, i64>;
-
-/// A write for the writer thread, with where to send its outcome.
-#[derive(Debug)]
-pub(super) struct Request {
-    pub op: Op,
-    pub reply: oneshot::Sender<Result<Done, BusError>>,
-}
-
-/// The writes the writer knows.
-#[derive(Debug)]
-pub(super) enum Op {
-    Publish {
-        topic: String,
-        records: Vec<OutRecord>,
-    },
-    CommitOffsets {
-        group: String,
-        offsets: Vec<(i64, i64)>,
-    },
-    EnsureTopics(Vec<TopicSpec>),
-    ResetGroup {
-        group: String,
-        topic_ids: Vec<i64>,
-    },
-    Retention {
-        now_ms: i64,
-    },
-}
-
-/// A successful outcome, one variant per [`Op`].
-#[derive(Debug)]
-pub(super) enum Done {
-    Published(Vec<Position>),
-    Committed,
-    TopicsEnsured,
-    GroupReset,
-    Retention(RetentionReport),
-}
-
-/// What one retention sweep deleted.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RetentionReport {
-    /// Records dropped from compacted topics because a newer record has the same key.
-    pub compacted: u64,
-    /// Records dropped from `Days(n)` topics because they are older than `n` days.
-    pub expired: u64,
-}
-
-/// Counters shared with [`super::EmbeddedLog::stats`].
-#[derive(Debug, Default)]
-pub(super) struct Counters {
-    pub transactions: AtomicU64,
-    pub publish_requests: AtomicU64,
-    pub records_appended: AtomicU64,
-    pub offset_commits: AtomicU64,
-}
-
-#[derive(Debug, Clone)]
-struct TopicState {
-    id: i64,
-    next_offset: i64,
-    retention: Retention,
-}
 
 /// What the writer thread needs. Holding the lock file keeps a second writer (another process,
 /// or a reopen in this one) out until the thread has closed its connections.
@@ -183,13 +113,6 @@ struct Writer {
     checkpointer: Checkpointer,
     /// Where answers are delivered (see `answer`).
     runtime: tokio::runtime::Handle,
-}
-
-/// Milliseconds since the Unix epoch.
-pub(super) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 impl Writer {
@@ -352,192 +275,4 @@ fn weight(op: &Op) -> usize {
         Op::Publish { records, .. } => records.len().max(1),
         _ => 1,
     }
-}
-
-fn load_topics(conn: &Connection) -> rusqlite::Result<HashMap<String, TopicState>> {
-    let mut select = conn.prepare("SELECT id, name, retention, next_offset FROM topics")?;
-    let rows = select.query_map([], |row| {
-        let retention: String = row.get("retention")?;
-        let state = TopicState {
-            id: row.get("id")?,
-            next_offset: row.get("next_offset")?,
-            retention: retention_from_sql(&retention),
-        };
-        Ok((row.get("name")?, state))
-    })?;
-    rows.collect()
-}
-
-/// One transaction for the whole batch. A request that is invalid on its own (unknown topic)
-/// gets its error without touching the others; a storage error fails the whole batch (the
-/// transaction rolls back when dropped uncommitted).
-fn write(
-    conn: &mut Connection,
-    topics: &mut HashMap<String, TopicState>,
-    ops: &[Op],
-    appended: &mut bool,
-) -> rusqlite::Result<Vec<Result<Done, BusError>>> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let mut touched = HashSet::new();
-    let mut outcomes = Vec::with_capacity(ops.len());
-    for op in ops {
-        let outcome = match op {
-            Op::Publish { topic, records } => {
-                let result = append(&tx, topics, topic, records)?;
-                if result.as_ref().is_ok_and(|p| !p.is_empty()) {
-                    *appended = true;
-                    touched.insert(topic.as_str());
-                }
-                result.map(Done::Published)
-            }
-            Op::CommitOffsets { group, offsets } => {
-                let mut upsert = tx.prepare_cached(
-                    "INSERT INTO group_offsets (group_name, topic_id, next_offset) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (group_name, topic_id) DO UPDATE SET next_offset = excluded.next_offset",
-                )?;
-                for &(topic_id, next_offset) in offsets {
-                    upsert.execute(params![group, topic_id, next_offset])?;
-                }
-                Ok(Done::Committed)
-            }
-            Op::EnsureTopics(specs) => {
-                ensure_topics(&tx, topics, specs)?;
-                Ok(Done::TopicsEnsured)
-            }
-            Op::ResetGroup { group, topic_ids } => {
-                let mut delete = tx.prepare_cached(
-                    "DELETE FROM group_offsets WHERE group_name = ?1 AND topic_id = ?2",
-                )?;
-                for topic_id in topic_ids {
-                    delete.execute(params![group, topic_id])?;
-                }
-                Ok(Done::GroupReset)
-            }
-            Op::Retention { now_ms } => Ok(Done::Retention(sweep(&tx, topics, *now_ms)?)),
-        };
-        outcomes.push(outcome);
-    }
-    {
-        let mut advance = tx.prepare_cached("UPDATE topics SET next_offset = ?1 WHERE id = ?2")?;
-        for name in touched {
-            let state = &topics[name];
-            advance.execute(params![state.next_offset, state.id])?;
-        }
-    }
-    tx.commit()?;
-    Ok(outcomes)
-}
-
-/// Appends records to one topic; the outer error is storage, the inner one this request's.
-fn append(
-    conn: &Connection,
-    topics: &mut HashMap<String, TopicState>,
-    topic: &str,
-    records: &[OutRecord],
-) -> rusqlite::Result<Result<Vec<Position>, BusError>> {
-    let Some(state) = topics.get_mut(topic) else {
-        return Ok(Err(BusError::UnknownTopic(topic.to_owned())));
-    };
-    let mut encoded = Vec::with_capacity(records.len());
-    for record in records {
-        match encode_headers(&record.headers) {
-            Ok(headers) => encoded.push(headers),
-            Err(error) => return Ok(Err(error)),
-        }
-    }
-    let appended_at = now_ms();
-    let first = state.next_offset;
-    let mut insert = conn.prepare_cached(
-        "INSERT INTO records (topic_id, offset, key, payload, headers, appended_at_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?;
-    for ((record, headers), offset) in records.iter().zip(&encoded).zip(first..) {
-        insert.execute(params![
-            state.id,
-            offset,
-            record.key,
-            record.payload,
-            headers,
-            appended_at
-        ])?;
-    }
-    let count = i64::try_from(records.len()).unwrap_or(i64::MAX);
-    state.next_offset = first + count;
-    Ok(Ok((first..state.next_offset)
-        .map(|offset| Position {
-            partition: 0,
-            offset,
-        })
-        .collect()))
-}
-
-/// Creates missing topics and updates the retention of existing ones.
-fn ensure_topics(
-    conn: &Connection,
-    topics: &mut HashMap<String, TopicState>,
-    specs: &[TopicSpec],
-) -> rusqlite::Result<()> {
-    for spec in specs {
-        let retention = retention_to_sql(spec.retention);
-        if let Some(state) = topics.get_mut(&spec.name) {
-            if state.retention != spec.retention {
-                conn.execute(
-                    "UPDATE topics SET retention = ?1 WHERE id = ?2",
-                    params![retention, state.id],
-                )?;
-                state.retention = spec.retention;
-            }
-            continue;
-        }
-        let id: i64 = conn.query_row(
-            "INSERT INTO topics (name, retention, next_offset) VALUES (?1, ?2, 0) RETURNING id",
-            params![spec.name, retention],
-            |row| row.get(0),
-        )?;
-        let state = TopicState {
-            id,
-            next_offset: 0,
-            retention: spec.retention,
-        };
-        topics.insert(spec.name.clone(), state);
-    }
-    Ok(())
-}
-
-/// Deletes superseded records of compacted topics and expired ones of `Days` topics.
-fn sweep(
-    conn: &Connection,
-    topics: &HashMap<String, TopicState>,
-    now_ms: i64,
-) -> rusqlite::Result<RetentionReport> {
-    let mut report = RetentionReport::default();
-    for state in topics.values() {
-        match state.retention {
-            Retention::Forever => {}
-            Retention::Compacted => {
-                let deleted = conn.execute(
-                    "DELETE FROM records WHERE topic_id = ?1 AND offset NOT IN
-                     (SELECT MAX(offset) FROM records WHERE topic_id = ?1 GROUP BY key)",
-                    params![state.id],
-                )?;
-                report.compacted += u64::try_from(deleted).unwrap_or(u64::MAX);
-            }
-            Retention::Days(days) => {
-                let cutoff = now_ms.saturating_sub(i64::from(days).saturating_mul(MS_PER_DAY));
-                let deleted = conn.execute(
-                    "DELETE FROM records WHERE topic_id = ?1 AND appended_at_ms < ?2",
-                    params![state.id, cutoff],
-                )?;
-                report.expired += u64::try_from(deleted).unwrap_or(u64::MAX);
-            }
-        }
-    }
-    if report != RetentionReport::default() {
-        tracing::info!(
-            compacted = report.compacted,
-            expired = report.expired,
-            "embedded log retention"
-        );
-    }
-    Ok(report)
 }

@@ -14,7 +14,8 @@ use rdkafka::consumer::{
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Headers as _, Message as _};
 
-use super::{KafkaBusConfig, blocking, classify, log_librdkafka};
+use super::KafkaBusConfig;
+use super::client::{blocking, classify, log_librdkafka};
 use crate::bus::{BusError, Consumer, Delivered};
 
 /// Logs rebalances and commits of one group member.
