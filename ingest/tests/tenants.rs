@@ -333,7 +333,58 @@ async fn tokens_are_listed_without_the_token_revoked_at_once_and_survive_a_resta
     }
 }
 
+/// Two ingest replicas: a token issued through one works on the other once it has read the
+/// record, and a revocation through one is refused by the other within 5 s (DESIGN §4).
+async fn another_process_honours_a_revocation_within_5_s(backend: Backend) {
+    let first = TestApp::spawn(&backend, backend.bus.clone(), &[]).await;
+    let second = TestApp::spawn(&backend, backend.bus.clone(), &[]).await;
+    let (tenant, token) = tenant_with_token(&first, "Tenant A").await;
+    let usable = std::time::Instant::now();
+    dealflow_testkit::wait_until(
+        std::time::Duration::from_secs(5),
+        "the token to work on the other replica",
+        || async {
+            call(&second, &token, Method::GET, "/integrations", None)
+                .await
+                .0
+                == 200
+        },
+    )
+    .await;
+    let (_, tokens) = first.get_json(&format!("/tenants/{tenant}/tokens")).await;
+    let token_id = tokens["items"][0]["id"].as_str().unwrap().to_string();
+    let (status, _) = first
+        .send(
+            Method::DELETE,
+            &format!("/tenants/{tenant}/tokens/{token_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    let revoked = std::time::Instant::now();
+    dealflow_testkit::wait_until(
+        std::time::Duration::from_secs(5),
+        "the other replica to refuse the revoked token",
+        || async {
+            call(&second, &token, Method::GET, "/integrations", None)
+                .await
+                .0
+                == 401
+        },
+    )
+    .await;
+    let took = revoked.elapsed();
+    assert!(
+        took < std::time::Duration::from_secs(5),
+        "revocation took {took:?} (issue took {:?})",
+        revoked - usable
+    );
+    first.stop().await;
+    second.stop().await;
+}
+
 on_both_backends!(
     a_tenant_token_reaches_only_its_own_integrations,
+    another_process_honours_a_revocation_within_5_s,
     tokens_are_listed_without_the_token_revoked_at_once_and_survive_a_restart,
 );

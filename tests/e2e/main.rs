@@ -11,4 +11,5 @@ mod openapi;
 mod read_your_writes;
 mod security;
 mod support;
+mod tenants;
 mod timeline;

@@ -129,6 +129,8 @@ fn body_for(method: &Method, path: &str, system: &System) -> Option<Value> {
         })),
         ("PATCH", "/api/v1/integrations/{id}") => Some(json!({"active": true})),
         ("POST", "/api/v1/integrations/{id}/resync") => Some(json!({"since": "2024-01-01"})),
+        ("POST", "/api/v1/tenants") => Some(json!({"name": "OpenAPI tenant"})),
+        ("POST", "/api/v1/tenants/{id}/tokens") => Some(json!({"name": "OpenAPI token"})),
         _ => None,
     }
 }
@@ -149,6 +151,7 @@ async fn the_openapi_document_matches_the_routes() {
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."), "{doc}");
     let components = &doc["components"];
     assert_eq!(components["securitySchemes"]["bearer"]["scheme"], "bearer");
+    assert_eq!(components["securitySchemes"]["tenant"]["scheme"], "bearer");
     let error = &components["schemas"]["Error"]["properties"]["error"];
     assert!(!error.is_null(), "the error body is documented");
     for schema in ["Integration", "Deal", "Funnel", "Contact", "Manager"] {
@@ -180,12 +183,28 @@ async fn the_openapi_document_matches_the_routes() {
             }
         }
     }
-    operations.sort_by_key(|(method, path, _)| (*method == Method::DELETE, (*path).clone()));
+    // Creations first (a path's POST before its sub-paths use what it made), deletions last
+    // and deepest first (a tenant's token is revoked before the tenant goes).
+    operations.sort_by_key(|(method, path, _)| {
+        let delete = *method == Method::DELETE;
+        (
+            delete,
+            std::cmp::Reverse(if delete {
+                (*path).clone()
+            } else {
+                String::new()
+            }),
+            (*path).clone(),
+        )
+    });
     assert!(operations.len() >= 14, "{} operations", operations.len());
     let mut created: Option<String> = None;
+    let mut tenant: Option<String> = None;
+    let mut token: Option<String> = None;
     let mut shapes_checked = 0;
     for (method, path, operation) in &operations {
         let target = match (method, &created) {
+            _ if path.starts_with("/api/v1/tenants/") => tenant.clone().unwrap_or_default(),
             (&Method::DELETE, Some(created)) => created.clone(),
             _ => id.clone(),
         };
@@ -193,6 +212,7 @@ async fn the_openapi_document_matches_the_routes() {
             "{}{}",
             system.base,
             path.replace("{id}", &target)
+                .replace("{token_id}", token.as_deref().unwrap_or_default())
                 .replace("{order_id}", &order.to_string())
                 .replace("{token}", &webhook_token)
         );
@@ -231,12 +251,24 @@ async fn the_openapi_document_matches_the_routes() {
             );
             shapes_checked += 1;
         }
-        if method == Method::POST && *path == "/api/v1/integrations" {
-            let body: Value = serde_json::from_str(&text).unwrap();
-            created = Some(body["id"].as_str().unwrap().to_owned());
+        if method == Method::POST {
+            let made = || {
+                let body: Value = serde_json::from_str(&text).unwrap();
+                Some(body["id"].as_str().unwrap().to_owned())
+            };
+            match path.as_str() {
+                "/api/v1/integrations" => created = made(),
+                "/api/v1/tenants" => tenant = made(),
+                "/api/v1/tenants/{id}/tokens" => token = made(),
+                _ => {}
+            }
         }
     }
     assert!(created.is_some(), "the document has the connect operation");
+    assert!(
+        tenant.is_some() && token.is_some(),
+        "the document has the tenant operations"
+    );
     assert!(
         shapes_checked >= 10,
         "{shapes_checked} JSON bodies checked against the document"

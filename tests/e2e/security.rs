@@ -150,6 +150,86 @@ async fn no_secret_leaks_into_logs_metrics_responses_records_or_files() {
     })
     .await;
 
+    // A tenant and its token (issue 15): issued once (that answer is the one place it may
+    // appear), then used on the API and to sign in to the pages, then revoked.
+    let (status, tenant) = system
+        .send(Method::POST, "/tenants", json!({"name": "Leak check"}))
+        .await;
+    assert_eq!(status, 201, "{tenant}");
+    let tenant_id = tenant["id"].as_str().unwrap().to_owned();
+    let mut tenant_tokens = Vec::new();
+    for name in ["kept", "revoked"] {
+        let (status, issued) = system
+            .send(
+                Method::POST,
+                &format!("/tenants/{tenant_id}/tokens"),
+                json!({"name": name}),
+            )
+            .await;
+        assert_eq!(status, 201, "{issued}");
+        let token = issued["token"].as_str().unwrap().to_owned();
+        let response = system
+            .http
+            .get(format!("{}/api/v1/integrations", system.base))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        seen.0.push((
+            format!("GET /api/v1/integrations as tenant token {name}"),
+            response.text().await.unwrap(),
+        ));
+        let login = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+            .post(format!("{}/login", system.base))
+            .form(&[("token", token.as_str()), ("next", "/")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(login.status(), 303);
+        let cookie = format!("{:?}", login.headers().get_all("set-cookie"));
+        seen.0
+            .push((format!("sign-in with tenant token {name}"), cookie));
+        tenant_tokens.push((issued["id"].as_str().unwrap().to_owned(), token));
+    }
+    let (status, _) = system
+        .send(
+            Method::DELETE,
+            &format!("/tenants/{tenant_id}/tokens/{}", tenant_tokens[1].0),
+            json!(null),
+        )
+        .await;
+    assert_eq!(status, 204);
+    let refused = system
+        .http
+        .get(format!("{}/api/v1/integrations", system.base))
+        .bearer_auth(&tenant_tokens[1].1)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    seen.0.push((
+        "a revoked tenant token".into(),
+        refused.text().await.unwrap(),
+    ));
+    let (status, _) = seen
+        .call(
+            &system,
+            Method::GET,
+            &format!("/api/v1/tenants/{tenant_id}/tokens"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    // The token, and the token without its recognisable prefix.
+    let tenant_secrets: Vec<String> = tenant_tokens
+        .iter()
+        .flat_map(|(_, t)| [t.clone(), t["dft_".len()..].to_owned()])
+        .collect();
+
     // Every read route, for both integrations.
     for id in [&id_a, &id_b] {
         for route in [
@@ -189,6 +269,7 @@ async fn no_secret_leaks_into_logs_metrics_responses_records_or_files() {
         .iter()
         .map(|k| ("API key", k))
         .chain(tokens.iter().map(|t| ("webhook token", t)))
+        .chain(tenant_secrets.iter().map(|t| ("tenant token", t)))
         .collect();
     for (what, secret) in &secrets {
         assert!(!bytes_contain(&logs, secret), "a {what} in the logs");
@@ -297,6 +378,18 @@ async fn every_api_route_and_page_needs_the_token() {
         (Method::GET, format!("/api/v1/integrations/{id}/funnels")),
         (Method::GET, format!("/api/v1/integrations/{id}/contacts")),
         (Method::GET, format!("/api/v1/integrations/{id}/managers")),
+        (Method::GET, "/api/v1/tenants".to_owned()),
+        (Method::POST, "/api/v1/tenants".to_owned()),
+        (Method::DELETE, "/api/v1/tenants/default".to_owned()),
+        (Method::GET, "/api/v1/tenants/default/tokens".to_owned()),
+        (Method::POST, "/api/v1/tenants/default/tokens".to_owned()),
+        (
+            Method::DELETE,
+            format!(
+                "/api/v1/tenants/default/tokens/{}",
+                dealflow_shared::events::IntegrationId::new()
+            ),
+        ),
     ];
     for (method, path) in &api {
         let url = format!("{}{path}", system.base);

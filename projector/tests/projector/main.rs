@@ -10,4 +10,5 @@ mod kafka;
 mod markers;
 mod poison;
 mod replay;
+mod tenants;
 mod timeline;

@@ -253,6 +253,17 @@ async fn run_with(
                 .await?;
             d.endpoints.integrations.push(integration);
         }
+        // Tenant tokens across the deployment's processes (issue 15).
+        let e = &d.endpoints;
+        let tokens = crate::tenants::issue_and_revoke(api, &e.write_base, &e.read_base)
+            .await
+            .with_context(|| format!("{}: tenant tokens", e.name))?;
+        println!(
+            "{}: a tenant token works on every process; a revoked one was refused by the read side after {} ms",
+            e.name,
+            tokens.revoked_after.as_millis()
+        );
+        d.endpoints.tenant_tokens = Some(tokens);
     }
     let backfill_start = tokio::time::Instant::now();
     for d in deployments.iter() {
@@ -413,6 +424,18 @@ async fn run_with(
     summary.faults = injector.records.clone();
     summary.faults.push(revoke_record);
 
+    // Tenants and tokens survived every kill and restart.
+    for d in deployments.iter() {
+        let e = &d.endpoints;
+        if let Some(tokens) = &e.tenant_tokens {
+            for problem in
+                crate::tenants::still_right(api, &e.write_base, &e.read_base, tokens).await
+            {
+                summary.problems.push(format!("{}: {problem}", e.name));
+            }
+        }
+    }
+
     // Metrics of every process while they still run.
     let mut scan = Scan::default();
     let needles = needles(accounts, deployments);
@@ -481,7 +504,8 @@ async fn run_with(
     Ok(summary.print())
 }
 
-/// Every RetailCRM key of every account and every webhook token of every integration.
+/// Every RetailCRM key of every account, every webhook token of every integration and every
+/// tenant token of every deployment.
 fn needles(accounts: &[AccountHandle], deployments: &[Deployment]) -> Vec<Needle> {
     let mut needles = Vec::new();
     for (i, a) in accounts.iter().enumerate() {
@@ -503,6 +527,17 @@ fn needles(accounts: &[AccountHandle], deployments: &[Deployment]) -> Vec<Needle
                 ),
                 value: secrets::token_of(&integration.webhook_url),
             });
+        }
+        if let Some(tokens) = &d.endpoints.tenant_tokens {
+            for (what, token) in [("kept", &tokens.kept), ("revoked", &tokens.revoked)] {
+                // The token, and the token without its recognisable prefix.
+                for value in [token.clone(), token["dft_".len()..].to_owned()] {
+                    needles.push(Needle {
+                        label: format!("{what} tenant token of {}", d.endpoints.name),
+                        value,
+                    });
+                }
+            }
         }
     }
     needles

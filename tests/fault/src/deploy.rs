@@ -48,6 +48,8 @@ pub struct Endpoints {
     pub read_base: String,
     /// One per simulator account, in account order (filled by the connect step).
     pub integrations: Vec<Integration>,
+    /// A tenant's tokens issued at the start (filled by the connect step).
+    pub tenant_tokens: Option<crate::tenants::TenantTokens>,
     /// The configuration of the bus, to inject poison and read the dead letters.
     pub bus_config: Config,
 }
@@ -165,6 +167,7 @@ pub fn split(
             write_base: bases["ingest"].clone(),
             read_base: bases["projector"].clone(),
             integrations: Vec::new(),
+            tenant_tokens: None,
             bus_config: config_of(&bus_env)?,
         },
         processes: Arc::new(Mutex::new(processes)),
@@ -200,6 +203,7 @@ pub fn all_in_one(work: &Path, binary: &Path, secrets: &RunSecrets) -> anyhow::R
             write_base: base.clone(),
             read_base: base,
             integrations: Vec::new(),
+            tenant_tokens: None,
             bus_config: config,
         },
         processes: Arc::new(Mutex::new(vec![process])),

@@ -22,6 +22,7 @@ mod process;
 mod scenario;
 mod secrets;
 mod summary;
+mod tenants;
 mod topics;
 mod verify;
 
