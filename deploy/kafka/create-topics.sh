@@ -30,7 +30,7 @@ TOPICS=(
   "integrations  cleanup.policy=compact"
   "health        cleanup.policy=compact"
   "sync-state    cleanup.policy=compact"
-"tenants       cleanup.policy=compact"
+  "tenants       cleanup.policy=compact"
   "order-changed cleanup.policy=delete,retention.ms=$((7 * DAY_MS))"
   "deals         cleanup.policy=delete,retention.ms=-1,retention.bytes=-1"
   "contacts      cleanup.policy=delete,retention.ms=-1,retention.bytes=-1"

@@ -1,7 +1,8 @@
 //! The pages in a real browser: headless Chromium (Debian's `chromium` and `chromium-driver`,
 //! installed by `.ci/run`) driven over the WebDriver protocol. It signs in, connects the
-//! simulator through the form, opens Raw data → Deals and checks the rows; a screenshot is
-//! saved under the target directory as an artifact.
+//! simulator through the form, opens Raw data → Deals and checks the rows, then signs in again
+//! with a tenant's token and sees only that tenant's integration; screenshots are saved under
+//! the target directory as artifacts.
 
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
@@ -101,9 +102,9 @@ impl Driver {
 
     async fn call(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
         let url = format!("{}/session/{}{path}", self.url, self.session);
-        // WebDriver GETs carry no body at all (chromedriver refuses a JSON `null`).
-        let request = if method == reqwest::Method::GET {
-            self.http.get(url)
+        // WebDriver GETs and DELETEs carry no body at all (chromedriver refuses a JSON `null`).
+        let request = if method == reqwest::Method::GET || method == reqwest::Method::DELETE {
+            self.http.request(method, url)
         } else {
             self.http.request(method, url).json(&body)
         };
@@ -214,7 +215,7 @@ impl Driver {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_form_and_deals_page_in_chromium() {
-    let system = System::start(Bus::Embedded, 40).await;
+    let system = System::start_accounts(Bus::Embedded, 2, 40).await;
     let driver = Driver::start().await;
     let account = system.account();
 
@@ -271,6 +272,53 @@ async fn connect_form_and_deals_page_in_chromium() {
     );
     let shot = driver.screenshot("deals-page.png").await;
     assert!(std::fs::metadata(&shot).unwrap().len() > 1000);
+
+    // A tenant (issue 15): its token signs in like the operator's, and its pages show only
+    // its own integration.
+    let (status, tenant) = system
+        .send(
+            reqwest::Method::POST,
+            "/tenants",
+            json!({"name": "Browser tenant"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{tenant}");
+    let tenant = tenant["id"].as_str().unwrap().to_string();
+    let (status, issued) = system
+        .send(
+            reqwest::Method::POST,
+            &format!("/tenants/{tenant}/tokens"),
+            json!({"name": "browser"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{issued}");
+    let (tenants_id, _) = system.connect_with(1, json!({"tenant_id": tenant})).await;
+    driver
+        .call(reqwest::Method::DELETE, "/cookie", Value::Null)
+        .await;
+    driver.go(&format!("{}/", system.base)).await;
+    driver
+        .type_into("#token", issued["token"].as_str().unwrap())
+        .await;
+    driver.click("button[type=submit]").await;
+    driver.find("#connect").await;
+    let own = format!("#integrations a[href='/integrations/{tenants_id}']");
+    let operators = format!("#integrations a[href='/integrations/{id}']");
+    assert_eq!(
+        driver.count(&own).await,
+        1,
+        "the tenant's integration is listed"
+    );
+    assert_eq!(driver.count(&operators).await, 0, "another tenant's is not");
+    driver
+        .go(&format!("{}/integrations/{id}/deals", system.base))
+        .await;
+    let refused = driver.text("body").await;
+    assert!(
+        refused.contains("There is no integration with this id"),
+        "{refused}"
+    );
+    driver.screenshot("tenant-pages.png").await;
     driver.quit().await;
     system.stop().await;
 }
