@@ -118,7 +118,12 @@ async fn run_enricher(config: Config, shutdown: CancellationToken) -> anyhow::Re
     let bus = wiring::open_bus(&config, "dealflow-enricher")
         .await
         .context("opening the event bus")?;
-    let budgets = Budgets::new(BudgetSettings::with_rps(config.crm_rps)?);
+    // Ingest runs elsewhere and keeps one request per second of each account for its
+    // connect-time key checks (DESIGN §7.4): the enricher stays within the other nine.
+    let budgets = Budgets::new(
+        BudgetSettings::enricher_beside_ingest(config.crm_rps)
+            .with_context(|| format!("{}: {}", vars::CRM_RPS, config.crm_rps))?,
+    );
     let service = EnricherService::build(settings, bus, budgets, Metrics::new()).await?;
     service.run_until_stopped(shutdown).await?;
     Ok(())
@@ -138,7 +143,9 @@ async fn run_ingest(config: Config, shutdown: CancellationToken) -> anyhow::Resu
     let bus = wiring::open_bus(&config, "dealflow-ingest")
         .await
         .context("opening the event bus")?;
-    let budgets = Budgets::new(BudgetSettings::with_rps(config.crm_rps)?);
+    // Connect-time key checks only, in the one request per second of each account the
+    // enricher leaves (DESIGN §7.4).
+    let budgets = Budgets::new(BudgetSettings::connect_checks());
     let service = IngestService::build(settings, bus, budgets, Metrics::new()).await?;
     tracing::info!(addr = %service.local_addr(), "ingest listening");
     service.run_until_stopped(shutdown).await?;

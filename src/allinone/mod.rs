@@ -21,7 +21,7 @@ use dealflow_enricher::{EnricherService, EnricherSettings, Readiness};
 use dealflow_ingest::{Ingest, IngestSettings};
 use dealflow_projector::{Projector, ProjectorSettings};
 use dealflow_shared::bus::EventBus;
-use dealflow_shared::config::Config;
+use dealflow_shared::config::{Config, vars};
 use dealflow_shared::http::HttpMetrics;
 use dealflow_shared::metrics::Metrics;
 use dealflow_shared::retailcrm::{BudgetSettings, Budgets};
@@ -85,7 +85,12 @@ impl AllInOne {
             .await
             .context("opening the event bus")?;
         let metrics = Metrics::new();
-        let budgets = Budgets::new(BudgetSettings::with_rps(config.crm_rps)?);
+        // One budget per account for the whole process: the enricher and ingest's
+        // connect-time key checks share it (DESIGN §7.4).
+        let budgets = Budgets::new(
+            BudgetSettings::with_rps(config.crm_rps)
+                .with_context(|| format!("{}: {}", vars::CRM_RPS, config.crm_rps))?,
+        );
 
         // The projector first: ingest answers a settings write once this projector applied it.
         let projector_settings =

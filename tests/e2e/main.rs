@@ -4,6 +4,7 @@
 //! Every assertion reads the public read API and compares with the simulator's truth.
 
 mod browser;
+mod budget;
 mod crash;
 mod flow;
 mod metrics;

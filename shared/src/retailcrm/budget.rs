@@ -1,12 +1,21 @@
 //! The request budget: one token bucket per RetailCRM account, shared by every client and every
 //! call to that account (DESIGN §7.4).
 //!
-//! RetailCRM allows 10 requests per second. A GCRA bucket (governor) replenishing `rps` tokens
-//! per second with capacity `burst` admits at most `burst + rps` requests in any closed
-//! one-second window, so `rps + burst ≤ 10` is enforced when the settings are built. The
-//! default, 8/s with a burst of 1, peaks at 9 and leaves one request of slack for send-side
-//! jitter (a request that got its token late on the wire still lands inside the limit).
-//! Every HTTP attempt takes a token first: retries and the connect-time key check included.
+//! RetailCRM allows 10 requests per second. A GCRA bucket (governor) with capacity `burst` and
+//! one token every `period` admits at most `burst + ⌊1 s / period⌋` requests in any closed
+//! one-second window. The period is `1 s / rps`, stretched by a nanosecond when that peak
+//! would pass the budget's ceiling (10, the API's limit, unless a share of it is reserved): so
+//! `DEALFLOW_CRM_RPS=10` runs at just under 10/s and never sends an eleventh request in a
+//! second. The default, 8/s with a burst of 1, peaks at 9 and leaves one request of slack for
+//! send-side jitter (a request that got its token late on the wire still lands inside the
+//! limit). Every HTTP attempt takes a token first: retries and the connect-time key check
+//! included.
+//!
+//! **Across processes** (DESIGN §7.4): in the split deployment ingest's connect-time key
+//! checks run in another process than the enricher, so the account's ten are shared out:
+//! ingest gets one request per second ([`BudgetSettings::connect_checks`]) and the enricher's
+//! ceiling is the other nine ([`BudgetSettings::enricher_beside_ingest`]). In the all-in-one
+//! both use one budget of the process.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -21,32 +30,61 @@ use url::Url;
 /// RetailCRM's own limit: requests per second per account (API-NOTES §2).
 pub const API_LIMIT_PER_SECOND: u32 = 10;
 
-/// Rate and burst of a budget, validated against [`API_LIMIT_PER_SECOND`].
+/// Rate, burst and ceiling of a budget.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BudgetSettings {
     rps: NonZeroU32,
     burst: NonZeroU32,
+    /// The most requests this budget may send in any one-second window.
+    ceiling: u32,
 }
 
 impl BudgetSettings {
-    /// `rps` requests per second with bursts of up to `burst`. Fails unless both are at least
-    /// 1 and `rps + burst` stays within the API's 10 per second.
+    /// `rps` requests per second with bursts of up to `burst`, within the API's 10 per second.
+    /// Fails unless both are at least 1 and `rps + burst` is at most 11 (at 11 the rate is
+    /// shaved by a nanosecond per token so the peak stays at 10).
     pub fn new(rps: u32, burst: u32) -> Result<Self, BudgetError> {
-        let (Some(rps_nz), Some(burst_nz)) = (NonZeroU32::new(rps), NonZeroU32::new(burst)) else {
-            return Err(BudgetError { rps, burst });
+        Self::within(rps, burst, API_LIMIT_PER_SECOND)
+    }
+
+    /// Like [`BudgetSettings::new`] with a lower ceiling than the API's limit (a share of the
+    /// account's ten reserved for another process).
+    pub fn within(rps: u32, burst: u32, ceiling: u32) -> Result<Self, BudgetError> {
+        let error = BudgetError {
+            rps,
+            burst,
+            ceiling,
         };
-        if rps + burst > API_LIMIT_PER_SECOND {
-            return Err(BudgetError { rps, burst });
+        let (Some(rps_nz), Some(burst_nz)) = (NonZeroU32::new(rps), NonZeroU32::new(burst)) else {
+            return Err(error);
+        };
+        if ceiling > API_LIMIT_PER_SECOND || rps + burst > ceiling + 1 {
+            return Err(error);
         }
         Ok(BudgetSettings {
             rps: rps_nz,
             burst: burst_nz,
+            ceiling,
         })
     }
 
     /// `rps` per second with a burst of 1 (the smallest, safest burst).
     pub fn with_rps(rps: u32) -> Result<Self, BudgetError> {
         Self::new(rps, 1)
+    }
+
+    /// Ingest's connect-time key checks in a process of their own: one request per second,
+    /// the share of each account the enricher leaves ([`Self::enricher_beside_ingest`]).
+    pub fn connect_checks() -> Self {
+        Self::within(1, 1, 1).expect("one per second within a ceiling of one")
+    }
+
+    /// The enricher's budget when ingest runs as another process: `rps` (from
+    /// `DEALFLOW_CRM_RPS`), within the nine requests per second ingest's
+    /// [`Self::connect_checks`] leave.
+    pub fn enricher_beside_ingest(rps: u32) -> Result<Self, BudgetError> {
+        let ceiling = API_LIMIT_PER_SECOND - Self::connect_checks().max_per_second();
+        Self::within(rps.min(ceiling), 1, ceiling)
     }
 
     /// Tokens replenished per second.
@@ -59,15 +97,25 @@ impl BudgetSettings {
         self.burst.get()
     }
 
-    /// The most requests this budget admits in any one-second window.
+    /// The most requests this budget admits in any closed one-second window.
     pub fn max_per_second(&self) -> u32 {
-        self.rps() + self.burst()
+        const SECOND: u64 = 1_000_000_000;
+        let steady = SECOND / self.period_nanos();
+        self.burst() + u32::try_from(steady).unwrap_or(u32::MAX)
+    }
+
+    /// Time between tokens: `1 s / rps` rounded up (never faster than `rps`), and longer by a
+    /// nanosecond than `1 s / (ceiling − burst + 1)` so that `burst` plus the tokens of one
+    /// second stay within the ceiling.
+    fn period_nanos(&self) -> u64 {
+        const SECOND: u64 = 1_000_000_000;
+        let by_rate = SECOND.div_ceil(u64::from(self.rps()));
+        let room = u64::from((self.ceiling + 1).saturating_sub(self.burst()).max(1));
+        by_rate.max(SECOND / room + 1)
     }
 
     fn quota(&self) -> Quota {
-        // Round the period up so the bucket is never faster than `rps`.
-        let period = Duration::from_nanos(1_000_000_000u64.div_ceil(u64::from(self.rps())));
-        Quota::with_period(period)
+        Quota::with_period(Duration::from_nanos(self.period_nanos()))
             .expect("a period of at least 100 ms is never zero")
             .allow_burst(self.burst)
     }
@@ -84,13 +132,16 @@ impl Default for BudgetSettings {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error(
     "a RetailCRM budget of {rps}/s with burst {burst} is invalid: both must be at least 1 and \
-     together at most {API_LIMIT_PER_SECOND}"
+     together at most one more than the ceiling of {ceiling} requests per second (RetailCRM \
+     allows {API_LIMIT_PER_SECOND})"
 )]
 pub struct BudgetError {
     /// The rejected rate.
     pub rps: u32,
     /// The rejected burst.
     pub burst: u32,
+    /// The ceiling it had to stay within.
+    pub ceiling: u32,
 }
 
 /// Counters of one budget, for metrics.
@@ -247,11 +298,78 @@ mod tests {
     #[test]
     fn settings_stay_within_the_api_limit() {
         assert_eq!(BudgetSettings::default().max_per_second(), 9);
-        assert!(BudgetSettings::new(8, 2).is_ok());
-        assert!(BudgetSettings::new(8, 3).is_err());
-        assert!(BudgetSettings::new(10, 1).is_err());
+        assert_eq!(BudgetSettings::new(8, 2).unwrap().max_per_second(), 10);
+        assert!(BudgetSettings::new(8, 4).is_err());
         assert!(BudgetSettings::new(0, 1).is_err());
-        assert!(BudgetSettings::with_rps(9).is_ok());
+        assert!(BudgetSettings::new(11, 0).is_err());
+        // Every DEALFLOW_CRM_RPS from 1 to 10 is a budget that never passes 10 in a second.
+        for rps in 1..=10 {
+            let settings = BudgetSettings::with_rps(rps).unwrap();
+            let peak = settings.max_per_second();
+            assert!(
+                peak <= (rps + 1).min(10) && peak >= rps,
+                "{rps}/s peaks at {peak}"
+            );
+        }
+        // Beside a separate ingest, the enricher and the connect checks share the ten.
+        let checks = BudgetSettings::connect_checks().max_per_second();
+        assert_eq!(checks, 1);
+        for rps in 1..=10 {
+            let enricher = BudgetSettings::enricher_beside_ingest(rps).unwrap();
+            assert!(enricher.max_per_second() + checks <= 10, "{rps}/s");
+        }
+        assert_eq!(
+            BudgetSettings::enricher_beside_ingest(8).unwrap(),
+            BudgetSettings::with_rps(8)
+                .unwrap()
+                .with_ceiling_for_test(9)
+        );
+    }
+
+    impl BudgetSettings {
+        fn with_ceiling_for_test(mut self, ceiling: u32) -> Self {
+            self.ceiling = ceiling;
+            self
+        }
+    }
+
+    /// The bucket itself, on a simulated clock: at every rate from 1 to 10 per second, taking
+    /// every token the moment it is there for five seconds, no closed one-second window holds
+    /// more grants than the settings' peak, and that peak is at most 10.
+    #[test]
+    fn no_rate_grants_more_than_its_peak_in_any_second() {
+        use governor::clock::FakeRelativeClock;
+        for rps in 1..=10u32 {
+            let settings = BudgetSettings::with_rps(rps).unwrap();
+            let clock = FakeRelativeClock::default();
+            let limiter = RateLimiter::direct_with_clock(settings.quota(), clock.clone());
+            let mut grants: Vec<u64> = Vec::new();
+            for step in 0..5_000u64 {
+                while limiter.check().is_ok() {
+                    grants.push(step);
+                }
+                clock.advance(Duration::from_millis(1));
+            }
+            let worst = (0..grants.len())
+                .map(|i| {
+                    grants[i..]
+                        .iter()
+                        .take_while(|t| **t - grants[i] <= 1_000)
+                        .count()
+                })
+                .max()
+                .unwrap();
+            assert!(
+                worst as u32 <= settings.max_per_second(),
+                "{rps}/s: {worst}"
+            );
+            assert!(worst <= 10, "{rps}/s: {worst} in one second");
+            assert!(
+                grants.len() as u32 >= rps * 5 - 1,
+                "{rps}/s: only {} grants",
+                grants.len()
+            );
+        }
     }
 
     #[test]
