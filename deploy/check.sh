@@ -14,6 +14,8 @@
 #     (kubernetes-validate, schemas shipped in the PyPI package) when it can be installed
 #   - the topics Job embeds deploy/kafka/create-topics.sh verbatim, and the script creates every
 #     topic named in shared/src/topics.rs
+#   - the compose gateway (deploy/nginx/dealflow.conf) in a real nginx: each route reaches the
+#     component it belongs to, and the access log masks webhook tokens
 #
 # Installs what it needs (apt-get / pip, quiet, idempotent). Exits non-zero on any failure.
 set -uo pipefail
@@ -253,6 +255,121 @@ for p in problems:
 sys.exit(1 if problems else 0)
 EOF
 if [ $? -eq 0 ]; then ok "topics: the Job embeds the script, which creates every topic of the code ($(head -1 "$WORK/topics.out"))"; else fail "topics"; sed 's/^/      /' "$WORK/topics.out"; fi
+
+# --- gateway ----------------------------------------------------------------------------------
+# The compose gateway's own file in a real nginx (Debian's nginx-light), with two stub
+# upstreams that answer their name: every route reaches the component DESIGN gives it, and the
+# access log never holds a webhook token.
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || apt_install nginx-light
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+if [ -x "$NGINX" ]; then
+  python3 - "$DEPLOY/nginx/dealflow.conf" "$NGINX" "$WORK" <<'EOF' >"$WORK/gateway.out" 2>&1
+import http.server, os, re, socket, subprocess, sys, threading, time, urllib.request, urllib.error
+conf_path, nginx, work = sys.argv[1:4]
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+def stub(name):
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def answer(self):
+            length = int(self.headers.get("content-length") or 0)
+            self.rfile.read(length)
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(name.encode())
+        do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = do_HEAD = answer
+        def log_message(self, *args):
+            pass
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server.server_address[1]
+
+ingest, projector, port = stub("ingest"), stub("projector"), free_port()
+log = os.path.join(work, "access.log")
+conf = open(conf_path).read()
+conf = conf.replace("server ingest:8080;", f"server 127.0.0.1:{ingest};")
+conf = conf.replace("server projector:8080;", f"server 127.0.0.1:{projector};")
+conf = conf.replace("listen 8080;", f"listen 127.0.0.1:{port};")
+conf = conf.replace("/var/log/nginx/access.log", log)
+open(os.path.join(work, "gateway.conf"), "w").write(conf)
+main = f"""daemon off; pid {work}/nginx.pid; error_log {work}/error.log;
+events {{ }}
+http {{
+  client_body_temp_path {work}; proxy_temp_path {work}; fastcgi_temp_path {work};
+  uwsgi_temp_path {work}; scgi_temp_path {work};
+  include {work}/gateway.conf;
+}}
+"""
+open(os.path.join(work, "nginx.conf"), "w").write(main)
+test = subprocess.run([nginx, "-t", "-c", os.path.join(work, "nginx.conf"), "-p", work],
+                      capture_output=True, text=True)
+if test.returncode != 0:
+    print("nginx -t refused the gateway config:", test.stderr)
+    sys.exit(1)
+proc = subprocess.Popen([nginx, "-c", os.path.join(work, "nginx.conf"), "-p", work],
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+problems = []
+try:
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    token = "Zk9sZWFrZWQtd2ViaG9vay10b2tlbi0wMTIzNDU2Nzg5"
+    routes = [
+        ("POST", f"/hooks/retailcrm/{token}?orderId=7", "ingest"),
+        ("GET", f"/hooks/retailcrm/{token}?orderId=8", "ingest"),
+        ("POST", "/api/v1/integrations", "ingest"),
+        ("PATCH", "/api/v1/integrations/x", "ingest"),
+        ("DELETE", "/api/v1/integrations/x", "ingest"),
+        ("POST", "/api/v1/integrations/x/resync", "ingest"),
+        ("GET", "/api/v1/integrations", "projector"),
+        ("GET", "/api/v1/integrations/x/deals.csv", "projector"),
+        ("GET", "/api/v1/tenants", "ingest"),
+        ("POST", "/api/v1/tenants/t/tokens", "ingest"),
+        ("DELETE", "/api/v1/tenants/t/tokens/k", "ingest"),
+        ("GET", "/", "projector"),
+        ("GET", "/integrations/x/deals", "projector"),
+        ("GET", "/api/openapi.json", "projector"),
+    ]
+    for method, path, want in routes:
+        request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method,
+                                         data=b"{}" if method in ("POST", "PATCH") else None)
+        try:
+            got = urllib.request.urlopen(request, timeout=5).read().decode()
+        except urllib.error.HTTPError as e:
+            got = f"HTTP {e.code}"
+        if got != want:
+            problems.append(f"{method} {path} reached {got}, not {want}")
+    for path in ("/metrics", "/healthz", "/readyz"):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5)
+            problems.append(f"{path} is published")
+        except urllib.error.HTTPError as e:
+            if e.code != 404:
+                problems.append(f"{path} answered {e.code}")
+    time.sleep(0.3)
+    written = open(log).read() if os.path.exists(log) else ""
+    if "/hooks/retailcrm/[token]?orderId=7" not in written:
+        problems.append("the access log does not show the masked webhook path: " + written[:300])
+    if token in written or token[:16] in written:
+        problems.append("a webhook token reached the gateway's access log")
+finally:
+    proc.terminate()
+    proc.wait(timeout=10)
+print(f"{len(routes)} routes checked, access log {len(written.splitlines())} lines")
+for p in problems:
+    print(p)
+sys.exit(1 if problems else 0)
+EOF
+  if [ $? -eq 0 ]; then ok "gateway: nginx routes every path to its component, the access log masks webhook tokens ($(head -1 "$WORK/gateway.out"))"; else fail "gateway"; sed 's/^/      /' "$WORK/gateway.out"; fi
+else
+  fail "gateway: nginx could not be installed (apt-get install nginx-light)"
+fi
 
 echo "deploy: $passed passed, $failed failed, $skipped skipped ($(($(date +%s) - START)) s)"
 [ "$failed" -eq 0 ]
