@@ -22,9 +22,9 @@ pub const EMBEDDED_LOG_FILE: &str = "events.db";
 pub async fn open_bus(config: &Config, client_id: &str) -> Result<Arc<dyn EventBus>, BusError> {
     let bus: Arc<dyn EventBus> = match &config.kafka {
         Some(kafka) => {
-            let mut settings = KafkaBusConfig::new(kafka.brokers.clone());
+            let mut settings =
+                KafkaBusConfig::new(kafka.brokers.clone()).with_user_properties(&kafka.properties);
             settings.client_id = client_id.to_string();
-            settings.properties.extend(kafka.properties.clone());
             Arc::new(KafkaBus::new(settings)?)
         }
         None => {

@@ -146,3 +146,108 @@ async fn kill_9_during_a_burst_loses_no_accepted_webhook() {
         );
     }
 }
+
+/// DESIGN §7.6 on Kafka (issue 17): after kill -9 of the process that holds the enricher's and
+/// the projector's consumer group members, a restarted process is back at work — a webhook
+/// sent after the restart visible as a deal — within 15 s of the kill, not after the default
+/// 45 s `session.timeout.ms` during which the group waits for the dead member.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_kafka_work_resumes_within_15_s_after_kill_9() {
+    let broker = dealflow_testkit::Broker::start().await;
+    let sim = Simulator::start(SimConfig::new(1, 20)).await.unwrap();
+    let account = sim.account(0);
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let prefix = format!("resume{}.", std::process::id());
+    let env = |dir: &std::path::Path| {
+        vec![
+            ("DEALFLOW_DATA_DIR", dir.display().to_string()),
+            ("DEALFLOW_LISTEN", format!("127.0.0.1:{port}")),
+            ("DEALFLOW_CRM_ALLOW_HOSTS", "http://127.0.0.1:*".to_owned()),
+            ("DEALFLOW_KAFKA_BROKERS", broker.bootstrap()),
+            ("DEALFLOW_TOPIC_PREFIX", prefix.clone()),
+        ]
+    };
+    let mut process = run_binary("all", &env(dir.path()));
+    ready(&http, &base).await;
+    let token = std::fs::read_to_string(dir.path().join("api-token")).unwrap();
+    let response = http
+        .post(format!("{base}/api/v1/integrations"))
+        .bearer_auth(&token)
+        .json(&json!({"crm_url": account.url(), "api_key": account.api_key(), "backfill_days": 0}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let integration: Value = response.json().await.unwrap();
+    let id = integration["id"].as_str().unwrap().to_string();
+    let hook = integration["webhook_url"].as_str().unwrap().to_string();
+    let orders: Vec<u64> = account.inspect(|s| {
+        s.orders
+            .values()
+            .filter(|o| o.is_live())
+            .map(|o| o.id)
+            .collect()
+    });
+    let deals = |http: reqwest::Client, base: String, token: String, id: String| async move {
+        let page: Value = http
+            .get(format!("{base}/api/v1/integrations/{id}/deals?limit=500"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        Some(
+            page["items"]
+                .as_array()?
+                .iter()
+                .filter_map(|d| d["order_id"].as_u64())
+                .collect::<BTreeSet<u64>>(),
+        )
+    };
+    // Work before the kill: the first order is a deal, so every group has its member.
+    let sent = http
+        .get(format!("{hook}?orderId={}", orders[0]))
+        .send()
+        .await;
+    assert_eq!(sent.unwrap().status(), 202);
+    wait_until(WAIT, "the first deal", || async {
+        deals(http.clone(), base.clone(), token.clone(), id.clone())
+            .await
+            .is_some_and(|d| d.contains(&orders[0]))
+    })
+    .await;
+
+    process.0.kill().unwrap(); // SIGKILL: the members never leave their groups
+    process.0.wait().unwrap();
+    let killed = std::time::Instant::now();
+    let _restarted = run_binary("all", &env(dir.path()));
+    wait_until(WAIT, "the restarted process to accept webhooks", || async {
+        let sent = http
+            .get(format!("{hook}?orderId={}", orders[1]))
+            .send()
+            .await;
+        sent.is_ok_and(|r| r.status() == 202)
+    })
+    .await;
+    wait_until(
+        WAIT,
+        "a webhook after the restart to become a deal",
+        || async {
+            deals(http.clone(), base.clone(), token.clone(), id.clone())
+                .await
+                .is_some_and(|d| d.contains(&orders[1]))
+        },
+    )
+    .await;
+    let resumed = killed.elapsed();
+    println!("work resumed {:.1} s after kill -9", resumed.as_secs_f64());
+    assert!(
+        resumed < std::time::Duration::from_secs(15),
+        "work resumed only {resumed:?} after kill -9 (DESIGN §7.6: within 15 s)"
+    );
+}

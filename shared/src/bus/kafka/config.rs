@@ -65,6 +65,12 @@ impl KafkaBusConfig {
             ("enable.auto.offset.store", "false"),
             ("auto.offset.reset", "earliest"),
             ("enable.partition.eof", "false"),
+            // A member that dies without leaving (kill -9, a lost node) holds its partitions
+            // until its session expires; librdkafka's 45 s default would stop that work for
+            // most of a minute (DESIGN §7.6 asks for 15 s). Heartbeats come from librdkafka's
+            // own thread, so a busy poll loop does not expire a live member.
+            ("session.timeout.ms", "6000"),
+            ("heartbeat.interval.ms", "1500"),
         ];
         let map = |pairs: &[(&str, &str)]| {
             pairs
@@ -143,6 +149,23 @@ impl KafkaBusConfig {
         Ok(())
     }
 
+    /// Adds the operator's properties (`DEALFLOW_KAFKA_PROPERTIES`) for every client: they win
+    /// over the built-in producer and consumer defaults, except the properties that carry the
+    /// delivery guarantees (those are checked by [`KafkaBusConfig::validate`]).
+    pub fn with_user_properties(mut self, user: &BTreeMap<String, String>) -> Self {
+        let fixed = |table: &[Fixed], key: &str| table.iter().any(|(k, _)| *k == key);
+        for key in user.keys() {
+            if !fixed(PRODUCER_FIXED, key) {
+                self.producer_properties.remove(key);
+            }
+            if !fixed(CONSUMER_FIXED, key) {
+                self.consumer_properties.remove(key);
+            }
+        }
+        self.properties.extend(user.clone());
+        self
+    }
+
     /// The producer's librdkafka configuration.
     pub(super) fn producer(&self) -> ClientConfig {
         let mut config = self.base();
@@ -194,6 +217,22 @@ fn apply(config: &mut ClientConfig, properties: &BTreeMap<String, String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn operators_properties_win_over_defaults_but_not_over_guarantees() {
+        let user = BTreeMap::from([
+            ("session.timeout.ms".to_owned(), "20000".to_owned()),
+            ("linger.ms".to_owned(), "5".to_owned()),
+        ]);
+        let config = KafkaBusConfig::new("b:9092").with_user_properties(&user);
+        let consumer = config.consumer(Some("g"));
+        assert_eq!(consumer.get("session.timeout.ms"), Some("20000"));
+        assert_eq!(consumer.get("enable.auto.commit"), Some("false"));
+        assert_eq!(config.producer().get("linger.ms"), Some("5"));
+        let defaults = KafkaBusConfig::new("b:9092").consumer(Some("g"));
+        assert_eq!(defaults.get("session.timeout.ms"), Some("6000"));
+        assert_eq!(defaults.get("heartbeat.interval.ms"), Some("1500"));
+    }
 
     #[test]
     fn defaults_are_valid_and_carry_the_guarantees() {
