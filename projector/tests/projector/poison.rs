@@ -174,3 +174,44 @@ async fn poison_on_every_topic_is_dead_lettered_and_a_burst_halts() {
         letters.len()
     );
 }
+
+/// A poison record dead-lettered, then met again because the projector crashed before its
+/// transaction committed (a second projector over an empty store stands for the restarted
+/// one): the topic holds two copies, and they are one letter — same deterministic identity —
+/// for every reader that counts letters as DESIGN §6 says (issue 17).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_record_is_one_letter_per_stage_across_a_crash() {
+    let bus = Bus::embedded().await;
+    let key = dealflow_shared::events::IntegrationId::new().to_string();
+    bus.bus
+        .publish(
+            &bus.topics.deals(),
+            vec![OutRecord::new(key, b"{poison across a crash".to_vec())],
+        )
+        .await
+        .unwrap();
+    let records = read_all(&bus, &bus.topics.deals()).await;
+    assert_eq!(records.len(), 1);
+    for db in [Db::sqlite().await, Db::sqlite().await] {
+        let (projector, _) = projector(&bus, &db).await;
+        projector.apply_batch(&records).await.unwrap();
+    }
+    let copies = read_all(&bus, &bus.topics.dead_letter()).await;
+    assert_eq!(
+        copies.len(),
+        2,
+        "the redelivery dead-lettered the record again"
+    );
+    let letters = dealflow_shared::bus::distinct_letters(copies);
+    assert_eq!(letters.len(), 1, "two copies, one letter");
+    let poison = &records[0];
+    assert_eq!(
+        header(&letters[0], dealflow_shared::bus::HEADER_LETTER_ID),
+        dealflow_shared::bus::letter_id(
+            &poison.topic,
+            poison.partition,
+            poison.offset,
+            "projector.decode"
+        )
+    );
+}

@@ -4,6 +4,13 @@
 //! dead-letter topic with the headers named by the `HEADER_*` constants, so an operator can
 //! find, fix and replay them. A sliding-window cap turns a flood of dead letters (a bad deploy
 //! that rejects everything) into a fatal error instead of draining the source topics.
+//!
+//! **Once per stage.** A consumer that crashes after dead-lettering a record but before its
+//! offset commit meets the record again and dead-letters it again; the bus cannot make that
+//! second publish disappear. So every letter carries a deterministic identity,
+//! `HEADER_LETTER_ID` = source topic / partition / offset / stage, and readers of the
+//! dead-letter topic count a letter once per identity ([`distinct_letters`]): one letter per
+//! record and rejecting stage, whatever the crashes.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -23,6 +30,27 @@ pub const HEADER_SOURCE_OFFSET: &str = "source_offset";
 pub const HEADER_STAGE: &str = "stage";
 /// Header: why, as UTF-8 text (truncated to `MAX_ERROR_BYTES`).
 pub const HEADER_ERROR: &str = "error";
+/// Header: the letter's identity, `<source topic>/<partition>/<offset>/<stage>`: the same for
+/// every copy a redelivery makes, different for every record and stage.
+pub const HEADER_LETTER_ID: &str = "dead_letter_id";
+
+/// The identity of the letter `stage` writes for the record at `topic`/`partition`/`offset`.
+pub fn letter_id(topic: &str, partition: i32, offset: i64, stage: &str) -> String {
+    format!("{topic}/{partition}/{offset}/{stage}")
+}
+
+/// The letters of `records` (read from the dead-letter topic), each identity once (the first
+/// copy); letters without the identity header (written before it existed) are all kept.
+pub fn distinct_letters(records: Vec<Delivered>) -> Vec<Delivered> {
+    let mut seen = std::collections::HashSet::new();
+    records
+        .into_iter()
+        .filter(|record| match record.header(HEADER_LETTER_ID) {
+            Some(id) => seen.insert(id.to_vec()),
+            None => true,
+        })
+        .collect()
+}
 
 /// Longest `error` header kept; longer reasons are cut at a character boundary.
 const MAX_ERROR_BYTES: usize = 4096;
@@ -104,6 +132,10 @@ impl DeadLetters {
                     record.offset.to_string().into_bytes(),
                 ),
                 (HEADER_STAGE.to_owned(), stage.as_bytes().to_vec()),
+                (
+                    HEADER_LETTER_ID.to_owned(),
+                    letter_id(&record.topic, record.partition, record.offset, stage).into_bytes(),
+                ),
                 (
                     HEADER_ERROR.to_owned(),
                     truncate(reason, MAX_ERROR_BYTES).as_bytes().to_vec(),

@@ -25,8 +25,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 pub use dead_letter::{
-    DeadLetterCap, DeadLetters, HEADER_ERROR, HEADER_SOURCE_OFFSET, HEADER_SOURCE_PARTITION,
-    HEADER_SOURCE_TOPIC, HEADER_STAGE,
+    DeadLetterCap, DeadLetters, HEADER_ERROR, HEADER_LETTER_ID, HEADER_SOURCE_OFFSET,
+    HEADER_SOURCE_PARTITION, HEADER_SOURCE_TOPIC, HEADER_STAGE, distinct_letters, letter_id,
 };
 pub use embedded::{EmbeddedConsumer, EmbeddedLog, EmbeddedStats, RetentionReport};
 pub use error::BusError;

@@ -570,13 +570,18 @@ async fn poison_check(
         let shown = String::from_utf8_lossy(&payload[..payload.len().min(60)]).into_owned();
         if !want.contains_key(payload.as_slice()) {
             problems.push(format!("unexpected dead letter ({stages:?}): {shown}"));
-        } else if stages.len() > 1 {
-            // Each consumer of `order-changed` dead-letters what it cannot decode, and a
-            // crash before the offset commit repeats it: reported, not a loss.
-            println!(
-                "  note: poison dead-lettered {} times {stages:?}: {shown}",
-                stages.len()
-            );
+        } else {
+            // Copies from redeliveries are one letter already; a stage twice here means the
+            // same bytes were published twice (a poison publish retried across a broker
+            // restart), which is reported, not a failure.
+            let mut distinct = stages.clone();
+            distinct.sort();
+            distinct.dedup();
+            if distinct.len() != stages.len() {
+                println!(
+                    "  note: one payload dead-lettered twice by one stage {stages:?}: {shown}"
+                );
+            }
         }
     }
     (total, problems)

@@ -55,11 +55,13 @@ pub async fn inject(
 }
 
 /// Every payload in the dead-letter topic, with the stage header of each of its letters
-/// (`enricher.decode`, `projector.decode`, …).
+/// (`enricher.decode`, `projector.decode`, …): each letter once, however many copies crashes
+/// before an offset commit left (DESIGN §6, `distinct_letters`).
 pub async fn dead_letters(config: &Config) -> anyhow::Result<BTreeMap<Vec<u8>, Vec<String>>> {
     let topic = Topics::new(config.topic_prefix.clone()).dead_letter();
     let mut found: BTreeMap<Vec<u8>, Vec<String>> = BTreeMap::new();
-    for record in crate::topics::read_all(config, &topic).await? {
+    let copies = crate::topics::read_all(config, &topic).await?;
+    for record in dealflow_shared::bus::distinct_letters(copies) {
         let stage = record
             .header(HEADER_STAGE)
             .map(|s| String::from_utf8_lossy(s).into_owned())
