@@ -36,6 +36,7 @@ pub struct EnricherMetrics {
     waiting_orders: IntGauge,
     unfinished_records: IntGauge,
     consumer_lag: IntGauge,
+    assigned_partitions: IntGauge,
     sync: SyncMetrics,
 }
 
@@ -157,8 +158,18 @@ impl EnricherMetrics {
                 "enricher_consumer_lag",
                 "Records on the assigned order-changed partitions after the stored offsets.",
             ),
+            assigned_partitions: gauge(
+                "enricher_assigned_partitions",
+                "order-changed partitions assigned to this member (its accounts' live work and syncs).",
+            ),
             sync: SyncMetrics::new(metrics),
         }
+    }
+
+    /// How many `order-changed` partitions this member holds now.
+    pub fn assigned_partitions(&self, count: usize) {
+        self.assigned_partitions
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
     }
 
     /// Reconciliation and backfill metrics.

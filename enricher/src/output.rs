@@ -1,12 +1,14 @@
-//! Publishing the enricher's events: each in its envelope, keyed by integration, on the topic
-//! DESIGN §6 gives its type, acknowledged before anything is finished.
+//! Publishing the enricher's events: each in its envelope, keyed by integration (an
+//! `OrderChanged` by its account), on the topic DESIGN §6 gives its type, acknowledged before
+//! anything is finished.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use dealflow_shared::bus::{BusError, EventBus, OutRecord};
 use dealflow_shared::events::{Envelope, Event, EventType, IntegrationId};
-use dealflow_shared::topics::Topics;
+use dealflow_shared::registry::Registry;
+use dealflow_shared::topics::{Topics, order_changed_key};
 
 use crate::metrics::EnricherMetrics;
 
@@ -16,15 +18,32 @@ pub struct Output {
     bus: Arc<dyn EventBus>,
     topics: Topics,
     metrics: EnricherMetrics,
+    /// For the account an `OrderChanged` is keyed by ([`order_changed_key`]).
+    registry: Registry,
 }
 
 impl Output {
     /// Events go to `topics` on `bus`.
-    pub fn new(bus: Arc<dyn EventBus>, topics: Topics, metrics: EnricherMetrics) -> Self {
+    pub fn new(
+        bus: Arc<dyn EventBus>,
+        topics: Topics,
+        metrics: EnricherMetrics,
+        registry: Registry,
+    ) -> Self {
         Self {
             bus,
             topics,
             metrics,
+            registry,
+        }
+    }
+
+    /// The record key of `envelope`: its integration, except `OrderChanged`, keyed by the
+    /// account (DESIGN §7.4; the integration's when it is no longer known).
+    fn key(&self, envelope: &Envelope) -> String {
+        match (&envelope.event, self.registry.get(envelope.integration_id)) {
+            (Event::OrderChanged(_), Some(config)) => order_changed_key(&config.crm_url),
+            _ => envelope.key(),
         }
     }
 
@@ -64,7 +83,7 @@ impl Output {
             let event_type = event.event_type();
             let topic = self.topic(event_type);
             let envelope = Envelope::new(integration, event);
-            let record = OutRecord::new(envelope.key(), envelope.encode());
+            let record = OutRecord::new(self.key(&envelope), envelope.encode());
             match by_topic.iter_mut().find(|(t, _, _)| *t == topic) {
                 Some((_, records, types)) => {
                     records.push(record);

@@ -207,6 +207,7 @@ impl EnricherService {
                 self.bus.clone(),
                 self.settings.topics.clone(),
                 self.enricher_metrics.clone(),
+                self.registry.clone(),
             ),
             dead_letters: DeadLetters::new(
                 self.bus.clone(),

@@ -155,3 +155,93 @@ async fn isolation_on_embedded_log() {
 async fn isolation_on_kafka() {
     failures_stay_with_their_account(Backend::kafka().await).await;
 }
+
+/// DESIGN §7.4 across enricher replicas (issue 17): two integrations on one RetailCRM account
+/// whose integration ids fall on partitions of different members are still worked by one
+/// member — `order-changed` is keyed by the account and the account's sync follows the
+/// account's partition — so one budget covers every call to the account.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_account_is_worked_by_one_member_on_kafka() {
+    use dealflow_shared::bus::{OutRecord, partition_for};
+    use dealflow_shared::events::{ChangeSource, OrderChanged};
+    use dealflow_shared::retailcrm::{BudgetSettings, Budgets};
+    use dealflow_shared::topics::order_changed_key;
+
+    let backend = Backend::kafka().await;
+    let sim = Simulator::start(SimConfig::new(1, 40)).await.unwrap();
+    let account = sim.account(0);
+    let topic = backend.topics.order_changed();
+    let partitions = i32::try_from(backend.bus.end_offsets(&topic).await.unwrap().len()).unwrap();
+    assert!(partitions >= 2, "{partitions} partitions");
+    // Integration ids on partitions the two members of a range assignment never share.
+    let pick = |low: bool| loop {
+        let id = IntegrationId::new();
+        let p = partition_for(&id.to_string(), partitions);
+        if (p < partitions / 2) == low {
+            return id;
+        }
+    };
+    let ids = [pick(true), pick(false)];
+    for id in ids {
+        backend
+            .configure(id, &account.url(), &account.api_key())
+            .await;
+    }
+    let (budgets_a, budgets_b) = (
+        Budgets::new(BudgetSettings::default()),
+        Budgets::new(BudgetSettings::default()),
+    );
+    let a = support::App::start_with_budgets(&backend, test_settings(&backend), budgets_a.clone())
+        .await;
+    let b = support::App::start_with_budgets(&backend, test_settings(&backend), budgets_b.clone())
+        .await;
+    dealflow_testkit::wait_until(WAIT, "both members to hold partitions", || async {
+        let (held_a, held_b) = (
+            a.metric("dealflow_enricher_assigned_partitions"),
+            b.metric("dealflow_enricher_assigned_partitions"),
+        );
+        held_a > 0.0 && held_b > 0.0 && held_a + held_b == f64::from(partitions)
+    })
+    .await;
+    let calls =
+        |budgets: &Budgets| -> u64 { budgets.snapshot().iter().map(|(_, s)| s.acquired).sum() };
+    let before = (calls(&budgets_a), calls(&budgets_b));
+
+    // Webhooks for both integrations, keyed as ingest keys them: by the account.
+    let orders: Vec<u64> = truth_orders(&account.truth()).iter().map(|o| o.0).collect();
+    let key = order_changed_key(&account.url());
+    let records: Vec<OutRecord> = ids
+        .iter()
+        .flat_map(|id| {
+            orders.iter().map(move |&order_id| {
+                let event = Event::OrderChanged(OrderChanged {
+                    order_id,
+                    source: ChangeSource::Webhook,
+                    received_at: chrono::Utc::now(),
+                });
+                Envelope::new(*id, event).encode()
+            })
+        })
+        .map(|payload| OutRecord::new(key.clone(), payload))
+        .collect();
+    backend.bus.publish(&topic, records).await.unwrap();
+    let mut deals = backend.reader(&backend.topics.deals()).await;
+    deals
+        .until(WAIT, "both integrations' deals", |e| {
+            ids.iter().all(|id| Deals::of(e, *id).covers(&orders))
+        })
+        .await;
+    let after = (calls(&budgets_a), calls(&budgets_b));
+    let spent = (after.0 - before.0, after.1 - before.1);
+    assert!(
+        (spent.0 == 0) != (spent.1 == 0),
+        "both members called the account (calls by member: {spent:?}): two budgets on one account"
+    );
+    let counters = account.counters();
+    assert!(
+        counters.max_per_second <= 10 && counters.rate_limited == 0,
+        "{counters:?}"
+    );
+    a.stop().await;
+    b.stop().await;
+}

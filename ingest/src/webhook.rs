@@ -10,9 +10,11 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use chrono::Utc;
+use dealflow_shared::bus::OutRecord;
 use dealflow_shared::events::{ChangeSource, Envelope, Event, OrderChanged};
 use dealflow_shared::http::ApiError;
 use dealflow_shared::secrets::SecretKeys;
+use dealflow_shared::topics::order_changed_key;
 
 use crate::metrics::WebhookResult;
 use crate::openapi;
@@ -142,8 +144,11 @@ async fn accept(
             received_at: Utc::now(),
         }),
     );
+    // Keyed by the account, not the integration: one partition, one enricher, one budget
+    // for every integration on that account (DESIGN §7.4).
+    let record = OutRecord::new(order_changed_key(&integration.crm_url), envelope.encode());
     state
-        .publish(&state.topics.order_changed(), &envelope)
+        .publish_record(&state.topics.order_changed(), record)
         .await
         .map_err(|e| (WebhookResult::BrokerUnavailable, e))?;
     tracing::debug!(integration_id = %id, order_id, "webhook accepted");

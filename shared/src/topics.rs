@@ -103,6 +103,19 @@ impl Topics {
     }
 }
 
+/// The key of an `order-changed` record: the RetailCRM **account** it is about (its
+/// normalised host, [`crate::retailcrm::account_key`]), not the integration, so every change
+/// of every integration connected to one account lands on one partition and is fetched by one
+/// enricher member, inside one request budget (DESIGN §7.4). `crm_url` never changes for an
+/// integration, so its records keep their order. Other topics stay keyed by integration
+/// (compaction of `sync-state` and `integrations` is per integration).
+pub fn order_changed_key(crm_url: &str) -> String {
+    match url::Url::parse(crm_url) {
+        Ok(url) => crate::retailcrm::account_key(&url),
+        Err(_) => crm_url.to_owned(),
+    }
+}
+
 /// The event types DESIGN §6 puts on a topic, by its full name under any prefix; `None` for the
 /// dead-letter topic (any bytes) and for a name that is not dealflow's. A consumer dead-letters
 /// a well-formed envelope of another type: applying it would make the read model depend on
@@ -148,6 +161,18 @@ mod tests {
         assert_eq!(t.sync_state(), "acme.sync-state");
         assert_eq!(t.projector_group(), "acme.projector");
         assert_eq!(Topics::new("").deals(), "deals");
+    }
+
+    #[test]
+    fn order_changes_are_keyed_by_account() {
+        assert_eq!(
+            order_changed_key("https://Shop.RetailCRM.ru/"),
+            "shop.retailcrm.ru"
+        );
+        assert_eq!(
+            order_changed_key("http://127.0.0.1:4100/"),
+            "127.0.0.1:4100"
+        );
     }
 
     #[test]

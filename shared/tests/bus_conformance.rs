@@ -54,4 +54,5 @@ conformance!(
     unknown_topic_is_refused,
     ensure_topics_is_idempotent,
     committed_offsets,
+    keys_land_where_partition_for_says,
 );

@@ -115,6 +115,18 @@ impl Intake {
 
     async fn consume(&mut self) -> Result<(), EnricherError> {
         let settings = self.context.settings.clone();
+        // Which member syncs an account follows the account's partition (see `sync`).
+        match self
+            .context
+            .bus
+            .end_offsets(&settings.topics.order_changed())
+            .await
+        {
+            Ok(ends) => self.context.sync.set_partition_count(ends.len()),
+            Err(e) => {
+                tracing::warn!(error = %e, "order-changed partitions unknown; sync ownership by sync-state placement")
+            }
+        }
         while !self.shutdown.is_cancelled() {
             match self
                 .consumer
@@ -209,9 +221,10 @@ impl Intake {
             .filter(|(topic, _)| *topic == order_changed)
             .map(|(_, partition)| partition)
             .collect();
+        self.context.metrics.assigned_partitions(assigned.len());
         self.context.sync.set_assignment(assigned);
         for (id, config) in self.context.registry.list() {
-            if config.active && self.context.sync.owns(id) {
+            if config.active && self.context.sync.owns(id, &config.crm_url) {
                 self.workers.ensure(id, config);
             }
         }

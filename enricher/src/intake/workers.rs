@@ -122,7 +122,9 @@ impl AccountWorkers {
     pub(super) fn let_go_idle(&mut self, now: Instant, idle_timeout: Duration) {
         let (registry, sync) = (&self.context.registry, &self.context.sync);
         self.workers.retain(|id, active| {
-            let syncs = registry.get(*id).is_some_and(|c| c.active) && sync.owns(*id);
+            let syncs = registry
+                .get(*id)
+                .is_some_and(|c| c.active && sync.owns(*id, &c.crm_url));
             syncs
                 || active
                     .idle_since

@@ -9,11 +9,14 @@
 //! keeps following it, so a member that takes an integration over after a rebalance starts
 //! from the state its previous owner wrote.
 //!
-//! **Who syncs.** Both topics are keyed by integration and created with the same partition
-//! count, so an integration's `sync-state` partition is also its `order-changed` partition:
-//! the member of the enricher group assigned that partition owns the integration's worker
-//! and runs its sync. A brand-new integration's partition is unknown until its first state is
-//! written (that write costs no RetailCRM call), then ownership is decided the same way.
+//! **Who syncs.** `order-changed` is keyed by the RetailCRM account
+//! ([`dealflow_shared::topics::order_changed_key`]), so every integration of one account has
+//! its live work on one partition; the member of the enricher group assigned that partition
+//! also runs the sync of each of those integrations, so all of an account's calls go through
+//! one process's budget (DESIGN §7.4). The partition is computed from the account with Kafka's
+//! partitioner ([`partition_for`]) and the topic's partition count. Until that count is known
+//! (the first moments after start) the old rule stands: the partition an integration's
+//! `sync-state` record landed on, learnt from its first write.
 //!
 //! The work itself (reconciliation, backfill and re-sync pages) runs inside the account's
 //! worker (`worker::reconcile`, `worker::load`) so it shares the account's client,
@@ -22,12 +25,14 @@
 pub mod metrics;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, RwLock};
 
 use chrono::Utc;
-use dealflow_shared::bus::{BusError, EventBus, OutRecord};
+use dealflow_shared::bus::{BusError, EventBus, OutRecord, partition_for};
 use dealflow_shared::events::{Envelope, Event, IntegrationId, SyncStateChanged};
 use dealflow_shared::follow::follow_topic;
+use dealflow_shared::topics::order_changed_key;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -43,6 +48,8 @@ pub struct SyncStates {
     known: Arc<RwLock<HashMap<IntegrationId, Known>>>,
     /// The `order-changed` partitions assigned to this member (`None` before the first look).
     assigned: Arc<RwLock<Option<Vec<i32>>>>,
+    /// How many partitions `order-changed` has (0 until known).
+    partitions: Arc<AtomicI32>,
     ready: watch::Sender<bool>,
 }
 
@@ -58,6 +65,7 @@ impl SyncStates {
         Self {
             known: Arc::default(),
             assigned: Arc::default(),
+            partitions: Arc::default(),
             ready: watch::Sender::new(false),
         }
     }
@@ -73,9 +81,30 @@ impl SyncStates {
         *self.assigned.write().expect("sync assignment lock") = Some(partitions);
     }
 
-    /// Whether this member runs the integration's sync: its partition is assigned here, or
-    /// it is not known yet (the worker writes a first state to learn it).
-    pub fn owns(&self, id: IntegrationId) -> bool {
+    /// Records how many partitions `order-changed` has.
+    pub fn set_partition_count(&self, partitions: usize) {
+        let partitions = i32::try_from(partitions).unwrap_or(i32::MAX);
+        self.partitions.store(partitions, Ordering::Relaxed);
+    }
+
+    /// Whether this member runs the sync of integration `id` on the account at `crm_url`: the
+    /// account's `order-changed` partition is assigned here.
+    pub fn owns(&self, id: IntegrationId, crm_url: &str) -> bool {
+        let partitions = self.partitions.load(Ordering::Relaxed);
+        if partitions == 0 {
+            return self.owns_by_state(id);
+        }
+        let partition = partition_for(&order_changed_key(crm_url), partitions);
+        self.assigned
+            .read()
+            .expect("sync assignment lock")
+            .as_ref()
+            .is_some_and(|assigned| assigned.contains(&partition))
+    }
+
+    /// The rule before the partition count is known: its `sync-state` partition is assigned
+    /// here, or it is not known yet (the worker writes a first state to learn it).
+    fn owns_by_state(&self, id: IntegrationId) -> bool {
         let partition = self
             .known
             .read()

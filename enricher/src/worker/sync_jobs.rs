@@ -198,7 +198,7 @@ impl Worker {
                 return self.react_to_failure(failure);
             }
         }
-        if !self.context.sync.owns(self.id) {
+        if !self.context.sync.owns(self.id, &self.config.crm_url) {
             self.sync.found_not_owner(now + CONFIG_CHECK);
             return Ok(());
         }

@@ -18,6 +18,7 @@ mod dead_letter;
 mod embedded;
 mod error;
 mod kafka;
+mod partition;
 
 use std::fmt::Debug;
 use std::time::Duration;
@@ -31,6 +32,7 @@ pub use dead_letter::{
 pub use embedded::{EmbeddedConsumer, EmbeddedLog, EmbeddedStats, RetentionReport};
 pub use error::BusError;
 pub use kafka::{KafkaBus, KafkaBusConfig, KafkaConsumer};
+pub use partition::{murmur2, partition_for};
 
 /// A record to publish: the key decides the partition (and so the order), the payload is opaque.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -99,6 +99,41 @@ pub(crate) async fn ordering_per_key(h: Harness) {
     }
 }
 
+/// Every key lands on the partition `partition_for` names (Kafka's murmur2 partitioner), so
+/// a process can tell where a key goes without publishing (the enricher's account ownership).
+pub async fn keys_land_where_partition_for_says(h: Harness) {
+    let bus = h.bus().await;
+    let [topic] = <[String; 1]>::try_from(h.topics(&*bus, &["placed"]).await).unwrap();
+    let keys: Vec<String> = (0..40)
+        .map(|i| format!("shop{i}.retailcrm.ru"))
+        .chain(["127.0.0.1:41234".to_owned(), String::new()])
+        .collect();
+    let records = keys
+        .iter()
+        .map(|k| OutRecord::new(k.clone(), k.clone()))
+        .collect();
+    bus.publish(&topic, records).await.unwrap();
+    let partitions = i32::try_from(bus.end_offsets(&topic).await.unwrap().len()).unwrap();
+    assert_eq!(partitions, h.partitions());
+    let mut consumer = bus.subscribe(&group(), &[topic]).await.unwrap();
+    let got = consume(&mut *consumer, keys.len(), false).await;
+    let mut spread = std::collections::BTreeSet::new();
+    for record in &got {
+        let key = text(record);
+        assert_eq!(
+            record.partition,
+            dealflow_shared::bus::partition_for(&key, partitions),
+            "{key:?}"
+        );
+        spread.insert(record.partition);
+    }
+    assert_eq!(
+        spread.len(),
+        usize::try_from(partitions).unwrap(),
+        "keys spread over every partition"
+    );
+}
+
 /// A member that stops before committing leaves its records to the next member; what it did
 /// commit is not seen again.
 pub(crate) async fn at_least_once_after_crash(h: Harness) {
