@@ -237,6 +237,27 @@ async fn connect_form_and_deals_page_in_chromium() {
     driver.click("#connect button[type=submit]").await;
     let webhook = driver.text("#webhook-url").await;
     assert!(webhook.contains("/hooks/retailcrm/"), "{webhook}");
+    // The trigger steps lose no order (issue 19): no condition that skips changes made through
+    // the API (how most websites create orders), the one parameter, in English and Russian.
+    let page = driver
+        .call(reqwest::Method::GET, "/source", Value::Null)
+        .await
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        !page.contains("hasChangesWithSource"),
+        "a condition that skips API changes"
+    );
+    for step in [
+        "Order changed",
+        "Изменение заказа",
+        "Выполнить HTTP-запрос",
+        "orderId",
+        "{{ order.id }}",
+    ] {
+        assert!(page.contains(step), "the trigger steps name {step:?}");
+    }
     let integration_url = driver.current_url().await;
     let id = integration_url.rsplit('/').next().unwrap().to_string();
 
