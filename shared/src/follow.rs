@@ -14,6 +14,36 @@ use tokio_util::sync::CancellationToken;
 use crate::bus::{BusError, Delivered, EventBus};
 use crate::events::{DecodeError, Envelope};
 
+/// Whether a followed topic has been read to its end once (cheap to clone; clones share it).
+/// Every store kept from a compacted topic (the integrations registry, the tenants, the
+/// enricher's sync states) holds one and answers `is_ready` / `wait_ready` through it.
+#[derive(Debug, Clone)]
+pub struct CaughtUp(watch::Sender<bool>);
+
+impl Default for CaughtUp {
+    fn default() -> Self {
+        Self(watch::Sender::new(false))
+    }
+}
+
+impl CaughtUp {
+    /// Whether the topic has been read to its end once.
+    pub fn is_ready(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Waits until the topic has been read to its end once.
+    pub async fn wait_ready(&self) {
+        let mut rx = self.0.subscribe();
+        // The sender lives in `self`, so the channel cannot close while we wait.
+        let _ = rx.wait_for(|ready| *ready).await;
+    }
+
+    fn set(&self) {
+        self.0.send_replace(true);
+    }
+}
+
 /// Reads `topic` with the unique `group`, calls `apply` for every record (decoded, or the
 /// decoding error), sets `ready` once every partition has been read up to where it ended at
 /// the start, and keeps going until `shutdown`. Transient bus errors are retried.
@@ -21,7 +51,7 @@ pub async fn follow_topic(
     bus: Arc<dyn EventBus>,
     topic: &str,
     group: &str,
-    ready: &watch::Sender<bool>,
+    ready: &CaughtUp,
     shutdown: CancellationToken,
     mut apply: impl FnMut(&Delivered, Result<Envelope, DecodeError>),
 ) -> Result<(), BusError> {
@@ -37,7 +67,7 @@ pub async fn follow_records(
     bus: Arc<dyn EventBus>,
     topic: &str,
     group: &str,
-    ready: &watch::Sender<bool>,
+    ready: &CaughtUp,
     shutdown: CancellationToken,
     mut apply: impl FnMut(&Delivered),
 ) -> Result<(), BusError> {
@@ -45,7 +75,7 @@ pub async fn follow_records(
     let mut pending: HashMap<i32, i64> = end.into_iter().filter(|(_, end)| *end > 0).collect();
     let mut consumer = bus.subscribe(group, &[topic.to_string()]).await?;
     if pending.is_empty() {
-        ready.send_replace(true);
+        ready.set();
     }
     loop {
         let batch = tokio::select! {
@@ -70,9 +100,9 @@ pub async fn follow_records(
                 pending.remove(&record.partition);
             }
         }
-        if pending.is_empty() && !*ready.borrow() {
+        if pending.is_empty() && !ready.is_ready() {
             tracing::info!(topic, "read to its end");
-            ready.send_replace(true);
+            ready.set();
         }
     }
 }

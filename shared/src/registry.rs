@@ -12,9 +12,8 @@ use std::sync::{Arc, RwLock};
 
 use crate::bus::{BusError, EventBus};
 use crate::events::{Envelope, Event, IntegrationConfigured, IntegrationId};
-use crate::follow::follow_topic;
+use crate::follow::{CaughtUp, follow_topic};
 use chrono::{DateTime, Utc};
-use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Clone)]
@@ -27,7 +26,7 @@ enum Entry {
 #[derive(Debug, Clone)]
 pub struct Registry {
     entries: Arc<RwLock<HashMap<IntegrationId, Entry>>>,
-    ready: watch::Sender<bool>,
+    ready: CaughtUp,
 }
 
 impl Default for Registry {
@@ -40,7 +39,7 @@ impl Registry {
     pub fn new() -> Self {
         Self {
             entries: Arc::default(),
-            ready: watch::Sender::new(false),
+            ready: CaughtUp::default(),
         }
     }
 
@@ -97,16 +96,14 @@ impl Registry {
         }
     }
 
-    /// Whether the topic has been read to the end once.
+    /// Whether the topic has been read to its end once.
     pub fn is_ready(&self) -> bool {
-        *self.ready.borrow()
+        self.ready.is_ready()
     }
 
-    /// Waits until the topic has been read to the end once.
+    /// Waits until the topic has been read to its end once.
     pub async fn wait_ready(&self) {
-        let mut rx = self.ready.subscribe();
-        // The sender lives in `self`, so the channel cannot close while we wait.
-        let _ = rx.wait_for(|ready| *ready).await;
+        self.ready.wait_ready().await;
     }
 
     /// Reads `topic` to its end, marks the registry ready, then follows it until `shutdown`.

@@ -22,6 +22,37 @@ fn start(dir: &std::path::Path, port: u16) -> Process {
     )
 }
 
+/// Connects `account` through the running process's API; `(integration id, webhook URL)`.
+async fn connect(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    account: &dealflow_simulator::AccountHandle,
+) -> (String, String) {
+    let response = http
+        .post(format!("{base}/api/v1/integrations"))
+        .bearer_auth(token)
+        .json(&json!({"crm_url": account.url(), "api_key": account.api_key(), "backfill_days": 0}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let integration: Value = response.json().await.unwrap();
+    let text = |field: &str| integration[field].as_str().unwrap().to_string();
+    (text("id"), text("webhook_url"))
+}
+
+/// The live orders of `account`.
+fn live_orders(account: &dealflow_simulator::AccountHandle) -> Vec<u64> {
+    account.inspect(|s| {
+        s.orders
+            .values()
+            .filter(|o| o.is_live())
+            .map(|o| o.id)
+            .collect()
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_during_a_burst_loses_no_accepted_webhook() {
     let sim = Simulator::start(SimConfig::new(1, 150)).await.unwrap();
@@ -34,26 +65,10 @@ async fn kill_9_during_a_burst_loses_no_accepted_webhook() {
     let mut process = start(dir.path(), port);
     ready(&http, &base).await;
     let token = std::fs::read_to_string(dir.path().join("api-token")).unwrap();
-    let response = http
-        .post(format!("{base}/api/v1/integrations"))
-        .bearer_auth(&token)
-        .json(&json!({"crm_url": account.url(), "api_key": account.api_key(), "backfill_days": 0}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201);
-    let integration: Value = response.json().await.unwrap();
-    let id = integration["id"].as_str().unwrap().to_string();
-    let hook = integration["webhook_url"].as_str().unwrap().to_string();
+    let (id, hook) = connect(&http, &base, &token, account).await;
 
     // A burst over every order (each announced twice), killed midway.
-    let orders: Vec<u64> = account.inspect(|s| {
-        s.orders
-            .values()
-            .filter(|o| o.is_live())
-            .map(|o| o.id)
-            .collect()
-    });
+    let orders: Vec<u64> = live_orders(account);
     let accepted = Arc::new(Mutex::new(BTreeSet::new()));
     // Requests that got no 202 (refused or cut by the kill).
     let unanswered = Arc::new(AtomicUsize::new(0));
@@ -173,24 +188,8 @@ async fn on_kafka_work_resumes_within_15_s_after_kill_9() {
     let mut process = run_binary("all", &env(dir.path()));
     ready(&http, &base).await;
     let token = std::fs::read_to_string(dir.path().join("api-token")).unwrap();
-    let response = http
-        .post(format!("{base}/api/v1/integrations"))
-        .bearer_auth(&token)
-        .json(&json!({"crm_url": account.url(), "api_key": account.api_key(), "backfill_days": 0}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201);
-    let integration: Value = response.json().await.unwrap();
-    let id = integration["id"].as_str().unwrap().to_string();
-    let hook = integration["webhook_url"].as_str().unwrap().to_string();
-    let orders: Vec<u64> = account.inspect(|s| {
-        s.orders
-            .values()
-            .filter(|o| o.is_live())
-            .map(|o| o.id)
-            .collect()
-    });
+    let (id, hook) = connect(&http, &base, &token, account).await;
+    let orders: Vec<u64> = live_orders(account);
     let deals = |http: reqwest::Client, base: String, token: String, id: String| async move {
         let page: Value = http
             .get(format!("{base}/api/v1/integrations/{id}/deals?limit=500"))

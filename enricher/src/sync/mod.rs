@@ -31,9 +31,8 @@ use std::sync::{Arc, RwLock};
 use chrono::Utc;
 use dealflow_shared::bus::{BusError, EventBus, OutRecord, partition_for};
 use dealflow_shared::events::{Envelope, Event, IntegrationId, SyncStateChanged};
-use dealflow_shared::follow::follow_topic;
+use dealflow_shared::follow::{CaughtUp, follow_topic};
 use dealflow_shared::topics::order_changed_key;
-use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Clone)]
@@ -50,7 +49,7 @@ pub struct SyncStates {
     assigned: Arc<RwLock<Option<Vec<i32>>>>,
     /// How many partitions `order-changed` has (0 until known).
     partitions: Arc<AtomicI32>,
-    ready: watch::Sender<bool>,
+    ready: CaughtUp,
 }
 
 impl Default for SyncStates {
@@ -66,7 +65,7 @@ impl SyncStates {
             known: Arc::default(),
             assigned: Arc::default(),
             partitions: Arc::default(),
-            ready: watch::Sender::new(false),
+            ready: CaughtUp::default(),
         }
     }
 
@@ -171,13 +170,12 @@ impl SyncStates {
 
     /// Whether the topic has been read to its end once.
     pub fn is_ready(&self) -> bool {
-        *self.ready.borrow()
+        self.ready.is_ready()
     }
 
     /// Waits until the topic has been read to its end once.
     pub async fn wait_ready(&self) {
-        let mut rx = self.ready.subscribe();
-        let _ = rx.wait_for(|ready| *ready).await;
+        self.ready.wait_ready().await;
     }
 
     /// Reads `topic` to its end, marks the store ready, then follows it until `shutdown`.

@@ -12,13 +12,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
-use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::events::{TenantConfigured, TenantEvent, TenantId, TenantRecord, TenantTokenIssued};
 use crate::bus::{BusError, EventBus};
-use crate::follow::follow_records;
+use crate::follow::{CaughtUp, follow_records};
 use crate::secrets::SecretKeys;
 
 /// A token as the registry keeps it: what was issued, and what happened to it since.
@@ -56,7 +55,7 @@ struct State {
 pub struct TenantRegistry {
     state: Arc<RwLock<State>>,
     keys: Arc<SecretKeys>,
-    ready: watch::Sender<bool>,
+    ready: CaughtUp,
 }
 
 impl std::fmt::Debug for TenantRegistry {
@@ -71,7 +70,7 @@ impl TenantRegistry {
         Self {
             state: Arc::default(),
             keys,
-            ready: watch::Sender::new(false),
+            ready: CaughtUp::default(),
         }
     }
 
@@ -238,15 +237,14 @@ impl TenantRegistry {
         Ok(token.clone())
     }
 
-    /// Whether the topic has been read to the end once.
+    /// Whether the topic has been read to its end once.
     pub fn is_ready(&self) -> bool {
-        *self.ready.borrow()
+        self.ready.is_ready()
     }
 
-    /// Waits until the topic has been read to the end once.
+    /// Waits until the topic has been read to its end once.
     pub async fn wait_ready(&self) {
-        let mut rx = self.ready.subscribe();
-        let _ = rx.wait_for(|ready| *ready).await;
+        self.ready.wait_ready().await;
     }
 
     /// Reads `topic` to its end, marks the registry ready, then follows it until `shutdown`
@@ -258,20 +256,15 @@ impl TenantRegistry {
         group: String,
         shutdown: CancellationToken,
     ) -> Result<(), BusError> {
-        follow_records(
-            bus,
-            &topic,
-            &group,
-            &self.ready.clone(),
-            shutdown,
-            |record| match TenantRecord::decode(&record.payload) {
+        follow_records(bus, &topic, &group, &self.ready, shutdown, |record| {
+            match TenantRecord::decode(&record.payload) {
                 Ok(decoded) => self.apply(&decoded),
                 Err(e) => tracing::error!(
                     topic = %record.topic, partition = record.partition, offset = record.offset,
                     error = %e, "unreadable record on the tenants topic, skipped"
                 ),
-            },
-        )
+            }
+        })
         .await
     }
 }
