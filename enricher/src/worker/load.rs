@@ -217,7 +217,7 @@ impl Worker {
         payload: serde_json::Value,
         reason: &str,
     ) -> Result<(), Failure> {
-        tracing::warn!(integration_id = %self.id, %payload, reason, "load item cannot be processed; dead-lettered");
+        // Logged once, by the dead-letter sender, with the order and the reason.
         let record = Delivered {
             topic: LOAD_SOURCE.to_owned(),
             partition: -1,

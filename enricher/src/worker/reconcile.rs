@@ -112,7 +112,7 @@ impl Worker {
             }
             let work = classify(&page);
             for (entry_id, reason, raw) in &work.bad {
-                tracing::warn!(integration_id = %self.id, history_id = entry_id, reason, "history record cannot be processed; dead-lettered");
+                // Logged once, by the dead-letter sender, with the order and the reason.
                 let record = Delivered {
                     topic: HISTORY_SOURCE.to_owned(),
                     partition: -1,

@@ -153,7 +153,17 @@ impl DeadLetters {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push_back(Instant::now());
-        tracing::warn!(reason, "record dead-lettered");
+        // The one line an operator reads for it: which integration and order, at which stage,
+        // and why (the span adds the source topic, partition and offset).
+        let about = About::of(record);
+        tracing::warn!(
+            integration = about.integration.as_deref().unwrap_or("unknown"),
+            order_id = about.order_id,
+            stage,
+            reason,
+            "record dead-lettered: {}",
+            about.describe(stage, reason)
+        );
         Ok(position)
     }
 
@@ -177,6 +187,56 @@ impl DeadLetters {
     }
 }
 
+/// What a dead letter is about, as far as its bytes tell: the integration (the envelope's, else
+/// the record key) and the order (an order event's id, a RetailCRM order's `id`, or a history
+/// record's `order.id`).
+#[derive(Debug, Default, PartialEq, Eq)]
+struct About {
+    integration: Option<String>,
+    order_id: Option<u64>,
+}
+
+impl About {
+    fn of(record: &Delivered) -> Self {
+        use crate::events::{Envelope, Event};
+        if let Ok(envelope) = Envelope::decode(&record.payload) {
+            let order_id = match &envelope.event {
+                Event::OrderChanged(e) => Some(e.order_id),
+                Event::DealUpserted(e) => Some(e.order_id),
+                Event::DealDeleted(e) => Some(e.order_id),
+                Event::DealStagesRecorded(e) => Some(e.order_id),
+                _ => None,
+            };
+            return Self {
+                integration: Some(envelope.integration_id.to_string()),
+                order_id,
+            };
+        }
+        let json: Option<serde_json::Value> = serde_json::from_slice(&record.payload).ok();
+        let order_id = json.as_ref().and_then(|v| {
+            v.get("order")
+                .and_then(|o| o.get("id"))
+                .or_else(|| v.get("id"))
+                .and_then(serde_json::Value::as_u64)
+        });
+        Self {
+            integration: record.key.clone().filter(|k| !k.is_empty()),
+            order_id,
+        }
+    }
+
+    fn describe(&self, stage: &str, reason: &str) -> String {
+        let integration = self
+            .integration
+            .as_deref()
+            .unwrap_or("an unknown integration");
+        match self.order_id {
+            Some(order) => format!("order {order} of {integration} failed at {stage}: {reason}"),
+            None => format!("a record of {integration} failed at {stage}: {reason}"),
+        }
+    }
+}
+
 /// The longest prefix of `text` within `max` bytes that ends on a character boundary.
 fn truncate(text: &str, max: usize) -> &str {
     if text.len() <= max {
@@ -191,7 +251,53 @@ fn truncate(text: &str, max: usize) -> &str {
 
 #[cfg(test)]
 mod tests {
-    use super::truncate;
+    use super::*;
+    use crate::events::{ChangeSource, Envelope, Event, IntegrationId, OrderChanged};
+
+    fn delivered(key: &str, payload: Vec<u8>) -> Delivered {
+        Delivered {
+            topic: "t".into(),
+            partition: 0,
+            offset: 7,
+            key: Some(key.into()),
+            payload,
+            headers: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_letter_names_its_integration_and_order() {
+        let id = IntegrationId::new();
+        let change = Envelope::new(
+            id,
+            Event::OrderChanged(OrderChanged {
+                order_id: 48213,
+                source: ChangeSource::Webhook,
+                received_at: chrono::Utc::now(),
+            }),
+        );
+        let about = About::of(&delivered("shop.retailcrm.ru", change.encode()));
+        assert_eq!(about.integration, Some(id.to_string()));
+        assert_eq!(about.order_id, Some(48213));
+        assert_eq!(
+            about.describe("enricher.map", "bad totalSumm"),
+            format!("order 48213 of {id} failed at enricher.map: bad totalSumm")
+        );
+        // A RetailCRM order of a load, a history record, and bytes that are nothing.
+        let order = About::of(&delivered("i-1", br#"{"id": 7, "number": "7A"}"#.to_vec()));
+        assert_eq!(
+            (order.integration.as_deref(), order.order_id),
+            (Some("i-1"), Some(7))
+        );
+        let history = About::of(&delivered(
+            "i-1",
+            br#"{"id": 99, "order": {"id": 5}}"#.to_vec(),
+        ));
+        assert_eq!(history.order_id, Some(5));
+        let junk = About::of(&delivered("", b"\xff junk".to_vec()));
+        assert_eq!(junk, About::default());
+        assert!(junk.describe("s", "r").contains("unknown integration"));
+    }
 
     #[test]
     fn truncate_keeps_char_boundaries() {
