@@ -90,15 +90,20 @@ impl Api {
         crm_url: &str,
         api_key: &str,
         backfill_days: u32,
+        tenant: Option<&str>,
     ) -> anyhow::Result<Integration> {
+        let mut request = json!({
+            "crm_url": crm_url, "api_key": api_key, "default_funnel": false,
+            "include_delivery_cost": true, "active": true, "backfill_days": backfill_days,
+        });
+        if let Some(tenant) = tenant {
+            request["tenant_id"] = tenant.into();
+        }
         let (status, body) = self
             .call(
                 Method::POST,
                 &format!("{write_base}/api/v1/integrations"),
-                Some(json!({
-                    "crm_url": crm_url, "api_key": api_key, "default_funnel": false,
-                    "include_delivery_cost": true, "active": true, "backfill_days": backfill_days,
-                })),
+                Some(request),
             )
             .await?;
         if status != 201 {

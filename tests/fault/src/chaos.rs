@@ -143,7 +143,8 @@ pub async fn run(args: Args) -> anyhow::Result<Outcome> {
     println!("logs and data under {}", work_dir.display());
 
     // The simulated RetailCRM: two accounts sharing the orders; both deployments read them,
-    // so the account limit allows both budgets (8/s each).
+    // so the simulator's own limit allows both; each deployment's proxies hold it to the
+    // real 10/s (`crm_proxy`).
     let to_create = args.orders / 20;
     let generated = args.orders - to_create;
     let mut sim_config = SimConfig::new(2, 0).with_seed(seed);
@@ -242,14 +243,25 @@ async fn run_with(
         .collect();
     println!("both deployments ready; connecting the accounts (backfill of every order)");
     let crm_urls = crm_proxy::Urls::default();
-    let mut proxies = Vec::new();
-    for a in accounts {
-        proxies.push(crm_proxy::start(&a.url(), crm_urls.clone()).await?);
-    }
+    // One proxy per deployment and account: each deployment is held to the real 10/s.
+    let mut limiters = Vec::new();
     for d in deployments.iter_mut() {
+        let mut proxies = Vec::new();
+        for (i, a) in accounts.iter().enumerate() {
+            let (proxy, limiter) = crm_proxy::start(&a.url(), crm_urls.clone()).await?;
+            limiters.push((format!("{} account {i}", d.endpoints.name), limiter));
+            proxies.push(proxy);
+        }
         for (i, a) in accounts.iter().enumerate() {
             let integration = api
-                .connect(&d.endpoints.write_base, i, &proxies[i], &a.api_key(), 3650)
+                .connect(
+                    &d.endpoints.write_base,
+                    i,
+                    &proxies[i],
+                    &a.api_key(),
+                    3650,
+                    None,
+                )
                 .await?;
             d.endpoints.integrations.push(integration);
         }
@@ -263,7 +275,21 @@ async fn run_with(
             e.name,
             tokens.revoked_after.as_millis()
         );
+        // A second integration on account 0, in that tenant: two integrations on one account
+        // share its budget (DESIGN §7.4). It gets no webhooks: backfill and reconciliation
+        // bring its deals.
+        let second = api
+            .connect(
+                &d.endpoints.write_base,
+                0,
+                &proxies[0],
+                &accounts[0].api_key(),
+                3650,
+                Some(&tokens.tenant),
+            )
+            .await?;
         d.endpoints.tenant_tokens = Some(tokens);
+        d.endpoints.integrations.push(second);
     }
     let backfill_start = tokio::time::Instant::now();
     for d in deployments.iter() {
@@ -464,6 +490,20 @@ async fn run_with(
             found.0,
             found.1,
         ));
+    }
+
+    // The account's limit, as each deployment's proxy saw it (DESIGN §7.4).
+    for (label, limiter) in &limiters {
+        let (total, busiest, refused) = limiter.report();
+        println!(
+            "RetailCRM budget {label}: {total} requests, busiest second {busiest}, {refused} refused with 503"
+        );
+        if busiest > crm_proxy::LIMIT_PER_SECOND {
+            summary.problems.push(format!(
+                "{label}: {busiest} requests in one second (RetailCRM allows {})",
+                crm_proxy::LIMIT_PER_SECOND
+            ));
+        }
     }
 
     // The secrets scan over everything the run left.

@@ -1,9 +1,17 @@
-//! A recording pass-through in front of each simulated account: dealflow is connected to the
-//! proxy's address, every request is forwarded to the simulator unchanged, and the URL of
-//! each request is kept so the secrets scan can check that no URL sent to RetailCRM carries a
-//! key (the key belongs in the `X-API-KEY` header).
+//! A recording pass-through in front of each simulated account, one per deployment: dealflow
+//! is connected to the proxy's address, every request is forwarded to the simulator unchanged,
+//! and the URL of each request is kept so the secrets scan can check that no URL sent to
+//! RetailCRM carries a key (the key belongs in the `X-API-KEY` header).
+//!
+//! Both deployments read the same simulated accounts (so one change script drives both), so
+//! the simulator's own limit must allow both; each proxy holds its deployment to RetailCRM's
+//! real limit instead: it counts every request in a sliding second, answers 503 above 10 as
+//! RetailCRM does, and reports the busiest second it saw (DESIGN §7.4, issue 17). To a
+//! deployment, its proxy *is* the account.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -33,23 +41,79 @@ impl Urls {
     }
 }
 
+/// RetailCRM's limit: requests per account in any sliding second.
+pub const LIMIT_PER_SECOND: usize = 10;
+
+/// One proxy's sliding-second window: the busiest second it saw and what it refused.
+#[derive(Debug, Default)]
+pub struct Limiter {
+    inner: Mutex<LimiterState>,
+}
+
+#[derive(Debug, Default)]
+struct LimiterState {
+    recent: VecDeque<Instant>,
+    busiest: usize,
+    refused: u64,
+    total: u64,
+}
+
+impl Limiter {
+    /// Counts an arrival (refused ones included); whether it is within the limit.
+    fn arrive(&self) -> bool {
+        let mut s = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = Instant::now();
+        while s
+            .recent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1))
+        {
+            s.recent.pop_front();
+        }
+        s.recent.push_back(now);
+        s.total += 1;
+        s.busiest = s.busiest.max(s.recent.len());
+        let allowed = s.recent.len() <= LIMIT_PER_SECOND;
+        if !allowed {
+            s.refused += 1;
+        }
+        allowed
+    }
+
+    /// `(requests, busiest sliding second, refused with 503)` so far.
+    pub fn report(&self) -> (u64, usize, u64) {
+        let s = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        (s.total, s.busiest, s.refused)
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Upstream {
     base: String,
     http: reqwest::Client,
     urls: Urls,
+    limiter: Arc<Limiter>,
 }
 
-/// Starts a proxy to `upstream` (`http://host:port/`); returns its base URL.
-pub async fn start(upstream: &str, urls: Urls) -> anyhow::Result<String> {
+/// Starts a proxy to `upstream` (`http://host:port/`) that holds its callers to
+/// [`LIMIT_PER_SECOND`]; returns its base URL and its limiter.
+pub async fn start(upstream: &str, urls: Urls) -> anyhow::Result<(String, Arc<Limiter>)> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
+    let limiter = Arc::new(Limiter::default());
     let state = Upstream {
         base: upstream.trim_end_matches('/').to_owned(),
         // No timeout of its own: a hang injected in the simulator must reach dealflow's
         // client as a hang.
         http: reqwest::Client::new(),
         urls,
+        limiter: limiter.clone(),
     };
     let app = Router::new().fallback(forward).with_state(state);
     tokio::spawn(async move {
@@ -57,7 +121,7 @@ pub async fn start(upstream: &str, urls: Urls) -> anyhow::Result<String> {
             eprintln!("RetailCRM proxy stopped: {e}");
         }
     });
-    Ok(format!("http://{addr}/"))
+    Ok((format!("http://{addr}/"), limiter))
 }
 
 async fn forward(
@@ -69,6 +133,15 @@ async fn forward(
 ) -> Response {
     let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
     up.urls.push(path.clone());
+    if !up.limiter.arrive() {
+        // What RetailCRM answers above its limit.
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::CONTENT_TYPE, "application/json")],
+            r#"{"success":false,"errorMsg":"Too many requests"}"#,
+        )
+            .into_response();
+    }
     let mut request = up.http.request(method, format!("{}{path}", up.base));
     for (name, value) in &headers {
         if name != header::HOST && name != header::CONTENT_LENGTH {

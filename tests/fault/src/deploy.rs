@@ -135,9 +135,15 @@ pub fn split(
     let mut processes = Vec::new();
     let mut bases = BTreeMap::new();
     let mut bus_env = base_env.clone();
-    for target in ["ingest", "enricher", "projector"] {
+    // Two enricher replicas share the group: accounts move between them on every kill.
+    for (name, target) in [
+        ("ingest", "ingest"),
+        ("enricher", "enricher"),
+        ("enricher-2", "enricher"),
+        ("projector", "projector"),
+    ] {
         let port = free_port()?;
-        let data_dir = work.join("split").join(target);
+        let data_dir = work.join("split").join(name);
         std::fs::create_dir_all(&data_dir)?;
         let env = with(
             &base_env,
@@ -146,17 +152,17 @@ pub fn split(
                 ("DEALFLOW_DATA_DIR", data_dir.display().to_string()),
             ],
         );
-        if target == "enricher" {
+        if name == "enricher" {
             bus_env = env.clone();
         }
         let base = format!("http://127.0.0.1:{port}");
-        bases.insert(target, base.clone());
+        bases.insert(name, base.clone());
         processes.push(Process::new(
-            &format!("split/{target}"),
+            &format!("split/{name}"),
             binary,
             &["run", "--target", target],
             env.into_iter().collect(),
-            work.join(format!("split-{target}.log")),
+            work.join(format!("split-{name}.log")),
             base,
         ));
     }

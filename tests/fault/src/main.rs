@@ -1,14 +1,19 @@
 //! `dealflow-fault`: dealflow's multi-process fault-injection suite (`tests/fault/run.sh`).
 //!
-//! Two deployments run side by side against one simulated RetailCRM (two accounts): the three
-//! components as separate processes on Kafka (nisshi, durable `sqlite://` storage) and a scratch
-//! PostgreSQL database, and the all-in-one on the embedded log and SQLite. A seeded change
+//! Two deployments run side by side against one simulated RetailCRM (two accounts): the
+//! components as separate processes on Kafka (nisshi, durable `sqlite://` storage; ingest, two
+//! enricher replicas, the projector) and a scratch PostgreSQL database, and the all-in-one on
+//! the embedded log and SQLite. Each deployment reaches the accounts through proxies of its
+//! own that hold it to RetailCRM's real 10 requests per sliding second and report its busiest
+//! second; each connects account 0 twice (the second time in a tenant), so two integrations
+//! share that account's budget. A seeded change
 //! script mutates orders and announces them by webhooks (duplicated, reordered, 30% never sent)
 //! while faults hit at seeded moments: kill -9 of every process, a broker restart, PostgreSQL
 //! connections cut, a RetailCRM 503 storm, 5-second answers and hangs, a revoked key, poison
 //! records. Each fault's effect is checked when it is injected. At the end each read model
-//! must equal the simulator's truth, the dead-letter topics must hold exactly the poison, and
-//! no API key or webhook token may appear in clear anywhere the run left traces. The summary
+//! must equal the simulator's truth, the dead-letter topics must hold exactly the poison, no
+//! deployment may have sent an account more than 10 requests in any second, and no API key,
+//! webhook token or tenant token may appear in clear anywhere the run left traces. The summary
 //! is printed; any mismatch exits non-zero.
 
 mod api;
