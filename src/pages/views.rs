@@ -42,6 +42,39 @@ fn minutes(at: Option<DateTime<Utc>>) -> String {
     )
 }
 
+/// Money as people read it on a page (the API keeps decimal strings): two decimals, rounded
+/// half away from zero, thousands grouped with a narrow no-break space, then the currency
+/// code. A value that is not a decimal is shown as it came.
+pub fn money(amount: &str, currency: Option<&str>) -> String {
+    use rust_decimal::{Decimal, RoundingStrategy};
+    let Ok(value) = amount.parse::<Decimal>() else {
+        return format!("{amount} {}", currency.unwrap_or_default())
+            .trim()
+            .to_string();
+    };
+    let rounded = value.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero);
+    let fixed = rounded.abs().to_string();
+    let (whole, cents) = fixed.split_once('.').unwrap_or((fixed.as_str(), ""));
+    let mut grouped = String::new();
+    for (i, digit) in whole.chars().enumerate() {
+        if i > 0 && (whole.len() - i) % 3 == 0 {
+            grouped.push('\u{202f}');
+        }
+        grouped.push(digit);
+    }
+    let sign = if rounded.is_sign_negative() && !rounded.is_zero() {
+        "-"
+    } else {
+        ""
+    };
+    format!(
+        "{sign}{grouped}.{cents:0<2} {}",
+        currency.unwrap_or_default()
+    )
+    .trim()
+    .to_string()
+}
+
 /// One row of Raw data → Deals.
 #[derive(Debug)]
 pub struct DealRow {
@@ -70,9 +103,7 @@ impl DealRow {
             funnel: d.funnel_name.clone(),
             stage: d.stage_name.clone().unwrap_or_else(|| d.stage_code.clone()),
             outcome: d.outcome.clone(),
-            amount: format!("{} {}", d.amount, d.currency.as_deref().unwrap_or_default())
-                .trim()
-                .to_string(),
+            amount: money(&d.amount, d.currency.as_deref()),
             manager: d
                 .manager
                 .as_ref()
@@ -116,7 +147,7 @@ mod tests {
     fn deal_rows_show_the_api_deal() {
         let row = DealRow::of(&deal(json!({})));
         assert_eq!(row.created_at, "2024-01-15 07:20");
-        assert_eq!(row.amount, "6330.00 RUB");
+        assert_eq!(row.amount, "6\u{202f}330.00 RUB");
         assert_eq!(row.phones, "+79161234567, +79160000000");
         assert_eq!(row.stage, "Передан в доставку");
         let bare = DealRow::of(&deal(json!({
@@ -129,7 +160,22 @@ mod tests {
                 bare.stage.as_str(),
                 bare.amount.as_str()
             ),
-            ("48213", "", "send-to-delivery", "6330.00")
+            ("48213", "", "send-to-delivery", "6\u{202f}330.00")
         );
+    }
+
+    #[test]
+    fn money_is_grouped_with_two_decimals_and_its_currency() {
+        let nb = '\u{202f}';
+        assert_eq!(
+            money("1234567.5", Some("RUB")),
+            format!("1{nb}234{nb}567.50 RUB")
+        );
+        assert_eq!(money("999", Some("EUR")), "999.00 EUR");
+        assert_eq!(money("1000", None), format!("1{nb}000.00"));
+        assert_eq!(money("0.005", Some("RUB")), "0.01 RUB");
+        assert_eq!(money("-2500.255", Some("RUB")), format!("-2{nb}500.26 RUB"));
+        assert_eq!(money("-0.001", None), "0.00");
+        assert_eq!(money("n/a", Some("RUB")), "n/a RUB");
     }
 }

@@ -64,12 +64,52 @@ pub(super) fn classify(context: impl Into<String>, error: KafkaError) -> BusErro
                 | C::OffsetNotAvailable
                 | C::PreferredLeaderNotAvailable
                 | C::ThrottlingQuotaExceeded
+                // The member lost its place in the group (a session that timed out while the
+                // broker was away, a rebalance it missed): it rejoins on its own, and what it
+                // had not committed is delivered again, to it or to the partition's new owner.
+                | C::IllegalGeneration
+                | C::UnknownMemberId
+                | C::AssignmentLost
+                | C::State
         )
     });
+    // The cause goes into the message too: a log line of the error alone must say what
+    // librdkafka answered.
+    let context = format!("{}: {error}", context.into());
     if transient {
         BusError::unavailable(context, error)
     } else {
         BusError::fatal(context, error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rdkafka::error::{KafkaError, RDKafkaErrorCode as C};
+
+    use super::classify;
+
+    #[test]
+    fn losing_the_group_membership_is_transient_and_named() {
+        for code in [
+            C::IllegalGeneration,
+            C::UnknownMemberId,
+            C::AssignmentLost,
+            C::State,
+        ] {
+            let error = classify("committing offsets of g", KafkaError::ConsumerCommit(code));
+            assert!(error.is_transient(), "{code:?}: {error}");
+            assert!(
+                error.to_string().contains("committing offsets of g"),
+                "{error}"
+            );
+        }
+        let fatal = classify("x", KafkaError::ConsumerCommit(C::TopicAuthorizationFailed));
+        assert!(!fatal.is_transient(), "{fatal}");
+        assert!(
+            fatal.to_string().contains("uthoriz"),
+            "the cause is named: {fatal}"
+        );
     }
 }
 
