@@ -101,6 +101,23 @@ impl SyncStates {
             .is_some_and(|assigned| assigned.contains(&partition))
     }
 
+    /// Whether this member still holds the `order-changed` partition of the account at
+    /// `crm_url`: `true` until the partition count and the assignment are known (a single
+    /// member, the embedded log's one partition). A member that lost the partition makes no
+    /// more calls to the account (the fence of DESIGN §7.4): its new owner has them.
+    pub fn holds_account(&self, crm_url: &str) -> bool {
+        let partitions = self.partitions.load(Ordering::Relaxed);
+        if partitions == 0 {
+            return true;
+        }
+        let partition = partition_for(&order_changed_key(crm_url), partitions);
+        self.assigned
+            .read()
+            .expect("sync assignment lock")
+            .as_ref()
+            .is_none_or(|assigned| assigned.contains(&partition))
+    }
+
     /// The rule before the partition count is known: its `sync-state` partition is assigned
     /// here, or it is not known yet (the worker writes a first state to learn it).
     fn owns_by_state(&self, id: IntegrationId) -> bool {
@@ -212,5 +229,35 @@ impl SyncStates {
             },
         )
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The account's partition decides both who syncs its integrations and whether a worker
+    /// may still call it (the fence); nothing is fenced before the partitions are known.
+    #[test]
+    fn the_accounts_partition_decides_ownership_and_the_fence() {
+        let url = "https://shop.retailcrm.ru/";
+        let partition = partition_for(&order_changed_key(url), 12);
+        let other = (partition + 1) % 12;
+        let states = SyncStates::new();
+        assert!(
+            states.holds_account(url),
+            "unknown partitions fence nothing"
+        );
+        states.set_partition_count(12);
+        assert!(
+            states.holds_account(url),
+            "an unknown assignment fences nothing"
+        );
+        states.set_assignment(vec![other]);
+        assert!(!states.holds_account(url));
+        assert!(!states.owns(IntegrationId::new(), url));
+        states.set_assignment(vec![other, partition]);
+        assert!(states.holds_account(url));
+        assert!(states.owns(IntegrationId::new(), url));
     }
 }

@@ -77,6 +77,8 @@ pub const HEADER_REQUEUED: &str = "dealflow_requeued";
 const CONFIG_CHECK: Duration = Duration::from_secs(2);
 /// The shortest pause of a worker's loop when it is waiting for something.
 const TICK: Duration = Duration::from_millis(200);
+/// How often a fenced worker looks whether its account's partition came back.
+const FENCE_RECHECK: Duration = Duration::from_millis(250);
 
 /// An order change handed to an account's worker.
 #[derive(Debug)]
@@ -253,6 +255,16 @@ impl Worker {
             .due_at(settings.batch_linger, settings.batch_max_wait)
     }
 
+    /// Whether another member holds this account's partition now (after a rebalance): then
+    /// this worker makes no call to RetailCRM — two members calling one account would share
+    /// its 10 requests per second between two budgets (DESIGN §7.4). Its waiting records are
+    /// delivered to the new owner from the committed offset; the ones it holds are appended
+    /// again under the account's key once stale (`requeue`), or done here if the partition
+    /// comes back.
+    fn fenced(&self) -> bool {
+        !self.context.sync.holds_account(&self.config.crm_url)
+    }
+
     /// When the loop should look again, at the latest.
     fn next_wake(&self, now: Instant) -> Instant {
         if self.live.is_in_flight() {
@@ -262,6 +274,10 @@ impl Worker {
         let holds = !(self.live.waiting.is_empty() && self.unlisted.orders.is_empty());
         if holds {
             wake = wake.min(self.next_requeue_check);
+        }
+        if self.fenced() {
+            // No call is due while fenced; look again soon in case the partition returns.
+            return wake.min(now + FENCE_RECHECK);
         }
         if holds || self.reference.get().is_none() {
             match self.health.mode() {
@@ -324,7 +340,7 @@ impl Worker {
                 self.requeue_stale().await?;
             }
             self.health.ready_if_due(now);
-            let ready = self.health.mode() == Mode::Ready;
+            let ready = self.health.mode() == Mode::Ready && !self.fenced();
             let due = self.batch_due_at().is_some_and(|at| now >= at);
             let lookup = self.lookup_due_at(now).is_some_and(|at| now >= at);
             if self.live.is_in_flight() {

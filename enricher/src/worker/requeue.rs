@@ -4,6 +4,7 @@
 //! their new tickets (see the crate docs, "Offsets, failures and parked accounts").
 
 use dealflow_shared::bus::OutRecord;
+use dealflow_shared::topics::order_changed_key;
 use tokio::time::Instant;
 
 use super::failure::{Failure, bus_failure};
@@ -11,7 +12,7 @@ use super::{HEADER_REQUEUED, TICK, Worker};
 
 impl Worker {
     /// Appends the records of orders that waited too long again at the end of their
-    /// partition (same key, same bytes), then finishes the old ones.
+    /// account's partition (same bytes), then finishes the old ones.
     pub(super) async fn requeue_stale(&mut self) -> Result<(), Failure> {
         let settings = &self.context.settings;
         let now = Instant::now();
@@ -29,10 +30,15 @@ impl Worker {
         let mut by_topic: Vec<(String, Vec<OutRecord>)> = Vec::new();
         for ticket in &stale {
             let original = &ticket.delivered;
-            let mut record = OutRecord::new(
-                original.key.clone().unwrap_or_default(),
-                original.payload.clone(),
-            );
+            // Under the account's key: a record consumed under another key (written before
+            // order changes were keyed by account) then reaches the member that holds the
+            // account, rather than coming back to one that may be fenced from it.
+            let key = if original.topic == self.context.settings.topics.order_changed() {
+                order_changed_key(&self.config.crm_url)
+            } else {
+                original.key.clone().unwrap_or_default()
+            };
+            let mut record = OutRecord::new(key, original.payload.clone());
             // The original headers, marked once (a record appended again keeps one mark).
             record.headers = original
                 .headers
