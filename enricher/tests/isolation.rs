@@ -245,3 +245,107 @@ async fn one_account_is_worked_by_one_member_on_kafka() {
     a.stop().await;
     b.stop().await;
 }
+
+/// The figure of issue 17: a burst of two integrations on one account — each of the
+/// account's orders announced once to each — fetched within the account's one budget, by one
+/// member (embedded log) or with two members in the group (Kafka). Prints the share of the
+/// ceiling reached (100 orders per call × 8 calls/s); asserts no second above 10 and no 503.
+async fn two_integrations_burst_on_one_account(backend: Backend, members: usize) {
+    use dealflow_shared::bus::OutRecord;
+    use dealflow_shared::events::{ChangeSource, OrderChanged};
+    use dealflow_shared::retailcrm::{BudgetSettings, Budgets};
+    use dealflow_shared::topics::order_changed_key;
+
+    let sim = Simulator::start(SimConfig::new(1, 1000)).await.unwrap();
+    let account = sim.account(0);
+    let ids = [IntegrationId::new(), IntegrationId::new()];
+    for id in ids {
+        backend
+            .configure(id, &account.url(), &account.api_key())
+            .await;
+    }
+    let mut apps = Vec::new();
+    for _ in 0..members {
+        let budgets = Budgets::new(BudgetSettings::default());
+        apps.push(
+            support::App::start_with_budgets(&backend, test_settings(&backend), budgets).await,
+        );
+    }
+    let partitions = backend
+        .bus
+        .end_offsets(&backend.topics.order_changed())
+        .await
+        .unwrap()
+        .len();
+    dealflow_testkit::wait_until(WAIT, "every member to hold partitions", || async {
+        let held: Vec<f64> = apps
+            .iter()
+            .map(|a| a.metric("dealflow_enricher_assigned_partitions"))
+            .collect();
+        held.iter().all(|h| *h > 0.0) && held.iter().sum::<f64>() == partitions as f64
+    })
+    .await;
+    // Start-up calls (reference data) are done before the clock starts.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let orders: Vec<u64> = truth_orders(&account.truth()).iter().map(|o| o.0).collect();
+    let key = order_changed_key(&account.url());
+    let records: Vec<OutRecord> = orders
+        .iter()
+        .flat_map(|&order_id| {
+            ids.iter().map(move |id| {
+                let event = Event::OrderChanged(OrderChanged {
+                    order_id,
+                    source: ChangeSource::Webhook,
+                    received_at: chrono::Utc::now(),
+                });
+                Envelope::new(*id, event).encode()
+            })
+        })
+        .map(|payload| OutRecord::new(key.clone(), payload))
+        .collect();
+    let mut deals = backend.reader(&backend.topics.deals()).await;
+    let started = Instant::now();
+    for chunk in records.chunks(500) {
+        backend
+            .bus
+            .publish(&backend.topics.order_changed(), chunk.to_vec())
+            .await
+            .unwrap();
+    }
+    deals
+        .until(Duration::from_secs(120), "both integrations' deals", |e| {
+            ids.iter().all(|id| Deals::of(e, *id).covers(&orders))
+        })
+        .await;
+    let took = started.elapsed();
+    let fetched = (2 * orders.len()) as f64;
+    let ceiling = 100.0 * f64::from(BudgetSettings::default().rps());
+    let counters = account.counters();
+    println!(
+        "[{}] two integrations on one account, {members} member(s): {} orders in {:.2} s = {:.0} orders/s, {:.0} % of the {ceiling:.0} orders/s ceiling; {} order list calls of {} in all; busiest second {}, {} answered 503",
+        backend.name,
+        2 * orders.len(),
+        took.as_secs_f64(),
+        fetched / took.as_secs_f64(),
+        100.0 * fetched / took.as_secs_f64() / ceiling,
+        counters.requests.get("GET /api/v5/orders").copied().unwrap_or(0),
+        counters.total,
+        counters.max_per_second,
+        counters.rate_limited,
+    );
+    assert!(counters.max_per_second <= 10, "{counters:?}");
+    assert_eq!(counters.rate_limited, 0, "{counters:?}");
+    for app in apps {
+        app.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_integrations_burst_on_one_account_embedded() {
+    two_integrations_burst_on_one_account(Backend::embedded().await, 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_integrations_burst_on_one_account_two_members_on_kafka() {
+    two_integrations_burst_on_one_account(Backend::kafka().await, 2).await;
+}
