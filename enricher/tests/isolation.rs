@@ -162,10 +162,8 @@ async fn isolation_on_kafka() {
 /// account's partition — so one budget covers every call to the account.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_account_is_worked_by_one_member_on_kafka() {
-    use dealflow_shared::bus::{OutRecord, partition_for};
-    use dealflow_shared::events::{ChangeSource, OrderChanged};
+    use dealflow_shared::bus::partition_for;
     use dealflow_shared::retailcrm::{BudgetSettings, Budgets};
-    use dealflow_shared::topics::order_changed_key;
 
     let backend = Backend::kafka().await;
     let sim = Simulator::start(SimConfig::new(1, 40)).await.unwrap();
@@ -209,22 +207,7 @@ async fn one_account_is_worked_by_one_member_on_kafka() {
 
     // Webhooks for both integrations, keyed as ingest keys them: by the account.
     let orders: Vec<u64> = truth_orders(&account.truth()).iter().map(|o| o.0).collect();
-    let key = order_changed_key(&account.url());
-    let records: Vec<OutRecord> = ids
-        .iter()
-        .flat_map(|id| {
-            orders.iter().map(move |&order_id| {
-                let event = Event::OrderChanged(OrderChanged {
-                    order_id,
-                    source: ChangeSource::Webhook,
-                    received_at: chrono::Utc::now(),
-                });
-                Envelope::new(*id, event).encode()
-            })
-        })
-        .map(|payload| OutRecord::new(key.clone(), payload))
-        .collect();
-    backend.bus.publish(&topic, records).await.unwrap();
+    backend.account_changes(&account.url(), &ids, &orders).await;
     let mut deals = backend.reader(&backend.topics.deals()).await;
     deals
         .until(WAIT, "both integrations' deals", |e| {
@@ -251,10 +234,7 @@ async fn one_account_is_worked_by_one_member_on_kafka() {
 /// member (embedded log) or with two members in the group (Kafka). Prints the share of the
 /// ceiling reached (100 orders per call × 8 calls/s); asserts no second above 10 and no 503.
 async fn two_integrations_burst_on_one_account(backend: Backend, members: usize) {
-    use dealflow_shared::bus::OutRecord;
-    use dealflow_shared::events::{ChangeSource, OrderChanged};
     use dealflow_shared::retailcrm::{BudgetSettings, Budgets};
-    use dealflow_shared::topics::order_changed_key;
 
     let sim = Simulator::start(SimConfig::new(1, 1000)).await.unwrap();
     let account = sim.account(0);
@@ -288,30 +268,9 @@ async fn two_integrations_burst_on_one_account(backend: Backend, members: usize)
     // Start-up calls (reference data) are done before the clock starts.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let orders: Vec<u64> = truth_orders(&account.truth()).iter().map(|o| o.0).collect();
-    let key = order_changed_key(&account.url());
-    let records: Vec<OutRecord> = orders
-        .iter()
-        .flat_map(|&order_id| {
-            ids.iter().map(move |id| {
-                let event = Event::OrderChanged(OrderChanged {
-                    order_id,
-                    source: ChangeSource::Webhook,
-                    received_at: chrono::Utc::now(),
-                });
-                Envelope::new(*id, event).encode()
-            })
-        })
-        .map(|payload| OutRecord::new(key.clone(), payload))
-        .collect();
     let mut deals = backend.reader(&backend.topics.deals()).await;
     let started = Instant::now();
-    for chunk in records.chunks(500) {
-        backend
-            .bus
-            .publish(&backend.topics.order_changed(), chunk.to_vec())
-            .await
-            .unwrap();
-    }
+    backend.account_changes(&account.url(), &ids, &orders).await;
     deals
         .until(Duration::from_secs(120), "both integrations' deals", |e| {
             ids.iter().all(|id| Deals::of(e, *id).covers(&orders))
@@ -328,7 +287,11 @@ async fn two_integrations_burst_on_one_account(backend: Backend, members: usize)
         took.as_secs_f64(),
         fetched / took.as_secs_f64(),
         100.0 * fetched / took.as_secs_f64() / ceiling,
-        counters.requests.get("GET /api/v5/orders").copied().unwrap_or(0),
+        counters
+            .requests
+            .get("GET /api/v5/orders")
+            .copied()
+            .unwrap_or(0),
         counters.total,
         counters.max_per_second,
         counters.rate_limited,

@@ -41,6 +41,19 @@ struct Known {
     partition: i32,
 }
 
+/// Where an account's `order-changed` partition is, seen from this member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Placement {
+    /// The topic's partition count is not known yet.
+    Unknown,
+    /// The count is known, this member's assignment not yet.
+    NoAssignmentYet,
+    /// Assigned to this member.
+    Here,
+    /// Assigned to another member.
+    Elsewhere,
+}
+
 /// Every integration's latest sync state, and this member's share of them (cheap to clone).
 #[derive(Debug, Clone)]
 pub struct SyncStates {
@@ -89,16 +102,11 @@ impl SyncStates {
     /// Whether this member runs the sync of integration `id` on the account at `crm_url`: the
     /// account's `order-changed` partition is assigned here.
     pub fn owns(&self, id: IntegrationId, crm_url: &str) -> bool {
-        let partitions = self.partitions.load(Ordering::Relaxed);
-        if partitions == 0 {
-            return self.owns_by_state(id);
+        match self.account_assigned(crm_url) {
+            Placement::Unknown => self.owns_by_state(id),
+            Placement::NoAssignmentYet | Placement::Elsewhere => false,
+            Placement::Here => true,
         }
-        let partition = partition_for(&order_changed_key(crm_url), partitions);
-        self.assigned
-            .read()
-            .expect("sync assignment lock")
-            .as_ref()
-            .is_some_and(|assigned| assigned.contains(&partition))
     }
 
     /// Whether this member still holds the `order-changed` partition of the account at
@@ -106,16 +114,21 @@ impl SyncStates {
     /// member, the embedded log's one partition). A member that lost the partition makes no
     /// more calls to the account (the fence of DESIGN §7.4): its new owner has them.
     pub fn holds_account(&self, crm_url: &str) -> bool {
+        self.account_assigned(crm_url) != Placement::Elsewhere
+    }
+
+    /// Where the account's `order-changed` partition is, as far as this member knows.
+    fn account_assigned(&self, crm_url: &str) -> Placement {
         let partitions = self.partitions.load(Ordering::Relaxed);
         if partitions == 0 {
-            return true;
+            return Placement::Unknown;
         }
         let partition = partition_for(&order_changed_key(crm_url), partitions);
-        self.assigned
-            .read()
-            .expect("sync assignment lock")
-            .as_ref()
-            .is_none_or(|assigned| assigned.contains(&partition))
+        match self.assigned.read().expect("sync assignment lock").as_ref() {
+            None => Placement::NoAssignmentYet,
+            Some(assigned) if assigned.contains(&partition) => Placement::Here,
+            Some(_) => Placement::Elsewhere,
+        }
     }
 
     /// The rule before the partition count is known: its `sync-state` partition is assigned

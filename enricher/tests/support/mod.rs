@@ -118,6 +118,32 @@ impl Backend {
         }
     }
 
+    /// Publishes one `OrderChanged` per order for each of `ids` (integrations of the account
+    /// at `crm_url`), keyed by the account as ingest keys them, in chunks of 500.
+    pub async fn account_changes(&self, crm_url: &str, ids: &[IntegrationId], order_ids: &[u64]) {
+        let key = dealflow_shared::topics::order_changed_key(crm_url);
+        let records: Vec<OutRecord> = order_ids
+            .iter()
+            .flat_map(|&order_id| {
+                ids.iter().map(move |id| {
+                    let event = Event::OrderChanged(OrderChanged {
+                        order_id,
+                        source: ChangeSource::Webhook,
+                        received_at: Utc::now(),
+                    });
+                    Envelope::new(*id, event).encode()
+                })
+            })
+            .map(|payload| OutRecord::new(key.clone(), payload))
+            .collect();
+        for chunk in records.chunks(500) {
+            self.bus
+                .publish(&self.topics.order_changed(), chunk.to_vec())
+                .await
+                .unwrap();
+        }
+    }
+
     /// Publishes raw bytes on `order-changed`.
     pub async fn raw_change(&self, key: &str, payload: &[u8]) {
         self.bus
