@@ -98,12 +98,6 @@ impl Projector {
         api::router(self.api.clone(), auth)
     }
 
-    /// This projector's own token check (its tenant registry needs following, see
-    /// [`Projector::follow_tenants`]).
-    pub fn authenticator(&self) -> &Authenticator {
-        &self.auth
-    }
-
     /// Follows the `tenants` topic into this projector's own registry until `shutdown`.
     pub async fn follow_tenants(
         &self,

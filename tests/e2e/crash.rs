@@ -42,6 +42,26 @@ async fn connect(
     (text("id"), text("webhook_url"))
 }
 
+/// The first page (up to 500) of the integration's deals, `None` while the process does not
+/// answer.
+async fn deals_page(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    id: &str,
+) -> Option<Vec<Value>> {
+    let page: Value = http
+        .get(format!("{base}/api/v1/integrations/{id}/deals?limit=500"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    page["items"].as_array().cloned()
+}
+
 /// The live orders of `account`.
 fn live_orders(account: &dealflow_simulator::AccountHandle) -> Vec<u64> {
     account.inspect(|s| {
@@ -118,16 +138,7 @@ async fn kill_9_during_a_burst_loses_no_accepted_webhook() {
     let _restarted = start(dir.path(), port);
     ready(&http, &base).await;
     let deals: Vec<Value> = wait_for(WAIT, "every accepted webhook to become a deal", || async {
-        let page: Value = http
-            .get(format!("{base}/api/v1/integrations/{id}/deals?limit=500"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
-        let deals = page["items"].as_array()?.clone();
+        let deals = deals_page(&http, &base, &token, &id).await?;
         let present: BTreeSet<u64> = deals
             .iter()
             .filter_map(|d| d["order_id"].as_u64())
@@ -190,23 +201,13 @@ async fn on_kafka_work_resumes_within_15_s_after_kill_9() {
     let token = std::fs::read_to_string(dir.path().join("api-token")).unwrap();
     let (id, hook) = connect(&http, &base, &token, account).await;
     let orders: Vec<u64> = live_orders(account);
-    let deals = |http: reqwest::Client, base: String, token: String, id: String| async move {
-        let page: Value = http
-            .get(format!("{base}/api/v1/integrations/{id}/deals?limit=500"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
-        Some(
-            page["items"]
-                .as_array()?
-                .iter()
-                .filter_map(|d| d["order_id"].as_u64())
-                .collect::<BTreeSet<u64>>(),
-        )
+    let has_deal = |order: u64| {
+        let (http, base, token, id) = (&http, &base, &token, &id);
+        async move {
+            deals_page(http, base, token, id)
+                .await
+                .is_some_and(|d| d.iter().any(|x| x["order_id"].as_u64() == Some(order)))
+        }
     };
     // Work before the kill: the first order is a deal, so every group has its member.
     let sent = http
@@ -215,9 +216,7 @@ async fn on_kafka_work_resumes_within_15_s_after_kill_9() {
         .await;
     assert_eq!(sent.unwrap().status(), 202);
     wait_until(WAIT, "the first deal", || async {
-        deals(http.clone(), base.clone(), token.clone(), id.clone())
-            .await
-            .is_some_and(|d| d.contains(&orders[0]))
+        has_deal(orders[0]).await
     })
     .await;
 
@@ -236,11 +235,7 @@ async fn on_kafka_work_resumes_within_15_s_after_kill_9() {
     wait_until(
         WAIT,
         "a webhook after the restart to become a deal",
-        || async {
-            deals(http.clone(), base.clone(), token.clone(), id.clone())
-                .await
-                .is_some_and(|d| d.contains(&orders[1]))
-        },
+        || async { has_deal(orders[1]).await },
     )
     .await;
     let resumed = killed.elapsed();

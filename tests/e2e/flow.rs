@@ -190,15 +190,7 @@ async fn whole_pipeline(bus: Bus) {
     // order waiting, no record unfinished: a deferred by-id lookup of an order a list omitted
     // may still run after every deal is visible), so any call that follows is the change's.
     dealflow_testkit::wait_until(WAIT, "the enricher to be idle", || async {
-        let metrics = system
-            .http
-            .get(format!("{}/metrics", system.base))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = system.metrics().await;
         [
             "dealflow_enricher_waiting_orders 0",
             "dealflow_enricher_unfinished_records 0",

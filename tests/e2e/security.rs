@@ -247,15 +247,7 @@ async fn no_secret_leaks_into_logs_metrics_responses_records_or_files() {
     }
     seen.call(&system, Method::GET, "/api/v1/integrations", None)
         .await;
-    let metrics = system
-        .http
-        .get(format!("{}/metrics", system.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = system.metrics().await;
     assert!(metrics.contains("dealflow_"), "{metrics}");
 
     let (dir, config) = system.stop_keeping_data().await;

@@ -133,6 +133,12 @@ impl System {
         response.json().await.unwrap()
     }
 
+    /// The `/metrics` text the process serves now.
+    pub async fn metrics(&self) -> String {
+        let response = self.http.get(format!("{}/metrics", self.base)).send();
+        response.await.unwrap().text().await.unwrap()
+    }
+
     pub async fn send(&self, method: reqwest::Method, path: &str, body: Value) -> (u16, Value) {
         let response = self
             .http

@@ -154,10 +154,6 @@ impl Authenticator {
         &self.tenants
     }
 
-    pub fn operator(&self) -> &BearerAuth {
-        &self.operator
-    }
-
     /// The scope of a presented bearer token.
     pub fn authenticate(&self, presented: &str) -> Result<Scope, AuthFailure> {
         if self.operator.accepts(presented) {
