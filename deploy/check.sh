@@ -334,6 +334,10 @@ try:
         ("DELETE", "/api/v1/tenants/t/tokens/k", "ingest"),
         ("GET", "/", "projector"),
         ("GET", "/integrations/x/deals", "projector"),
+        # The pages' forms post to the pages (the projector sends the change on to ingest).
+        ("POST", "/integrations", "projector"),
+        ("POST", "/integrations/x/settings", "projector"),
+        ("POST", "/login", "projector"),
         ("GET", "/api/openapi.json", "projector"),
     ]
     for method, path, want in routes:

@@ -22,6 +22,9 @@ pub fn run() -> anyhow::Result<()> {
     println!("configuration is valid");
     println!("  listen              {}", config.listen);
     println!("  public url          {}", config.public_url);
+    if let Some(ingest) = &config.ingest_url {
+        println!("  ingest url          {ingest}");
+    }
     println!("  data dir            {}", config.data_dir.display());
     println!("  event bus           {bus}");
     println!("  topic prefix        {:?}", config.topic_prefix);

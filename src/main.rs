@@ -2,7 +2,9 @@
 //! configuration and runs what was asked. Everything else lives in the library crates.
 
 mod check_config;
+mod progress;
 mod replay;
+mod reprocess;
 mod run;
 mod shutdown;
 
@@ -28,6 +30,8 @@ enum Command {
     Demo(dealflow::demo::DemoArgs),
     /// Rebuild the read model (all, or one integration) from the topics.
     Replay(replay::ReplayArgs),
+    /// Fetch again from RetailCRM every order changed since a time (moves the enricher back on order-changed; stop the enrichers first).
+    Reprocess(reprocess::ReprocessArgs),
     /// Run the RetailCRM simulator: realistic accounts with the real API's shapes, limits and quirks.
     Sim(dealflow_simulator::cli::SimArgs),
 }
@@ -51,6 +55,7 @@ fn main() -> ExitCode {
                 dealflow::demo::run(args, config, shutdown::on_signal()).await
             }
             Command::Replay(args) => replay::run(args).await,
+            Command::Reprocess(args) => reprocess::run(args, shutdown::on_signal()).await,
             Command::Sim(args) => {
                 dealflow_shared::telemetry::init(dealflow_shared::config::LogFormat::Pretty);
                 dealflow_simulator::cli::run(args, shutdown::on_signal()).await

@@ -2,8 +2,11 @@
 //! until ctrl-c or SIGTERM.
 
 use anyhow::Context;
+use axum::Json;
+use axum::routing::get;
 use clap::{Args, ValueEnum};
 use dealflow::allinone::AllInOne;
+use dealflow::pages::{self, IngestClient, PagesState, Writes};
 use dealflow_enricher::{EnricherService, EnricherSettings};
 use dealflow_ingest::{IngestService, IngestSettings};
 use dealflow_projector::{ProjectorService, ProjectorSettings};
@@ -25,7 +28,8 @@ pub enum Target {
     Ingest,
     /// RetailCRM fetches: order changes become deals, contacts and funnel stages (needs Kafka).
     Enricher,
-    /// The read model and its API (needs Kafka; PostgreSQL recommended).
+    /// The read model, its API and the pages (needs Kafka and DEALFLOW_INGEST_URL; PostgreSQL
+    /// recommended).
     Projector,
 }
 
@@ -101,11 +105,37 @@ async fn run_projector(config: Config, shutdown: CancellationToken) -> anyhow::R
         required(config.api_token.clone(), vars::API_TOKEN)?,
         required(config.secret_key.clone(), vars::SECRET_KEY)?,
     );
+    // The pages live here, beside the reads they show; their writes go to ingest (DESIGN §2).
+    let ingest_url = config.ingest_url.clone().ok_or_else(|| ConfigError {
+        variable: vars::INGEST_URL.into(),
+        problem: "is required for --target projector: its pages send integration changes to \
+                  ingest's API (for example http://ingest:8080)"
+            .into(),
+    })?;
     let bus = wiring::open_bus(&config, "dealflow-projector")
         .await
         .context("opening the event bus")?;
     let service = ProjectorService::build(settings, bus, Metrics::new()).await?;
-    service.run_until_stopped(shutdown).await?;
+    let projector = service.projector();
+    let pages = pages::router(
+        PagesState::new(
+            projector.reads().clone(),
+            projector.router(),
+            Writes::Ingest(IngestClient::new(ingest_url)),
+            projector.authenticator().clone(),
+        )
+        .with_secure_cookie(config.public_url.scheme() == "https"),
+    );
+    // Behind the gateway this is the one OpenAPI document users see: every route of the
+    // deployment, ingest's included (the same document as the all-in-one's).
+    let front = pages.route(
+        "/api/openapi.json",
+        get(|| async { Json(dealflow::allinone::openapi()) }),
+    );
+    service
+        .with_front(front)
+        .run_until_stopped(shutdown)
+        .await?;
     Ok(())
 }
 

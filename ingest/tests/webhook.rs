@@ -10,7 +10,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use dealflow_shared::bus::{BusError, Consumer, EventBus, OutRecord, Position, TopicSpec};
+use dealflow_shared::bus::{
+    BusError, Consumer, EventBus, GroupStart, OutRecord, Position, TopicSpec,
+};
 use dealflow_shared::events::{ChangeSource, Event};
 use dealflow_testkit::{Storage, unpooled_client};
 use support::{Backend, TestApp, error_code};
@@ -275,8 +277,14 @@ impl EventBus for Unwritable {
     ) -> Result<Box<dyn Consumer>, BusError> {
         self.inner.subscribe(group, topics).await
     }
-    async fn reset_group(&self, group: &str, topics: &[String]) -> Result<(), BusError> {
-        self.inner.reset_group(group, topics).await
+    async fn reset_group(
+        &self,
+        group: &str,
+        topics: &[String],
+        to: GroupStart,
+        only: Option<&[i32]>,
+    ) -> Result<(), BusError> {
+        self.inner.reset_group(group, topics, to, only).await
     }
     async fn end_offsets(&self, topic: &str) -> Result<Vec<(i32, i64)>, BusError> {
         self.inner.end_offsets(topic).await

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use dealflow_shared::bus::{BusError, Consumer, DeadLetters, Delivered, EventBus};
+use dealflow_shared::bus::{BusError, Consumer, DeadLetters, Delivered, EventBus, GroupStart};
 use dealflow_shared::visibility::ReadProgress;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -100,7 +100,11 @@ impl ConsumerLoop {
     }
 
     async fn reset_group(&self, topics: &[String]) -> Result<(), ProjectorError> {
-        match self.bus.reset_group(&self.settings.group, topics).await {
+        match self
+            .bus
+            .reset_group(&self.settings.group, topics, GroupStart::Earliest, None)
+            .await
+        {
             Ok(()) => Ok(()),
             // Another member of the group is already consuming (and resetting is its job).
             Err(BusError::GroupBusy(group)) => {

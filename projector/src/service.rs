@@ -93,6 +93,11 @@ impl Projector {
         self.router_with(self.auth.clone())
     }
 
+    /// The token check of the read API (the pages beside it sign users in with the same).
+    pub fn authenticator(&self) -> &Authenticator {
+        &self.auth
+    }
+
     /// The read API checked by `auth` (an all-in-one process shares ingest's).
     pub fn router_with(&self, auth: Authenticator) -> Router {
         api::router(self.api.clone(), auth)
@@ -194,6 +199,9 @@ pub struct ProjectorService {
     projector: Projector,
     metrics: Metrics,
     http_metrics: HttpMetrics,
+    /// Routes served beside the read API: the pages and the OpenAPI document of the whole
+    /// deployment (the `dealflow` binary adds them; this crate knows only its own routes).
+    front: Option<Router>,
 }
 
 impl ProjectorService {
@@ -217,7 +225,15 @@ impl ProjectorService {
             projector,
             metrics,
             http_metrics,
+            front: None,
         })
+    }
+
+    /// Serves `front` beside the read API; it must answer `/api/openapi.json`, which then
+    /// replaces the read API's own document.
+    pub fn with_front(mut self, front: Router) -> Self {
+        self.front = Some(front);
+        self
     }
 
     /// The bound address (port 0 in tests becomes a real port here).
@@ -234,13 +250,18 @@ impl ProjectorService {
 
     /// The read API with `/healthz`, `/readyz` and `/metrics`, requests counted by route.
     pub fn router(&self) -> Router {
-        self.projector
+        let app = self
+            .projector
             .router()
-            .merge(ops_routes(self.projector.clone(), self.metrics.clone()))
-            .layer(middleware::from_fn_with_state(
-                self.http_metrics.clone(),
-                HttpMetrics::track,
-            ))
+            .merge(ops_routes(self.projector.clone(), self.metrics.clone()));
+        let app = match &self.front {
+            Some(front) => app.merge(front.clone()),
+            None => app.route("/api/openapi.json", get(api::openapi_json)),
+        };
+        app.layer(middleware::from_fn_with_state(
+            self.http_metrics.clone(),
+            HttpMetrics::track,
+        ))
     }
 
     /// Consumes and serves until `shutdown` (or until the consumer fails, which stops the
@@ -293,7 +314,7 @@ impl ProjectorService {
     }
 }
 
-/// `/healthz`, `/readyz`, `/metrics` and the OpenAPI document of the read API.
+/// `/healthz`, `/readyz` and `/metrics`.
 fn ops_routes(projector: Projector, metrics: Metrics) -> Router {
     let ready = projector.clone();
     Router::new()
@@ -319,5 +340,4 @@ fn ops_routes(projector: Projector, metrics: Metrics) -> Router {
             )
             .with_state((projector, metrics)),
         )
-        .route("/api/openapi.json", get(api::openapi_json))
 }

@@ -53,6 +53,9 @@ pub enum DatabaseUrl {
 pub struct Config {
     pub listen: SocketAddr,
     pub public_url: Url,
+    /// Where ingest's API answers (`--target projector`: the pages send integration changes
+    /// there); `None` elsewhere.
+    pub ingest_url: Option<Url>,
     pub data_dir: PathBuf,
     /// `None` = the embedded log under `data_dir`.
     pub kafka: Option<KafkaSettings>,
@@ -83,6 +86,7 @@ pub mod vars {
     pub const CONFIG: &str = "DEALFLOW_CONFIG";
     pub const LISTEN: &str = "DEALFLOW_LISTEN";
     pub const PUBLIC_URL: &str = "DEALFLOW_PUBLIC_URL";
+    pub const INGEST_URL: &str = "DEALFLOW_INGEST_URL";
     pub const DATA_DIR: &str = "DEALFLOW_DATA_DIR";
     pub const KAFKA_BROKERS: &str = "DEALFLOW_KAFKA_BROKERS";
     pub const KAFKA_PROPERTIES: &str = "DEALFLOW_KAFKA_PROPERTIES";
@@ -97,9 +101,10 @@ pub mod vars {
     pub const LOG_FORMAT: &str = "DEALFLOW_LOG_FORMAT";
 
     /// Every variable a file may mirror.
-    pub const ALL: [&str; 14] = [
+    pub const ALL: [&str; 15] = [
         LISTEN,
         PUBLIC_URL,
+        INGEST_URL,
         DATA_DIR,
         KAFKA_BROKERS,
         KAFKA_PROPERTIES,
@@ -159,6 +164,10 @@ impl Config {
         };
         let public_url = parse::public_url(get(vars::PUBLIC_URL).unwrap_or(&default_public))
             .map_err(|p| ConfigError::new(vars::PUBLIC_URL, p))?;
+        let ingest_url = get(vars::INGEST_URL)
+            .map(parse::public_url)
+            .transpose()
+            .map_err(|p| ConfigError::new(vars::INGEST_URL, p))?;
         let data_dir = PathBuf::from(get(vars::DATA_DIR).unwrap_or("./data"));
         let kafka = match get(vars::KAFKA_BROKERS) {
             Some(brokers) => Some(KafkaSettings {
@@ -246,6 +255,7 @@ impl Config {
         Ok(Self {
             listen,
             public_url,
+            ingest_url,
             data_dir,
             kafka,
             topic_prefix,

@@ -47,6 +47,7 @@ conformance!(
     at_least_once_after_crash,
     resume_after_restart,
     replay_from_beginning,
+    replay_since_a_time,
     no_duplicates_after_clean_commit,
     end_offsets,
     dead_letters,

@@ -31,7 +31,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::pages::{self, PagesState};
+use crate::pages::{self, InProcessApi, PagesState, Writes};
 
 /// How long components get to finish in-flight work after shutdown is requested.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
@@ -163,8 +163,13 @@ impl AllInOne {
             projector: self.projector.clone(),
         };
         let pages = pages::router(
-            PagesState::new(self.projector.reads().clone(), api.clone(), auth)
-                .with_secure_cookie(self.secure_cookie),
+            PagesState::new(
+                self.projector.reads().clone(),
+                api.clone(),
+                Writes::InProcess(InProcessApi::new(api.clone())),
+                auth,
+            )
+            .with_secure_cookie(self.secure_cookie),
         );
         let app = api
             .merge(pages)

@@ -12,6 +12,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::PagesState;
+use super::api::Caller;
 use super::handlers::render;
 
 /// The cookie holding the API token.
@@ -62,11 +63,20 @@ pub async fn require_session(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let scope =
-        session_token(request.headers()).map(|session| state.auth.authenticate_session(&session));
-    match scope {
-        Some(Ok(scope)) => {
-            request.extensions_mut().insert(scope);
+    let caller = match session_token(request.headers()) {
+        Some(session) => Some(
+            state
+                .auth
+                .authenticate_session_now(&session)
+                .await
+                .map(|scope| Caller { scope, session }),
+        ),
+        None => None,
+    };
+    match caller {
+        Some(Ok(caller)) => {
+            request.extensions_mut().insert(caller.scope.clone());
+            request.extensions_mut().insert(caller);
             next.run(request).await
         }
         failed => {
@@ -94,7 +104,7 @@ pub async fn login_form(Query(query): Query<LoginQuery>) -> Response {
 pub async fn login(State(state): State<PagesState>, Form(form): Form<LoginForm>) -> Response {
     let next = safe_next(form.next.as_deref());
     let token = form.token.trim();
-    let session = match state.auth.session_value(token) {
+    let session = match state.auth.session_value_now(token).await {
         Ok(session) => session,
         Err(failure) => {
             state.auth.refused(failure);
@@ -184,7 +194,10 @@ mod tests {
             dealflow_shared::tenants::TenantRegistry::new(keys),
             &dealflow_shared::metrics::Metrics::new(),
         );
-        let state = PagesState::new(reads, axum::Router::new(), auth).with_secure_cookie(secure);
+        let writes =
+            super::super::Writes::InProcess(super::super::InProcessApi::new(axum::Router::new()));
+        let state =
+            PagesState::new(reads, axum::Router::new(), writes, auth).with_secure_cookie(secure);
         let response = super::super::router(state)
             .oneshot(
                 axum::http::Request::post("/login")

@@ -1,5 +1,6 @@
 //! The page handlers: read through [`Reads`](dealflow_projector::Reads), write through the
-//! settings API in-process, render a template.
+//! settings API ([`Writes`](super::api::Writes): in-process, or ingest's over HTTP), render a
+//! template.
 
 use askama::Template;
 use axum::Form;
@@ -12,6 +13,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::PagesState;
+use super::api::Caller;
 use super::auth::template_failed;
 use super::filters::DealFilters;
 use super::views::{DealRow, IntegrationView};
@@ -139,9 +141,10 @@ pub struct ConnectInput {
 
 pub async fn connect(
     State(state): State<PagesState>,
-    Extension(scope): Extension<Scope>,
+    Extension(caller): Extension<Caller>,
     Form(input): Form<ConnectInput>,
 ) -> Response {
+    let scope = &caller.scope;
     let mut form = ConnectForm {
         crm_url: input.crm_url.clone(),
         default_funnel: input.default_funnel.is_some(),
@@ -157,7 +160,7 @@ pub async fn connect(
             Err(_) => {
                 form.backfill_error =
                     Some("Enter a whole number of days (0 for none).".to_string());
-                return index_page(&state, &scope, form, StatusCode::UNPROCESSABLE_ENTITY).await;
+                return index_page(&state, scope, form, StatusCode::UNPROCESSABLE_ENTITY).await;
             }
         },
     };
@@ -167,8 +170,8 @@ pub async fn connect(
         "active": form.active, "backfill_days": backfill_days,
     });
     let answer = state
-        .api
-        .call(&scope, Method::POST, "/api/v1/integrations", Some(&body))
+        .writes
+        .call(&caller, Method::POST, "/api/v1/integrations", &body)
         .await;
     if answer.status == StatusCode::CREATED {
         // The API answered only once the read side shows the integration (read your writes),
@@ -199,7 +202,7 @@ pub async fn connect(
         _ => form.general_error = Some(message),
     }
     let status = StatusCode::from_u16(answer.status.as_u16()).unwrap_or(StatusCode::BAD_REQUEST);
-    index_page(&state, &scope, form, status).await
+    index_page(&state, scope, form, status).await
 }
 
 async fn load_integration(
@@ -241,7 +244,7 @@ pub struct SettingsInput {
 
 pub async fn save_settings(
     State(state): State<PagesState>,
-    Extension(scope): Extension<Scope>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     Form(input): Form<SettingsInput>,
 ) -> Response {
@@ -251,19 +254,19 @@ pub async fn save_settings(
         "include_delivery_cost": input.include_delivery_cost.is_some(),
     });
     let answer = state
-        .api
+        .writes
         .call(
-            &scope,
+            &caller,
             Method::PATCH,
             &format!("/api/v1/integrations/{id}"),
-            Some(&body),
+            &body,
         )
         .await;
     if answer.status == StatusCode::OK {
         // Answered once the read side shows the change: the page shows the new settings.
         return Redirect::to(&format!("/integrations/{id}")).into_response();
     }
-    match load_integration(&state, &scope, &id).await {
+    match load_integration(&state, &caller.scope, &id).await {
         Ok(i) => {
             // `read_model_behind` included: its message says the change was saved.
             let settings_error = answer.error().map(|(_, m)| m);
@@ -343,8 +346,8 @@ pub async fn deals(
     render(&page)
 }
 
-/// The CSV of the current filters, streamed from the API (the browser has a cookie, not a
-/// bearer token).
+/// The CSV of the current filters, streamed from the read API in this process (the browser has
+/// a cookie, not a bearer token).
 pub async fn deals_csv(
     State(state): State<PagesState>,
     Extension(scope): Extension<Scope>,
@@ -353,7 +356,7 @@ pub async fn deals_csv(
 ) -> Response {
     let filters: DealFilters = DealFilters::from_query(raw.as_deref());
     let response = state
-        .api
+        .read_api
         .raw(
             &scope,
             Method::GET,

@@ -2,9 +2,9 @@
 //! webhook address and trigger instructions, and Raw data → Deals.
 //!
 //! Pages are thin: they read through the projector's typed read operations ([`Reads`], what the
-//! read API answers with) and write through the settings API in-process (the same router that
-//! serves `/api`, with the bearer token), then render a template, so a page shows exactly what
-//! the API says, error messages included. The browser signs in once with the operator's or a
+//! read API answers with) and write through the settings API — in-process in the all-in-one,
+//! ingest's over HTTP when they are served by `--target projector` (DESIGN §2) — then render a
+//! template, so a page shows exactly what the API says, error messages included. The browser signs in once with the operator's or a
 //! tenant's token and then holds an HttpOnly, SameSite=Strict session cookie derived from it
 //! (`Secure` behind https); a tenant's pages show only its integrations.
 
@@ -20,14 +20,16 @@ use axum::routing::{get, post};
 use dealflow_projector::Reads;
 use dealflow_shared::tenants::Authenticator;
 
-pub use api::InProcessApi;
+pub use api::{InProcessApi, IngestClient, Writes};
 
 /// What the page handlers share.
 #[derive(Clone, Debug)]
 pub struct PagesState {
     reads: Reads,
-    /// The settings API for writes, and the CSV stream.
-    api: InProcessApi,
+    /// The read API in this process (the CSV stream).
+    read_api: InProcessApi,
+    /// Where connect and settings changes go.
+    writes: Writes,
     /// Signs users in with the operator's or a tenant's token, and resolves their sessions.
     auth: Authenticator,
     /// Whether the session cookie gets `Secure` (the public URL is https).
@@ -35,12 +37,13 @@ pub struct PagesState {
 }
 
 impl PagesState {
-    /// `reads` of the read model; `api` the router serving `/api/v1/...`; `auth` the token
-    /// check the API uses.
-    pub fn new(reads: Reads, api: Router, auth: Authenticator) -> Self {
+    /// `reads` of the read model; `read_api` the router serving the read API in this process;
+    /// `writes` where the settings API is; `auth` the token check the API uses.
+    pub fn new(reads: Reads, read_api: Router, writes: Writes, auth: Authenticator) -> Self {
         Self {
             reads,
-            api: InProcessApi::new(api),
+            read_api: InProcessApi::new(read_api),
+            writes,
             auth,
             secure_cookie: false,
         }

@@ -2,7 +2,8 @@
 //! installed by `.ci/run`) driven over the WebDriver protocol. It signs in, connects the
 //! simulator through the form, opens Raw data → Deals and checks the rows, then signs in again
 //! with a tenant's token and sees only that tenant's integration; screenshots are saved under
-//! the target directory as artifacts.
+//! the target directory as artifacts. The same walk runs against the all-in-one and against
+//! the split deployment behind its gateway.
 
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
@@ -215,7 +216,23 @@ impl Driver {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_form_and_deals_page_in_chromium() {
-    let system = System::start_accounts(Bus::Embedded, 2, 40).await;
+    walk(
+        System::start_accounts(Bus::Embedded, 2, 40).await,
+        "all-in-one",
+    )
+    .await;
+}
+
+/// The same walk through the split deployment's gateway (issue 20): pages served by
+/// `--target projector`, the forms' writes sent on to `--target ingest`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_form_and_deals_page_in_chromium_split() {
+    walk(System::start_split(2, 40).await, "split").await;
+}
+
+/// Sign in, connect (a refused key, then the right one), the trigger steps, webhooks become
+/// rows on the deals page, then a tenant's token sees only its own integration.
+async fn walk(system: System, layout: &str) {
     let driver = Driver::start().await;
     let account = system.account();
 
@@ -291,7 +308,7 @@ async fn connect_form_and_deals_page_in_chromium() {
         orders.len().min(50),
         "one row per deal on the first page"
     );
-    let shot = driver.screenshot("deals-page.png").await;
+    let shot = driver.screenshot(&format!("{layout}-deals-page.png")).await;
     assert!(std::fs::metadata(&shot).unwrap().len() > 1000);
 
     // A tenant (issue 15): its token signs in like the operator's, and its pages show only
@@ -339,7 +356,9 @@ async fn connect_form_and_deals_page_in_chromium() {
         refused.contains("There is no integration with this id"),
         "{refused}"
     );
-    driver.screenshot("tenant-pages.png").await;
+    driver
+        .screenshot(&format!("{layout}-tenant-pages.png"))
+        .await;
     driver.quit().await;
     system.stop().await;
 }

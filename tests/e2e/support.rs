@@ -1,6 +1,7 @@
 //! Harness: a simulator, a dealflow all-in-one on port 0 with a fresh data directory, and
 //! helpers to call its API and wait for the read model; and the real `dealflow run --target …`
-//! binary as a child process, for tests of the process itself or of the split deployment.
+//! binary as a child process, for tests of the process itself or of the split deployment
+//! (which [`System::start_split`] runs behind its gateway, `crate::split`).
 
 #![allow(dead_code)] // each test module uses a different part
 
@@ -17,6 +18,8 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+
+use crate::split::{self, Deployment};
 
 pub const WAIT: Duration = Duration::from_secs(60);
 
@@ -40,10 +43,20 @@ pub struct System {
     pub sim: SimHandle,
     /// What the system was started with (data dir, topic prefix…).
     pub config: Config,
-    shutdown: CancellationToken,
-    task: JoinHandle<anyhow::Result<()>>,
+    running: Running,
     _bus: Bus,
     _dir: TempDir,
+}
+
+/// How the system runs.
+enum Running {
+    /// The all-in-one in this test process.
+    InProcess {
+        shutdown: CancellationToken,
+        task: JoinHandle<anyhow::Result<()>>,
+    },
+    /// Three `dealflow run --target …` processes behind the gateway.
+    Split(Deployment),
 }
 
 /// The configuration of a test system: fresh data dir, port 0, simulator hosts allowed.
@@ -100,13 +113,57 @@ impl System {
             http: reqwest::Client::new(),
             sim,
             config,
-            shutdown,
-            task,
+            running: Running::InProcess { shutdown, task },
             _bus: bus,
             _dir: dir,
         };
         system.wait_ready().await;
         system
+    }
+
+    /// The split deployment (DESIGN §2) with a simulator of `accounts` accounts of `orders`
+    /// orders: its `base` is the gateway, its `token` the operator's.
+    pub async fn start_split(accounts: usize, orders: usize) -> Self {
+        dealflow_shared::telemetry::init_for_tests();
+        let sim = Simulator::start(SimConfig::new(accounts, orders))
+            .await
+            .unwrap();
+        let bus = Bus::kafka().await;
+        let Bus::Kafka(broker) = &bus else {
+            unreachable!()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let gateway_port = free_port();
+        let base = format!("http://127.0.0.1:{gateway_port}");
+        let shared = [
+            ("DEALFLOW_KAFKA_BROKERS", broker.bootstrap()),
+            ("DEALFLOW_TOPIC_PREFIX", unique_prefix()),
+            ("DEALFLOW_API_TOKEN", split::TOKEN.to_string()),
+            ("DEALFLOW_SECRET_KEY", split::SECRET_KEY.to_string()),
+            ("DEALFLOW_CRM_ALLOW_HOSTS", "http://127.0.0.1:*".to_string()),
+            ("DEALFLOW_PUBLIC_URL", base.clone()),
+        ];
+        let http = reqwest::Client::new();
+        let deployment = Deployment::start(gateway_port, &shared, &http).await;
+        let mut env: BTreeMap<String, String> = shared
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        env.insert("DEALFLOW_DATA_DIR".into(), dir.path().display().to_string());
+        env.insert(
+            "DEALFLOW_DATABASE_URL".into(),
+            deployment.database_url.clone(),
+        );
+        Self {
+            base,
+            token: split::TOKEN.to_string(),
+            http,
+            sim,
+            config: Config::from_map(&env).unwrap(),
+            running: Running::Split(deployment),
+            _bus: bus,
+            _dir: dir,
+        }
     }
 
     pub async fn wait_ready(&self) {
@@ -220,23 +277,30 @@ impl System {
     }
 
     pub async fn stop(self) {
-        self.shutdown.cancel();
-        self.task.await.unwrap().unwrap();
+        match self.running {
+            Running::InProcess { shutdown, task } => {
+                shutdown.cancel();
+                task.await.unwrap().unwrap();
+            }
+            Running::Split(deployment) => drop(deployment),
+        }
     }
 
-    /// Stops the system and hands back its data directory, configuration and bus (a broker
-    /// stays up), so what it wrote can be replayed.
+    /// Stops the all-in-one and hands back its data directory, configuration and bus (a
+    /// broker stays up), so what it wrote can be replayed.
     pub async fn stop_keeping_bus(self) -> (TempDir, Config, Bus) {
-        self.shutdown.cancel();
-        self.task.await.unwrap().unwrap();
+        let Running::InProcess { shutdown, task } = self.running else {
+            panic!("only the in-process all-in-one keeps its data");
+        };
+        shutdown.cancel();
+        task.await.unwrap().unwrap();
         (self._dir, self.config, self._bus)
     }
 
-    /// Stops the system and hands back its data directory, so its files can be inspected.
+    /// Stops the all-in-one and hands back its data directory, so its files can be inspected.
     pub async fn stop_keeping_data(self) -> (TempDir, Config) {
-        self.shutdown.cancel();
-        self.task.await.unwrap().unwrap();
-        (self._dir, self.config)
+        let (dir, config, _) = self.stop_keeping_bus().await;
+        (dir, config)
     }
 }
 

@@ -99,6 +99,17 @@ pub struct Position {
     pub offset: i64,
 }
 
+/// Where [`EventBus::reset_group`] moves a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupStart {
+    /// The earliest record still kept.
+    Earliest,
+    /// The first record appended at or after this time (Kafka: the record timestamp, which
+    /// the producer sets when it sends; embedded log: when it was appended); the end of a
+    /// partition with none.
+    Since(chrono::DateTime<chrono::Utc>),
+}
+
 /// How long a topic keeps its records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Retention {
@@ -156,9 +167,17 @@ pub trait EventBus: Send + Sync + Debug {
         topics: &[String],
     ) -> Result<Box<dyn Consumer>, BusError>;
 
-    /// Moves `group`'s committed offsets on `topics` back to the beginning, so its next member
-    /// replays everything. The group must have no active member.
-    async fn reset_group(&self, group: &str, topics: &[String]) -> Result<(), BusError>;
+    /// Moves `group`'s committed offsets on `topics` to `to` (the beginning, or the first record
+    /// appended at or after a time), so its next member reads from there: on every partition,
+    /// or on the `only` ones. The group must have no active member ([`BusError::GroupBusy`]
+    /// otherwise).
+    async fn reset_group(
+        &self,
+        group: &str,
+        topics: &[String],
+        to: GroupStart,
+        only: Option<&[i32]>,
+    ) -> Result<(), BusError>;
 
     /// High watermark per partition (the offset the next record will get), sorted by partition.
     async fn end_offsets(&self, topic: &str) -> Result<Vec<(i32, i64)>, BusError>;

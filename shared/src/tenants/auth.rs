@@ -26,6 +26,12 @@ use crate::bus::{EventBus, OutRecord};
 use crate::http::{ApiError, BearerAuth};
 use crate::metrics::Metrics;
 
+/// The header a pages process sends another process's API with the signed-in user's session
+/// (the split deployment: the projector's pages write through ingest). A session is derived
+/// from a token and ends with it, so it proves no more than the cookie it comes from; browsers
+/// never add such a header to a cross-site request, so it opens no forgery path.
+pub const SESSION_HEADER: &str = "x-dealflow-session";
+
 /// How often one process records that a token was used.
 pub const USE_MARK_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -187,6 +193,44 @@ impl Authenticator {
         Ok(self.tenants.session_value(&token))
     }
 
+    /// [`Authenticator::authenticate`] that reads the tenants topic to its end before calling
+    /// a well-formed tenant token unknown: issued through another process a moment ago, it
+    /// works in the very next request (DESIGN §4, read your writes).
+    pub async fn authenticate_now(&self, presented: &str) -> Result<Scope, AuthFailure> {
+        let could_be_new = looks_like_tenant_token(presented);
+        self.after_catch_up(could_be_new, || self.authenticate(presented))
+            .await
+    }
+
+    /// [`Authenticator::authenticate_session`], catching up like
+    /// [`Authenticator::authenticate_now`].
+    pub async fn authenticate_session_now(&self, session: &str) -> Result<Scope, AuthFailure> {
+        let could_be_new = session.starts_with("t.");
+        self.after_catch_up(could_be_new, || self.authenticate_session(session))
+            .await
+    }
+
+    /// [`Authenticator::session_value`], catching up like [`Authenticator::authenticate_now`].
+    pub async fn session_value_now(&self, presented: &str) -> Result<String, AuthFailure> {
+        let could_be_new = looks_like_tenant_token(presented);
+        self.after_catch_up(could_be_new, || self.session_value(presented))
+            .await
+    }
+
+    async fn after_catch_up<T>(
+        &self,
+        could_be_new: bool,
+        attempt: impl Fn() -> Result<T, AuthFailure>,
+    ) -> Result<T, AuthFailure> {
+        match attempt() {
+            Err(AuthFailure::Unknown) if could_be_new => {
+                self.tenants.catch_up().await;
+                attempt()
+            }
+            other => other,
+        }
+    }
+
     /// Counts (and logs, without the token) one refused request.
     pub fn refused(&self, failure: AuthFailure) {
         self.failures.with_label_values(&[failure.reason()]).inc();
@@ -233,7 +277,8 @@ impl Authenticator {
     }
 
     /// axum middleware: `401 unauthorized` unless the bearer token is the operator's or a live
-    /// tenant token; puts the request's [`Scope`] in its extensions.
+    /// tenant token (or [`SESSION_HEADER`] a live pages session); puts the request's [`Scope`]
+    /// in its extensions.
     ///
     /// A request that already carries a [`Scope`] (set by server code, such as the pages
     /// calling the API in-process for a signed-in user) passes as it is: clients cannot set
@@ -246,9 +291,14 @@ impl Authenticator {
         if request.extensions().get::<Scope>().is_some() {
             return next.run(request).await;
         }
-        let outcome = match BearerAuth::presented(request.headers()) {
-            Some(token) => auth.authenticate(token),
-            None => Err(AuthFailure::Missing),
+        let session = request
+            .headers()
+            .get(SESSION_HEADER)
+            .and_then(|v| v.to_str().ok());
+        let outcome = match (BearerAuth::presented(request.headers()), session) {
+            (Some(token), _) => auth.authenticate_now(token).await,
+            (None, Some(session)) => auth.authenticate_session_now(session).await,
+            (None, None) => Err(AuthFailure::Missing),
         };
         match outcome {
             Ok(scope) => {

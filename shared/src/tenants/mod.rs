@@ -14,7 +14,7 @@ pub mod token;
 #[cfg(test)]
 mod tests;
 
-pub use auth::{AuthFailure, Authenticator, Scope};
+pub use auth::{AuthFailure, Authenticator, SESSION_HEADER, Scope};
 pub use events::{
     TenantConfigured, TenantEvent, TenantId, TenantRecord, TenantRemoved, TenantTokenIssued,
     TenantTokenRevoked, TenantTokenUsed,

@@ -6,12 +6,16 @@
 //! on the others as soon as they read it, and a revocation is refused everywhere within the
 //! time it takes to read one record (well inside DESIGN's 5 s). ingest applies its own writes
 //! locally once the bus acknowledges them (read your writes); a record arriving again later
-//! changes nothing.
+//! changes nothing. Another process asked for a token it does not know yet reads the topic up
+//! to its end first ([`TenantRegistry::catch_up`]), so a token works everywhere in the request
+//! right after the one that issued it (DESIGN §4, read your writes).
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -50,12 +54,21 @@ struct State {
     early_use: HashMap<Uuid, DateTime<Utc>>,
 }
 
+/// How long a request waits at most for the tenants topic before a token is called unknown.
+pub const CATCH_UP_WITHIN: Duration = Duration::from_secs(2);
+
 /// Tenants and tokens (cheap to clone; clones share the state).
 #[derive(Clone)]
 pub struct TenantRegistry {
     state: Arc<RwLock<State>>,
     keys: Arc<SecretKeys>,
     ready: CaughtUp,
+    /// The next offset to apply, per partition of the followed topic.
+    applied: Arc<watch::Sender<HashMap<i32, i64>>>,
+    /// The bus and topic followed (set by [`TenantRegistry::follow`]).
+    source: Arc<OnceLock<(Arc<dyn EventBus>, String)>>,
+    /// One catch-up at a time: unknown tokens cost at most one end-offsets query in flight.
+    catching_up: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for TenantRegistry {
@@ -71,6 +84,9 @@ impl TenantRegistry {
             state: Arc::default(),
             keys,
             ready: CaughtUp::default(),
+            applied: Arc::new(watch::Sender::new(HashMap::new())),
+            source: Arc::default(),
+            catching_up: Arc::default(),
         }
     }
 
@@ -256,6 +272,7 @@ impl TenantRegistry {
         group: String,
         shutdown: CancellationToken,
     ) -> Result<(), BusError> {
+        let _ = self.source.set((bus.clone(), topic.clone()));
         follow_records(bus, &topic, &group, &self.ready, shutdown, |record| {
             match TenantRecord::decode(&record.payload) {
                 Ok(decoded) => self.apply(&decoded),
@@ -264,7 +281,41 @@ impl TenantRegistry {
                     error = %e, "unreadable record on the tenants topic, skipped"
                 ),
             }
+            self.applied.send_modify(|applied| {
+                applied.insert(record.partition, record.offset + 1);
+            });
         })
         .await
+    }
+
+    /// Waits (at most [`CATCH_UP_WITHIN`]) until every record on the followed topic right now
+    /// has been applied; at once when nothing is followed. Asked before a token is called
+    /// unknown: it may have been issued through another process a moment ago.
+    pub async fn catch_up(&self) {
+        let Some((bus, topic)) = self.source.get().cloned() else {
+            return;
+        };
+        let _one_at_a_time = self.catching_up.lock().await;
+        let end = match bus.end_offsets(&topic).await {
+            Ok(end) => end,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read where the tenants topic ends");
+                return;
+            }
+        };
+        let mut applied = self.applied.subscribe();
+        let caught_up = applied.wait_for(|applied| {
+            end.iter()
+                .all(|(partition, end)| *end <= 0 || applied.get(partition) >= Some(end))
+        });
+        if tokio::time::timeout(CATCH_UP_WITHIN, caught_up)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                within = ?CATCH_UP_WITHIN,
+                "the tenants topic was not read to its end in time; a new token may be refused"
+            );
+        }
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dealflow_shared::bus::{
-    BusError, DeadLetterCap, DeadLetters, HEADER_ERROR, HEADER_SOURCE_OFFSET,
+    BusError, DeadLetterCap, DeadLetters, GroupStart, HEADER_ERROR, HEADER_SOURCE_OFFSET,
     HEADER_SOURCE_PARTITION, HEADER_SOURCE_TOPIC, HEADER_STAGE, OutRecord, Retention, TopicSpec,
 };
 use dealflow_testkit::unique_prefix;
@@ -208,13 +208,83 @@ pub(crate) async fn replay_from_beginning(h: Harness) {
     consume(&mut *consumer, 14, true).await;
     drop(consumer);
 
-    bus.reset_group(&group, &topics).await.unwrap();
+    bus.reset_group(&group, &topics, GroupStart::Earliest, None)
+        .await
+        .unwrap();
     let mut consumer = bus.subscribe(&group, &topics).await.unwrap();
     let replayed = consume(&mut *consumer, 14, false).await;
     assert_eq!(payload_set(&replayed), all.into_iter().collect());
 
-    let busy = bus.reset_group(&group, &topics).await.unwrap_err();
+    let busy = bus
+        .reset_group(&group, &topics, GroupStart::Earliest, None)
+        .await
+        .unwrap_err();
     assert!(matches!(busy, BusError::GroupBusy(_)), "{busy:?}");
+}
+
+/// `reset_group` to a time (`dealflow reprocess --since`): the group reads again exactly the
+/// records appended from then on, and a time after every record leaves it at the end.
+pub(crate) async fn replay_since_a_time(h: Harness) {
+    let bus = h.bus().await;
+    let topics = h.topics(&*bus, &["since"]).await;
+    let group = group();
+    publish_numbered(&*bus, &topics[0], "before", 12).await;
+    // Record times have millisecond precision: a clear gap on both sides of the cut.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let cut = chrono::Utc::now();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let after = publish_numbered(&*bus, &topics[0], "after", 9).await;
+
+    let mut consumer = bus.subscribe(&group, &topics).await.unwrap();
+    consume(&mut *consumer, 21, true).await;
+    drop(consumer);
+
+    let end = bus.end_offsets(&topics[0]).await.unwrap();
+    let behind = || async {
+        let committed = bus.committed_offsets(&group, &topics[0]).await.unwrap();
+        end.iter()
+            .map(|(p, end)| {
+                let at = committed
+                    .iter()
+                    .find(|(c, _)| c == p)
+                    .map_or(0, |(_, o)| *o);
+                end - at
+            })
+            .sum::<i64>()
+    };
+    // A partition that does not exist: nothing moves.
+    bus.reset_group(&group, &topics, GroupStart::Since(cut), Some(&[9999]))
+        .await
+        .unwrap();
+    assert_eq!(behind().await, 0, "only the named partitions move");
+    bus.reset_group(&group, &topics, GroupStart::Since(cut), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        behind().await,
+        9,
+        "exactly the records after the cut are to be read again"
+    );
+    let mut consumer = bus.subscribe(&group, &topics).await.unwrap();
+    let again = consume(&mut *consumer, 9, true).await;
+    assert_eq!(payload_set(&again), after.into_iter().collect());
+    drop(consumer);
+
+    let later = chrono::Utc::now() + chrono::Duration::hours(1);
+    bus.reset_group(&group, &topics, GroupStart::Since(later), None)
+        .await
+        .unwrap();
+    let committed = bus.committed_offsets(&group, &topics[0]).await.unwrap();
+    for (partition, end) in end {
+        let at = committed
+            .iter()
+            .find(|(c, _)| *c == partition)
+            .map(|(_, o)| *o);
+        assert!(
+            end == 0 || at == Some(end),
+            "partition {partition}: at {at:?}, end {end}"
+        );
+    }
 }
 
 /// After a clean commit a new member gets nothing again.

@@ -81,12 +81,38 @@ pub(super) fn write(
                 ensure_topics(&tx, topics, specs)?;
                 Ok(Done::TopicsEnsured)
             }
-            Op::ResetGroup { group, topic_ids } => {
+            Op::ResetGroup {
+                group,
+                topic_ids,
+                since_ms: None,
+            } => {
+                // No committed position: the group starts from the earliest record.
                 let mut delete = tx.prepare_cached(
                     "DELETE FROM group_offsets WHERE group_name = ?1 AND topic_id = ?2",
                 )?;
                 for topic_id in topic_ids {
                     delete.execute(params![group, topic_id])?;
+                }
+                Ok(Done::GroupReset)
+            }
+            Op::ResetGroup {
+                group,
+                topic_ids,
+                since_ms: Some(since_ms),
+            } => {
+                // Records are appended in time order, so the first one at or after the time
+                // is where the group resumes; the topic's end when none is that recent.
+                let mut upsert = tx.prepare_cached(
+                    "INSERT INTO group_offsets (group_name, topic_id, next_offset)
+                     SELECT ?1, t.id, COALESCE(
+                         (SELECT MIN(r.offset) FROM records r
+                          WHERE r.topic_id = t.id AND r.appended_at_ms >= ?3),
+                         t.next_offset)
+                     FROM topics t WHERE t.id = ?2
+                     ON CONFLICT (group_name, topic_id) DO UPDATE SET next_offset = excluded.next_offset",
+                )?;
+                for topic_id in topic_ids {
+                    upsert.execute(params![group, topic_id, since_ms])?;
                 }
                 Ok(Done::GroupReset)
             }

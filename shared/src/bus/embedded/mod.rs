@@ -47,7 +47,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 pub use consumer::EmbeddedConsumer;
 pub use retention::RetentionReport;
 
-use super::{BusError, Consumer, EventBus, OutRecord, Position, TopicSpec};
+use super::{BusError, Consumer, EventBus, GroupStart, OutRecord, Position, TopicSpec};
 use lock::lock_file;
 use protocol::{Counters, Done, Op, Request, TopicEnds};
 use retention::schedule_retention;
@@ -254,13 +254,27 @@ impl EventBus for EmbeddedLog {
     }
 
     #[tracing::instrument(skip_all, fields(group = %group, topics = ?topics), err)]
-    async fn reset_group(&self, group: &str, topics: &[String]) -> Result<(), BusError> {
+    async fn reset_group(
+        &self,
+        group: &str,
+        topics: &[String],
+        to: GroupStart,
+        only: Option<&[i32]>,
+    ) -> Result<(), BusError> {
         // Holding the claim keeps a member from joining halfway through the reset.
         let _claim = self.claim_group(group)?;
+        // One partition per topic: partition 0 or nothing.
+        if only.is_some_and(|only| !only.contains(&0)) {
+            return Ok(());
+        }
         let topic_ids = self.topic_ids(topics).await?;
         let op = Op::ResetGroup {
             group: group.to_owned(),
             topic_ids,
+            since_ms: match to {
+                GroupStart::Earliest => None,
+                GroupStart::Since(time) => Some(time.timestamp_millis()),
+            },
         };
         match self.call(op).await? {
             Done::GroupReset => Ok(()),

@@ -38,6 +38,9 @@ pub(super) enum Op {
     ResetGroup {
         group: String,
         topic_ids: Vec<i64>,
+        /// `None`: from the earliest record; else from the first appended at or after this
+        /// time (milliseconds since the epoch).
+        since_ms: Option<i64>,
     },
     Retention {
         now_ms: i64,

@@ -15,7 +15,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use super::KafkaBus;
 use super::client::{TracingContext, blocking, classify, creation};
-use crate::bus::{BusError, Retention, TopicSpec};
+use crate::bus::{BusError, GroupStart, Retention, TopicSpec};
 
 const MS_PER_DAY: u64 = 86_400_000;
 
@@ -108,13 +108,17 @@ impl KafkaBus {
         Ok(())
     }
 
-    /// [`EventBus::reset_group`](crate::bus::EventBus::reset_group): commits each partition's
-    /// low watermark for `group`.
+    /// [`EventBus::reset_group`](crate::bus::EventBus::reset_group): commits for `group` each
+    /// partition's low watermark, or the first offset at or after a time (the high watermark
+    /// where no record is that recent).
     pub(super) async fn reset_group_offsets(
         &self,
         group: &str,
         topics: &[String],
+        to: GroupStart,
+        only: Option<&[i32]>,
     ) -> Result<(), BusError> {
+        let only = only.map(<[i32]>::to_vec);
         let client: BaseConsumer<TracingContext> = self
             .config
             .consumer(Some(group))
@@ -126,11 +130,20 @@ impl KafkaBus {
             let mut offsets = TopicPartitionList::new();
             for topic in &topics {
                 for partition in topic_partitions(&client, topic, timeout)? {
-                    let (low, _high) = client
+                    if only.as_ref().is_some_and(|only| !only.contains(&partition)) {
+                        continue;
+                    }
+                    let (low, high) = client
                         .fetch_watermarks(topic, partition, timeout)
                         .map_err(|e| classify(format!("fetching watermarks of {topic}"), e))?;
+                    let offset = match to {
+                        GroupStart::Earliest => low,
+                        GroupStart::Since(time) => {
+                            offset_at(&client, topic, partition, time, timeout)?.unwrap_or(high)
+                        }
+                    };
                     offsets
-                        .add_partition_offset(topic, partition, Offset::Offset(low))
+                        .add_partition_offset(topic, partition, Offset::Offset(offset))
                         .map_err(|e| classify("building the reset offsets", e))?;
                 }
             }
@@ -253,4 +266,29 @@ fn topic_settings(retention: Retention) -> Vec<(&'static str, String)> {
             ("retention.ms", "-1".to_owned()),
         ],
     }
+}
+
+/// The first offset of `topic`/`partition` whose record timestamp is at or after `time`;
+/// `None` when every record is older.
+fn offset_at(
+    client: &BaseConsumer<TracingContext>,
+    topic: &str,
+    partition: i32,
+    time: chrono::DateTime<chrono::Utc>,
+    timeout: Duration,
+) -> Result<Option<i64>, BusError> {
+    let mut query = TopicPartitionList::new();
+    query
+        .add_partition_offset(topic, partition, Offset::Offset(time.timestamp_millis()))
+        .map_err(|e| classify("building the time query", e))?;
+    let found = client
+        .offsets_for_times(query, timeout)
+        .map_err(|e| classify(format!("finding offsets by time on {topic}"), e))?;
+    let offset = found
+        .find_partition(topic, partition)
+        .map(|element| element.offset());
+    Ok(match offset {
+        Some(Offset::Offset(offset)) if offset >= 0 => Some(offset),
+        _ => None,
+    })
 }

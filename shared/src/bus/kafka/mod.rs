@@ -34,7 +34,7 @@ use rdkafka::producer::FutureProducer;
 pub use config::KafkaBusConfig;
 pub use consumer::KafkaConsumer;
 
-use super::{BusError, Consumer, EventBus, OutRecord, Position, TopicSpec};
+use super::{BusError, Consumer, EventBus, GroupStart, OutRecord, Position, TopicSpec};
 use client::{TracingContext, creation};
 
 /// The Kafka event bus.
@@ -124,8 +124,14 @@ impl EventBus for KafkaBus {
     }
 
     #[tracing::instrument(skip_all, fields(group = %group, topics = ?topics), err)]
-    async fn reset_group(&self, group: &str, topics: &[String]) -> Result<(), BusError> {
-        self.reset_group_offsets(group, topics).await
+    async fn reset_group(
+        &self,
+        group: &str,
+        topics: &[String],
+        to: GroupStart,
+        only: Option<&[i32]>,
+    ) -> Result<(), BusError> {
+        self.reset_group_offsets(group, topics, to, only).await
     }
 
     #[tracing::instrument(skip_all, fields(topic = %topic), err)]
