@@ -220,9 +220,13 @@ struct Component {
     _dir: tempfile::TempDir,
 }
 
-async fn component(target: &str, shared: &[(&str, String)], http: &reqwest::Client) -> Component {
+async fn component(
+    target: &str,
+    port: u16,
+    shared: &[(&str, String)],
+    http: &reqwest::Client,
+) -> Component {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
     let mut env = shared.to_vec();
     env.push(("DEALFLOW_DATA_DIR", dir.path().display().to_string()));
     env.push(("DEALFLOW_LISTEN", format!("127.0.0.1:{port}")));
@@ -283,9 +287,16 @@ async fn split_deployment_reads_its_writes() {
             "https://dealflow.example.com".to_owned(),
         ),
     ];
-    // The projector on SQLite in its own data directory (its database does not matter here).
-    let projector = component("projector", &shared, &http).await;
-    let ingest = component("ingest", &shared, &http).await;
+    // The projector on SQLite in its own data directory (its database does not matter here);
+    // its pages would send writes to ingest.
+    let ingest_port = free_port();
+    let mut projector_env = shared.to_vec();
+    projector_env.push((
+        "DEALFLOW_INGEST_URL",
+        format!("http://127.0.0.1:{ingest_port}"),
+    ));
+    let projector = component("projector", free_port(), &projector_env, &http).await;
+    let ingest = component("ingest", ingest_port, &shared, &http).await;
     let writes = format!("{}/api/v1/integrations", ingest.base);
     let reads = format!("{}/api/v1/integrations", projector.base);
     let mut took = Vec::new();
@@ -344,6 +355,34 @@ async fn split_deployment_reads_its_writes() {
     assert_eq!(status, 404, "{body}");
     let (_, list) = read(&http, &reads).await;
     assert!(listed(&list).is_empty(), "{list}");
+
+    // A tenant token issued through ingest works at the projector in the very next request
+    // (its registry reads the tenants topic to its end before calling a token unknown).
+    let tenants = format!("{}/api/v1/tenants", ingest.base);
+    let (status, tenant, t) = write(&http, Method::POST, &tenants, json!({"name": "Acme"})).await;
+    assert_eq!(status, 201, "{tenant}");
+    took.push(("tenant", t));
+    let tenant = tenant["id"].as_str().unwrap();
+    let (status, issued, t) = write(
+        &http,
+        Method::POST,
+        &format!("{tenants}/{tenant}/tokens"),
+        json!({"name": "cabinet"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{issued}");
+    took.push(("token", t));
+    let response = http
+        .get(&reads)
+        .bearer_auth(issued["token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        200,
+        "the projector knows the token issued through ingest a moment ago"
+    );
 
     // What a write costs across processes (DESIGN §4 allows the split deployment 1 s): the
     // whole request, and of it the wait for the projector.

@@ -222,8 +222,17 @@ impl System {
                 let broker = Broker::start_with(Storage::Memory).await;
                 let db = ScratchDb::create(&plan.postgres)?;
                 env.insert("DEALFLOW_KAFKA_BROKERS".into(), broker.bootstrap());
+                // The projector's pages send their writes to ingest: its address is known
+                // before either starts.
+                let ingest_listen = format!("127.0.0.1:{}", crate::procs::free_port()?);
                 let mut projector_env = env.clone();
                 projector_env.insert("DEALFLOW_DATABASE_URL".into(), db.url());
+                projector_env.insert(
+                    "DEALFLOW_INGEST_URL".into(),
+                    format!("http://{ingest_listen}"),
+                );
+                let mut ingest_env = env.clone();
+                ingest_env.insert("DEALFLOW_LISTEN".into(), ingest_listen);
                 let mut processes = Vec::new();
                 let started = async {
                     // The projector first: it must see the integrations ingest publishes.
@@ -233,8 +242,9 @@ impl System {
                     );
                     processes
                         .push(Dealflow::start(&plan.dealflow, "enricher", dir.path(), &env).await?);
-                    processes
-                        .push(Dealflow::start(&plan.dealflow, "ingest", dir.path(), &env).await?);
+                    processes.push(
+                        Dealflow::start(&plan.dealflow, "ingest", dir.path(), &ingest_env).await?,
+                    );
                     anyhow::Ok(())
                 }
                 .await;

@@ -60,7 +60,11 @@ impl Dealflow {
         dir: &Path,
         env: &BTreeMap<String, String>,
     ) -> anyhow::Result<Self> {
-        let port = free_port()?;
+        // A listener the caller chose (another process must know it), or a free port.
+        let listen = match env.get("DEALFLOW_LISTEN") {
+            Some(listen) => listen.clone(),
+            None => format!("127.0.0.1:{}", free_port()?),
+        };
         let log = dir.join(format!("{target}.log"));
         let out = File::create(&log).with_context(|| format!("creating {}", log.display()))?;
         let mut command = Command::new(binary);
@@ -68,7 +72,7 @@ impl Dealflow {
             .args(["run", "--target", target])
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("DEALFLOW_LISTEN", format!("127.0.0.1:{port}"))
+            .env("DEALFLOW_LISTEN", &listen)
             .env("DEALFLOW_API_TOKEN", API_TOKEN)
             .env("DEALFLOW_SECRET_KEY", SECRET_KEY)
             .env("DEALFLOW_CRM_ALLOW_HOSTS", "http://127.0.0.1:*")
@@ -87,7 +91,7 @@ impl Dealflow {
         let pid = child.id().context("the child exited at once")?;
         Ok(Self {
             target: target.to_string(),
-            base: format!("http://127.0.0.1:{port}"),
+            base: format!("http://{listen}"),
             pid,
             log,
             child,

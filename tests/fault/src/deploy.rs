@@ -135,6 +135,8 @@ pub fn split(
     let mut processes = Vec::new();
     let mut bases = BTreeMap::new();
     let mut bus_env = base_env.clone();
+    // The projector's pages send their writes to ingest, which starts first.
+    let ingest_port = free_port()?;
     // Two enricher replicas share the group: accounts move between them on every kill.
     for (name, target) in [
         ("ingest", "ingest"),
@@ -142,7 +144,11 @@ pub fn split(
         ("enricher-2", "enricher"),
         ("projector", "projector"),
     ] {
-        let port = free_port()?;
+        let port = if name == "ingest" {
+            ingest_port
+        } else {
+            free_port()?
+        };
         let data_dir = work.join("split").join(name);
         std::fs::create_dir_all(&data_dir)?;
         let env = with(
@@ -150,6 +156,10 @@ pub fn split(
             &[
                 ("DEALFLOW_LISTEN", format!("127.0.0.1:{port}")),
                 ("DEALFLOW_DATA_DIR", data_dir.display().to_string()),
+                (
+                    "DEALFLOW_INGEST_URL",
+                    format!("http://127.0.0.1:{ingest_port}"),
+                ),
             ],
         );
         if name == "enricher" {

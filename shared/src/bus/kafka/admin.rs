@@ -147,6 +147,9 @@ impl KafkaBus {
                         .map_err(|e| classify("building the reset offsets", e))?;
                 }
             }
+            if offsets.count() == 0 {
+                return Ok(()); // no partition named exists: nothing moves
+            }
             // A commit outside the group's generation is refused while members are active.
             client.commit(&offsets, CommitMode::Sync).map_err(|error| {
                 match error.rdkafka_error_code() {
