@@ -80,6 +80,33 @@ fn sample(event_type: EventType) -> Envelope {
             created_at: at("2024-01-15T07:20:30Z"),
             stage_entered_at: Some(at("2024-01-16T08:02:45Z")),
             observed_at: at("2024-01-16T08:02:47.500Z"),
+            order_type: Some("eshop-individual".into()),
+            order_method: Some("shopping-cart".into()),
+            purchase_sum: Some(Decimal::new(410000, 2)),
+            paid_sum: Some(Decimal::new(633000, 2)),
+            paid_at: Some(at("2024-01-16T09:00:00Z")),
+            items: vec![
+                DealItem {
+                    offer_id: Some(311),
+                    article: Some("KT-20".into()),
+                    name: Some("Чайник".into()),
+                    quantity: Decimal::new(2, 0),
+                    price: Decimal::new(299000, 2),
+                    sum: Decimal::new(598000, 2),
+                    purchase_price: Some(Decimal::new(205000, 2)),
+                    canceled: false,
+                },
+                DealItem {
+                    offer_id: None,
+                    article: None,
+                    name: Some("Упаковка".into()),
+                    quantity: Decimal::new(15, 1),
+                    price: Decimal::new(0, 2),
+                    sum: Decimal::new(0, 2),
+                    purchase_price: None,
+                    canceled: true,
+                },
+            ],
         }),
         EventType::DealDeleted => Event::DealDeleted(DealDeleted {
             order_id: 48190,
@@ -222,6 +249,15 @@ fn upcast_sample(event_type: EventType, version: u32) -> Option<Envelope> {
         (Event::SyncStateChanged(s), 1) => s.resync = None,
         // v1 was written before tenants: its integration belongs to `default`.
         (Event::IntegrationConfigured(c), 1) => c.tenant_id = TenantId::default_tenant(),
+        // v1 carried no payments, purchase sum, order type or method, nor lines.
+        (Event::DealUpserted(d), 1) => {
+            d.order_type = None;
+            d.order_method = None;
+            d.purchase_sum = None;
+            d.paid_sum = None;
+            d.paid_at = None;
+            d.items = Vec::new();
+        }
         _ => return None,
     }
     Some(envelope)
@@ -296,7 +332,7 @@ fn unknown_version_is_refused_with_a_clear_error() {
     );
     assert_eq!(
         err.to_string(),
-        "unsupported version 7 of event type DealUpserted (this build reads versions 1..=1)"
+        "unsupported version 7 of event type DealUpserted (this build reads versions 1..=2)"
     );
 }
 

@@ -133,7 +133,9 @@ mod tests {
             "contact": {"id": 9021, "name": "Анна Смирнова", "phones": ["+79161234567", "+79160000000"], "emails": []},
             "company": null,
             "utm": {"source": "google", "medium": null, "campaign": null, "keyword": null, "content": null},
-            "client_id": null, "custom_fields": {}, "created_at": "2024-01-15T07:20:30Z",
+            "client_id": null, "custom_fields": {}, "order_type": null, "order_method": null,
+            "purchase_sum": null, "paid_sum": null, "payment_status": "not_paid", "paid_at": null,
+            "items": [], "created_at": "2024-01-15T07:20:30Z",
             "stage_entered_at": null, "closed_at": null, "last_open_stage": null,
             "deleted": false, "merged_into": null, "updated_at": "2024-01-15T07:20:31Z"
         });

@@ -85,7 +85,43 @@ async fn whole_pipeline(bus: Bus) {
             );
         }
         assert_eq!(deal["deleted"], false);
+        // What the deal is worth and what was in it (issue 16), as RetailCRM says.
+        assert_eq!(dec(&deal["purchase_sum"]), dec(&order["purchaseSumm"]));
+        assert_eq!(dec(&deal["paid_sum"]), dec(&order["prepaySum"]));
+        assert_eq!(deal["order_method"], order["orderMethod"]);
+        let lines = order["items"].as_array().unwrap();
+        let items = deal["items"].as_array().unwrap();
+        assert_eq!(items.len(), lines.len(), "one line per item");
+        for (item, line) in items.iter().zip(lines) {
+            let price = dec(&line["initialPrice"]) - dec(&line["discountTotal"]);
+            assert_eq!(dec(&item["price"]), price);
+            assert_eq!(dec(&item["sum"]), price * dec(&line["quantity"]));
+            assert_eq!(item["canceled"], line["isCanceled"]);
+        }
+        let status = deal["payment_status"].as_str().unwrap();
+        match order.get("fullPaidAt").and_then(Value::as_str) {
+            Some(paid_at) => {
+                assert_eq!(status, "paid");
+                let local = NaiveDateTime::parse_from_str(paid_at, "%Y-%m-%d %H:%M:%S").unwrap();
+                let utc = tz.from_local_datetime(&local).earliest().unwrap();
+                assert_eq!(
+                    deal["paid_at"].as_str().unwrap(),
+                    utc.with_timezone(&chrono::Utc)
+                        .format("%Y-%m-%dT%H:%M:%SZ")
+                        .to_string()
+                );
+            }
+            None if dec(&order["prepaySum"]) > Decimal::ZERO => {
+                assert_eq!(status, "partially_paid")
+            }
+            None => assert_eq!(status, "not_paid"),
+        }
     }
+    let paid: std::collections::BTreeSet<_> = deals
+        .iter()
+        .map(|d| d["payment_status"].to_string())
+        .collect();
+    assert!(paid.len() >= 2, "several payment states: {paid:?}");
     let sites: std::collections::BTreeSet<_> = deals
         .iter()
         .map(|d| d["site"].as_str().unwrap().to_string())

@@ -19,8 +19,10 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use dealflow_shared::events::{ContactKind, ContactUpserted, DealUpserted, Manager, Utm};
-use dealflow_shared::retailcrm::models::{Dictionary, Order, Site, Source, Status, User};
+use dealflow_shared::events::{ContactKind, ContactUpserted, DealItem, DealUpserted, Manager, Utm};
+use dealflow_shared::retailcrm::models::{
+    Dictionary, Order, OrderItem, Site, Source, Status, User,
+};
 use dealflow_shared::retailcrm::time::to_utc;
 use rust_decimal::Decimal;
 
@@ -148,8 +150,37 @@ pub fn map_order(
         created_at: to_utc(created_local, view.timezone),
         stage_entered_at: order.status_updated_at.map(|t| to_utc(t, view.timezone)),
         observed_at,
+        order_type: text(order.order_type.as_deref()),
+        order_method: text(order.order_method.as_deref()),
+        purchase_sum: order.purchase_summ,
+        paid_sum: order.prepay_sum,
+        paid_at: order.full_paid_at.map(|t| to_utc(t, view.timezone)),
+        items: order.items.iter().map(item).collect(),
     };
     Ok(Mapped { deal, contacts })
+}
+
+/// One order line (DESIGN §5 "Lines"). A line without a quantity counts as one piece (what
+/// RetailCRM assumes when a line is created without one); missing prices count as zero.
+fn item(line: &OrderItem) -> DealItem {
+    let offer = line.offer.as_ref();
+    let quantity = line.quantity.unwrap_or(Decimal::ONE);
+    let price =
+        line.initial_price.unwrap_or(Decimal::ZERO) - line.discount_total.unwrap_or(Decimal::ZERO);
+    DealItem {
+        offer_id: offer
+            .and_then(|o| o.id)
+            .and_then(|id| u64::try_from(id).ok()),
+        article: offer.and_then(|o| text(o.article.as_deref())),
+        name: offer
+            .and_then(|o| text(o.display_name.as_deref()).or_else(|| text(o.name.as_deref())))
+            .or_else(|| text(line.product_name.as_deref())),
+        quantity,
+        price,
+        sum: price * quantity,
+        purchase_price: line.purchase_price,
+        canceled: line.is_canceled,
+    }
 }
 
 /// The responsible manager; an unknown or deleted user keeps its id with no name.

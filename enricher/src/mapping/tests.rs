@@ -391,3 +391,85 @@ fn orders_without_the_facts_of_a_deal_are_refused() {
         assert_eq!(error, expected);
     }
 }
+
+#[test]
+fn value_facts_and_lines_from_the_fixtures() {
+    let account = Account::fixtures();
+    let body: OrderResponse = fixture("orders-create.json");
+    let deal = account.map(&body.order).deal;
+    assert_eq!(deal.order_type.as_deref(), Some("test"));
+    assert_eq!(deal.order_method.as_deref(), Some("phone"));
+    assert_eq!(deal.purchase_sum, Some(dec("60")));
+    assert_eq!(deal.paid_sum, Some(dec("1000")));
+    // `fullPaidAt` is account time (Europe/Moscow, UTC+3).
+    assert_eq!(deal.paid_at, Some(utc("2021-02-25T11:05:06Z")));
+    assert_eq!(
+        deal.items,
+        vec![DealItem {
+            offer_id: Some(61121),
+            article: Some("14451445-14451445".into()),
+            name: Some("сбьорка№1445123".into()),
+            quantity: dec("1"),
+            price: dec("0"),
+            sum: dec("0"),
+            purchase_price: Some(dec("60")),
+            canceled: false,
+        }]
+    );
+    // An order never paid: no time, nothing paid; `payments` keyed by id is read too.
+    let body: OrderResponse = fixture("orders-get.json");
+    let deal = account.map(&body.order).deal;
+    assert_eq!((deal.paid_sum, deal.paid_at), (Some(dec("0")), None));
+    assert_eq!(deal.order_type, None);
+    assert_eq!(deal.items.len(), 1);
+    assert_eq!(
+        deal.items[0].name.as_deref(),
+        Some("Test product/not for sale (do not order!)")
+    );
+}
+
+#[test]
+fn lines_with_inexact_floats_discounts_and_no_offer() {
+    let account = Account::fixtures();
+    // As RetailCRM writes it: a float that is not exactly its decimal.
+    let order: Order = serde_json::from_str(
+        r#"{
+        "id": 501, "site": "aliexpress", "status": "new", "createdAt": "2024-01-15 10:00:00",
+        "totalSumm": 4185.18, "purchaseSumm": 2790.9000000000001, "prepaySum": 0.1,
+        "items": [
+            {"offer": {"id": 7, "name": "Чайник", "displayName": "", "article": " KT-7 "},
+             "initialPrice": 1395.16, "discountTotal": 0.1, "quantity": 3,
+             "purchasePrice": 930.3, "isCanceled": false},
+            {"productName": "Упаковка", "initialPrice": "10", "quantity": 0.5, "isCanceled": true},
+            {"offer": [], "initialPrice": 5}
+        ]
+    }"#,
+    )
+    .unwrap();
+    let deal = account.map(&order).deal;
+    assert_eq!(deal.purchase_sum, Some(dec("2790.9")));
+    assert_eq!(deal.paid_sum, Some(dec("0.1")));
+    let [kettle, wrap, bare] = <[DealItem; 3]>::try_from(deal.items).unwrap();
+    // Price after the discount, sum = price × quantity, exact decimals.
+    assert_eq!(
+        (kettle.price, kettle.sum, kettle.quantity),
+        (dec("1395.06"), dec("4185.18"), dec("3"))
+    );
+    assert_eq!(
+        kettle.name.as_deref(),
+        Some("Чайник"),
+        "an empty displayName"
+    );
+    assert_eq!(kettle.article.as_deref(), Some("KT-7"));
+    assert_eq!(kettle.purchase_price, Some(dec("930.3")));
+    assert_eq!(
+        (wrap.offer_id, wrap.name.as_deref()),
+        (None, Some("Упаковка"))
+    );
+    assert_eq!((wrap.sum, wrap.canceled), (dec("5"), true));
+    // No quantity: one piece; `[]` for an empty offer.
+    assert_eq!(
+        (bare.quantity, bare.sum, bare.name),
+        (dec("1"), dec("5"), None)
+    );
+}

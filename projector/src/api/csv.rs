@@ -33,6 +33,15 @@ pub(crate) const HEADER: &[&str] = &[
     "utm_medium",
     "utm_campaign",
     "deleted",
+    "company",
+    "closed_at",
+    "last_open_stage",
+    "client_id",
+    "order_type",
+    "order_method",
+    "payment_status",
+    "paid_sum",
+    "purchase_sum",
 ];
 
 /// The response body: the header row, then one row per deal, newest first.
@@ -105,6 +114,20 @@ pub(crate) fn row(d: &DealView) -> String {
         opt(&d.utm.medium),
         opt(&d.utm.campaign),
         d.deleted.to_string(),
+        d.company
+            .as_ref()
+            .and_then(|c| c.name.clone())
+            .unwrap_or_default(),
+        d.closed_at
+            .map(|t| t.to_rfc3339_opts(SecondsFormat::AutoSi, true))
+            .unwrap_or_default(),
+        opt(&d.last_open_stage),
+        opt(&d.client_id),
+        opt(&d.order_type),
+        opt(&d.order_method),
+        d.payment_status.clone(),
+        opt(&d.paid_sum),
+        opt(&d.purchase_sum),
     ])
 }
 
@@ -190,7 +213,8 @@ mod tests {
             HEADER.join(", "),
             "order_id, number, created_at, site, funnel_id, stage_code, stage_name, outcome, \
              amount, currency, manager_name, contact_name, phones, emails, utm_source, \
-             utm_medium, utm_campaign, deleted"
+             utm_medium, utm_campaign, deleted, company, closed_at, last_open_stage, client_id, \
+             order_type, order_method, payment_status, paid_sum, purchase_sum"
         );
     }
 }

@@ -41,6 +41,13 @@ pub(crate) struct Facts {
     pub custom_fields: String,
     pub created_at: i64,
     pub stage_entered_at: Option<i64>,
+    pub order_type: Option<String>,
+    pub order_method: Option<String>,
+    pub purchase_sum: Option<String>,
+    pub paid_sum: Option<String>,
+    pub paid_at: Option<i64>,
+    /// The lines as a JSON array of the event's `DealItem`s.
+    pub items: String,
 }
 
 impl Facts {
@@ -78,6 +85,12 @@ impl Facts {
                 .unwrap_or_else(|_| "{}".to_owned()),
             created_at: micros(d.created_at),
             stage_entered_at: d.stage_entered_at.map(micros),
+            order_type: d.order_type.clone(),
+            order_method: d.order_method.clone(),
+            purchase_sum: d.purchase_sum.map(|s| s.to_string()),
+            paid_sum: d.paid_sum.map(|s| s.to_string()),
+            paid_at: d.paid_at.map(micros),
+            items: serde_json::to_string(&d.items).unwrap_or_else(|_| "[]".to_owned()),
         }
     }
 }
@@ -126,8 +139,9 @@ const COLUMNS: &str = "number, external_id, site, status_code, status_group, tot
     contact_id, contact_name, contact_phones, contact_emails, company_id, company_name, \
     utm_source, utm_medium, utm_campaign, utm_keyword, utm_content, client_id, custom_fields, \
     created_at, stage_entered_at, observed_at, deleted_observed_at, merged_into, deleted, amount, \
-    funnel_id, stage_group, outcome, closed_at, last_open_stage, updated_at";
-const COLUMN_COUNT: usize = 39;
+    funnel_id, stage_group, outcome, closed_at, last_open_stage, updated_at, order_type, \
+    order_method, purchase_sum, paid_sum, paid_at, items";
+const COLUMN_COUNT: usize = 45;
 
 /// Loads the rows of `orders` (locking them on PostgreSQL), keyed by order id.
 pub(crate) async fn load(
@@ -190,6 +204,13 @@ fn read(row: &AnyRow) -> Result<DealRow, StoreError> {
             custom_fields: row.text("custom_fields")?,
             created_at,
             stage_entered_at: row.opt_int("stage_entered_at")?,
+            order_type: row.opt_text("order_type")?,
+            order_method: row.opt_text("order_method")?,
+            purchase_sum: row.opt_text("purchase_sum")?,
+            paid_sum: row.opt_text("paid_sum")?,
+            paid_at: row.opt_int("paid_at")?,
+            // Rows from before the lines were kept have none.
+            items: row.opt_text("items")?.unwrap_or_else(|| "[]".to_owned()),
         }),
     };
     Ok(DealRow {
@@ -274,7 +295,13 @@ pub(crate) async fn write(
                     .v(deal.derived.outcome.clone())
                     .v(deal.derived.closed_at)
                     .v(deal.derived.last_open_stage.clone())
-                    .v(deal.derived.updated_at);
+                    .v(deal.derived.updated_at)
+                    .v(text(|f| &f.order_type))
+                    .v(text(|f| &f.order_method))
+                    .v(text(|f| &f.purchase_sum))
+                    .v(text(|f| &f.paid_sum))
+                    .v(int(|f| f.paid_at))
+                    .v(f.map(|f| f.items.clone()));
             });
         }
         sql.push(&on_conflict);

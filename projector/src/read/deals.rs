@@ -58,6 +58,18 @@ pub struct DealView {
     pub client_id: Option<String>,
     #[schema(value_type = Object)]
     pub custom_fields: serde_json::Value,
+    pub order_type: Option<String>,
+    pub order_method: Option<String>,
+    /// What the goods cost the shop (`purchaseSumm`); null when RetailCRM gave none.
+    pub purchase_sum: Option<String>,
+    /// What the customer has paid (`prepaySum`).
+    pub paid_sum: Option<String>,
+    /// `paid`, `partially_paid` or `not_paid` (DESIGN §5 "Revenue").
+    pub payment_status: String,
+    /// When it was paid in full (`fullPaidAt`).
+    pub paid_at: Option<DateTime<Utc>>,
+    /// The order lines.
+    pub items: Vec<DealItemView>,
     pub created_at: DateTime<Utc>,
     pub stage_entered_at: Option<DateTime<Utc>>,
     pub closed_at: Option<DateTime<Utc>>,
@@ -100,6 +112,40 @@ pub struct UtmView {
     pub campaign: Option<String>,
     pub keyword: Option<String>,
     pub content: Option<String>,
+}
+
+/// One order line (DESIGN §5 "Lines"); money and quantity as decimal strings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+#[schema(as = DealItem)]
+pub struct DealItemView {
+    pub offer_id: Option<u64>,
+    pub article: Option<String>,
+    pub name: Option<String>,
+    pub quantity: String,
+    /// Unit price after discounts.
+    pub price: String,
+    pub sum: String,
+    pub purchase_price: Option<String>,
+    pub canceled: bool,
+}
+
+/// `paid` when paid in full (`fullPaidAt` set, or paid at least the total of a non-free
+/// order), `partially_paid` when something was paid, else `not_paid` (DESIGN §5).
+pub fn payment_status(
+    total_sum: &str,
+    paid_sum: Option<&str>,
+    paid_at: Option<i64>,
+) -> &'static str {
+    let decimal = |s: &str| s.parse::<rust_decimal::Decimal>().unwrap_or_default();
+    let total = decimal(total_sum);
+    let paid = paid_sum.map(decimal).unwrap_or_default();
+    if paid_at.is_some() || (total > rust_decimal::Decimal::ZERO && paid >= total) {
+        "paid"
+    } else if paid > rust_decimal::Decimal::ZERO {
+        "partially_paid"
+    } else {
+        "not_paid"
+    }
 }
 
 /// One entry of the stage history.
@@ -307,6 +353,17 @@ fn view(row: &AnyRow, markers: Markers) -> Result<DealView, StoreError> {
             what: "custom fields",
             detail: e.to_string(),
         })?;
+    let items = match row.opt_text("items")? {
+        // Rows from before the lines were kept have none.
+        None => Vec::new(),
+        Some(json) => serde_json::from_str(&json).map_err(|e| StoreError::Corrupt {
+            what: "order lines",
+            detail: e.to_string(),
+        })?,
+    };
+    let total_sum = row.text("total_sum")?;
+    let paid_sum = row.opt_text("paid_sum")?;
+    let paid_at = row.opt_int("paid_at")?;
     Ok(DealView {
         order_id: uid(row.int("order_id")?),
         number: row.opt_text("number")?,
@@ -322,7 +379,8 @@ fn view(row: &AnyRow, markers: Markers) -> Result<DealView, StoreError> {
             .unwrap_or_else(|| Outcome::Open.as_str().to_owned()),
         amount: row.text("amount")?,
         currency: row.opt_text("currency")?,
-        total_sum: row.text("total_sum")?,
+        payment_status: payment_status(&total_sum, paid_sum.as_deref(), paid_at).to_owned(),
+        total_sum,
         delivery_cost: row.text("delivery_cost")?,
         manager,
         contact,
@@ -336,6 +394,12 @@ fn view(row: &AnyRow, markers: Markers) -> Result<DealView, StoreError> {
         },
         client_id: row.opt_text("client_id")?,
         custom_fields,
+        order_type: row.opt_text("order_type")?,
+        order_method: row.opt_text("order_method")?,
+        purchase_sum: row.opt_text("purchase_sum")?,
+        paid_sum,
+        paid_at: paid_at.map(time).transpose()?,
+        items,
         created_at: time(row.int("created_at")?)?,
         stage_entered_at: opt_time("stage_entered_at")?,
         closed_at: opt_time("closed_at")?,

@@ -51,6 +51,11 @@ fn migrator() -> Migrator {
                 "tenants",
                 include_str!("../../migrations/0003_tenants.sql"),
             ),
+            migration(
+                4,
+                "deal value",
+                include_str!("../../migrations/0004_deal_value.sql"),
+            ),
         ]),
         ..Migrator::DEFAULT
     }

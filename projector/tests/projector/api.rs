@@ -368,12 +368,23 @@ async fn the_read_api_answers_every_filter_page_and_error(db: Db) {
     let lines: Vec<&str> = text.split("\r\n").filter(|l| !l.is_empty()).collect();
     assert_eq!(
         lines[0],
-        "order_id,number,created_at,site,funnel_id,stage_code,stage_name,outcome,amount,currency,manager_name,contact_name,phones,emails,utm_source,utm_medium,utm_campaign,deleted"
+        "order_id,number,created_at,site,funnel_id,stage_code,stage_name,outcome,amount,currency,manager_name,contact_name,phones,emails,utm_source,utm_medium,utm_campaign,deleted,company,closed_at,last_open_stage,client_id,order_type,order_method,payment_status,paid_sum,purchase_sum"
     );
     assert_eq!(lines.len(), everything.len() + 1);
     let first: Vec<&str> = lines[1].split(',').collect();
     assert_eq!(first[0], everything[0]["order_id"].to_string());
     assert_eq!(first[8], everything[0]["amount"].as_str().unwrap());
+    let text_of = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+    assert_eq!(
+        first[22..27],
+        [
+            text_of(&everything[0]["order_type"]),
+            text_of(&everything[0]["order_method"]),
+            text_of(&everything[0]["payment_status"]),
+            text_of(&everything[0]["paid_sum"]),
+            text_of(&everything[0]["purchase_sum"]),
+        ]
+    );
     let won = csv("?outcome=won").await;
     let won_rows = won.split("\r\n").filter(|l| !l.is_empty()).count() - 1;
     assert_eq!(

@@ -96,6 +96,9 @@ impl EventType {
             EventType::SyncStateChanged => 2,
             // v2: the integration belongs to a tenant (`tenant_id`).
             EventType::IntegrationConfigured => 2,
+            // v2: payments, purchase sum, order type and method, and the lines; v1 records
+            // decode with those unknown (the fields default).
+            EventType::DealUpserted => 2,
             _ => 1,
         }
     }

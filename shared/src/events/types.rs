@@ -205,6 +205,51 @@ pub struct DealUpserted {
     pub stage_entered_at: Option<DateTime<Utc>>,
     /// When the enricher read this snapshot: an older snapshot never overwrites a newer one.
     pub observed_at: DateTime<Utc>,
+    // v2 (DESIGN §5 "Revenue", "Lines"): what the deal is worth and what was in it. Absent
+    // from v1 records, which decode with these unknown (null, no lines): the view they gave.
+    /// RetailCRM `orderType`.
+    #[serde(default)]
+    pub order_type: Option<String>,
+    /// RetailCRM `orderMethod`.
+    #[serde(default)]
+    pub order_method: Option<String>,
+    /// RetailCRM `purchaseSumm`: what the goods cost the shop.
+    #[serde(default, with = "rust_decimal::serde::str_option")]
+    pub purchase_sum: Option<Decimal>,
+    /// RetailCRM `prepaySum`: what the customer has paid.
+    #[serde(default, with = "rust_decimal::serde::str_option")]
+    pub paid_sum: Option<Decimal>,
+    /// RetailCRM `fullPaidAt`, converted from the account timezone.
+    #[serde(default)]
+    pub paid_at: Option<DateTime<Utc>>,
+    /// The order lines (`items`), in RetailCRM's order.
+    #[serde(default)]
+    pub items: Vec<DealItem>,
+}
+
+/// One order line of a deal (DESIGN §5 "Lines").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DealItem {
+    /// `offer.id`.
+    pub offer_id: Option<u64>,
+    /// `offer.article`.
+    pub article: Option<String>,
+    /// `offer.displayName`, else `offer.name`, else `productName`.
+    pub name: Option<String>,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub quantity: Decimal,
+    /// Unit price after discounts: `initialPrice − discountTotal`.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub price: Decimal,
+    /// `price × quantity`.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub sum: Decimal,
+    /// `purchasePrice` per unit.
+    #[serde(with = "rust_decimal::serde::str_option")]
+    pub purchase_price: Option<Decimal>,
+    /// `isCanceled`: the line is not part of the order's sum.
+    pub canceled: bool,
 }
 
 /// `deals`: status changes RetailCRM recorded for one order, read from `orders/history` by

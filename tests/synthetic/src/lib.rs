@@ -9,10 +9,10 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use dealflow_shared::bus::{BusError, EventBus, OutRecord};
 use dealflow_shared::events::{
-    ChangeSource, ContactKind, ContactUpserted, DealContact, DealDeleted, DealStagesRecorded,
-    DealUpserted, Envelope, Event, FunnelStageSeen, HealthStatus, IntegrationConfigured,
-    IntegrationHealthChanged, IntegrationId, Manager, OrderChanged, SealedApiKey, StageRecorded,
-    Utm,
+    ChangeSource, ContactKind, ContactUpserted, DealContact, DealDeleted, DealItem,
+    DealStagesRecorded, DealUpserted, Envelope, Event, FunnelStageSeen, HealthStatus,
+    IntegrationConfigured, IntegrationHealthChanged, IntegrationId, Manager, OrderChanged,
+    SealedApiKey, StageRecorded, Utm,
 };
 use dealflow_shared::topics::Topics;
 use rand::rngs::StdRng;
@@ -214,6 +214,56 @@ pub fn generate(spec: &Spec) -> Generated {
     }
 }
 
+/// What the order is worth and what was in it, from its own id and sums (no draw from the
+/// stream's generator, so the rest of the stream stays what it was): one or two lines whose
+/// sums add up to the goods, purchase prices at 60 %, paid in full once complete.
+fn with_value(mut deal: DealUpserted, paid: bool) -> DealUpserted {
+    let goods = deal.total_sum - deal.delivery_cost;
+    let purchase = |price: Decimal| (price * Decimal::new(6, 1)).round_dp(2);
+    let line = |offer: u64, name: &str, quantity: Decimal, price: Decimal| DealItem {
+        offer_id: Some(offer),
+        article: Some(format!("A-{offer}")),
+        name: Some(name.to_owned()),
+        quantity,
+        price,
+        sum: price * quantity,
+        purchase_price: Some(purchase(price)),
+        canceled: false,
+    };
+    deal.items = if deal.order_id.is_multiple_of(2) {
+        vec![line(
+            300 + deal.order_id % 50,
+            "Чайник",
+            Decimal::ONE,
+            goods,
+        )]
+    } else {
+        // Two pieces of one offer and a cancelled line that adds nothing.
+        let half = (goods / Decimal::TWO).round_dp(2);
+        let mut lines = vec![
+            line(400 + deal.order_id % 50, "Кружка", Decimal::TWO, half),
+            line(500, "Упаковка", Decimal::ONE, goods - half * Decimal::TWO),
+        ];
+        lines.push(DealItem {
+            canceled: true,
+            ..line(600, "Подарок", Decimal::ONE, Decimal::new(100, 0))
+        });
+        lines
+    };
+    deal.purchase_sum = Some(
+        deal.items
+            .iter()
+            .filter(|i| !i.canceled)
+            .filter_map(|i| i.purchase_price.map(|p| p * i.quantity))
+            .sum(),
+    );
+    if paid {
+        deal.paid_sum = Some(deal.total_sum);
+        deal.paid_at = deal.stage_entered_at;
+    }
+    deal
+}
+
 /// The events of one order: snapshots along a status path, webhooks, its contact, sometimes a
 /// late older snapshot and a deletion.
 fn order_events(rng: &mut StdRng, o: usize, orders: usize) -> Vec<(DateTime<Utc>, Source, Event)> {
@@ -297,7 +347,14 @@ fn order_events(rng: &mut StdRng, o: usize, orders: usize) -> Vec<(DateTime<Utc>
             created_at: created,
             stage_entered_at: Some(at),
             observed_at: observed,
+            order_type: Some("eshop-individual".to_owned()),
+            order_method: Some(["shopping-cart", "phone", "one-click"][o % 3].to_owned()),
+            purchase_sum: None,
+            paid_sum: None,
+            paid_at: None,
+            items: Vec::new(),
         };
+        let deal = with_value(deal, *status == "complete");
         let change = OrderChanged {
             order_id,
             source: ChangeSource::Webhook,
