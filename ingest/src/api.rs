@@ -16,6 +16,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use dealflow_shared::bus::Position;
 use dealflow_shared::events::{
     Envelope, Event, IntegrationConfigured, IntegrationId, IntegrationRemoved, ResyncRequested,
+    Revenue,
 };
 use dealflow_shared::http::ApiError;
 use dealflow_shared::tenants::{Scope, TenantId};
@@ -48,6 +49,10 @@ pub struct CreateIntegration {
     default_funnel: bool,
     #[serde(default = "yes")]
     include_delivery_cost: bool,
+    /// What `amount` counts: `total` (default), `margin` or `paid`.
+    #[serde(default)]
+    #[schema(value_type = String, example = "total")]
+    revenue: Revenue,
     #[serde(default = "yes")]
     active: bool,
     /// Days of orders loaded on connect (0 to 3650).
@@ -67,6 +72,9 @@ pub struct PatchIntegration {
     active: Option<bool>,
     default_funnel: Option<bool>,
     include_delivery_cost: Option<bool>,
+    /// `total`, `margin` or `paid`: every deal's `amount` follows at once.
+    #[schema(value_type = Option<String>, example = "margin")]
+    revenue: Option<Revenue>,
     /// A new RetailCRM API key (checked like on connect).
     #[schema(value_type = Option<String>)]
     api_key: Option<SecretString>,
@@ -140,6 +148,7 @@ pub async fn create(
         active: request.active,
         default_funnel: request.default_funnel,
         include_delivery_cost: request.include_delivery_cost,
+        revenue: request.revenue,
         backfill_days: request.backfill_days,
         webhook_token_generation: 0,
         history_since_id: check.latest_history_id,
@@ -198,6 +207,7 @@ pub async fn update(
     config.include_delivery_cost = patch
         .include_delivery_cost
         .unwrap_or(config.include_delivery_cost);
+    config.revenue = patch.revenue.unwrap_or(config.revenue);
     config.updated_at = next_update(config.updated_at);
     let at = store(&state, id, config.clone()).await?;
     state.read_your_write(id, Write::Changed, at).await?;

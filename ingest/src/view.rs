@@ -26,6 +26,7 @@ pub fn integration_view(
         active: config.active,
         default_funnel: config.default_funnel,
         include_delivery_cost: config.include_delivery_cost,
+        revenue: config.revenue,
         backfill_days: config.backfill_days,
         created_at: config.created_at,
         health: Health::pending(),

@@ -8,3 +8,10 @@ ALTER TABLE deals ADD COLUMN purchase_sum TEXT;
 ALTER TABLE deals ADD COLUMN paid_sum TEXT;
 ALTER TABLE deals ADD COLUMN paid_at BIGINT;
 ALTER TABLE deals ADD COLUMN items TEXT;
+-- The margin with and without delivery (decimal text, computed from the facts when stored), so
+-- the `margin` revenue re-derives every deal in one statement; NULL in rows stored before,
+-- whose purchase sum is unknown (the total then).
+ALTER TABLE deals ADD COLUMN margin_sum TEXT;
+ALTER TABLE deals ADD COLUMN margin_net_sum TEXT;
+-- What `amount` counts (DESIGN §5 "Revenue"): total, margin or paid.
+ALTER TABLE integrations ADD COLUMN revenue TEXT NOT NULL DEFAULT 'total';

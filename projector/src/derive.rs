@@ -2,6 +2,8 @@
 //! what the view shows. Pure functions, so the consumer and the marker re-derivation agree by
 //! construction.
 
+use dealflow_shared::events::Revenue;
+
 /// The funnel every order belongs to when `default_funnel` is on.
 pub const DEFAULT_FUNNEL_ID: &str = "default";
 /// Its name.
@@ -14,6 +16,20 @@ pub struct Markers {
     pub default_funnel: bool,
     /// Amount = total (on) or total − delivery (off).
     pub include_delivery_cost: bool,
+    /// What the amount counts: the total, the margin or what was paid.
+    pub revenue: Revenue,
+}
+
+/// The sums a deal's amount is picked from (DESIGN §5 "Revenue"), each computed from the
+/// facts when they are stored: the total with and without delivery, the same minus the
+/// purchase sum (none known counts as zero), and what was paid (none known counts as zero).
+#[derive(Debug, Clone, Copy)]
+pub struct Sums<T> {
+    pub total: T,
+    pub net: T,
+    pub margin: T,
+    pub margin_net: T,
+    pub paid: T,
 }
 
 impl Default for Markers {
@@ -23,18 +39,21 @@ impl Default for Markers {
         Self {
             default_funnel: false,
             include_delivery_cost: true,
+            revenue: Revenue::Total,
         }
     }
 }
 
 impl Markers {
-    /// The deal's amount, given the total and the total without delivery (in any
-    /// representation: the store picks between two stored decimal strings).
-    pub fn amount<T>(self, total_sum: T, net_sum: T) -> T {
-        if self.include_delivery_cost {
-            total_sum
-        } else {
-            net_sum
+    /// The deal's amount among its sums (in any representation: stored decimal strings, or
+    /// the columns holding them when the store re-derives in one statement).
+    pub fn amount<T>(self, sums: Sums<T>) -> T {
+        match (self.revenue, self.include_delivery_cost) {
+            (Revenue::Total, true) => sums.total,
+            (Revenue::Total, false) => sums.net,
+            (Revenue::Margin, true) => sums.margin,
+            (Revenue::Margin, false) => sums.margin_net,
+            (Revenue::Paid, _) => sums.paid,
         }
     }
 
@@ -230,17 +249,44 @@ mod tests {
 
     #[test]
     fn amount_and_funnel_follow_the_markers() {
-        let (total, net) = ("6330.00", "5980.00");
+        let sums = Sums {
+            total: "6330.00",
+            net: "5980.00",
+            margin: "2230.00",
+            margin_net: "1880.00",
+            paid: "1000.00",
+        };
         let on = Markers {
             default_funnel: true,
             include_delivery_cost: true,
+            revenue: Revenue::Total,
         };
         let off = Markers {
             default_funnel: false,
             include_delivery_cost: false,
+            revenue: Revenue::Total,
         };
-        assert_eq!(on.amount(total, net), "6330.00");
-        assert_eq!(off.amount(total, net), "5980.00");
+        assert_eq!(on.amount(sums), "6330.00");
+        assert_eq!(off.amount(sums), "5980.00");
+        let margin = |include_delivery_cost| Markers {
+            include_delivery_cost,
+            revenue: Revenue::Margin,
+            ..on
+        };
+        assert_eq!(margin(true).amount(sums), "2230.00");
+        assert_eq!(margin(false).amount(sums), "1880.00");
+        for include_delivery_cost in [true, false] {
+            let paid = Markers {
+                include_delivery_cost,
+                revenue: Revenue::Paid,
+                ..on
+            };
+            assert_eq!(
+                paid.amount(sums),
+                "1000.00",
+                "the delivery marker does not apply"
+            );
+        }
         assert_eq!(on.funnel_id("shop-main"), "default");
         assert_eq!(off.funnel_id("shop-main"), "shop-main");
     }

@@ -156,6 +156,7 @@ mod tests {
                 active,
                 default_funnel: true,
                 include_delivery_cost: true,
+                revenue: crate::events::Revenue::Total,
                 backfill_days: 0,
                 webhook_token_generation: 0,
                 history_since_id: None,

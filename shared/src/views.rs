@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::events::{HealthStatus, IntegrationId};
+use crate::events::{HealthStatus, IntegrationId, Revenue};
 use crate::tenants::TenantId;
 
 /// An integration (DESIGN §4). Never holds the API key or its ciphertext.
@@ -32,6 +32,10 @@ pub struct Integration {
     pub default_funnel: bool,
     /// Marker: amount = total (on) or total − delivery (off).
     pub include_delivery_cost: bool,
+    /// What `amount` counts: `total` (as the delivery marker says), `margin` (that minus the
+    /// purchase sum) or `paid` (what the customer paid).
+    #[schema(value_type = String, example = "total")]
+    pub revenue: Revenue,
     /// Days of past orders loaded on connect.
     pub backfill_days: u32,
     pub created_at: DateTime<Utc>,

@@ -32,6 +32,7 @@ fn sample(event_type: EventType) -> Envelope {
             active: true,
             default_funnel: false,
             include_delivery_cost: true,
+            revenue: Revenue::Margin,
             backfill_days: 30,
             webhook_token_generation: 0,
             history_since_id: Some(912340),
@@ -248,7 +249,12 @@ fn upcast_sample(event_type: EventType, version: u32) -> Option<Envelope> {
         // v1 had no timeline pass and the sample's v1 file no re-sync.
         (Event::SyncStateChanged(s), 1) => s.resync = None,
         // v1 was written before tenants: its integration belongs to `default`.
-        (Event::IntegrationConfigured(c), 1) => c.tenant_id = TenantId::default_tenant(),
+        (Event::IntegrationConfigured(c), 1) => {
+            c.tenant_id = TenantId::default_tenant();
+            c.revenue = Revenue::Total;
+        }
+        // v2 had no revenue setting: the total, as before.
+        (Event::IntegrationConfigured(c), 2) => c.revenue = Revenue::Total,
         // v1 carried no payments, purchase sum, order type or method, nor lines.
         (Event::DealUpserted(d), 1) => {
             d.order_type = None;

@@ -240,6 +240,7 @@ pub struct SettingsInput {
     active: Option<String>,
     default_funnel: Option<String>,
     include_delivery_cost: Option<String>,
+    revenue: Option<String>,
 }
 
 pub async fn save_settings(
@@ -248,11 +249,15 @@ pub async fn save_settings(
     Path(id): Path<String>,
     Form(input): Form<SettingsInput>,
 ) -> Response {
-    let body = json!({
+    let mut body = json!({
         "active": input.active.is_some(),
         "default_funnel": input.default_funnel.is_some(),
         "include_delivery_cost": input.include_delivery_cost.is_some(),
     });
+    // An unknown value goes to the API, whose message the page then shows.
+    if let Some(revenue) = input.revenue {
+        body["revenue"] = revenue.into();
+    }
     let answer = state
         .writes
         .call(

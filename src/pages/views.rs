@@ -17,6 +17,15 @@ impl std::ops::Deref for IntegrationView {
 }
 
 impl IntegrationView {
+    /// The choices of the revenue setting (DESIGN §5 "Revenue"), as the settings form shows them.
+    pub fn revenue_options(&self) -> [(&'static str, &'static str); 3] {
+        [
+            ("total", "the order total"),
+            ("margin", "the margin (total − purchase sum)"),
+            ("paid", "what the customer paid"),
+        ]
+    }
+
     /// `auth failed`, `ok`, `pending`, …
     pub fn health_label(&self) -> String {
         serde_json::to_value(self.health.status)

@@ -311,6 +311,37 @@ async fn walk(system: System, layout: &str) {
     let shot = driver.screenshot(&format!("{layout}-deals-page.png")).await;
     assert!(std::fs::metadata(&shot).unwrap().len() > 1000);
 
+    // The revenue setting on the integration page (issue 16): the deals table follows.
+    // "3 620.00 RUB" → 3620.00, compared as decimals.
+    let number = |text: &str| {
+        text.chars()
+            .filter(|c| c.is_ascii_digit() || *c == '.' || *c == '-')
+            .collect::<String>()
+            .parse::<rust_decimal::Decimal>()
+            .unwrap()
+    };
+    let newest = |deals: Vec<Value>| deals[0].clone();
+    let before = newest(system.all_deals(&id).await);
+    driver.go(&integration_url).await;
+    driver.click("#revenue option[value=margin]").await;
+    driver.click("#settings button[type=submit]").await;
+    driver.find("#webhook-url").await;
+    let after = newest(system.all_deals(&id).await);
+    assert_eq!(after["order_id"], before["order_id"]);
+    assert_ne!(
+        after["amount"], before["amount"],
+        "the margin is not the total"
+    );
+    driver
+        .go(&format!("{}/integrations/{id}/deals", system.base))
+        .await;
+    let cell = driver.text("#deals tr.deal td.num").await;
+    assert_eq!(
+        number(&cell),
+        number(after["amount"].as_str().unwrap()),
+        "the first row shows the margin: {cell}"
+    );
+
     // A tenant (issue 15): its token signs in like the operator's, and its pages show only
     // its own integration.
     let (status, tenant) = system

@@ -262,6 +262,39 @@ async fn whole_pipeline(bus: Bus) {
     assert_eq!(funnels.as_array().unwrap().len(), 1);
     assert_eq!(funnels[0]["id"], "default");
     assert_eq!(funnels[0]["name"], "RetailCRM");
+    // The revenue setting (issue 16): the next read shows every amount re-derived.
+    for revenue in ["margin", "paid"] {
+        let (status, body) = system
+            .send(
+                Method::PATCH,
+                &format!("/integrations/{id}"),
+                json!({"revenue": revenue}),
+            )
+            .await;
+        assert_eq!((status, body["revenue"].as_str()), (200, Some(revenue)));
+        for x in system.all_deals(&id).await {
+            let net = dec(&x["total_sum"]) - dec(&x["delivery_cost"]);
+            let expected = match revenue {
+                "margin" => net - dec(&x["purchase_sum"]),
+                _ => dec(&x["paid_sum"]),
+            };
+            assert_eq!(
+                dec(&x["amount"]),
+                expected,
+                "{revenue} of {}",
+                x["order_id"]
+            );
+        }
+    }
+    let (status, body) = system
+        .send(
+            Method::PATCH,
+            &format!("/integrations/{id}"),
+            json!({"revenue": "everything"}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_request");
     let after = system.account().counters();
     assert_eq!(
         after.total, before.total,

@@ -101,6 +101,7 @@ impl Backend {
             active,
             default_funnel: false,
             include_delivery_cost: true,
+            revenue: dealflow_shared::events::Revenue::Total,
             backfill_days: 0,
             webhook_token_generation: 0,
             history_since_id: None,

@@ -7,6 +7,7 @@ use dealflow_shared::events::{DealUpserted, IntegrationId};
 use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
 
+use crate::derive::Sums;
 use crate::store::values::{Columns as _, id, list, micros};
 use crate::store::{Dialect, MAX_BINDS, Sql, StoreError};
 
@@ -48,6 +49,26 @@ pub(crate) struct Facts {
     pub paid_at: Option<i64>,
     /// The lines as a JSON array of the event's `DealItem`s.
     pub items: String,
+    /// `total_sum − purchase_sum` and `net_sum − purchase_sum` (no purchase sum known: 0), so
+    /// the `margin` revenue re-derives without decimal arithmetic in SQL.
+    pub margin_sum: String,
+    pub margin_net_sum: String,
+}
+
+/// What `paid` revenue counts when no paid sum is known.
+pub(crate) const NOTHING_PAID: &str = "0";
+
+impl Facts {
+    /// The sums the amount is picked from.
+    pub(crate) fn sums(&self) -> Sums<&str> {
+        Sums {
+            total: &self.total_sum,
+            net: &self.net_sum,
+            margin: &self.margin_sum,
+            margin_net: &self.margin_net_sum,
+            paid: self.paid_sum.as_deref().unwrap_or(NOTHING_PAID),
+        }
+    }
 }
 
 impl Facts {
@@ -55,6 +76,7 @@ impl Facts {
         let manager = d.manager.as_ref();
         let contact = d.contact.as_ref();
         let company = d.company.as_ref();
+        let purchase = d.purchase_sum.unwrap_or_default();
         Self {
             number: d.number.clone(),
             external_id: d.external_id.clone(),
@@ -91,6 +113,8 @@ impl Facts {
             paid_sum: d.paid_sum.map(|s| s.to_string()),
             paid_at: d.paid_at.map(micros),
             items: serde_json::to_string(&d.items).unwrap_or_else(|_| "[]".to_owned()),
+            margin_sum: (d.total_sum - purchase).to_string(),
+            margin_net_sum: (d.total_sum - d.delivery_cost - purchase).to_string(),
         }
     }
 }
@@ -140,8 +164,8 @@ const COLUMNS: &str = "number, external_id, site, status_code, status_group, tot
     utm_source, utm_medium, utm_campaign, utm_keyword, utm_content, client_id, custom_fields, \
     created_at, stage_entered_at, observed_at, deleted_observed_at, merged_into, deleted, amount, \
     funnel_id, stage_group, outcome, closed_at, last_open_stage, updated_at, order_type, \
-    order_method, purchase_sum, paid_sum, paid_at, items";
-const COLUMN_COUNT: usize = 45;
+    order_method, purchase_sum, paid_sum, paid_at, items, margin_sum, margin_net_sum";
+const COLUMN_COUNT: usize = 47;
 
 /// Loads the rows of `orders` (locking them on PostgreSQL), keyed by order id.
 pub(crate) async fn load(
@@ -211,6 +235,12 @@ fn read(row: &AnyRow) -> Result<DealRow, StoreError> {
             paid_at: row.opt_int("paid_at")?,
             // Rows from before the lines were kept have none.
             items: row.opt_text("items")?.unwrap_or_else(|| "[]".to_owned()),
+            margin_sum: row
+                .opt_text("margin_sum")?
+                .map_or_else(|| row.text("total_sum"), Ok)?,
+            margin_net_sum: row
+                .opt_text("margin_net_sum")?
+                .map_or_else(|| row.text("net_sum"), Ok)?,
         }),
     };
     Ok(DealRow {
@@ -301,7 +331,9 @@ pub(crate) async fn write(
                     .v(text(|f| &f.purchase_sum))
                     .v(text(|f| &f.paid_sum))
                     .v(int(|f| f.paid_at))
-                    .v(f.map(|f| f.items.clone()));
+                    .v(f.map(|f| f.items.clone()))
+                    .v(f.map(|f| f.margin_sum.clone()))
+                    .v(f.map(|f| f.margin_net_sum.clone()));
             });
         }
         sql.push(&on_conflict);

@@ -220,7 +220,7 @@ fn derive(
     let closure = closure(&entries, outcome, f.stage_entered_at);
     Derived {
         deleted,
-        amount: Some(markers.amount(&f.total_sum, &f.net_sum).clone()),
+        amount: Some(markers.amount(f.sums()).to_owned()),
         funnel_id: Some(markers.funnel_id(&f.site)),
         stage_group,
         outcome: Some(outcome.as_str().to_owned()),

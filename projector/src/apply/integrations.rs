@@ -8,7 +8,7 @@ use dealflow_shared::events::{
 };
 use sqlx::AnyConnection;
 
-use crate::derive::{DEFAULT_FUNNEL_ID, Markers};
+use crate::derive::{DEFAULT_FUNNEL_ID, Markers, Sums};
 use crate::store::values::{Columns as _, flag, micros};
 use crate::store::{Dialect, Sql, StoreError};
 
@@ -87,7 +87,8 @@ pub(crate) async fn configure(
         return Ok(0);
     }
     let mut sql = Sql::new(
-        "SELECT id, default_funnel, include_delivery_cost, updated_at FROM integrations WHERE id IN ",
+        "SELECT id, default_funnel, include_delivery_cost, revenue, updated_at FROM integrations \
+         WHERE id IN ",
     );
     sql.bind_list(configs.keys().map(ToString::to_string));
     sql.push(" ORDER BY id").push(dialect.for_update());
@@ -97,11 +98,13 @@ pub(crate) async fn configure(
         .map_err(StoreError::query("reading integration settings"))?;
     let mut existing = BTreeMap::new();
     for row in &rows {
-        let markers = Markers {
-            default_funnel: row.int("default_funnel")? != 0,
-            include_delivery_cost: row.int("include_delivery_cost")? != 0,
-        };
-        existing.insert(row.text("id")?, (markers, row.int("updated_at")?));
+        existing.insert(
+            row.text("id")?,
+            (
+                crate::read::integrations::stored_markers(row)?,
+                row.int("updated_at")?,
+            ),
+        );
     }
 
     let mut rederive = Vec::new();
@@ -110,6 +113,7 @@ pub(crate) async fn configure(
         let markers = Markers {
             default_funnel: config.default_funnel,
             include_delivery_cost: config.include_delivery_cost,
+            revenue: config.revenue,
         };
         match existing.get(&key) {
             // An older (or the same) version: nothing to do.
@@ -133,8 +137,8 @@ async fn upsert(
 ) -> Result<(), StoreError> {
     let mut sql = Sql::new(
         "INSERT INTO integrations (id, tenant_id, crm_url, api_key_hint, active, default_funnel, \
-         include_delivery_cost, backfill_days, webhook_token_generation, created_at, updated_at) \
-         VALUES (",
+         include_delivery_cost, revenue, backfill_days, webhook_token_generation, created_at, \
+         updated_at) VALUES (",
     );
     sql.bind(id.to_owned())
         .push(", ")
@@ -150,6 +154,8 @@ async fn upsert(
         .push(", ")
         .bind(flag(c.include_delivery_cost))
         .push(", ")
+        .bind(c.revenue.as_str().to_owned())
+        .push(", ")
         .bind(i64::from(c.backfill_days))
         .push(", ")
         .bind(i64::from(c.webhook_token_generation))
@@ -163,7 +169,7 @@ async fn upsert(
              api_key_hint = excluded.api_key_hint, active = excluded.active, \
              default_funnel = excluded.default_funnel, \
              include_delivery_cost = excluded.include_delivery_cost, \
-             backfill_days = excluded.backfill_days, \
+             revenue = excluded.revenue, backfill_days = excluded.backfill_days, \
              webhook_token_generation = excluded.webhook_token_generation, \
              created_at = excluded.created_at, updated_at = excluded.updated_at \
              WHERE excluded.updated_at >= integrations.updated_at",
@@ -175,20 +181,30 @@ async fn upsert(
 }
 
 /// The marker policy of [`Markers`] as one set-based statement over the stored facts, so a
-/// million deals re-derive without leaving the database. `net_sum` was computed from the same
-/// facts when they were stored, so both paths give the same amount.
+/// million deals re-derive without leaving the database. Every sum the amount may be was
+/// computed from the same facts when they were stored ([`Sums`]), so both paths give the same
+/// amount; rows stored before a sum existed fall back as [`Facts::sums`](super::deal_row)
+/// reads them.
 async fn rederive_deals(
     conn: &mut AnyConnection,
     id: &str,
     markers: Markers,
 ) -> Result<(), StoreError> {
+    let amount = markers.amount(Sums {
+        total: "total_sum",
+        net: "net_sum",
+        margin: "COALESCE(margin_sum, total_sum)",
+        margin_net: "COALESCE(margin_net_sum, net_sum)",
+        paid: "COALESCE(paid_sum, '0')",
+    });
     let mut sql = Sql::new("UPDATE deals SET funnel_id = CASE WHEN site IS NULL THEN NULL WHEN ");
     sql.bind(flag(markers.default_funnel))
         .push(" = 1 THEN ")
         .bind(DEFAULT_FUNNEL_ID.to_owned())
-        .push(" ELSE site END, amount = CASE WHEN ")
-        .bind(flag(markers.include_delivery_cost))
-        .push(" = 1 THEN total_sum ELSE net_sum END WHERE integration_id = ")
+        .push(&format!(
+            " ELSE site END, amount = CASE WHEN total_sum IS NULL THEN NULL ELSE {amount} END \
+             WHERE integration_id = "
+        ))
         .bind(id.to_owned());
     sql.execute(&mut *conn)
         .await
@@ -208,8 +224,9 @@ pub(crate) async fn markers(
     if ids.is_empty() {
         return Ok(out);
     }
-    let mut sql =
-        Sql::new("SELECT id, default_funnel, include_delivery_cost FROM integrations WHERE id IN ");
+    let mut sql = Sql::new(
+        "SELECT id, default_funnel, include_delivery_cost, revenue FROM integrations WHERE id IN ",
+    );
     sql.bind_list(ids.iter().map(ToString::to_string));
     sql.push(" ORDER BY id").push(dialect.for_share());
     for row in sql
@@ -219,13 +236,7 @@ pub(crate) async fn markers(
     {
         let id = row.text("id")?;
         if let Ok(id) = id.parse::<IntegrationId>() {
-            out.insert(
-                id,
-                Markers {
-                    default_funnel: row.int("default_funnel")? != 0,
-                    include_delivery_cost: row.int("include_delivery_cost")? != 0,
-                },
-            );
+            out.insert(id, crate::read::integrations::stored_markers(&row)?);
         }
     }
     Ok(out)

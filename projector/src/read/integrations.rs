@@ -1,7 +1,7 @@
 //! The integration of DESIGN §4 ([`Integration`], shared with ingest's answers) with health
 //! and counters, from the read model.
 
-use dealflow_shared::events::{HealthStatus, IntegrationId};
+use dealflow_shared::events::{HealthStatus, IntegrationId, Revenue};
 use dealflow_shared::secrets::SecretKeys;
 use dealflow_shared::tenants::TenantId;
 use dealflow_shared::views::{Health, Integration};
@@ -17,7 +17,21 @@ pub fn markers_of(view: &Integration) -> Markers {
     Markers {
         default_funnel: view.default_funnel,
         include_delivery_cost: view.include_delivery_cost,
+        revenue: view.revenue,
     }
+}
+
+/// The markers of a row of `integrations`.
+pub(crate) fn stored_markers(row: &AnyRow) -> Result<Markers, StoreError> {
+    let revenue = row.text("revenue")?;
+    Ok(Markers {
+        default_funnel: row.int("default_funnel")? != 0,
+        include_delivery_cost: row.int("include_delivery_cost")? != 0,
+        revenue: Revenue::parse(&revenue).ok_or(StoreError::Corrupt {
+            what: "a revenue setting",
+            detail: revenue,
+        })?,
+    })
 }
 
 /// What the view needs to show webhook URLs.
@@ -40,7 +54,7 @@ impl WebhookUrls<'_> {
 }
 
 const SELECT: &str = "SELECT i.id, i.tenant_id, i.crm_url, i.api_key_hint, i.active, i.default_funnel, \
-    i.include_delivery_cost, i.backfill_days, i.webhook_token_generation, i.created_at, \
+    i.include_delivery_cost, i.revenue, i.backfill_days, i.webhook_token_generation, i.created_at, \
     h.status, h.message, h.checked_at, a.last_webhook_at, a.last_reconciled_at, \
     (SELECT COUNT(*) FROM deals d WHERE d.integration_id = i.id AND d.deleted = 0) \
     AS deals_count \
@@ -88,23 +102,16 @@ pub async fn markers(
     id: IntegrationId,
 ) -> Result<Option<(TenantId, Markers)>, StoreError> {
     let mut sql = Sql::new(
-        "SELECT tenant_id, default_funnel, include_delivery_cost FROM integrations WHERE id = ",
+        "SELECT tenant_id, default_funnel, include_delivery_cost, revenue FROM integrations \
+         WHERE id = ",
     );
     sql.bind(id.to_string());
     let row = sql
         .read_optional(store)
         .await
         .map_err(StoreError::query("reading markers"))?;
-    row.map(|row| {
-        Ok((
-            TenantId(row.text("tenant_id")?),
-            Markers {
-                default_funnel: row.int("default_funnel")? != 0,
-                include_delivery_cost: row.int("include_delivery_cost")? != 0,
-            },
-        ))
-    })
-    .transpose()
+    row.map(|row| Ok((TenantId(row.text("tenant_id")?), stored_markers(&row)?)))
+        .transpose()
 }
 
 fn view(row: &AnyRow, urls: &WebhookUrls<'_>) -> Result<Integration, StoreError> {
@@ -132,6 +139,7 @@ fn view(row: &AnyRow, urls: &WebhookUrls<'_>) -> Result<Integration, StoreError>
             detail: n.to_string(),
         })
     };
+    let markers = stored_markers(row)?;
     Ok(Integration {
         id,
         tenant_id: TenantId(row.text("tenant_id")?),
@@ -140,7 +148,8 @@ fn view(row: &AnyRow, urls: &WebhookUrls<'_>) -> Result<Integration, StoreError>
         webhook_url: urls.url(id, row.int("webhook_token_generation")?),
         active: row.int("active")? != 0,
         default_funnel: row.int("default_funnel")? != 0,
-        include_delivery_cost: row.int("include_delivery_cost")? != 0,
+        include_delivery_cost: markers.include_delivery_cost,
+        revenue: markers.revenue,
         backfill_days: u32::try_from(count("backfill_days")?).unwrap_or(u32::MAX),
         created_at: time(row.int("created_at")?)?,
         health: Health {

@@ -2,7 +2,7 @@
 //! from the stored facts, and toggling it back restores them exactly.
 
 use chrono::Duration;
-use dealflow_shared::events::{Event, FunnelStageSeen};
+use dealflow_shared::events::{Event, FunnelStageSeen, Revenue};
 use dealflow_synthetic::{self as synthetic, Source, Spec, epoch};
 use rust_decimal::Decimal;
 use serde_json::Value;
@@ -238,5 +238,120 @@ async fn a_stage_group_learned_later_rederives_the_deal(db: Db) {
         .map(|h| h["stage_code"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(history, ["new", "returned"]);
+    app.stop().await.unwrap();
+}
+
+both!(the_revenue_setting_rederives_every_deal);
+/// `revenue` (issue 16): `margin` and `paid` re-derive every stored deal in one statement, a
+/// snapshot applied afterwards gets the same amount through the consumer's path, and `total`
+/// restores every row exactly.
+async fn the_revenue_setting_rederives_every_deal(db: Db) {
+    let bus = Bus::embedded().await;
+    let stream = synthetic::generate(&Spec {
+        seed: 12,
+        integrations: 1,
+        orders_per_integration: 40,
+    });
+    bus.publish(&stream.events).await;
+    let id = stream.integrations[0];
+    let settings = bus.settings(&db);
+    let app = App::spawn(settings.clone(), &bus).await;
+    bus.wait_applied(&settings, &app.store).await;
+    let original = deal_tables(app.store.dump_tables().await.unwrap());
+    let mut day = 0;
+    let mut set = |revenue, include_delivery_cost| {
+        day += 1;
+        let mut config =
+            synthetic::configured(false, include_delivery_cost, epoch() + Duration::days(day));
+        config.revenue = revenue;
+        Event::IntegrationConfigured(config)
+    };
+    let live = |deals: &[Value]| {
+        deals
+            .iter()
+            .filter(|d| d["deleted"] == false)
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let paid = |d: &Value| {
+        d["paid_sum"]
+            .as_str()
+            .map_or(Decimal::ZERO, |s| s.parse().unwrap())
+    };
+
+    bus.send(Source::Integrations, id, set(Revenue::Margin, true))
+        .await;
+    bus.wait_applied(&settings, &app.store).await;
+    let deals = live(&all_deals(&app, &id.to_string(), "").await);
+    assert!(deals.len() >= 30, "{}", deals.len());
+    for d in &deals {
+        assert_eq!(
+            dec(&d["amount"]),
+            dec(&d["total_sum"]) - dec(&d["purchase_sum"]),
+            "margin of {}",
+            d["order_id"]
+        );
+    }
+    assert!(
+        deals
+            .iter()
+            .any(|d| dec(&d["amount"]) != dec(&d["total_sum"]))
+    );
+    let view = app.ok(&format!("/integrations/{id}")).await;
+    assert_eq!(view["revenue"], "margin");
+
+    bus.send(Source::Integrations, id, set(Revenue::Margin, false))
+        .await;
+    bus.wait_applied(&settings, &app.store).await;
+    for d in live(&all_deals(&app, &id.to_string(), "").await) {
+        let net = dec(&d["total_sum"]) - dec(&d["delivery_cost"]);
+        assert_eq!(dec(&d["amount"]), net - dec(&d["purchase_sum"]));
+    }
+
+    bus.send(Source::Integrations, id, set(Revenue::Paid, false))
+        .await;
+    bus.wait_applied(&settings, &app.store).await;
+    let deals = live(&all_deals(&app, &id.to_string(), "").await);
+    for d in &deals {
+        assert_eq!(
+            dec(&d["amount"]),
+            paid(d),
+            "the delivery marker does not apply"
+        );
+    }
+    assert!(
+        deals.iter().any(|d| paid(d) > Decimal::ZERO)
+            && deals.iter().any(|d| paid(d) == Decimal::ZERO),
+        "paid and unpaid deals"
+    );
+    // A snapshot applied now: the consumer's path agrees with the re-derivation.
+    let mut again = stream.first_deal();
+    again.observed_at += Duration::days(400);
+    bus.send(Source::Deals, id, Event::DealUpserted(again.clone()))
+        .await;
+    bus.wait_applied(&settings, &app.store).await;
+    let one = app
+        .ok(&format!("/integrations/{id}/deals/{}", again.order_id))
+        .await;
+    assert_eq!(dec(&one["amount"]), paid(&one));
+
+    // Back to the total (with delivery): the snapshot moved `updated_at` and `observed_at` of
+    // that one deal, every other row is exactly as before.
+    bus.send(Source::Integrations, id, set(Revenue::Total, true))
+        .await;
+    bus.wait_applied(&settings, &app.store).await;
+    for d in live(&all_deals(&app, &id.to_string(), "").await) {
+        assert_eq!(d["amount"], d["total_sum"]);
+    }
+    let now = deal_tables(app.store.dump_tables().await.unwrap());
+    let changed: usize = now
+        .iter()
+        .zip(&original)
+        .map(|((_, a), (_, b))| a.iter().zip(b).filter(|(x, y)| x != y).count())
+        .sum();
+    assert!(
+        changed <= 2,
+        "only the re-sent deal's rows differ: {changed}"
+    );
     app.stop().await.unwrap();
 }

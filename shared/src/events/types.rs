@@ -87,6 +87,7 @@ impl fmt::Debug for SealedApiKey {
 /// `integrations` (compacted): the full current settings of one integration.
 ///
 /// v2 added `tenant_id`; v1 records (written before tenants) belong to the tenant `default`.
+/// v3 added `revenue`; v1 and v2 records count the total (the fields default).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IntegrationConfigured {
@@ -102,6 +103,9 @@ pub struct IntegrationConfigured {
     pub default_funnel: bool,
     /// Marker: amount = `total_sum` (on) or `total_sum − delivery_cost` (off).
     pub include_delivery_cost: bool,
+    /// What `amount` counts (DESIGN §5 "Revenue"); v3.
+    #[serde(default)]
+    pub revenue: Revenue,
     /// Days of past orders to load on connect (0 = none).
     pub backfill_days: u32,
     /// Rotation counter of the webhook token (the token is recomputed, never stored).
@@ -112,6 +116,34 @@ pub struct IntegrationConfigured {
     pub resync: Option<ResyncRequested>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// What a deal's `amount` counts (DESIGN §5 "Revenue"): the order total (with or without
+/// delivery, as `include_delivery_cost` says), that minus the purchase sum, or what was paid.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Revenue {
+    #[default]
+    Total,
+    Margin,
+    Paid,
+}
+
+impl Revenue {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Revenue::Total => "total",
+            Revenue::Margin => "margin",
+            Revenue::Paid => "paid",
+        }
+    }
+
+    /// From its wire name.
+    pub fn parse(text: &str) -> Option<Self> {
+        [Revenue::Total, Revenue::Margin, Revenue::Paid]
+            .into_iter()
+            .find(|r| r.as_str() == text)
+    }
 }
 
 /// A user's request to load every order created since a date again.

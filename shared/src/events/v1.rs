@@ -7,7 +7,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
 
 use super::sync_state::{LoadKind, LoadProgress, SyncStateChanged};
-use super::types::{IntegrationConfigured, ResyncRequested, SealedApiKey, TenantId};
+use super::types::{IntegrationConfigured, ResyncRequested, Revenue, SealedApiKey, TenantId};
 
 /// `IntegrationConfigured` v1: written before tenants; such an integration belongs to the
 /// tenant `default` (DESIGN §4: "Integrations that existed before tenants belong to the tenant
@@ -39,6 +39,7 @@ impl From<IntegrationConfiguredV1> for IntegrationConfigured {
             active: v1.active,
             default_funnel: v1.default_funnel,
             include_delivery_cost: v1.include_delivery_cost,
+            revenue: Revenue::Total,
             backfill_days: v1.backfill_days,
             webhook_token_generation: v1.webhook_token_generation,
             history_since_id: v1.history_since_id,

@@ -37,6 +37,7 @@ pub async fn publish_integration(
         active: true,
         default_funnel: false,
         include_delivery_cost: true,
+        revenue: dealflow_shared::events::Revenue::Total,
         backfill_days: 0,
         webhook_token_generation: 0,
         history_since_id: seed.history_since_id,

@@ -125,6 +125,7 @@ pub fn configured(
         active: true,
         default_funnel,
         include_delivery_cost,
+        revenue: dealflow_shared::events::Revenue::Total,
         backfill_days: 30,
         webhook_token_generation: 0,
         history_since_id: None,
