@@ -359,13 +359,33 @@ pub async fn deals_csv(
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Response {
-    let filters: DealFilters = DealFilters::from_query(raw.as_deref());
+    stream_csv(&state, &scope, &id, "deals.csv", raw.as_deref()).await
+}
+
+/// The order lines of the current filters as CSV, like [`deals_csv`].
+pub async fn deal_items_csv(
+    State(state): State<PagesState>,
+    Extension(scope): Extension<Scope>,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    stream_csv(&state, &scope, &id, "deal-items.csv", raw.as_deref()).await
+}
+
+async fn stream_csv(
+    state: &PagesState,
+    scope: &Scope,
+    id: &str,
+    file: &str,
+    raw: Option<&str>,
+) -> Response {
+    let filters: DealFilters = DealFilters::from_query(raw);
     let response = state
         .read_api
         .raw(
-            &scope,
+            scope,
             Method::GET,
-            &format!("/api/v1/integrations/{id}/deals.csv{}", filters.query(None)),
+            &format!("/api/v1/integrations/{id}/{file}{}", filters.query(None)),
             None,
         )
         .await;

@@ -66,6 +66,10 @@ pub fn router(state: PagesState) -> Router {
         .route("/integrations/{id}/settings", post(handlers::save_settings))
         .route("/integrations/{id}/deals", get(handlers::deals))
         .route("/integrations/{id}/deals.csv", get(handlers::deals_csv))
+        .route(
+            "/integrations/{id}/deal-items.csv",
+            get(handlers::deal_items_csv),
+        )
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_session,

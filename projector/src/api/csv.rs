@@ -1,5 +1,7 @@
-//! `deals.csv`: every deal matching the filters, streamed page by page (keyset), so memory
-//! stays flat however many deals there are.
+//! `deals.csv` and `deal-items.csv`: every deal (or every order line of every deal) matching
+//! the filters, streamed page by page (keyset), so memory stays flat however many deals there
+//! are. `deals.csv` ends with one `cf_<code>` column per custom field code the integration's
+//! deals carry, found by a first pass over that one column (also page by page).
 
 use axum::body::{Body, Bytes};
 use chrono::SecondsFormat;
@@ -8,7 +10,8 @@ use futures::stream;
 
 use crate::derive::Markers;
 use crate::read::deals::{self, DealCursor, DealFilter, DealView};
-use crate::store::{Store, StoreError};
+use crate::store::values::Columns as _;
+use crate::store::{Sql, Store, StoreError};
 
 /// Deals read from the database per step of the stream.
 const PAGE: usize = 1000;
@@ -44,12 +47,92 @@ pub(crate) const HEADER: &[&str] = &[
     "purchase_sum",
 ];
 
-/// The response body: the header row, then one row per deal, newest first.
+/// The columns of `deal-items.csv` (DESIGN §4), in order.
+pub(crate) const ITEM_HEADER: &[&str] = &[
+    "order_id",
+    "number",
+    "site",
+    "offer_id",
+    "article",
+    "name",
+    "quantity",
+    "price",
+    "sum",
+    "purchase_price",
+    "canceled",
+];
+
+/// Which export.
+#[derive(Debug, Clone)]
+pub(crate) enum Export {
+    /// One row per deal, then these custom field codes as `cf_<code>` columns.
+    Deals { custom_fields: Vec<String> },
+    /// One row per order line.
+    Items,
+}
+
+impl Export {
+    fn header(&self) -> String {
+        match self {
+            Export::Deals { custom_fields } => line(
+                HEADER
+                    .iter()
+                    .map(|h| (*h).to_owned())
+                    .chain(custom_fields.iter().map(|code| format!("cf_{code}"))),
+            ),
+            Export::Items => line(ITEM_HEADER.iter().map(|h| (*h).to_owned())),
+        }
+    }
+
+    fn rows(&self, d: &DealView) -> String {
+        match self {
+            Export::Deals { custom_fields } => row(d, custom_fields),
+            Export::Items => item_rows(d),
+        }
+    }
+}
+
+/// Every custom field code of the integration's deals, sorted (read page by page).
+pub(crate) async fn custom_field_codes(
+    store: &Store,
+    integration: IntegrationId,
+) -> Result<Vec<String>, StoreError> {
+    let mut codes = std::collections::BTreeSet::new();
+    let mut after = i64::MIN;
+    loop {
+        let mut sql = Sql::new("SELECT order_id, custom_fields FROM deals WHERE integration_id = ");
+        sql.bind(integration.to_string())
+            .push(" AND order_id > ")
+            .bind(after)
+            .push(
+                " AND custom_fields IS NOT NULL AND custom_fields <> '{}' ORDER BY order_id LIMIT ",
+            )
+            .bind(i64::try_from(PAGE).unwrap_or(1000));
+        let rows = sql
+            .read_all(store)
+            .await
+            .map_err(StoreError::query("reading custom field codes"))?;
+        for r in &rows {
+            after = r.int("order_id")?;
+            if let Ok(serde_json::Value::Object(fields)) =
+                serde_json::from_str(&r.text("custom_fields")?)
+            {
+                codes.extend(fields.into_iter().map(|(code, _)| code));
+            }
+        }
+        if rows.len() < PAGE {
+            return Ok(codes.into_iter().collect());
+        }
+    }
+}
+
+/// The response body: the header row, then the rows of each deal, newest first.
 pub(crate) fn body(
     store: Store,
     integration: IntegrationId,
     markers: Markers,
     filter: DealFilter,
+    export: Export,
 ) -> Body {
     enum Step {
         Header,
@@ -57,20 +140,20 @@ pub(crate) fn body(
         Done,
     }
     let rows = stream::unfold(Step::Header, move |step| {
-        let (store, filter) = (store.clone(), filter.clone());
+        let (store, filter, export) = (store.clone(), filter.clone(), export.clone());
         async move {
             let after = match step {
                 Step::Done => return None,
                 Step::Header => {
-                    let line = line(HEADER.iter().map(|h| (*h).to_owned()));
-                    return Some((Ok::<_, StoreError>(Bytes::from(line)), Step::After(None)));
+                    let header = export.header();
+                    return Some((Ok::<_, StoreError>(Bytes::from(header)), Step::After(None)));
                 }
                 Step::After(after) => after,
             };
             match deals::page(&store, integration, markers, &filter, after, PAGE).await {
                 Ok(page) if page.items.is_empty() => None,
                 Ok(page) => {
-                    let text: String = page.items.iter().map(row).collect();
+                    let text: String = page.items.iter().map(|d| export.rows(d)).collect();
                     let next = match page.next {
                         Some(cursor) => Step::After(Some(cursor)),
                         None => Step::Done,
@@ -88,47 +171,89 @@ pub(crate) fn body(
     Body::from_stream(rows)
 }
 
-/// One deal as a CSV row.
-pub(crate) fn row(d: &DealView) -> String {
+/// One deal as a CSV row, its custom fields in the `custom_fields` columns.
+pub(crate) fn row(d: &DealView, custom_fields: &[String]) -> String {
     let contact = d.contact.as_ref();
     let opt = |v: &Option<String>| v.clone().unwrap_or_default();
-    line([
-        d.order_id.to_string(),
-        opt(&d.number),
-        d.created_at.to_rfc3339_opts(SecondsFormat::AutoSi, true),
-        d.site.clone(),
-        d.funnel_id.clone(),
-        d.stage_code.clone(),
-        opt(&d.stage_name),
-        d.outcome.clone(),
-        d.amount.clone(),
-        opt(&d.currency),
-        d.manager
-            .as_ref()
-            .and_then(|m| m.name.clone())
-            .unwrap_or_default(),
-        contact.and_then(|c| c.name.clone()).unwrap_or_default(),
-        contact.map(|c| c.phones.join("; ")).unwrap_or_default(),
-        contact.map(|c| c.emails.join("; ")).unwrap_or_default(),
-        opt(&d.utm.source),
-        opt(&d.utm.medium),
-        opt(&d.utm.campaign),
-        d.deleted.to_string(),
-        d.company
-            .as_ref()
-            .and_then(|c| c.name.clone())
-            .unwrap_or_default(),
-        d.closed_at
-            .map(|t| t.to_rfc3339_opts(SecondsFormat::AutoSi, true))
-            .unwrap_or_default(),
-        opt(&d.last_open_stage),
-        opt(&d.client_id),
-        opt(&d.order_type),
-        opt(&d.order_method),
-        d.payment_status.clone(),
-        opt(&d.paid_sum),
-        opt(&d.purchase_sum),
-    ])
+    let fields = custom_fields
+        .iter()
+        .map(|code| d.custom_fields.get(code).map(flatten).unwrap_or_default());
+    line(
+        [
+            d.order_id.to_string(),
+            opt(&d.number),
+            d.created_at.to_rfc3339_opts(SecondsFormat::AutoSi, true),
+            d.site.clone(),
+            d.funnel_id.clone(),
+            d.stage_code.clone(),
+            opt(&d.stage_name),
+            d.outcome.clone(),
+            d.amount.clone(),
+            opt(&d.currency),
+            d.manager
+                .as_ref()
+                .and_then(|m| m.name.clone())
+                .unwrap_or_default(),
+            contact.and_then(|c| c.name.clone()).unwrap_or_default(),
+            contact.map(|c| c.phones.join("; ")).unwrap_or_default(),
+            contact.map(|c| c.emails.join("; ")).unwrap_or_default(),
+            opt(&d.utm.source),
+            opt(&d.utm.medium),
+            opt(&d.utm.campaign),
+            d.deleted.to_string(),
+            d.company
+                .as_ref()
+                .and_then(|c| c.name.clone())
+                .unwrap_or_default(),
+            d.closed_at
+                .map(|t| t.to_rfc3339_opts(SecondsFormat::AutoSi, true))
+                .unwrap_or_default(),
+            opt(&d.last_open_stage),
+            opt(&d.client_id),
+            opt(&d.order_type),
+            opt(&d.order_method),
+            d.payment_status.clone(),
+            opt(&d.paid_sum),
+            opt(&d.purchase_sum),
+        ]
+        .into_iter()
+        .chain(fields),
+    )
+}
+
+/// A custom field's value as one cell: a multiselect's values joined with `; `, texts as they
+/// are, numbers and booleans as JSON writes them, an empty value empty.
+fn flatten(value: &serde_json::Value) -> String {
+    use serde_json::Value;
+    match value {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        Value::Array(values) => values.iter().map(flatten).collect::<Vec<_>>().join("; "),
+        other => other.to_string(),
+    }
+}
+
+/// One CSV row per order line of a deal.
+fn item_rows(d: &DealView) -> String {
+    let opt = |v: &Option<String>| v.clone().unwrap_or_default();
+    d.items
+        .iter()
+        .map(|i| {
+            line([
+                d.order_id.to_string(),
+                opt(&d.number),
+                d.site.clone(),
+                i.offer_id.map(|o| o.to_string()).unwrap_or_default(),
+                opt(&i.article),
+                opt(&i.name),
+                i.quantity.clone(),
+                i.price.clone(),
+                i.sum.clone(),
+                opt(&i.purchase_price),
+                i.canceled.to_string(),
+            ])
+        })
+        .collect()
 }
 
 /// Cells joined with commas, quoted when they hold a comma, quote or line break (RFC 4180),

@@ -35,6 +35,10 @@ pub(crate) fn router(state: Reads, auth: Authenticator) -> Router {
         .route("/api/v1/integrations/{id}", get(get_integration))
         .route("/api/v1/integrations/{id}/deals", get(list_deals))
         .route("/api/v1/integrations/{id}/deals.csv", get(export_deals))
+        .route(
+            "/api/v1/integrations/{id}/deal-items.csv",
+            get(export_deal_items),
+        )
         .route("/api/v1/integrations/{id}/deals/{order_id}", get(get_deal))
         .route("/api/v1/integrations/{id}/funnels", get(list_funnels))
         .route("/api/v1/integrations/{id}/contacts", get(list_contacts))
@@ -118,7 +122,7 @@ async fn list_deals(
     security(("bearer" = []), ("tenant" = [])),
     params(("id" = String, Path, format = Uuid, description = "The integration id."), openapi::DealFilters),
     responses(
-        (status = 200, description = "Every matching deal as CSV (UTF-8, a header row; phones and emails joined with `; `).", body = String, content_type = "text/csv"),
+        (status = 200, description = "Every matching deal as CSV (UTF-8, a header row; phones and emails joined with `; `), then one `cf_<code>` column per custom field code of the integration (a multiselect's values joined with `; `).", body = String, content_type = "text/csv"),
         (status = 400, description = "An unknown, repeated or malformed query parameter.", body = openapi::ErrorBody),
         (status = 404, description = "Unknown or removed integration.", body = openapi::ErrorBody),
         (status = 401, description = "Missing or wrong API token.", body = openapi::ErrorBody),
@@ -132,8 +136,50 @@ async fn export_deals(
 ) -> Result<Response, ApiError> {
     let filter = Params::parse(query.as_deref(), DEAL_FILTERS)?.deal_filter()?;
     let (id, markers) = state.resolve(&scope, &id).await?;
-    let disposition = format!("attachment; filename=\"deals-{id}.csv\"");
-    let mut response = csv::body(state.store().clone(), id, markers, filter).into_response();
+    let custom_fields = csv::custom_field_codes(state.store(), id)
+        .await
+        .map_err(reads::internal)?;
+    let export = csv::Export::Deals { custom_fields };
+    let body = csv::body(state.store().clone(), id, markers, filter, export);
+    Ok(csv_response(body, &format!("deals-{id}.csv")))
+}
+
+/// `GET /api/v1/integrations/{id}/deal-items.csv`
+#[utoipa::path(
+    get,
+    path = "/api/v1/integrations/{id}/deal-items.csv",
+    tag = "read",
+    security(("bearer" = []), ("tenant" = [])),
+    params(("id" = String, Path, format = Uuid, description = "The integration id."), openapi::DealFilters),
+    responses(
+        (status = 200, description = "One row per order line of every matching deal (UTF-8, a header row): order_id, number, site, offer_id, article, name, quantity, price (after discounts), sum, purchase_price, canceled.", body = String, content_type = "text/csv"),
+        (status = 400, description = "An unknown, repeated or malformed query parameter.", body = openapi::ErrorBody),
+        (status = 404, description = "Unknown or removed integration.", body = openapi::ErrorBody),
+        (status = 401, description = "Missing or wrong API token.", body = openapi::ErrorBody),
+    )
+)]
+async fn export_deal_items(
+    State(state): State<Reads>,
+    Extension(scope): Extension<Scope>,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let filter = Params::parse(query.as_deref(), DEAL_FILTERS)?.deal_filter()?;
+    let (id, markers) = state.resolve(&scope, &id).await?;
+    let body = csv::body(
+        state.store().clone(),
+        id,
+        markers,
+        filter,
+        csv::Export::Items,
+    );
+    Ok(csv_response(body, &format!("deal-items-{id}.csv")))
+}
+
+/// A streamed CSV download named `filename`.
+fn csv_response(body: axum::body::Body, filename: &str) -> Response {
+    let disposition = format!("attachment; filename=\"{filename}\"");
+    let mut response = body.into_response();
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
@@ -142,7 +188,7 @@ async fn export_deals(
     if let Ok(value) = HeaderValue::from_str(&disposition) {
         headers.insert(header::CONTENT_DISPOSITION, value);
     }
-    Ok(response)
+    response
 }
 
 /// `GET /api/v1/integrations/{id}/deals/{order_id}`

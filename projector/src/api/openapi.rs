@@ -68,6 +68,7 @@ pub(crate) struct Paging {
         super::get_integration,
         super::list_deals,
         super::export_deals,
+        super::export_deal_items,
         super::get_deal,
         super::list_funnels,
         super::list_contacts,

@@ -37,7 +37,7 @@ pub struct Reads {
     public_url: Url,
 }
 
-fn internal(e: StoreError) -> ApiError {
+pub(crate) fn internal(e: StoreError) -> ApiError {
     ApiError::internal(&e)
 }
 

@@ -351,8 +351,8 @@ async fn the_read_api_answers_every_filter_page_and_error(db: Db) {
     );
 
     // CSV: a header, then one row per deal (filters apply).
-    let csv = |query: &str| {
-        let url = app.url(&format!("/api/v1/integrations/{ida}/deals.csv{query}"));
+    let export = |file: &str, query: &str| {
+        let url = app.url(&format!("/api/v1/integrations/{ida}/{file}{query}"));
         let request = app.http.get(url).bearer_auth(API_TOKEN).send();
         async move {
             let response = request.await.unwrap();
@@ -364,11 +364,12 @@ async fn the_read_api_answers_every_filter_page_and_error(db: Db) {
             response.text().await.unwrap()
         }
     };
+    let csv = |query: &str| export("deals.csv", query);
     let text = csv("").await;
     let lines: Vec<&str> = text.split("\r\n").filter(|l| !l.is_empty()).collect();
     assert_eq!(
         lines[0],
-        "order_id,number,created_at,site,funnel_id,stage_code,stage_name,outcome,amount,currency,manager_name,contact_name,phones,emails,utm_source,utm_medium,utm_campaign,deleted,company,closed_at,last_open_stage,client_id,order_type,order_method,payment_status,paid_sum,purchase_sum"
+        "order_id,number,created_at,site,funnel_id,stage_code,stage_name,outcome,amount,currency,manager_name,contact_name,phones,emails,utm_source,utm_medium,utm_campaign,deleted,company,closed_at,last_open_stage,client_id,order_type,order_method,payment_status,paid_sum,purchase_sum,cf_colors,cf_gift_wrap,cf_note"
     );
     assert_eq!(lines.len(), everything.len() + 1);
     let first: Vec<&str> = lines[1].split(',').collect();
@@ -385,6 +386,39 @@ async fn the_read_api_answers_every_filter_page_and_error(db: Db) {
             text_of(&everything[0]["purchase_sum"]),
         ]
     );
+    // Custom fields in their `cf_<code>` columns, values flattened (and defused).
+    assert!(
+        lines.iter().any(|l| l.ends_with(",red; blue,true,")),
+        "a multiselect joined with '; '"
+    );
+    assert!(
+        lines.iter().any(|l| l.ends_with(",,,'=1+2")),
+        "a formula defused"
+    );
+
+    // Order lines: one row per line of every deal, the same filters.
+    let items = export("deal-items.csv", "").await;
+    let rows: Vec<&str> = items.split("\r\n").filter(|l| !l.is_empty()).collect();
+    assert_eq!(
+        rows[0],
+        "order_id,number,site,offer_id,article,name,quantity,price,sum,purchase_price,canceled"
+    );
+    let lines_total: usize = everything
+        .iter()
+        .map(|d| d["items"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(rows.len(), lines_total + 1);
+    assert!(lines_total > everything.len(), "several lines per deal");
+    let first_item = &everything[0]["items"][0];
+    let cells: Vec<&str> = rows[1].split(',').collect();
+    assert_eq!(cells[0], everything[0]["order_id"].to_string());
+    assert_eq!(cells[7], first_item["price"].as_str().unwrap());
+    assert_eq!(cells[8], first_item["sum"].as_str().unwrap());
+    assert!(
+        rows.iter().any(|r| r.ends_with(",true")),
+        "a cancelled line"
+    );
+
     let won = csv("?outcome=won").await;
     let won_rows = won.split("\r\n").filter(|l| !l.is_empty()).count() - 1;
     assert_eq!(

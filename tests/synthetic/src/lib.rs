@@ -262,6 +262,21 @@ fn with_value(mut deal: DealUpserted, paid: bool) -> DealUpserted {
         deal.paid_sum = Some(deal.total_sum);
         deal.paid_at = deal.stage_entered_at;
     }
+    // Custom fields of several value types (a multiselect, a flag, a text a spreadsheet would
+    // take for a formula); a third of the orders have none.
+    match deal.order_id % 3 {
+        0 => {
+            deal.custom_fields
+                .insert("colors".into(), serde_json::json!(["red", "blue"]));
+            deal.custom_fields
+                .insert("gift_wrap".into(), serde_json::json!(true));
+        }
+        1 => {
+            deal.custom_fields
+                .insert("note".into(), serde_json::json!("=1+2"));
+        }
+        _ => {}
+    }
     deal
 }
 
