@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use clap::Parser;
 use dealflow_projector::{Projector, ProjectorSettings, replay};
-use dealflow_shared::bus::{EmbeddedLog, EventBus};
+use dealflow_shared::bus::{EmbeddedLog, EventBus, OutRecord};
 use dealflow_shared::config::DatabaseUrl;
+use dealflow_shared::events::{Event, IntegrationId, Revenue};
 use dealflow_shared::metrics::Metrics;
 use dealflow_shared::topics::Topics;
 use dealflow_synthetic::{self as synthetic, Spec};
@@ -74,7 +75,17 @@ async fn main() -> anyhow::Result<()> {
     if matches!(args.database.as_str(), "sqlite" | "both") {
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("read.db").display());
         let url = DatabaseUrl::Sqlite(SecretString::from(url));
-        run("SQLite", url, &args, &bus, &topics, stream.events.len()).await?;
+        let changed = (Revenue::Margin, &stream.integrations[..]);
+        run(
+            "SQLite",
+            url,
+            &args,
+            &bus,
+            &topics,
+            stream.events.len(),
+            changed,
+        )
+        .await?;
     }
     if matches!(args.database.as_str(), "postgres" | "both") {
         let name = format!("bench_{}", uuid::Uuid::now_v7().simple());
@@ -86,7 +97,17 @@ async fn main() -> anyhow::Result<()> {
             .await?;
         let base = args.postgres_admin.rsplit_once('/').map_or("", |(b, _)| b);
         let url = DatabaseUrl::Postgres(SecretString::from(format!("{base}/{name}")));
-        let result = run("PostgreSQL", url, &args, &bus, &topics, stream.events.len()).await;
+        let changed = (Revenue::Paid, &stream.integrations[..]);
+        let result = run(
+            "PostgreSQL",
+            url,
+            &args,
+            &bus,
+            &topics,
+            stream.events.len(),
+            changed,
+        )
+        .await;
         sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
             .execute(&mut admin)
             .await?;
@@ -102,6 +123,7 @@ async fn run(
     bus: &Arc<dyn EventBus>,
     topics: &Topics,
     events: usize,
+    (revenue, integrations): (Revenue, &[IntegrationId]),
 ) -> anyhow::Result<()> {
     let mut settings = ProjectorSettings::new(
         "127.0.0.1:0".parse()?,
@@ -141,13 +163,44 @@ async fn run(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let applied_in = started.elapsed();
-    shutdown.cancel();
-    consumer.await??;
     println!(
         "{label}: applied {events} events in {applied_in:.2?}: {:.0} events/s (batches of {})",
         events as f64 / applied_in.as_secs_f64(),
         args.batch_size
     );
+
+    // A setting change (issue 16): every integration's revenue changes at once; timed until
+    // the running consumer has applied it, i.e. re-derived every deal, with no RetailCRM call.
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(7);
+    let records: Vec<OutRecord> = integrations
+        .iter()
+        .map(|id| {
+            let mut config = synthetic::configured(false, true, chrono::Utc::now());
+            config.revenue = revenue;
+            let envelope = synthetic::envelope(
+                &mut rng,
+                *id,
+                chrono::Utc::now(),
+                Event::IntegrationConfigured(config),
+            );
+            OutRecord::new(envelope.key(), envelope.encode())
+        })
+        .collect();
+    let started = Instant::now();
+    let topic = topics.integrations();
+    let positions = bus.publish(&topic, records).await?;
+    let last = positions.iter().map(|p| p.offset + 1).max().unwrap_or(0);
+    loop {
+        let applied = projector.store().applied_offsets().await?;
+        if applied.get(&(topic.clone(), 0)).copied().unwrap_or(0) >= last {
+            break;
+        }
+        anyhow::ensure!(!consumer.is_finished(), "the consumer stopped early");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let rederived_in = started.elapsed();
+    shutdown.cancel();
+    consumer.await??;
 
     // Replay: everything, in one transaction.
     let started = Instant::now();
@@ -177,6 +230,16 @@ async fn run(
         .context("an integration")?
         .to_owned();
     let deals = list["items"][0]["deals_count"].as_i64().unwrap_or_default();
+    let all_deals: i64 = list["items"]
+        .as_array()
+        .map(|items| items.iter().filter_map(|i| i["deals_count"].as_i64()).sum())
+        .unwrap_or_default();
+    println!(
+        "{label}: revenue → {} for {} integrations: every deal ({all_deals} not deleted) \
+         re-derived in {rederived_in:.2?}",
+        revenue.as_str(),
+        integrations.len(),
+    );
     let mut page_times = Vec::new();
     for query in ["", "?outcome=won", "?site=shop-outlet&limit=500"] {
         let started = Instant::now();
@@ -193,24 +256,27 @@ async fn run(
         "{label}: deals pages of one integration ({deals} deals): {}",
         page_times.join(", ")
     );
-    let started = Instant::now();
-    let csv = http
-        .get(format!("{base}/{id}/deals.csv"))
-        .bearer_auth("bench-api-token-0123456789")
-        .send()
-        .await?
-        .bytes()
-        .await?;
-    let rows = csv
-        .iter()
-        .filter(|b| **b == b'\n')
-        .count()
-        .saturating_sub(1);
-    println!(
-        "{label}: CSV export of {rows} deals ({} KiB) in {:.2?}",
-        csv.len() / 1024,
-        started.elapsed()
-    );
+    for file in ["deals.csv", "deal-items.csv"] {
+        let started = Instant::now();
+        let csv = http
+            .get(format!("{base}/{id}/{file}"))
+            .bearer_auth("bench-api-token-0123456789")
+            .send()
+            .await?
+            .bytes()
+            .await?;
+        let took = started.elapsed();
+        let rows = csv
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count()
+            .saturating_sub(1);
+        println!(
+            "{label}: {file} of one integration: {rows} rows ({} KiB) in {took:.2?}: {:.0} rows/s",
+            csv.len() / 1024,
+            rows as f64 / took.as_secs_f64()
+        );
+    }
     server.abort();
     projector.store().close().await;
     Ok(())
