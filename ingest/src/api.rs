@@ -149,6 +149,7 @@ pub async fn create(
         default_funnel: request.default_funnel,
         include_delivery_cost: request.include_delivery_cost,
         revenue: request.revenue,
+        stage_mapping: Default::default(),
         backfill_days: request.backfill_days,
         webhook_token_generation: 0,
         history_since_id: check.latest_history_id,
@@ -357,7 +358,7 @@ pub async fn get(
 
 /// The integration, if `scope` may see it: another tenant's integration is
 /// `404 integration_not_found` exactly like one that does not exist (existence is never leaked).
-fn find(
+pub(crate) fn find(
     state: &AppState,
     scope: &Scope,
     id: &str,
@@ -442,7 +443,7 @@ fn invalid_url(e: crate::crm_url::CrmUrlError) -> ApiError {
     )
 }
 
-fn bad_json(rejection: JsonRejection) -> ApiError {
+pub(crate) fn bad_json(rejection: JsonRejection) -> ApiError {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
         return ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,

@@ -8,6 +8,7 @@
 //! - [`service`]: `IngestService::build` / `run_until_stopped`, routes, health and metrics;
 //! - [`webhook`]: `GET|POST /hooks/retailcrm/{token}`;
 //! - [`api`]: the integration settings API; [`view`] its JSON; [`crm_check`] the key check;
+//! - [`stage_mapping`]: the user's status outcome overrides and exclusions;
 //! - [`tenants_api`]: tenants and their tokens (operator token only);
 //! - [`access`]: whether a RetailCRM API key is enough, and what to enable when not;
 //! - [`crm_url`]: validating and normalising the RetailCRM account URL (SSRF guard);
@@ -24,6 +25,7 @@ mod openapi;
 pub mod order_id;
 mod rotation;
 pub mod service;
+pub mod stage_mapping;
 pub mod state;
 pub mod tenants_api;
 pub mod view;

@@ -8,6 +8,7 @@
 use chrono::NaiveDate;
 use dealflow_shared::http::openapi::BearerScheme;
 pub(crate) use dealflow_shared::http::openapi::ErrorBody;
+use dealflow_shared::stages::{StageMapping, StageMappingItem, StageMappingPatch, StageRulePatch};
 use dealflow_shared::views::{Integration, IntegrationList};
 use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
@@ -41,6 +42,7 @@ pub struct ResyncAccepted {
         crate::api::update,
         crate::api::remove,
         crate::api::resync,
+        crate::stage_mapping::update,
         crate::tenants_api::create,
         crate::tenants_api::list,
         crate::tenants_api::remove,
@@ -56,6 +58,10 @@ pub struct ResyncAccepted {
         CreateIntegration,
         PatchIntegration,
         Resync,
+        StageMapping,
+        StageMappingItem,
+        StageMappingPatch,
+        StageRulePatch,
         crate::tenants_api::NameBody,
         crate::tenants_api::Tenant,
         crate::tenants_api::TenantList,

@@ -34,6 +34,7 @@ use crate::metrics::IngestMetrics;
 use crate::state::AppState;
 use crate::{api, tenants_api, webhook};
 use dealflow_shared::registry::Registry;
+use dealflow_shared::stages::StatusCatalog;
 
 /// Everything ingest needs to know.
 #[derive(Debug, Clone)]
@@ -140,6 +141,7 @@ impl Ingest {
         let state = AppState {
             registry: Registry::new(),
             tenants,
+            statuses: StatusCatalog::default(),
             keys,
             bus: bus.clone(),
             topics: settings.topics,
@@ -194,6 +196,10 @@ impl Ingest {
             .route("/api/v1/integrations/{id}", one)
             .route("/api/v1/integrations/{id}/resync", post(api::resync))
             .route(
+                "/api/v1/integrations/{id}/stage-mapping",
+                patch(crate::stage_mapping::update),
+            )
+            .route(
                 "/api/v1/tenants",
                 post(tenants_api::create).get(tenants_api::list),
             )
@@ -217,7 +223,8 @@ impl Ingest {
     }
 
     /// Follows the `integrations` and `tenants` topics until `shutdown` (ready once both have
-    /// been read to the end); once ready, seals again any API key only the previous secret
+    /// been read to the end), and the `funnels` topic for the statuses a stage mapping may
+    /// name; once ready, seals again any API key only the previous secret
     /// opens, and records the tenant `default` if it is not there yet.
     pub async fn follow_integrations(&self, shutdown: CancellationToken) -> Result<(), BusError> {
         let group = |what: &str| {
@@ -237,11 +244,17 @@ impl Ingest {
             self.state.bus.clone(),
             self.state.topics.tenants(),
             group("tenants"),
+            shutdown.clone(),
+        );
+        let statuses = self.state.statuses.clone().follow(
+            self.state.bus.clone(),
+            self.state.topics.funnels(),
+            group("statuses"),
             shutdown,
         );
         let follow = async {
-            let (integrations, tenants) = tokio::join!(integrations, tenants);
-            integrations.and(tenants)
+            let (integrations, tenants, statuses) = tokio::join!(integrations, tenants, statuses);
+            integrations.and(tenants).and(statuses)
         };
         let reseal = async {
             self.wait_ready().await;

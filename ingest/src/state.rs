@@ -17,6 +17,7 @@ use url::Url;
 use crate::crm_url::CrmUrlPolicy;
 use crate::metrics::IngestMetrics;
 use dealflow_shared::registry::Registry;
+use dealflow_shared::stages::StatusCatalog;
 use dealflow_shared::tenants::TenantRegistry;
 
 /// Shared state of the ingest handlers (cheap to clone).
@@ -25,6 +26,8 @@ pub struct AppState {
     pub registry: Registry,
     /// Tenants and their tokens (the tenants API reads and writes it).
     pub tenants: TenantRegistry,
+    /// The statuses of every account (from the `funnels` topic), which a stage mapping names.
+    pub statuses: StatusCatalog,
     pub keys: Arc<SecretKeys>,
     pub bus: Arc<dyn EventBus>,
     pub topics: Topics,

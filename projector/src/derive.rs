@@ -2,7 +2,9 @@
 //! what the view shows. Pure functions, so the consumer and the marker re-derivation agree by
 //! construction.
 
-use dealflow_shared::events::Revenue;
+use std::collections::BTreeMap;
+
+use dealflow_shared::events::{Revenue, StageRule};
 
 /// The funnel every order belongs to when `default_funnel` is on.
 pub const DEFAULT_FUNNEL_ID: &str = "default";
@@ -68,42 +70,25 @@ impl Markers {
 }
 
 /// Whether a deal is still open, won or lost.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Outcome {
-    Open,
-    Won,
-    Lost,
-}
+pub use dealflow_shared::events::StageOutcome as Outcome;
 
-impl Outcome {
-    /// From the RetailCRM status group: `complete` wins, `cancel` loses, anything else is open.
-    pub fn of_group(group: Option<&str>) -> Self {
-        match group {
-            Some("complete") => Outcome::Won,
-            Some("cancel") => Outcome::Lost,
-            _ => Outcome::Open,
-        }
+/// The user's stage mapping (DESIGN §4 "stage-mapping"): per status code, an outcome other
+/// than its group's, and whether deals in it are left out.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Mapping(pub BTreeMap<String, StageRule>);
+
+impl Mapping {
+    /// The outcome of a status: the user's override, else its group's default.
+    pub fn outcome(&self, code: &str, group: Option<&str>) -> Outcome {
+        self.0
+            .get(code)
+            .and_then(|rule| rule.outcome)
+            .unwrap_or_else(|| Outcome::of_group(group))
     }
 
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Open => "open",
-            Outcome::Won => "won",
-            Outcome::Lost => "lost",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "open" => Some(Outcome::Open),
-            "won" => Some(Outcome::Won),
-            "lost" => Some(Outcome::Lost),
-            _ => None,
-        }
-    }
-
-    fn is_closed(self) -> bool {
-        self != Outcome::Open
+    /// Whether deals in this status are left out.
+    pub fn excluded(&self, code: &str) -> bool {
+        self.0.get(code).is_some_and(|rule| rule.excluded)
     }
 }
 

@@ -106,3 +106,71 @@ pub async fn follow_records(
         }
     }
 }
+
+/// How far a follower has applied a topic, so a request can wait until everything on the topic
+/// right now is applied before it calls something unknown: a record published through another
+/// process a moment ago (a token, a status) is then seen (DESIGN §4, read your writes).
+/// Cheap to clone; clones share it.
+#[derive(Clone, Default)]
+pub struct Followed {
+    /// The next offset to apply, per partition of the followed topic.
+    applied: Arc<watch::Sender<HashMap<i32, i64>>>,
+    /// The bus and topic followed (set once the follower starts).
+    source: Arc<std::sync::OnceLock<(Arc<dyn EventBus>, String)>>,
+    /// One catch-up at a time: unknown names cost at most one end-offsets query in flight.
+    catching_up: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl std::fmt::Debug for Followed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Followed(..)")
+    }
+}
+
+/// How long a request waits at most for a followed topic before it calls a name unknown.
+pub const CATCH_UP_WITHIN: Duration = Duration::from_secs(2);
+
+impl Followed {
+    /// Names what is followed (called by the follower when it starts).
+    pub fn start(&self, bus: Arc<dyn EventBus>, topic: &str) {
+        let _ = self.source.set((bus, topic.to_owned()));
+    }
+
+    /// Records that `record` was applied.
+    pub fn advance(&self, record: &Delivered) {
+        self.applied.send_modify(|applied| {
+            applied.insert(record.partition, record.offset + 1);
+        });
+    }
+
+    /// Waits (at most [`CATCH_UP_WITHIN`]) until every record on the followed topic right now
+    /// has been applied; at once when nothing is followed.
+    pub async fn catch_up(&self) {
+        let Some((bus, topic)) = self.source.get().cloned() else {
+            return;
+        };
+        let _one_at_a_time = self.catching_up.lock().await;
+        let end = match bus.end_offsets(&topic).await {
+            Ok(end) => end,
+            Err(e) => {
+                tracing::warn!(topic, error = %e, "could not read where a followed topic ends");
+                return;
+            }
+        };
+        let mut applied = self.applied.subscribe();
+        let caught_up = applied.wait_for(|applied| {
+            end.iter()
+                .all(|(partition, end)| *end <= 0 || applied.get(partition) >= Some(end))
+        });
+        if tokio::time::timeout(CATCH_UP_WITHIN, caught_up)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                topic,
+                within = ?CATCH_UP_WITHIN,
+                "a followed topic was not read to its end in time; a new name may be refused"
+            );
+        }
+    }
+}

@@ -157,6 +157,7 @@ mod tests {
                 default_funnel: true,
                 include_delivery_cost: true,
                 revenue: crate::events::Revenue::Total,
+                stage_mapping: Default::default(),
                 backfill_days: 0,
                 webhook_token_generation: 0,
                 history_since_id: None,

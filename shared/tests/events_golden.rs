@@ -33,6 +33,22 @@ fn sample(event_type: EventType) -> Envelope {
             default_funnel: false,
             include_delivery_cost: true,
             revenue: Revenue::Margin,
+            stage_mapping: BTreeMap::from([
+                (
+                    "spam".to_owned(),
+                    StageRule {
+                        outcome: None,
+                        excluded: true,
+                    },
+                ),
+                (
+                    "return".to_owned(),
+                    StageRule {
+                        outcome: Some(StageOutcome::Lost),
+                        excluded: false,
+                    },
+                ),
+            ]),
             backfill_days: 30,
             webhook_token_generation: 0,
             history_since_id: Some(912340),
@@ -252,9 +268,15 @@ fn upcast_sample(event_type: EventType, version: u32) -> Option<Envelope> {
         (Event::IntegrationConfigured(c), 1) => {
             c.tenant_id = TenantId::default_tenant();
             c.revenue = Revenue::Total;
+            c.stage_mapping.clear();
         }
-        // v2 had no revenue setting: the total, as before.
-        (Event::IntegrationConfigured(c), 2) => c.revenue = Revenue::Total,
+        // v2 had no revenue setting: the total, as before; nor a stage mapping.
+        (Event::IntegrationConfigured(c), 2) => {
+            c.revenue = Revenue::Total;
+            c.stage_mapping.clear();
+        }
+        // v3 had no stage mapping: every status maps by its group.
+        (Event::IntegrationConfigured(c), 3) => c.stage_mapping.clear(),
         // v1 carried no payments, purchase sum, order type or method, nor lines.
         (Event::DealUpserted(d), 1) => {
             d.order_type = None;

@@ -8,9 +8,10 @@ use axum::body::Body;
 use axum::extract::{Extension, Path, RawQuery, State};
 use axum::http::{Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
+use dealflow_shared::stages::StageMappingItem;
 use dealflow_shared::tenants::Scope;
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::PagesState;
 use super::api::Caller;
@@ -67,6 +68,9 @@ struct IndexPage {
 struct IntegrationPage {
     i: IntegrationView,
     settings_error: Option<String>,
+    /// Every status of the account with its outcome (the stage mapping editor).
+    mapping: Vec<StageMappingItem>,
+    mapping_error: Option<String>,
 }
 
 #[derive(Template)]
@@ -226,13 +230,38 @@ pub async fn integration(
     Extension(scope): Extension<Scope>,
     Path(id): Path<String>,
 ) -> Response {
-    match load_integration(&state, &scope, &id).await {
-        Ok(i) => render(&IntegrationPage {
-            i,
-            settings_error: None,
-        }),
-        Err(response) => response,
-    }
+    integration_page(&state, &scope, &id, StatusCode::OK, Problems::default()).await
+}
+
+/// What a refused write on the integration page said, shown next to its form.
+#[derive(Debug, Default)]
+struct Problems {
+    settings: Option<String>,
+    mapping: Option<String>,
+}
+
+async fn integration_page(
+    state: &PagesState,
+    scope: &Scope,
+    id: &str,
+    status: StatusCode,
+    problems: Problems,
+) -> Response {
+    let i = match load_integration(state, scope, id).await {
+        Ok(i) => i,
+        Err(response) => return response,
+    };
+    let mapping = match state.reads.stage_mapping(scope, id, None).await {
+        Ok(mapping) => mapping.items,
+        Err(e) => return e.into_response(),
+    };
+    let page = IntegrationPage {
+        i,
+        settings_error: problems.settings,
+        mapping,
+        mapping_error: problems.mapping,
+    };
+    (status, render(&page)).into_response()
 }
 
 #[derive(Debug, Deserialize)]
@@ -267,22 +296,95 @@ pub async fn save_settings(
             &body,
         )
         .await;
-    if answer.status == StatusCode::OK {
-        // Answered once the read side shows the change: the page shows the new settings.
-        return Redirect::to(&format!("/integrations/{id}")).into_response();
-    }
-    match load_integration(&state, &caller.scope, &id).await {
-        Ok(i) => {
-            // `read_model_behind` included: its message says the change was saved.
-            let settings_error = answer.error().map(|(_, m)| m);
-            (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                render(&IntegrationPage { i, settings_error }),
-            )
-                .into_response()
+    after_write(&state, &caller, &id, answer, PageForm::Settings).await
+}
+
+/// `POST /integrations/{id}/stage-mapping`: the editor's form, one row per status — a hidden
+/// `status` with its code, `outcome.<code>` (empty for the group's default) and a checkbox
+/// `excluded.<code>` — sent to the API as one `PATCH` naming every status shown.
+pub async fn save_stage_mapping(
+    State(state): State<PagesState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    Form(fields): Form<Vec<(String, String)>>,
+) -> Response {
+    let value = |name: String| {
+        fields
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let mut body = serde_json::Map::new();
+    for (name, code) in &fields {
+        if name != "status" {
+            continue;
         }
-        Err(response) => response,
+        let outcome = match value(format!("outcome.{code}")) {
+            None | Some("") => Value::Null,
+            Some(outcome) => outcome.into(),
+        };
+        let excluded = value(format!("excluded.{code}")).is_some();
+        body.insert(
+            code.clone(),
+            json!({"outcome": outcome, "excluded": excluded}),
+        );
     }
+    let answer = state
+        .writes
+        .call(
+            &caller,
+            Method::PATCH,
+            &format!("/api/v1/integrations/{id}/stage-mapping"),
+            &Value::Object(body),
+        )
+        .await;
+    after_write(&state, &caller, &id, answer, PageForm::StageMapping).await
+}
+
+/// Which form of the integration page sent a write.
+#[derive(Debug, Clone, Copy)]
+enum PageForm {
+    Settings,
+    StageMapping,
+}
+
+/// The integration page after a write from one of its forms: shown again (a redirect) once
+/// the API answered — which it does only when the read side shows the change — else with
+/// the API's message next to that form (`read_model_behind` included: its message says the
+/// change was saved).
+async fn after_write(
+    state: &PagesState,
+    caller: &Caller,
+    id: &str,
+    answer: super::api::Answer,
+    form: PageForm,
+) -> Response {
+    if answer.status == StatusCode::OK {
+        let anchor = match form {
+            PageForm::Settings => "",
+            PageForm::StageMapping => "#stage-mapping",
+        };
+        return Redirect::to(&format!("/integrations/{id}{anchor}")).into_response();
+    }
+    let message = answer.error().map(|(_, m)| m);
+    let problems = match form {
+        PageForm::Settings => Problems {
+            settings: message,
+            ..Problems::default()
+        },
+        PageForm::StageMapping => Problems {
+            mapping: message,
+            ..Problems::default()
+        },
+    };
+    integration_page(
+        state,
+        &caller.scope,
+        id,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        problems,
+    )
+    .await
 }
 
 pub async fn deals(

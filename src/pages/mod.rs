@@ -64,6 +64,10 @@ pub fn router(state: PagesState) -> Router {
         .route("/integrations", post(handlers::connect))
         .route("/integrations/{id}", get(handlers::integration))
         .route("/integrations/{id}/settings", post(handlers::save_settings))
+        .route(
+            "/integrations/{id}/stage-mapping",
+            post(handlers::save_stage_mapping),
+        )
         .route("/integrations/{id}/deals", get(handlers::deals))
         .route("/integrations/{id}/deals.csv", get(handlers::deals_csv))
         .route(

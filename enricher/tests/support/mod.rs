@@ -68,6 +68,7 @@ impl Backend {
             default_funnel: false,
             include_delivery_cost: true,
             revenue: dealflow_shared::events::Revenue::Total,
+            stage_mapping: Default::default(),
             backfill_days: 0,
             webhook_token_generation: 0,
             history_since_id: None,

@@ -24,6 +24,7 @@ pub use reads::{DealPage, Reads};
 
 use crate::read::deals::DealView;
 use crate::read::funnels::FunnelView;
+use dealflow_shared::stages::StageMapping;
 use dealflow_shared::views::{Integration, IntegrationList};
 use params::{DEAL_FILTERS, Params};
 
@@ -41,6 +42,10 @@ pub(crate) fn router(state: Reads, auth: Authenticator) -> Router {
         )
         .route("/api/v1/integrations/{id}/deals/{order_id}", get(get_deal))
         .route("/api/v1/integrations/{id}/funnels", get(list_funnels))
+        .route(
+            "/api/v1/integrations/{id}/stage-mapping",
+            get(get_stage_mapping),
+        )
         .route("/api/v1/integrations/{id}/contacts", get(list_contacts))
         .route("/api/v1/integrations/{id}/managers", get(list_managers))
         .route_layer(middleware::from_fn_with_state(auth, Authenticator::require))
@@ -212,6 +217,28 @@ async fn get_deal(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     Ok(Json(state.deal(&scope, &id, &order_id, query.as_deref()).await?).into_response())
+}
+
+/// `GET /api/v1/integrations/{id}/stage-mapping`
+#[utoipa::path(
+    get,
+    path = "/api/v1/integrations/{id}/stage-mapping",
+    tag = "read",
+    security(("bearer" = []), ("tenant" = [])),
+    params(("id" = String, Path, format = Uuid, description = "The integration id.")),
+    responses(
+        (status = 200, description = "Every status of the account in funnel order, with its group's outcome, the effective one and whether it is excluded.", body = StageMapping),
+        (status = 404, description = "Unknown or removed integration.", body = openapi::ErrorBody),
+        (status = 401, description = "Missing or wrong API token.", body = openapi::ErrorBody),
+    )
+)]
+async fn get_stage_mapping(
+    State(state): State<Reads>,
+    Extension(scope): Extension<Scope>,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    Ok(Json(state.stage_mapping(&scope, &id, query.as_deref()).await?).into_response())
 }
 
 /// `GET /api/v1/integrations/{id}/funnels`

@@ -47,6 +47,9 @@ pub(crate) struct DealFilters {
     changed_since: Option<chrono::DateTime<chrono::Utc>>,
     /// `false` leaves deleted deals out (they are listed by default, with `deleted: true`).
     deleted: Option<bool>,
+    /// `true` also lists deals whose current stage the stage mapping excludes (left out by
+    /// default).
+    excluded: Option<bool>,
 }
 
 /// Keyset paging.
@@ -71,6 +74,7 @@ pub(crate) struct Paging {
         super::export_deal_items,
         super::get_deal,
         super::list_funnels,
+        super::get_stage_mapping,
         super::list_contacts,
         super::list_managers,
     ),

@@ -77,6 +77,17 @@ impl Params {
             .transpose()
     }
 
+    /// A `true`/`false` parameter, if given.
+    fn boolean(&self, name: &str) -> Result<Option<bool>, ApiError> {
+        self.get(name)
+            .map(|d| match d {
+                "true" => Ok(true),
+                "false" => Ok(false),
+                _ => Err(invalid(name, &format!("must be true or false, got {d:?}"))),
+            })
+            .transpose()
+    }
+
     /// The deal filters of DESIGN §4.
     pub fn deal_filter(&self) -> Result<DealFilter, ApiError> {
         let text = |name| self.get(name).map(str::to_owned);
@@ -115,17 +126,8 @@ impl Params {
                         })
                 })
                 .transpose()?,
-            deleted: self
-                .get("deleted")
-                .map(|d| match d {
-                    "true" => Ok(true),
-                    "false" => Ok(false),
-                    _ => Err(invalid(
-                        "deleted",
-                        &format!("must be true or false, got {d:?}"),
-                    )),
-                })
-                .transpose()?,
+            deleted: self.boolean("deleted")?,
+            with_excluded: self.boolean("excluded")?.unwrap_or(false),
         })
     }
 }
@@ -139,6 +141,7 @@ pub(crate) const DEAL_FILTERS: &[&str] = &[
     "manager_id",
     "changed_since",
     "deleted",
+    "excluded",
 ];
 
 fn invalid(name: &str, problem: &str) -> ApiError {

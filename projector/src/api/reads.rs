@@ -8,6 +8,7 @@ use std::sync::Arc;
 use dealflow_shared::events::IntegrationId;
 use dealflow_shared::http::ApiError;
 use dealflow_shared::secrets::SecretKeys;
+use dealflow_shared::stages::StageMapping;
 use dealflow_shared::tenants::Scope;
 use dealflow_shared::views::{Integration, IntegrationList};
 use url::Url;
@@ -166,7 +167,28 @@ impl Reads {
     ) -> Result<Vec<FunnelView>, ApiError> {
         Params::parse(query, &[])?;
         let (id, markers) = self.resolve(scope, raw_id).await?;
-        funnels::list(&self.store, id, markers)
+        let mapping = integrations::mapping(&self.store, id)
+            .await
+            .map_err(internal)?;
+        funnels::list(&self.store, id, markers, &mapping)
+            .await
+            .map_err(internal)
+    }
+
+    /// `GET /api/v1/integrations/{id}/stage-mapping`: every status of the account with its
+    /// default and effective outcome, in funnel order.
+    pub async fn stage_mapping(
+        &self,
+        scope: &Scope,
+        raw_id: &str,
+        query: Option<&str>,
+    ) -> Result<StageMapping, ApiError> {
+        Params::parse(query, &[])?;
+        let (id, _) = self.resolve(scope, raw_id).await?;
+        let mapping = integrations::mapping(&self.store, id)
+            .await
+            .map_err(internal)?;
+        funnels::stage_mapping(&self.store, id, &mapping)
             .await
             .map_err(internal)
     }

@@ -129,6 +129,8 @@ pub(crate) struct Derived {
     pub outcome: Option<String>,
     pub closed_at: Option<i64>,
     pub last_open_stage: Option<String>,
+    /// The current stage is one the user excluded.
+    pub excluded: bool,
     pub updated_at: i64,
 }
 
@@ -164,8 +166,8 @@ const COLUMNS: &str = "number, external_id, site, status_code, status_group, tot
     utm_source, utm_medium, utm_campaign, utm_keyword, utm_content, client_id, custom_fields, \
     created_at, stage_entered_at, observed_at, deleted_observed_at, merged_into, deleted, amount, \
     funnel_id, stage_group, outcome, closed_at, last_open_stage, updated_at, order_type, \
-    order_method, purchase_sum, paid_sum, paid_at, items, margin_sum, margin_net_sum";
-const COLUMN_COUNT: usize = 47;
+    order_method, purchase_sum, paid_sum, paid_at, items, margin_sum, margin_net_sum, excluded";
+const COLUMN_COUNT: usize = 48;
 
 /// Loads the rows of `orders` (locking them on PostgreSQL), keyed by order id.
 pub(crate) async fn load(
@@ -257,6 +259,7 @@ fn read(row: &AnyRow) -> Result<DealRow, StoreError> {
             outcome: row.opt_text("outcome")?,
             closed_at: row.opt_int("closed_at")?,
             last_open_stage: row.opt_text("last_open_stage")?,
+            excluded: row.int("excluded")? != 0,
             updated_at: row.int("updated_at")?,
         },
     })
@@ -333,7 +336,8 @@ pub(crate) async fn write(
                     .v(int(|f| f.paid_at))
                     .v(f.map(|f| f.items.clone()))
                     .v(f.map(|f| f.margin_sum.clone()))
-                    .v(f.map(|f| f.margin_net_sum.clone()));
+                    .v(f.map(|f| f.margin_net_sum.clone()))
+                    .v(i64::from(deal.derived.excluded));
             });
         }
         sql.push(&on_conflict);

@@ -17,7 +17,7 @@ use super::deal_row::{self, DealRow, Derived, Facts};
 use super::funnels::RegroupedStages;
 use super::integrations;
 use super::stage_history::{History, load_history, write_history};
-use crate::derive::{Entered, Markers, Outcome, closure};
+use crate::derive::{Entered, Mapping, Markers, closure};
 use crate::store::values::{Columns as _, id, micros};
 use crate::store::{Dialect, MAX_BINDS, Sql, StoreError};
 
@@ -39,19 +39,24 @@ impl DealEvent<'_> {
     }
 }
 
+/// How many deals of a remapped integration are re-derived per step (bounded memory).
+const REMAP_CHUNK: usize = 2_000;
+
 /// Applies the deal events of a batch (in bus order) and re-derives the deals whose stage
-/// groups changed. Returns how many deal rows were written.
+/// groups changed, and every deal of an integration whose stage mapping changed. Returns how
+/// many deal rows were written.
 pub(crate) async fn apply(
     conn: &mut AnyConnection,
     dialect: Dialect,
     events: &[(IntegrationId, DealEvent<'_>)],
     regrouped: &RegroupedStages,
+    remapped: &BTreeSet<IntegrationId>,
 ) -> Result<usize, StoreError> {
     let mut by_integration: BTreeMap<IntegrationId, Vec<DealEvent<'_>>> = BTreeMap::new();
     for (integration, event) in events {
         by_integration.entry(*integration).or_default().push(*event);
     }
-    for integration in regrouped.keys() {
+    for integration in regrouped.keys().chain(remapped) {
         by_integration.entry(*integration).or_default();
     }
     if by_integration.is_empty() {
@@ -59,7 +64,7 @@ pub(crate) async fn apply(
     }
     // Lock order: the integration rows first (shared), then its deals, everywhere.
     let ids: BTreeSet<IntegrationId> = by_integration.keys().copied().collect();
-    let markers = integrations::markers(conn, dialect, &ids).await?;
+    let settings = integrations::markers(conn, dialect, &ids).await?;
 
     let mut written = 0;
     for (integration, events) in by_integration {
@@ -67,84 +72,135 @@ pub(crate) async fn apply(
         if let Some(codes) = regrouped.get(&integration) {
             orders.extend(relying_on_stages(conn, integration, codes).await?);
         }
-        if orders.is_empty() {
-            continue;
-        }
+        let (markers, mapping) = settings.get(&integration).cloned().unwrap_or_default();
+        let step = Step {
+            integration,
+            markers,
+            mapping: &mapping,
+            groups: &stage_groups(conn, integration).await?,
+        };
         let orders: Vec<i64> = orders.into_iter().collect();
-        let groups = stage_groups(conn, integration).await?;
-        let existing = deal_row::load(conn, dialect, integration, &orders).await?;
-        let mut histories = load_history(conn, integration, &orders).await?;
-        let stored_histories = histories.clone();
+        written += fold(conn, dialect, &step, &events, &orders).await?;
+        if remapped.contains(&integration) {
+            let rest: Vec<i64> = all_orders(conn, integration)
+                .await?
+                .into_iter()
+                .filter(|o| orders.binary_search(o).is_err())
+                .collect();
+            for chunk in rest.chunks(REMAP_CHUNK) {
+                written += fold(conn, dialect, &step, &[], chunk).await?;
+            }
+        }
+    }
+    Ok(written)
+}
 
-        let mut rows: BTreeMap<i64, DealRow> = orders
-            .iter()
-            .map(|o| {
-                (
-                    *o,
-                    existing
-                        .get(o)
-                        .cloned()
-                        .unwrap_or_else(|| DealRow::empty(*o)),
-                )
-            })
-            .collect();
-        let mut managers: BTreeMap<u64, (&Manager, i64)> = BTreeMap::new();
-        for event in &events {
-            let row = rows
-                .get_mut(&event.order_id())
-                .expect("every event's order is loaded");
-            match event {
-                DealEvent::Upserted(d) => {
-                    upsert(row, d);
-                    if let Some(at) = d.stage_entered_at {
-                        histories
-                            .entry(row.order_id)
-                            .or_default()
-                            .entry((micros(at), d.status_code.clone()))
-                            .or_default()
-                            .merge(&d.status_group, None, Some(micros(d.observed_at)));
-                    }
-                    if let Some(m) = &d.manager {
-                        let at = micros(d.observed_at);
-                        match managers.get(&m.id) {
-                            Some((_, newest)) if *newest > at => {}
-                            _ => {
-                                managers.insert(m.id, (m, at));
-                            }
+/// What deriving one integration's deals needs besides the deals.
+struct Step<'a> {
+    integration: IntegrationId,
+    markers: Markers,
+    mapping: &'a Mapping,
+    groups: &'a HashMap<String, String>,
+}
+
+/// Folds `events` into the rows of `orders` (which holds every order they name), derives
+/// those rows again and writes the ones that changed.
+async fn fold(
+    conn: &mut AnyConnection,
+    dialect: Dialect,
+    step: &Step<'_>,
+    events: &[DealEvent<'_>],
+    orders: &[i64],
+) -> Result<usize, StoreError> {
+    if orders.is_empty() {
+        return Ok(0);
+    }
+    let integration = step.integration;
+    let existing = deal_row::load(conn, dialect, integration, orders).await?;
+    let mut histories = load_history(conn, integration, orders).await?;
+    let stored_histories = histories.clone();
+
+    let mut rows: BTreeMap<i64, DealRow> = orders
+        .iter()
+        .map(|o| {
+            (
+                *o,
+                existing
+                    .get(o)
+                    .cloned()
+                    .unwrap_or_else(|| DealRow::empty(*o)),
+            )
+        })
+        .collect();
+    let mut managers: BTreeMap<u64, (&Manager, i64)> = BTreeMap::new();
+    for event in events {
+        let row = rows
+            .get_mut(&event.order_id())
+            .expect("every event's order is loaded");
+        match event {
+            DealEvent::Upserted(d) => {
+                upsert(row, d);
+                if let Some(at) = d.stage_entered_at {
+                    histories
+                        .entry(row.order_id)
+                        .or_default()
+                        .entry((micros(at), d.status_code.clone()))
+                        .or_default()
+                        .merge(&d.status_group, None, Some(micros(d.observed_at)));
+                }
+                if let Some(m) = &d.manager {
+                    let at = micros(d.observed_at);
+                    match managers.get(&m.id) {
+                        Some((_, newest)) if *newest > at => {}
+                        _ => {
+                            managers.insert(m.id, (m, at));
                         }
                     }
                 }
-                DealEvent::Deleted(d) => delete(row, d),
-                DealEvent::Stages(d) => {
-                    let history = histories.entry(row.order_id).or_default();
-                    for stage in &d.stages {
-                        history
-                            .entry((micros(stage.entered_at), stage.stage_code.clone()))
-                            .or_default()
-                            .merge(&None, Some(id(stage.history_id)), None);
-                    }
+            }
+            DealEvent::Deleted(d) => delete(row, d),
+            DealEvent::Stages(d) => {
+                let history = histories.entry(row.order_id).or_default();
+                for stage in &d.stages {
+                    history
+                        .entry((micros(stage.entered_at), stage.stage_code.clone()))
+                        .or_default()
+                        .merge(&None, Some(id(stage.history_id)), None);
                 }
             }
         }
-
-        let marker = markers.get(&integration).copied().unwrap_or_default();
-        let empty = History::new();
-        for row in rows.values_mut() {
-            let history = histories.get(&row.order_id).unwrap_or(&empty);
-            row.derived = derive(row, marker, history, &groups);
-        }
-        let changed: Vec<&DealRow> = rows
-            .values()
-            // A row exists once an event named it; a re-derivation alone never creates one.
-            .filter(|r| r.observed_at.is_some() || r.deleted_observed_at.is_some())
-            .filter(|r| existing.get(&r.order_id) != Some(*r))
-            .collect();
-        written += changed.len();
-        write_history(conn, integration, &stored_histories, &histories).await?;
-        deal_row::write(conn, integration, &changed).await?;
-        write_managers(conn, integration, &managers).await?;
     }
-    Ok(written)
+
+    let empty = History::new();
+    for row in rows.values_mut() {
+        let history = histories.get(&row.order_id).unwrap_or(&empty);
+        row.derived = derive(row, step, history);
+    }
+    let changed: Vec<&DealRow> = rows
+        .values()
+        // A row exists once an event named it; a re-derivation alone never creates one.
+        .filter(|r| r.observed_at.is_some() || r.deleted_observed_at.is_some())
+        .filter(|r| existing.get(&r.order_id) != Some(*r))
+        .collect();
+    write_history(conn, integration, &stored_histories, &histories).await?;
+    deal_row::write(conn, integration, &changed).await?;
+    write_managers(conn, integration, &managers).await?;
+    Ok(changed.len())
+}
+
+/// Every deal of the integration, by order id.
+async fn all_orders(
+    conn: &mut AnyConnection,
+    integration: IntegrationId,
+) -> Result<Vec<i64>, StoreError> {
+    let mut sql = Sql::new("SELECT order_id FROM deals WHERE integration_id = ");
+    sql.bind(integration.to_string()).push(" ORDER BY order_id");
+    sql.fetch_all(&mut *conn)
+        .await
+        .map_err(StoreError::query("listing an integration's deals"))?
+        .iter()
+        .map(|row| row.int("order_id"))
+        .collect()
 }
 
 /// The newer snapshot wins; an older or the same one changes nothing.
@@ -179,13 +235,9 @@ fn delete(row: &mut DealRow, d: &DealDeleted) {
 }
 
 /// Everything the view derives for a deal, from its facts, history, the stages' groups and the
-/// integration's markers.
-fn derive(
-    row: &DealRow,
-    markers: Markers,
-    history: &History,
-    groups: &HashMap<String, String>,
-) -> Derived {
+/// integration's markers and stage mapping.
+fn derive(row: &DealRow, step: &Step<'_>, history: &History) -> Derived {
+    let (markers, mapping, groups) = (step.markers, step.mapping, step.groups);
     // Deleted unless a snapshot newer than the deletion arrived (the order came back).
     let deleted = match (row.deleted_observed_at, row.observed_at) {
         (Some(deleted), Some(seen)) => deleted >= seen,
@@ -207,14 +259,14 @@ fn derive(
         reported.clone().or_else(|| groups.get(code).cloned())
     };
     let stage_group = group_of(&f.status_code, &f.status_group);
-    let outcome = Outcome::of_group(stage_group.as_deref());
+    let outcome = mapping.outcome(&f.status_code, stage_group.as_deref());
     let entries: Vec<Entered> = history
         .iter()
         .map(|((at, code), stay)| Entered {
             stage_code: code.clone(),
             entered_at: *at,
             rank: stay.rank,
-            outcome: Outcome::of_group(group_of(code, &stay.group).as_deref()),
+            outcome: mapping.outcome(code, group_of(code, &stay.group).as_deref()),
         })
         .collect();
     let closure = closure(&entries, outcome, f.stage_entered_at);
@@ -226,6 +278,7 @@ fn derive(
         outcome: Some(outcome.as_str().to_owned()),
         closed_at: closure.closed_at,
         last_open_stage: closure.last_open_stage,
+        excluded: mapping.excluded(&f.status_code),
         updated_at,
     }
 }

@@ -8,7 +8,7 @@ use dealflow_shared::events::{
 };
 use sqlx::AnyConnection;
 
-use crate::derive::{DEFAULT_FUNNEL_ID, Markers, Sums};
+use crate::derive::{DEFAULT_FUNNEL_ID, Mapping, Markers, Sums};
 use crate::store::values::{Columns as _, flag, micros};
 use crate::store::{Dialect, Sql, StoreError};
 
@@ -75,20 +75,31 @@ pub(crate) async fn remove(
     Ok(())
 }
 
+/// What applying settings changed.
+#[derive(Debug, Default)]
+pub(crate) struct Configured {
+    /// Integrations whose deals were re-derived for new markers (here, in one statement each).
+    pub rederived: usize,
+    /// Integrations whose stage mapping changed: every deal's outcome, closure and exclusion
+    /// follow from its stage history, which the deals step re-derives.
+    pub remapped: BTreeSet<IntegrationId>,
+}
+
 /// Applies the newest settings of each integration (by `updated_at`), and re-derives every
 /// existing deal of an integration whose markers changed, in this transaction, from the stored
-/// facts. Returns how many integrations were re-derived.
+/// facts; says which integrations' stage mappings changed.
 pub(crate) async fn configure(
     conn: &mut AnyConnection,
     dialect: Dialect,
     configs: BTreeMap<IntegrationId, &IntegrationConfigured>,
-) -> Result<usize, StoreError> {
+) -> Result<Configured, StoreError> {
+    let mut out = Configured::default();
     if configs.is_empty() {
-        return Ok(0);
+        return Ok(out);
     }
     let mut sql = Sql::new(
-        "SELECT id, default_funnel, include_delivery_cost, revenue, updated_at FROM integrations \
-         WHERE id IN ",
+        "SELECT id, default_funnel, include_delivery_cost, revenue, stage_mapping, updated_at \
+         FROM integrations WHERE id IN ",
     );
     sql.bind_list(configs.keys().map(ToString::to_string));
     sql.push(" ORDER BY id").push(dialect.for_update());
@@ -102,6 +113,7 @@ pub(crate) async fn configure(
             row.text("id")?,
             (
                 crate::read::integrations::stored_markers(row)?,
+                crate::read::integrations::stored_mapping(row)?,
                 row.int("updated_at")?,
             ),
         );
@@ -115,19 +127,33 @@ pub(crate) async fn configure(
             include_delivery_cost: config.include_delivery_cost,
             revenue: config.revenue,
         };
+        let mapping = Mapping(config.stage_mapping.clone());
         match existing.get(&key) {
             // An older (or the same) version: nothing to do.
-            Some((_, updated_at)) if *updated_at > micros(config.updated_at) => continue,
-            Some((old, _)) if *old == markers => {}
-            // New markers, or deals that arrived before their settings (derived with defaults).
-            _ => rederive.push((key.clone(), markers)),
+            Some((_, _, updated_at)) if *updated_at > micros(config.updated_at) => continue,
+            Some((old, old_mapping, _)) => {
+                if *old != markers {
+                    rederive.push((key.clone(), markers));
+                }
+                if *old_mapping != mapping {
+                    out.remapped.insert(id);
+                }
+            }
+            // Deals that arrived before their settings were derived with the defaults.
+            None => {
+                rederive.push((key.clone(), markers));
+                if mapping != Mapping::default() {
+                    out.remapped.insert(id);
+                }
+            }
         }
         upsert(conn, &key, config).await?;
     }
     for (id, markers) in &rederive {
         rederive_deals(conn, id, *markers).await?;
     }
-    Ok(rederive.len())
+    out.rederived = rederive.len();
+    Ok(out)
 }
 
 async fn upsert(
@@ -137,8 +163,8 @@ async fn upsert(
 ) -> Result<(), StoreError> {
     let mut sql = Sql::new(
         "INSERT INTO integrations (id, tenant_id, crm_url, api_key_hint, active, default_funnel, \
-         include_delivery_cost, revenue, backfill_days, webhook_token_generation, created_at, \
-         updated_at) VALUES (",
+         include_delivery_cost, revenue, stage_mapping, backfill_days, webhook_token_generation, \
+         created_at, updated_at) VALUES (",
     );
     sql.bind(id.to_owned())
         .push(", ")
@@ -156,6 +182,8 @@ async fn upsert(
         .push(", ")
         .bind(c.revenue.as_str().to_owned())
         .push(", ")
+        .bind(serde_json::to_string(&c.stage_mapping).unwrap_or_else(|_| "{}".to_owned()))
+        .push(", ")
         .bind(i64::from(c.backfill_days))
         .push(", ")
         .bind(i64::from(c.webhook_token_generation))
@@ -169,7 +197,8 @@ async fn upsert(
              api_key_hint = excluded.api_key_hint, active = excluded.active, \
              default_funnel = excluded.default_funnel, \
              include_delivery_cost = excluded.include_delivery_cost, \
-             revenue = excluded.revenue, backfill_days = excluded.backfill_days, \
+             revenue = excluded.revenue, stage_mapping = excluded.stage_mapping, \
+             backfill_days = excluded.backfill_days, \
              webhook_token_generation = excluded.webhook_token_generation, \
              created_at = excluded.created_at, updated_at = excluded.updated_at \
              WHERE excluded.updated_at >= integrations.updated_at",
@@ -212,20 +241,22 @@ async fn rederive_deals(
     Ok(())
 }
 
-/// The markers of each integration (defaults for those not configured yet), read-locked so a
-/// concurrent marker change waits for this transaction or this one sees its result.
+/// The markers and stage mapping of each integration (defaults for those not configured yet),
+/// read-locked so a concurrent settings change waits for this transaction or this one sees its
+/// result.
 pub(crate) async fn markers(
     conn: &mut AnyConnection,
     dialect: Dialect,
     ids: &BTreeSet<IntegrationId>,
-) -> Result<BTreeMap<IntegrationId, Markers>, StoreError> {
-    let mut out: BTreeMap<IntegrationId, Markers> =
-        ids.iter().map(|id| (*id, Markers::default())).collect();
+) -> Result<BTreeMap<IntegrationId, (Markers, Mapping)>, StoreError> {
+    let mut out: BTreeMap<IntegrationId, (Markers, Mapping)> =
+        ids.iter().map(|id| (*id, Default::default())).collect();
     if ids.is_empty() {
         return Ok(out);
     }
     let mut sql = Sql::new(
-        "SELECT id, default_funnel, include_delivery_cost, revenue FROM integrations WHERE id IN ",
+        "SELECT id, default_funnel, include_delivery_cost, revenue, stage_mapping \
+         FROM integrations WHERE id IN ",
     );
     sql.bind_list(ids.iter().map(ToString::to_string));
     sql.push(" ORDER BY id").push(dialect.for_share());
@@ -236,7 +267,13 @@ pub(crate) async fn markers(
     {
         let id = row.text("id")?;
         if let Ok(id) = id.parse::<IntegrationId>() {
-            out.insert(id, crate::read::integrations::stored_markers(&row)?);
+            out.insert(
+                id,
+                (
+                    crate::read::integrations::stored_markers(&row)?,
+                    crate::read::integrations::stored_mapping(&row)?,
+                ),
+            );
         }
     }
     Ok(out)

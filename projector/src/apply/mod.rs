@@ -33,7 +33,7 @@ pub struct Applied {
     pub ignored_removed: u64,
     /// Deal rows written.
     pub deals_written: u64,
-    /// Integrations whose deals were re-derived after a marker change.
+    /// Integrations whose deals were re-derived after a marker or stage mapping change.
     pub rederived_integrations: u64,
 }
 
@@ -112,13 +112,15 @@ pub(crate) async fn apply_events(
             }
         }
     }
-    applied.rederived_integrations = integrations::configure(conn, dialect, configs).await? as u64;
+    let configured = integrations::configure(conn, dialect, configs).await?;
+    applied.rederived_integrations = (configured.rederived + configured.remapped.len()) as u64;
     integrations::health(conn, health).await?;
     integrations::webhooks(conn, integrations::latest_webhooks(changes)).await?;
     integrations::reconciled(conn, reconciled).await?;
     let regrouped = funnels::apply(conn, &stages).await?;
     contacts::apply(conn, &contacts).await?;
-    applied.deals_written = deals::apply(conn, dialect, &deals, &regrouped).await? as u64;
+    applied.deals_written =
+        deals::apply(conn, dialect, &deals, &regrouped, &configured.remapped).await? as u64;
     Ok(applied)
 }
 

@@ -23,6 +23,8 @@ pub struct DealFilter {
     pub changed_since: Option<DateTime<Utc>>,
     /// `Some(false)` hides deleted deals, `Some(true)` shows only them; `None` shows both.
     pub deleted: Option<bool>,
+    /// Also list deals whose current stage the stage mapping excludes (left out otherwise).
+    pub with_excluded: bool,
 }
 
 /// One page of deals.
@@ -74,6 +76,9 @@ pub struct DealView {
     pub stage_entered_at: Option<DateTime<Utc>>,
     pub closed_at: Option<DateTime<Utc>>,
     pub last_open_stage: Option<String>,
+    /// The current stage is one the stage mapping excludes (spam, tests, duplicates): the deal
+    /// is left out of lists, CSVs and `deals_count` unless `excluded=true`.
+    pub excluded: bool,
     pub deleted: bool,
     pub merged_into: Option<u64>,
     pub updated_at: DateTime<Utc>,
@@ -311,6 +316,9 @@ fn push_filter(sql: &mut Sql, markers: Markers, f: &DealFilter) -> bool {
     if let Some(deleted) = f.deleted {
         sql.push(" AND d.deleted = ").bind(i64::from(deleted));
     }
+    if !f.with_excluded {
+        sql.push(" AND d.excluded = 0");
+    }
     true
 }
 
@@ -404,6 +412,7 @@ fn view(row: &AnyRow, markers: Markers) -> Result<DealView, StoreError> {
         stage_entered_at: opt_time("stage_entered_at")?,
         closed_at: opt_time("closed_at")?,
         last_open_stage: row.opt_text("last_open_stage")?,
+        excluded: row.int("excluded")? != 0,
         deleted: row.int("deleted")? != 0,
         merged_into: row.opt_int("merged_into")?.map(uid),
         updated_at: time(row.int("updated_at")?)?,

@@ -5,7 +5,9 @@ use dealflow_shared::events::IntegrationId;
 use serde::Serialize;
 use sqlx::any::AnyRow;
 
-use crate::derive::{DEFAULT_FUNNEL_ID, DEFAULT_FUNNEL_NAME, Markers, Outcome};
+use dealflow_shared::stages::{StageMapping, Status};
+
+use crate::derive::{DEFAULT_FUNNEL_ID, DEFAULT_FUNNEL_NAME, Mapping, Markers};
 use crate::store::values::Columns as _;
 use crate::store::{Sql, Store, StoreError};
 
@@ -34,11 +36,13 @@ pub struct FunnelStage {
 /// Stage order (DESIGN §5): status group ordering, then status ordering (code breaks ties).
 const ORDER: &str = "s.group_ordering, s.stage_ordering, s.stage_code";
 
-/// The funnels of the integration's current marker.
+/// The funnels of the integration's current marker, their stages' outcomes as the stage
+/// mapping says and without the stages it excludes.
 pub async fn list(
     store: &Store,
     integration: IntegrationId,
     markers: Markers,
+    mapping: &Mapping,
 ) -> Result<Vec<FunnelView>, StoreError> {
     if markers.default_funnel {
         let mut sql = Sql::new("SELECT s.* FROM stages s WHERE s.integration_id = ");
@@ -48,7 +52,7 @@ pub async fn list(
             .read_all(store)
             .await
             .map_err(StoreError::query("listing stages"))?;
-        let stages = stages(rows.iter())?;
+        let stages = stages(rows.iter(), mapping)?;
         // An account whose statuses are not known yet has no funnel to show.
         if stages.is_empty() {
             return Ok(Vec::new());
@@ -86,24 +90,61 @@ pub async fn list(
                 .opt_text("site_name")?
                 .unwrap_or_else(|| site.clone()),
             site: Some(site),
-            stages: stages(rows[start..end].iter())?,
+            stages: stages(rows[start..end].iter(), mapping)?,
         });
         start = end;
     }
     Ok(funnels)
 }
 
-fn stages<'a>(rows: impl Iterator<Item = &'a AnyRow>) -> Result<Vec<FunnelStage>, StoreError> {
-    rows.enumerate()
-        .map(|(i, row)| {
-            let group = row.text("group_code")?;
-            Ok(FunnelStage {
+fn stages<'a>(
+    rows: impl Iterator<Item = &'a AnyRow>,
+    mapping: &Mapping,
+) -> Result<Vec<FunnelStage>, StoreError> {
+    let mut out = Vec::new();
+    for row in rows {
+        let code = row.text("stage_code")?;
+        if mapping.excluded(&code) {
+            continue;
+        }
+        let group = row.text("group_code")?;
+        out.push(FunnelStage {
+            name: row.text("stage_name")?,
+            ordering: out.len() + 1,
+            outcome: mapping.outcome(&code, Some(&group)).as_str().to_owned(),
+            code,
+            group,
+        });
+    }
+    Ok(out)
+}
+
+/// Every status of the integration's account with its mapping (DESIGN §4 "stage-mapping").
+pub async fn stage_mapping(
+    store: &Store,
+    integration: IntegrationId,
+    mapping: &Mapping,
+) -> Result<StageMapping, StoreError> {
+    let mut sql = Sql::new(
+        "SELECT stage_code, stage_name, group_code, group_ordering, stage_ordering FROM stages \
+         WHERE integration_id = ",
+    );
+    sql.bind(integration.to_string());
+    let rows = sql
+        .read_all(store)
+        .await
+        .map_err(StoreError::query("listing statuses"))?;
+    let statuses = rows
+        .iter()
+        .map(|row| {
+            Ok(Status {
                 code: row.text("stage_code")?,
                 name: row.text("stage_name")?,
-                ordering: i + 1,
-                outcome: Outcome::of_group(Some(&group)).as_str().to_owned(),
-                group,
+                group: row.text("group_code")?,
+                group_ordering: row.int("group_ordering")?,
+                ordering: row.int("stage_ordering")?,
             })
         })
-        .collect()
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    Ok(StageMapping::of(statuses, &mapping.0))
 }

@@ -8,7 +8,7 @@ use dealflow_shared::views::{Health, Integration};
 use sqlx::any::AnyRow;
 use url::Url;
 
-use crate::derive::Markers;
+use crate::derive::{Mapping, Markers};
 use crate::store::values::{Columns as _, time};
 use crate::store::{Sql, Store, StoreError};
 
@@ -34,6 +34,30 @@ pub(crate) fn stored_markers(row: &AnyRow) -> Result<Markers, StoreError> {
     })
 }
 
+/// The stage mapping of a row of `integrations`.
+pub(crate) fn stored_mapping(row: &AnyRow) -> Result<Mapping, StoreError> {
+    let text = row.text("stage_mapping")?;
+    serde_json::from_str(&text)
+        .map(Mapping)
+        .map_err(|_| StoreError::Corrupt {
+            what: "a stage mapping",
+            detail: text,
+        })
+}
+
+/// The stage mapping of one integration (empty when unknown).
+pub async fn mapping(store: &Store, id: IntegrationId) -> Result<Mapping, StoreError> {
+    let mut sql = Sql::new("SELECT stage_mapping FROM integrations WHERE id = ");
+    sql.bind(id.to_string());
+    let row = sql
+        .read_optional(store)
+        .await
+        .map_err(StoreError::query("reading a stage mapping"))?;
+    row.map(|row| stored_mapping(&row))
+        .transpose()
+        .map(Option::unwrap_or_default)
+}
+
 /// What the view needs to show webhook URLs.
 #[derive(Debug)]
 pub struct WebhookUrls<'a> {
@@ -56,7 +80,8 @@ impl WebhookUrls<'_> {
 const SELECT: &str = "SELECT i.id, i.tenant_id, i.crm_url, i.api_key_hint, i.active, i.default_funnel, \
     i.include_delivery_cost, i.revenue, i.backfill_days, i.webhook_token_generation, i.created_at, \
     h.status, h.message, h.checked_at, a.last_webhook_at, a.last_reconciled_at, \
-    (SELECT COUNT(*) FROM deals d WHERE d.integration_id = i.id AND d.deleted = 0) \
+    (SELECT COUNT(*) FROM deals d WHERE d.integration_id = i.id AND d.deleted = 0 \
+    AND d.excluded = 0) \
     AS deals_count \
     FROM integrations i \
     LEFT JOIN integration_health h ON h.integration_id = i.id \

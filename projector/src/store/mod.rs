@@ -56,6 +56,11 @@ fn migrator() -> Migrator {
                 "deal value",
                 include_str!("../../migrations/0004_deal_value.sql"),
             ),
+            migration(
+                5,
+                "stage mapping",
+                include_str!("../../migrations/0005_stage_mapping.sql"),
+            ),
         ]),
         ..Migrator::DEFAULT
     }

@@ -243,18 +243,27 @@ impl App {
 
     /// `GET /api/v1{path}` with the token: status and JSON body.
     pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
-        let response = self
-            .http
-            .get(self.url(&format!("/api/v1{path}")))
-            .bearer_auth(API_TOKEN)
-            .send()
-            .await
-            .unwrap();
+        let response = self.request(path).await;
         let status = response.status().as_u16();
         (
             status,
             response.json().await.unwrap_or(serde_json::Value::Null),
         )
+    }
+
+    /// `GET /api/v1{path}` with the token: status and body text (the CSV exports).
+    pub async fn text(&self, path: &str) -> (u16, String) {
+        let response = self.request(path).await;
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
+
+    async fn request(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(self.url(&format!("/api/v1{path}")))
+            .bearer_auth(API_TOKEN)
+            .send()
+            .await
+            .unwrap()
     }
 
     /// Like [`get`](Self::get), expecting 200.

@@ -95,8 +95,9 @@ impl EventType {
             // v2: a load's progress carries its timeline pass (`LoadProgress::timeline`).
             EventType::SyncStateChanged => 2,
             // v2: the integration belongs to a tenant (`tenant_id`); v3: `revenue` (v2 records
-            // decode with the default, the total).
-            EventType::IntegrationConfigured => 3,
+            // decode with the default, the total); v4: `stage_mapping` (v3 records decode
+            // with no rules: every status maps by its group).
+            EventType::IntegrationConfigured => 4,
             // v2: payments, purchase sum, order type and method, and the lines; v1 records
             // decode with those unknown (the fields default).
             EventType::DealUpserted => 2,

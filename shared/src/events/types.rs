@@ -88,6 +88,7 @@ impl fmt::Debug for SealedApiKey {
 ///
 /// v2 added `tenant_id`; v1 records (written before tenants) belong to the tenant `default`.
 /// v3 added `revenue`; v1 and v2 records count the total (the fields default).
+/// v4 added `stage_mapping`; older records map every status by its group (no rules).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IntegrationConfigured {
@@ -106,6 +107,11 @@ pub struct IntegrationConfigured {
     /// What `amount` counts (DESIGN §5 "Revenue"); v3.
     #[serde(default)]
     pub revenue: Revenue,
+    /// The user's overrides of the status groups' outcomes, and the statuses whose deals are
+    /// left out (DESIGN §4 "stage-mapping"), by status code; a status without a rule maps by
+    /// its group. v4.
+    #[serde(default)]
+    pub stage_mapping: BTreeMap<String, StageRule>,
     /// Days of past orders to load on connect (0 = none).
     pub backfill_days: u32,
     /// Rotation counter of the webhook token (the token is recomputed, never stored).
@@ -143,6 +149,65 @@ impl Revenue {
         [Revenue::Total, Revenue::Margin, Revenue::Paid]
             .into_iter()
             .find(|r| r.as_str() == text)
+    }
+}
+
+/// Whether a deal is still open, won or lost (DESIGN §5 "Funnel").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StageOutcome {
+    Open,
+    Won,
+    Lost,
+}
+
+impl StageOutcome {
+    /// The default from the RetailCRM status group: `complete` wins, `cancel` loses, anything
+    /// else is open.
+    pub fn of_group(group: Option<&str>) -> Self {
+        match group {
+            Some("complete") => StageOutcome::Won,
+            Some("cancel") => StageOutcome::Lost,
+            _ => StageOutcome::Open,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StageOutcome::Open => "open",
+            StageOutcome::Won => "won",
+            StageOutcome::Lost => "lost",
+        }
+    }
+
+    /// From its wire name.
+    pub fn parse(text: &str) -> Option<Self> {
+        [StageOutcome::Open, StageOutcome::Won, StageOutcome::Lost]
+            .into_iter()
+            .find(|o| o.as_str() == text)
+    }
+
+    /// Won or lost.
+    pub fn is_closed(self) -> bool {
+        self != StageOutcome::Open
+    }
+}
+
+/// The user's rule for one status: an outcome other than its group's, and whether deals in it
+/// are left out (spam, test, duplicates). A rule with neither is not kept.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageRule {
+    #[serde(default)]
+    pub outcome: Option<StageOutcome>,
+    #[serde(default)]
+    pub excluded: bool,
+}
+
+impl StageRule {
+    /// Whether the rule changes anything (one that does not is dropped from the mapping).
+    pub fn is_effective(self) -> bool {
+        self.outcome.is_some() || self.excluded
     }
 }
 

@@ -40,6 +40,7 @@ impl From<IntegrationConfiguredV1> for IntegrationConfigured {
             default_funnel: v1.default_funnel,
             include_delivery_cost: v1.include_delivery_cost,
             revenue: Revenue::Total,
+            stage_mapping: Default::default(),
             backfill_days: v1.backfill_days,
             webhook_token_generation: v1.webhook_token_generation,
             history_since_id: v1.history_since_id,

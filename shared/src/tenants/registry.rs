@@ -11,17 +11,15 @@
 //! right after the one that issued it (DESIGN §4, read your writes).
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock, RwLock};
-use std::time::Duration;
+use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
-use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::events::{TenantConfigured, TenantEvent, TenantId, TenantRecord, TenantTokenIssued};
 use crate::bus::{BusError, EventBus};
-use crate::follow::{CaughtUp, follow_records};
+use crate::follow::{CaughtUp, Followed, follow_records};
 use crate::secrets::SecretKeys;
 
 /// A token as the registry keeps it: what was issued, and what happened to it since.
@@ -54,8 +52,7 @@ struct State {
     early_use: HashMap<Uuid, DateTime<Utc>>,
 }
 
-/// How long a request waits at most for the tenants topic before a token is called unknown.
-pub const CATCH_UP_WITHIN: Duration = Duration::from_secs(2);
+pub use crate::follow::CATCH_UP_WITHIN;
 
 /// Tenants and tokens (cheap to clone; clones share the state).
 #[derive(Clone)]
@@ -63,12 +60,8 @@ pub struct TenantRegistry {
     state: Arc<RwLock<State>>,
     keys: Arc<SecretKeys>,
     ready: CaughtUp,
-    /// The next offset to apply, per partition of the followed topic.
-    applied: Arc<watch::Sender<HashMap<i32, i64>>>,
-    /// The bus and topic followed (set by [`TenantRegistry::follow`]).
-    source: Arc<OnceLock<(Arc<dyn EventBus>, String)>>,
-    /// One catch-up at a time: unknown tokens cost at most one end-offsets query in flight.
-    catching_up: Arc<tokio::sync::Mutex<()>>,
+    /// How far the tenants topic is applied (for [`TenantRegistry::catch_up`]).
+    followed: Followed,
 }
 
 impl std::fmt::Debug for TenantRegistry {
@@ -84,9 +77,7 @@ impl TenantRegistry {
             state: Arc::default(),
             keys,
             ready: CaughtUp::default(),
-            applied: Arc::new(watch::Sender::new(HashMap::new())),
-            source: Arc::default(),
-            catching_up: Arc::default(),
+            followed: Followed::default(),
         }
     }
 
@@ -272,7 +263,7 @@ impl TenantRegistry {
         group: String,
         shutdown: CancellationToken,
     ) -> Result<(), BusError> {
-        let _ = self.source.set((bus.clone(), topic.clone()));
+        self.followed.start(bus.clone(), &topic);
         follow_records(bus, &topic, &group, &self.ready, shutdown, |record| {
             match TenantRecord::decode(&record.payload) {
                 Ok(decoded) => self.apply(&decoded),
@@ -281,41 +272,15 @@ impl TenantRegistry {
                     error = %e, "unreadable record on the tenants topic, skipped"
                 ),
             }
-            self.applied.send_modify(|applied| {
-                applied.insert(record.partition, record.offset + 1);
-            });
+            self.followed.advance(record);
         })
         .await
     }
 
-    /// Waits (at most [`CATCH_UP_WITHIN`]) until every record on the followed topic right now
-    /// has been applied; at once when nothing is followed. Asked before a token is called
-    /// unknown: it may have been issued through another process a moment ago.
+    /// Waits (at most [`CATCH_UP_WITHIN`]) until every record on the tenants topic right now
+    /// has been applied. Asked before a token is called unknown: it may have been issued
+    /// through another process a moment ago.
     pub async fn catch_up(&self) {
-        let Some((bus, topic)) = self.source.get().cloned() else {
-            return;
-        };
-        let _one_at_a_time = self.catching_up.lock().await;
-        let end = match bus.end_offsets(&topic).await {
-            Ok(end) => end,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not read where the tenants topic ends");
-                return;
-            }
-        };
-        let mut applied = self.applied.subscribe();
-        let caught_up = applied.wait_for(|applied| {
-            end.iter()
-                .all(|(partition, end)| *end <= 0 || applied.get(partition) >= Some(end))
-        });
-        if tokio::time::timeout(CATCH_UP_WITHIN, caught_up)
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                within = ?CATCH_UP_WITHIN,
-                "the tenants topic was not read to its end in time; a new token may be refused"
-            );
-        }
+        self.followed.catch_up().await;
     }
 }

@@ -126,6 +126,7 @@ pub fn configured(
         default_funnel,
         include_delivery_cost,
         revenue: dealflow_shared::events::Revenue::Total,
+        stage_mapping: Default::default(),
         backfill_days: 30,
         webhook_token_generation: 0,
         history_since_id: None,
