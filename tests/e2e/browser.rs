@@ -342,6 +342,36 @@ async fn walk(system: System, layout: &str) {
         "the first row shows the margin: {cell}"
     );
 
+    // A stage override in the stage mapping editor (issue 16): the deals table follows.
+    let stage = after["stage_code"].as_str().unwrap().to_owned();
+    let other = if after["outcome"] == "won" {
+        "lost"
+    } else {
+        "won"
+    };
+    // At the editor's anchor, so the screenshot shows it.
+    driver.go(&format!("{integration_url}#stage-mapping")).await;
+    driver.find("#stage-mapping-form").await;
+    driver
+        .screenshot(&format!("{layout}-stage-mapping.png"))
+        .await;
+    driver
+        .click(&format!("#outcome-{stage} option[value={other}]"))
+        .await;
+    driver.click("#save-stage-mapping").await;
+    driver.find("#webhook-url").await;
+    let remapped = newest(system.all_deals(&id).await);
+    assert_eq!(remapped["order_id"], after["order_id"]);
+    assert_eq!(remapped["outcome"], other, "the API follows the editor");
+    driver
+        .go(&format!("{}/integrations/{id}/deals", system.base))
+        .await;
+    let cell = driver.text("#deals tr.deal td:nth-child(4)").await;
+    assert!(
+        cell.contains(&format!("({other})")),
+        "the first row shows the overridden outcome: {cell}"
+    );
+
     // A tenant (issue 15): its token signs in like the operator's, and its pages show only
     // its own integration.
     let (status, tenant) = system

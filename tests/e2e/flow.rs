@@ -295,6 +295,7 @@ async fn whole_pipeline(bus: Bus) {
         .await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"]["code"], "invalid_request");
+    stage_mapping(&system, &id).await;
     let after = system.account().counters();
     assert_eq!(
         after.total, before.total,
@@ -302,6 +303,115 @@ async fn whole_pipeline(bus: Bus) {
         before.requests, after.requests
     );
     system.stop().await;
+}
+
+/// The stage mapping (issue 16) through ingest: an override and an exclusion show in the next
+/// read, a code the account does not have is `422 unknown_status`, a bad outcome `400`, and
+/// clearing the rules brings every deal back. (The caller checks that no RetailCRM call was
+/// made.)
+async fn stage_mapping(system: &System, id: &str) {
+    let mapping = system
+        .get(&format!("/integrations/{id}/stage-mapping"))
+        .await;
+    let codes: Vec<&str> = mapping["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["code"].as_str().unwrap())
+        .collect();
+    let deals = system.all_deals(id).await;
+    let newest = &deals[0];
+    let stage = newest["stage_code"].as_str().unwrap().to_owned();
+    assert!(codes.contains(&stage.as_str()), "{stage} in {codes:?}");
+    let other = if newest["outcome"] == "won" {
+        "lost"
+    } else {
+        "won"
+    };
+    let in_stage = |deals: &[Value]| {
+        deals
+            .iter()
+            .filter(|d| d["stage_code"] == stage.as_str())
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let count = in_stage(&deals).len();
+    let path = format!("/integrations/{id}/stage-mapping");
+
+    let (status, body) = system
+        .send(Method::PATCH, &path, json!({&stage: {"outcome": other}}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let item = body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["code"] == stage.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (item["outcome"].as_str(), item["excluded"].as_bool()),
+        (Some(other), Some(false))
+    );
+    let now = system.all_deals(id).await;
+    assert_eq!(in_stage(&now).len(), count);
+    assert!(in_stage(&now).iter().all(|d| d["outcome"] == other));
+
+    let deals_count = |body: Value| body["deals_count"].as_u64().unwrap();
+    let counted = deals_count(system.get(&format!("/integrations/{id}")).await);
+    let (status, _) = system
+        .send(Method::PATCH, &path, json!({&stage: {"excluded": true}}))
+        .await;
+    assert_eq!(status, 200);
+    assert!(in_stage(&system.all_deals(id).await).is_empty());
+    let live_in_stage = in_stage(&now)
+        .iter()
+        .filter(|d| d["deleted"] == false)
+        .count();
+    assert_eq!(
+        deals_count(system.get(&format!("/integrations/{id}")).await),
+        counted - live_in_stage as u64
+    );
+
+    let (status, body) = system
+        .send(
+            Method::PATCH,
+            &path,
+            json!({"no-such-status": {"excluded": true}}),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["code"], "unknown_status");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no-such-status")
+    );
+    let (status, body) = system
+        .send(Method::PATCH, &path, json!({&stage: {"outcome": "maybe"}}))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_request"))
+    );
+
+    let (status, _) = system
+        .send(
+            Method::PATCH,
+            &path,
+            json!({&stage: {"outcome": null, "excluded": false}}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let back = system.all_deals(id).await;
+    assert_eq!(back.len(), deals.len());
+    for (a, b) in back.iter().zip(&deals) {
+        assert_eq!(
+            (&a["order_id"], &a["outcome"]),
+            (&b["order_id"], &b["outcome"])
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
