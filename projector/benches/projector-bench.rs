@@ -15,7 +15,9 @@ use clap::Parser;
 use dealflow_projector::{Projector, ProjectorSettings, replay};
 use dealflow_shared::bus::{EmbeddedLog, EventBus, OutRecord};
 use dealflow_shared::config::DatabaseUrl;
-use dealflow_shared::events::{Event, IntegrationId, Revenue};
+use dealflow_shared::events::{
+    Event, IntegrationConfigured, IntegrationId, Revenue, StageOutcome, StageRule,
+};
 use dealflow_shared::metrics::Metrics;
 use dealflow_shared::topics::Topics;
 use dealflow_synthetic::{self as synthetic, Spec};
@@ -169,36 +171,54 @@ async fn run(
         args.batch_size
     );
 
-    // A setting change (issue 16): every integration's revenue changes at once; timed until
-    // the running consumer has applied it, i.e. re-derived every deal, with no RetailCRM call.
-    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(7);
-    let records: Vec<OutRecord> = integrations
-        .iter()
-        .map(|id| {
-            let mut config = synthetic::configured(false, true, chrono::Utc::now());
-            config.revenue = revenue;
-            let envelope = synthetic::envelope(
-                &mut rng,
-                *id,
-                chrono::Utc::now(),
-                Event::IntegrationConfigured(config),
-            );
-            OutRecord::new(envelope.key(), envelope.encode())
-        })
-        .collect();
-    let started = Instant::now();
-    let topic = topics.integrations();
-    let positions = bus.publish(&topic, records).await?;
-    let last = positions.iter().map(|p| p.offset + 1).max().unwrap_or(0);
-    loop {
-        let applied = projector.store().applied_offsets().await?;
-        if applied.get(&(topic.clone(), 0)).copied().unwrap_or(0) >= last {
-            break;
+    // Setting changes (issue 16): every integration's revenue changes at once, then its stage
+    // mapping (an open status counted as won, another excluded); each timed until the running
+    // consumer has applied it, i.e. re-derived every deal, with no RetailCRM call.
+    let change = |config: fn(&mut IntegrationConfigured, Revenue)| async move {
+        let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(7);
+        let records: Vec<OutRecord> = integrations
+            .iter()
+            .map(|id| {
+                let mut settings = synthetic::configured(false, true, chrono::Utc::now());
+                config(&mut settings, revenue);
+                let envelope = synthetic::envelope(
+                    &mut rng,
+                    *id,
+                    chrono::Utc::now(),
+                    Event::IntegrationConfigured(settings),
+                );
+                OutRecord::new(envelope.key(), envelope.encode())
+            })
+            .collect();
+        let started = Instant::now();
+        let topic = topics.integrations();
+        let positions = bus.publish(&topic, records).await?;
+        loop {
+            let applied = projector.store().applied_offsets().await?;
+            if positions.iter().all(|p| {
+                applied
+                    .get(&(topic.clone(), p.partition))
+                    .is_some_and(|done| *done > p.offset)
+            }) {
+                break;
+            }
+            anyhow::ensure!(!consumer.is_finished(), "the consumer stopped early");
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        anyhow::ensure!(!consumer.is_finished(), "the consumer stopped early");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let rederived_in = started.elapsed();
+        anyhow::Ok(started.elapsed())
+    };
+    let rederived_in = change(|c, revenue| c.revenue = revenue).await?;
+    let remapped_in = change(|c, revenue| {
+        c.revenue = revenue;
+        c.stage_mapping = [
+            ("send-to-delivery", Some(StageOutcome::Won), false),
+            ("assembling", None, true),
+        ]
+        .into_iter()
+        .map(|(code, outcome, excluded)| (code.to_owned(), StageRule { outcome, excluded }))
+        .collect();
+    })
+    .await?;
     shutdown.cancel();
     consumer.await??;
 
@@ -235,9 +255,14 @@ async fn run(
         .map(|items| items.iter().filter_map(|i| i["deals_count"].as_i64()).sum())
         .unwrap_or_default();
     println!(
-        "{label}: revenue → {} for {} integrations: every deal ({all_deals} not deleted) \
+        "{label}: revenue → {} for {} integrations: every deal ({all_deals} counted: not deleted nor excluded) \
          re-derived in {rederived_in:.2?}",
         revenue.as_str(),
+        integrations.len(),
+    );
+    println!(
+        "{label}: stage mapping (an open status won, another excluded) for {} integrations: \
+         every deal re-derived from its stage history in {remapped_in:.2?}",
         integrations.len(),
     );
     let mut page_times = Vec::new();

@@ -146,7 +146,7 @@ mod tests {
             "purchase_sum": null, "paid_sum": null, "payment_status": "not_paid", "paid_at": null,
             "items": [], "created_at": "2024-01-15T07:20:30Z",
             "stage_entered_at": null, "closed_at": null, "last_open_stage": null,
-            "deleted": false, "merged_into": null, "updated_at": "2024-01-15T07:20:31Z"
+            "excluded": false, "deleted": false, "merged_into": null, "updated_at": "2024-01-15T07:20:31Z"
         });
         for (k, v) in overrides.as_object().unwrap() {
             d[k] = v.clone();

@@ -128,6 +128,8 @@ fn body_for(method: &Method, path: &str, system: &System) -> Option<Value> {
             "crm_url": account.url(), "api_key": account.api_key(), "backfill_days": 0
         })),
         ("PATCH", "/api/v1/integrations/{id}") => Some(json!({"active": true})),
+        // No rule changed: answered with the mapping as it is.
+        ("PATCH", "/api/v1/integrations/{id}/stage-mapping") => Some(json!({})),
         ("POST", "/api/v1/integrations/{id}/resync") => Some(json!({"since": "2024-01-01"})),
         ("POST", "/api/v1/tenants") => Some(json!({"name": "OpenAPI tenant"})),
         ("POST", "/api/v1/tenants/{id}/tokens") => Some(json!({"name": "OpenAPI token"})),
