@@ -174,6 +174,7 @@ async fn run(
     // Setting changes (issue 16): every integration's revenue changes at once, then its stage
     // mapping (an open status counted as won, another excluded); each timed until the running
     // consumer has applied it, i.e. re-derived every deal, with no RetailCRM call.
+    let (running, consumer_task) = (&projector, &consumer);
     let change = |config: fn(&mut IntegrationConfigured, Revenue)| async move {
         let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(7);
         let records: Vec<OutRecord> = integrations
@@ -194,7 +195,7 @@ async fn run(
         let topic = topics.integrations();
         let positions = bus.publish(&topic, records).await?;
         loop {
-            let applied = projector.store().applied_offsets().await?;
+            let applied = running.store().applied_offsets().await?;
             if positions.iter().all(|p| {
                 applied
                     .get(&(topic.clone(), p.partition))
@@ -202,7 +203,7 @@ async fn run(
             }) {
                 break;
             }
-            anyhow::ensure!(!consumer.is_finished(), "the consumer stopped early");
+            anyhow::ensure!(!consumer_task.is_finished(), "the consumer stopped early");
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         anyhow::Ok(started.elapsed())
