@@ -95,15 +95,17 @@ impl Crm {
         .await
     }
 
-    /// `GET /api/v5/orders?filter[createdAtFrom]=since&limit=100&page=page`: one page of a
-    /// backfill / re-sync window, full orders.
-    pub async fn orders_created_since(
+    /// `GET /api/v5/orders?filter[createdAtFrom]=since[&filter[createdAtTo]=until]&limit=100&page=page`:
+    /// one page of a backfill / re-sync window, full orders.
+    pub async fn orders_created_between(
         &mut self,
         since: NaiveDate,
+        until: Option<NaiveDate>,
         page: u32,
     ) -> Result<OrdersPage, RetailCrmError> {
         let filter = OrdersFilter {
             created_at_from: Some(since),
+            created_at_to: until,
             limit: PageLimit::Hundred,
             page: Some(page),
             ..OrdersFilter::default()

@@ -249,7 +249,7 @@ async fn a_backfill_of_5000_orders_stays_in_budget_resumes_and_lets_webhooks_fir
 }
 
 #[tokio::test]
-async fn a_resync_re_emits_exactly_the_orders_created_since_its_date() {
+async fn a_resync_re_emits_exactly_the_orders_created_in_its_days() {
     let backend = Backend::embedded().await;
     let sim = Simulator::start(SimConfig::new(1, 300)).await.unwrap();
     let account = sim.account(0);
@@ -259,10 +259,12 @@ async fn a_resync_re_emits_exactly_the_orders_created_since_its_date() {
     };
     let mut days: Vec<NaiveDate> = orders.iter().map(|o| created(&o.2)).collect();
     days.sort_unstable();
-    let since = days[days.len() * 2 / 3];
+    // A window in the middle: both ends are days in the account's timezone, inclusive.
+    let since = days[days.len() / 3];
+    let until = days[days.len() * 2 / 3];
     let expected: HashSet<u64> = orders
         .iter()
-        .filter(|o| !o.1 && created(&o.2) >= since)
+        .filter(|o| !o.1 && created(&o.2) >= since && created(&o.2) <= until)
         .map(|o| o.0)
         .collect();
     assert!(expected.len() > 50 && expected.len() < 200);
@@ -285,6 +287,7 @@ async fn a_resync_re_emits_exactly_the_orders_created_since_its_date() {
     let requested_at = Utc::now();
     configure(Some(ResyncRequested {
         since,
+        until: Some(until),
         requested_at,
     }))
     .await;
@@ -297,7 +300,7 @@ async fn a_resync_re_emits_exactly_the_orders_created_since_its_date() {
         |p| p.requested_at == requested_at && p.finished_at.is_some(),
     )
     .await;
-    assert_eq!(done.since, since);
+    assert_eq!((done.since, done.until), (since, Some(until)));
     assert_eq!(done.orders_total, Some(expected.len() as u64));
     let end = backend.published(&backend.topics.deals()).await;
     let mut deals = backend.reader(&backend.topics.deals()).await;
@@ -306,7 +309,7 @@ async fn a_resync_re_emits_exactly_the_orders_created_since_its_date() {
     assert_eq!(
         found.orders(),
         expected,
-        "exactly the orders created since {since}"
+        "exactly the orders created from {since} to {until}"
     );
     assert!(found.deleted.is_empty());
 

@@ -12,11 +12,10 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use dealflow_shared::bus::Position;
 use dealflow_shared::events::{
-    Envelope, Event, IntegrationConfigured, IntegrationId, IntegrationRemoved, ResyncRequested,
-    Revenue,
+    Envelope, Event, IntegrationConfigured, IntegrationId, IntegrationRemoved, Revenue,
 };
 use dealflow_shared::http::ApiError;
 use dealflow_shared::tenants::{Scope, TenantId};
@@ -78,15 +77,6 @@ pub struct PatchIntegration {
     /// A new RetailCRM API key (checked like on connect).
     #[schema(value_type = Option<String>)]
     api_key: Option<SecretString>,
-}
-
-/// `POST /api/v1/integrations/{id}/resync` body.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Resync {
-    /// Orders created on or after this date (`YYYY-MM-DD`, not in the future).
-    #[schema(value_type = String, format = Date, example = "2024-01-31")]
-    since: String,
 }
 
 fn yes() -> bool {
@@ -248,65 +238,6 @@ pub async fn remove(
     tracing::info!(integration_id = %id, "integration removed");
     state.read_your_write(id, Write::Removed, at).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-/// `POST /api/v1/integrations/{id}/resync` `{"since": "YYYY-MM-DD"}`
-#[utoipa::path(
-    post,
-    path = "/api/v1/integrations/{id}/resync",
-    tag = "integrations",
-    security(("bearer" = []), ("tenant" = [])),
-    params(("id" = String, Path, format = Uuid, description = "The integration id.")),
-    request_body = Resync,
-    responses(
-        (status = 202, description = "Re-sync of the orders created since the date requested.", body = openapi::ResyncAccepted),
-        (status = 400, description = "`invalid_request`: malformed JSON, an unknown field or a bad value.", body = openapi::ErrorBody),
-        (status = 404, description = "There is no integration with this id.", body = openapi::ErrorBody),
-        (status = 503, description = "`broker_unavailable`: the bus did not acknowledge in time (nothing was saved); `read_model_behind`: saved, but the read side did not show it in time (5 s by default); it will shortly, do not repeat the write.", body = openapi::ErrorBody),
-        (status = 401, description = "Missing or wrong API token.", body = openapi::ErrorBody),
-    )
-)]
-pub async fn resync(
-    State(state): State<AppState>,
-    Extension(scope): Extension<Scope>,
-    Path(id): Path<String>,
-    body: Result<Json<Resync>, JsonRejection>,
-) -> Result<Response, ApiError> {
-    let (id, mut config) = find(&state, &scope, &id)?;
-    let Json(request) = body.map_err(bad_json)?;
-    let since = NaiveDate::parse_from_str(&request.since, "%Y-%m-%d").map_err(|_| {
-        ApiError::bad_request(
-            "invalid_request",
-            format!(
-                "since must be a date like 2024-01-31, got {:?}",
-                request.since
-            ),
-        )
-    })?;
-    if since > Utc::now().date_naive() {
-        return Err(ApiError::bad_request(
-            "invalid_request",
-            "since must not be in the future.",
-        ));
-    }
-    let requested_at = next_update(config.updated_at);
-    config.resync = Some(ResyncRequested {
-        since,
-        requested_at,
-    });
-    config.updated_at = requested_at;
-    let at = store(&state, id, config).await?;
-    state
-        .read_your_write(id, Write::ResyncRequested, at)
-        .await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(openapi::ResyncAccepted {
-            accepted: true,
-            since,
-        }),
-    )
-        .into_response())
 }
 
 /// `GET /api/v1/integrations`

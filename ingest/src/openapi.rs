@@ -13,7 +13,9 @@ use dealflow_shared::views::{Integration, IntegrationList};
 use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 
-use crate::api::{CreateIntegration, PatchIntegration, Resync};
+use crate::api::{CreateIntegration, PatchIntegration};
+use crate::order_actions::OrderQueued;
+use crate::resync::Resync;
 
 /// `202` of the webhook: `OrderChanged` is durably on the bus.
 #[derive(Debug, Serialize, ToSchema)]
@@ -28,6 +30,8 @@ pub struct ResyncAccepted {
     #[schema(example = true)]
     pub accepted: bool,
     pub since: NaiveDate,
+    /// The last day loaded (`null`: up to today).
+    pub until: Option<NaiveDate>,
 }
 
 #[derive(OpenApi)]
@@ -41,7 +45,9 @@ pub struct ResyncAccepted {
         crate::api::create,
         crate::api::update,
         crate::api::remove,
-        crate::api::resync,
+        crate::resync::resync,
+        crate::order_actions::refetch,
+        crate::order_actions::retry,
         crate::stage_mapping::update,
         crate::tenants_api::create,
         crate::tenants_api::list,
@@ -54,6 +60,7 @@ pub struct ResyncAccepted {
         ErrorBody,
         WebhookAccepted,
         ResyncAccepted,
+        OrderQueued,
         Integration,
         CreateIntegration,
         PatchIntegration,

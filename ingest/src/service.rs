@@ -142,6 +142,8 @@ impl Ingest {
             registry: Registry::new(),
             tenants,
             statuses: StatusCatalog::default(),
+            loads: Default::default(),
+            letters: Default::default(),
             keys,
             bus: bus.clone(),
             topics: settings.topics,
@@ -194,7 +196,18 @@ impl Ingest {
         let api = Router::new()
             .route("/api/v1/integrations", collection)
             .route("/api/v1/integrations/{id}", one)
-            .route("/api/v1/integrations/{id}/resync", post(api::resync))
+            .route(
+                "/api/v1/integrations/{id}/resync",
+                post(crate::resync::resync),
+            )
+            .route(
+                "/api/v1/integrations/{id}/deals/{order_id}/refetch",
+                post(crate::order_actions::refetch),
+            )
+            .route(
+                "/api/v1/integrations/{id}/dead-letters/{letter_id}/retry",
+                post(crate::order_actions::retry),
+            )
             .route(
                 "/api/v1/integrations/{id}/stage-mapping",
                 patch(crate::stage_mapping::update),
@@ -223,8 +236,9 @@ impl Ingest {
     }
 
     /// Follows the `integrations` and `tenants` topics until `shutdown` (ready once both have
-    /// been read to the end), and the `funnels` topic for the statuses a stage mapping may
-    /// name; once ready, seals again any API key only the previous secret
+    /// been read to the end), the `funnels` topic for the statuses a stage mapping may
+    /// name, `sync-state` for the running loads and `dead-letter` for the letters' orders;
+    /// once ready, seals again any API key only the previous secret
     /// opens, and records the tenant `default` if it is not there yet.
     pub async fn follow_integrations(&self, shutdown: CancellationToken) -> Result<(), BusError> {
         let group = |what: &str| {
@@ -250,11 +264,28 @@ impl Ingest {
             self.state.bus.clone(),
             self.state.topics.funnels(),
             group("statuses"),
+            shutdown.clone(),
+        );
+        let loads = self.state.loads.clone().follow(
+            self.state.bus.clone(),
+            self.state.topics.sync_state(),
+            group("loads"),
+            shutdown.clone(),
+        );
+        let letters = self.state.letters.clone().follow(
+            self.state.bus.clone(),
+            self.state.topics.dead_letter(),
+            group("letters"),
             shutdown,
         );
         let follow = async {
-            let (integrations, tenants, statuses) = tokio::join!(integrations, tenants, statuses);
-            integrations.and(tenants).and(statuses)
+            let (integrations, tenants, statuses, loads, letters) =
+                tokio::join!(integrations, tenants, statuses, loads, letters);
+            integrations
+                .and(tenants)
+                .and(statuses)
+                .and(loads)
+                .and(letters)
         };
         let reseal = async {
             self.wait_ready().await;

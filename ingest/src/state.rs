@@ -28,6 +28,10 @@ pub struct AppState {
     pub tenants: TenantRegistry,
     /// The statuses of every account (from the `funnels` topic), which a stage mapping names.
     pub statuses: StatusCatalog,
+    /// Every integration's historical loads (from `sync-state`): one re-sync at a time.
+    pub loads: crate::resync::Loads,
+    /// Which order each dead letter is about (from `dead-letter`), for a retry.
+    pub letters: crate::order_actions::Letters,
     pub keys: Arc<SecretKeys>,
     pub bus: Arc<dyn EventBus>,
     pub topics: Topics,

@@ -22,7 +22,7 @@ use dealflow_shared::bus::{Delivered, EventBus};
 use dealflow_shared::events::IntegrationId;
 use sqlx::AnyConnection;
 
-use crate::apply::batch::{self, decode};
+use crate::apply::batch::{self, Decoded, decode};
 use crate::apply::{Applied, apply_events};
 use crate::error::ProjectorError;
 use crate::metrics::ProjectorMetrics;
@@ -147,18 +147,24 @@ pub(crate) async fn run(
         }
         idle = 0;
         let mut envelopes = Vec::with_capacity(records.len());
+        let mut letters = Vec::new();
         for record in &records {
             if !within(&targets, &mut remaining, record) {
                 continue;
             }
             report.records_read += 1;
             match decode(record, None).await? {
-                Some(e) if integration.is_none_or(|id| id == e.integration_id) => envelopes.push(e),
-                Some(_) => {}
-                None => report.invalid += 1,
+                Decoded::Event(e) if integration.is_none_or(|id| id == e.integration_id) => {
+                    envelopes.push(e)
+                }
+                Decoded::Letter(l) if integration.is_none_or(|id| id == l.integration_id) => {
+                    letters.push(l)
+                }
+                Decoded::Event(_) | Decoded::Letter(_) | Decoded::Skipped => {}
+                Decoded::Invalid => report.invalid += 1,
             }
         }
-        let applied = apply_events(&mut tx, store.dialect(), &envelopes).await?;
+        let applied = apply_events(&mut tx, store.dialect(), &envelopes, &letters).await?;
         report.applied.add(&applied);
         if let Some(metrics) = metrics {
             metrics.set_replay(report.records_read, total);

@@ -54,7 +54,8 @@ impl Projector {
             SecretKeys::derive(&settings.secret_key)
                 .with_previous(settings.secret_key_previous.as_ref()),
         );
-        let api = Reads::new(store.clone(), keys.clone(), settings.public_url.clone());
+        let api = Reads::new(store.clone(), keys.clone(), settings.public_url.clone())
+            .with_reconcile_interval(settings.reconcile_interval);
         let auth = Authenticator::new(
             BearerAuth::new(settings.api_token.clone()),
             TenantRegistry::new(keys),

@@ -37,6 +37,9 @@ pub struct ProjectorSettings {
     /// The secret being rotated out (`DEALFLOW_SECRET_KEY_PREVIOUS`): tenant tokens issued
     /// under it are still recognised.
     pub secret_key_previous: Option<SecretString>,
+    /// `DEALFLOW_RECONCILE_INTERVAL`, as the sync panel and `GET …/sync` report it (the
+    /// enricher runs it).
+    pub reconcile_interval: Duration,
 }
 
 impl ProjectorSettings {
@@ -62,6 +65,7 @@ impl ProjectorSettings {
             poll_timeout: Duration::from_secs(1),
             dead_letter_cap: DeadLetterCap::default(),
             secret_key_previous: None,
+            reconcile_interval: Duration::from_secs(300),
         }
     }
 
@@ -76,6 +80,7 @@ impl ProjectorSettings {
             secret_key,
         );
         settings.secret_key_previous = config.secret_key_previous.clone();
+        settings.reconcile_interval = config.reconcile_interval;
         settings
     }
 
@@ -89,6 +94,7 @@ impl ProjectorSettings {
             self.topics.deals(),
             self.topics.order_changed(),
             self.topics.sync_state(),
+            self.topics.dead_letter(),
         ]
     }
 

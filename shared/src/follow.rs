@@ -174,3 +174,49 @@ impl Followed {
         }
     }
 }
+
+impl Followed {
+    /// Follows `topic` with [`follow_topic`], applying each envelope and recording progress
+    /// for [`Followed::catch_up`]; an unreadable record is logged and skipped (a follower
+    /// keeps a view, it has nothing to dead-letter).
+    pub async fn follow_envelopes(
+        &self,
+        bus: Arc<dyn EventBus>,
+        topic: &str,
+        group: &str,
+        ready: &CaughtUp,
+        shutdown: CancellationToken,
+        mut apply: impl FnMut(&Envelope),
+    ) -> Result<(), BusError> {
+        self.start(bus.clone(), topic);
+        follow_topic(bus, topic, group, ready, shutdown, |record, decoded| {
+            match decoded {
+                Ok(envelope) => apply(&envelope),
+                Err(e) => tracing::error!(
+                    topic = %record.topic, partition = record.partition, offset = record.offset,
+                    error = %e, "unreadable record on a followed topic, skipped"
+                ),
+            }
+            self.advance(record);
+        })
+        .await
+    }
+
+    /// [`Followed::follow_envelopes`] for a topic whose records are not envelopes.
+    pub async fn follow_records(
+        &self,
+        bus: Arc<dyn EventBus>,
+        topic: &str,
+        group: &str,
+        ready: &CaughtUp,
+        shutdown: CancellationToken,
+        mut apply: impl FnMut(&Delivered),
+    ) -> Result<(), BusError> {
+        self.start(bus.clone(), topic);
+        follow_records(bus, topic, group, ready, shutdown, |record| {
+            apply(record);
+            self.advance(record);
+        })
+        .await
+    }
+}

@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 
 use crate::bus::{BusError, EventBus};
 use crate::events::{Event, FunnelStageSeen, IntegrationId, StageOutcome, StageRule};
-use crate::follow::{CaughtUp, Followed, follow_topic};
+use crate::follow::{CaughtUp, Followed};
 
 /// One RetailCRM status as the mapping lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -202,29 +202,13 @@ impl StatusCatalog {
         group: String,
         shutdown: CancellationToken,
     ) -> Result<(), BusError> {
-        self.followed.start(bus.clone(), &topic);
-        follow_topic(
-            bus,
-            &topic,
-            &group,
-            &self.ready,
-            shutdown,
-            |record, decoded| {
-                match decoded {
-                    Ok(envelope) => {
-                        if let Event::FunnelStageSeen(seen) = &envelope.event {
-                            self.apply(envelope.integration_id, seen);
-                        }
-                    }
-                    Err(e) => tracing::error!(
-                        topic = %record.topic, partition = record.partition, offset = record.offset,
-                        error = %e, "unreadable record on the funnels topic, skipped"
-                    ),
+        self.followed
+            .follow_envelopes(bus, &topic, &group, &self.ready, shutdown, |envelope| {
+                if let Event::FunnelStageSeen(seen) = &envelope.event {
+                    self.apply(envelope.integration_id, seen);
                 }
-                self.followed.advance(record);
-            },
-        )
-        .await
+            })
+            .await
     }
 }
 

@@ -144,6 +144,11 @@ pub fn event_types(topic: &str) -> Option<&'static [EventType]> {
         .map(|(_, types)| types)
 }
 
+/// Whether `topic` is a dead-letter topic (its records are letters, not envelopes).
+pub fn is_dead_letter(topic: &str) -> bool {
+    topic.ends_with(names::DEAD_LETTER)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

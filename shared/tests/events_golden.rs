@@ -21,7 +21,7 @@ fn sample(event_type: EventType) -> Envelope {
     let event = match event_type {
         EventType::OrderChanged => Event::OrderChanged(OrderChanged {
             order_id: 48213,
-            source: ChangeSource::Webhook,
+            source: ChangeSource::Refetch,
             received_at: at("2024-01-16T08:02:46.120Z"),
         }),
         EventType::IntegrationConfigured => Event::IntegrationConfigured(IntegrationConfigured {
@@ -54,6 +54,7 @@ fn sample(event_type: EventType) -> Envelope {
             history_since_id: Some(912340),
             resync: Some(ResyncRequested {
                 since: chrono::NaiveDate::from_ymd_opt(2024, 1, 1).unwrap(),
+                until: chrono::NaiveDate::from_ymd_opt(2024, 1, 10),
                 requested_at: at("2024-01-20T10:00:00Z"),
             }),
             created_at: at("2024-01-15T07:00:00Z"),
@@ -179,6 +180,7 @@ fn sample(event_type: EventType) -> Envelope {
             backfill: Some(LoadProgress {
                 kind: LoadKind::Backfill,
                 since: chrono::NaiveDate::from_ymd_opt(2023, 12, 16).unwrap(),
+                until: None,
                 requested_at: at("2024-01-15T07:00:00Z"),
                 pages_done: 12,
                 pages_total: Some(50),
@@ -191,6 +193,7 @@ fn sample(event_type: EventType) -> Envelope {
             resync: Some(LoadProgress {
                 kind: LoadKind::Resync,
                 since: chrono::NaiveDate::from_ymd_opt(2024, 1, 1).unwrap(),
+                until: chrono::NaiveDate::from_ymd_opt(2024, 1, 10),
                 requested_at: at("2024-01-20T10:00:00Z"),
                 pages_done: 3,
                 pages_total: Some(3),
@@ -258,25 +261,46 @@ fn every_type_matches_its_golden_file_both_ways() {
     }
 }
 
+fn no_until(c: &mut IntegrationConfigured) {
+    if let Some(resync) = c.resync.as_mut() {
+        resync.until = None;
+    }
+}
+
 /// What each older golden file must decode into: its content upcast to the current version.
 fn upcast_sample(event_type: EventType, version: u32) -> Option<Envelope> {
     let mut envelope = sample(event_type);
     match (&mut envelope.event, version) {
         // v1 had no timeline pass and the sample's v1 file no re-sync.
         (Event::SyncStateChanged(s), 1) => s.resync = None,
+        // v2 loads had no end day.
+        (Event::SyncStateChanged(s), 2) => {
+            if let Some(resync) = s.resync.as_mut() {
+                resync.until = None;
+            }
+        }
         // v1 was written before tenants: its integration belongs to `default`.
         (Event::IntegrationConfigured(c), 1) => {
             c.tenant_id = TenantId::default_tenant();
+            no_until(c);
             c.revenue = Revenue::Total;
             c.stage_mapping.clear();
         }
         // v2 had no revenue setting: the total, as before; nor a stage mapping.
         (Event::IntegrationConfigured(c), 2) => {
+            no_until(c);
             c.revenue = Revenue::Total;
             c.stage_mapping.clear();
         }
         // v3 had no stage mapping: every status maps by its group.
-        (Event::IntegrationConfigured(c), 3) => c.stage_mapping.clear(),
+        (Event::IntegrationConfigured(c), 3) => {
+            no_until(c);
+            c.stage_mapping.clear();
+        }
+        // v4 re-syncs had no end day: up to now.
+        (Event::IntegrationConfigured(c), 4) => no_until(c),
+        // v1 knew webhooks, history, backfill and re-sync; its golden file has a webhook.
+        (Event::OrderChanged(OrderChanged { source, .. }), 1) => *source = ChangeSource::Webhook,
         // v1 carried no payments, purchase sum, order type or method, nor lines.
         (Event::DealUpserted(d), 1) => {
             d.order_type = None;

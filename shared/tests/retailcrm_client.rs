@@ -104,6 +104,7 @@ async fn list_filters_use_php_brackets() {
     let filter = OrdersFilter {
         ids: vec![7141, 7142],
         created_at_from: NaiveDate::from_ymd_opt(2024, 1, 15),
+        created_at_to: NaiveDate::from_ymd_opt(2024, 1, 31),
         sites: vec!["shop-a".into(), "shop-b".into()],
         limit: PageLimit::Hundred,
         page: Some(2),
@@ -118,6 +119,7 @@ async fn list_filters_use_php_brackets() {
             ("filter[ids][]", "7141"),
             ("filter[ids][]", "7142"),
             ("filter[createdAtFrom]", "2024-01-15"),
+            ("filter[createdAtTo]", "2024-01-31"),
             ("filter[sites][]", "shop-a"),
             ("filter[sites][]", "shop-b"),
             ("limit", "100"),

@@ -7,6 +7,7 @@
 mod browser;
 mod budget;
 mod cli;
+mod cockpit;
 mod crash;
 mod flow;
 mod metrics;

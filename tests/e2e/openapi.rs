@@ -174,6 +174,23 @@ async fn the_openapi_document_matches_the_routes() {
     system
         .wait_deals(&id, "the deal of the webhook", |d| !d.is_empty())
         .await;
+    // And a dead letter to retry: an order RetailCRM describes unreadably.
+    let poison = *truth_orders(system.account()).keys().nth(1).unwrap();
+    system.account().garble(poison, true).unwrap();
+    let sent = system
+        .http
+        .post(format!("{hook}?orderId={poison}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status(), 202);
+    let letter_id = dealflow_testkit::wait_for(crate::support::WAIT, "the dead letter", || async {
+        let list = system
+            .get(&format!("/integrations/{id}/dead-letters"))
+            .await;
+        list["items"][0]["id"].as_str().map(str::to_owned)
+    })
+    .await;
 
     // Every documented operation, deletions last (of the integration the POST creates).
     let paths = doc["paths"].as_object().unwrap();
@@ -216,6 +233,7 @@ async fn the_openapi_document_matches_the_routes() {
             path.replace("{id}", &target)
                 .replace("{token_id}", token.as_deref().unwrap_or_default())
                 .replace("{order_id}", &order.to_string())
+                .replace("{letter_id}", &letter_id)
                 .replace("{token}", &webhook_token)
         );
         if path.starts_with("/hooks/") {
@@ -295,6 +313,7 @@ async fn the_openapi_document_matches_the_routes() {
                 system.base,
                 path.replace("{id}", &id)
                     .replace("{order_id}", &order.to_string())
+                    .replace("{letter_id}", &letter_id)
             );
             let status = system
                 .http

@@ -103,13 +103,16 @@ impl Worker {
     /// The progress to continue, or a new load for the current request.
     fn load_progress(&self, state: &mut SyncStateChanged, kind: LoadKind) -> LoadProgress {
         let tz = self.reference.get().map(|r| r.timezone).unwrap_or_default();
-        let (since, requested_at) = match (kind, &self.config.resync) {
-            (LoadKind::Resync, Some(request)) => (request.since, request.requested_at),
+        let (since, until, requested_at) = match (kind, &self.config.resync) {
+            (LoadKind::Resync, Some(request)) => {
+                (request.since, request.until, request.requested_at)
+            }
             _ => {
                 let connected = self.config.created_at.with_timezone(&tz).date_naive();
                 let days = Days::new(u64::from(self.config.backfill_days));
                 (
                     connected.checked_sub_days(days).unwrap_or(connected),
+                    None,
                     self.config.created_at,
                 )
             }
@@ -117,10 +120,11 @@ impl Worker {
         match slot(state, kind).take() {
             Some(p) if p.requested_at == requested_at && !p.is_complete() => p,
             _ => {
-                tracing::info!(integration_id = %self.id, kind = kind_label(kind), %since, "load started");
+                tracing::info!(integration_id = %self.id, kind = kind_label(kind), %since, ?until, "load started");
                 LoadProgress {
                     kind,
                     since,
+                    until,
                     requested_at,
                     pages_done: 0,
                     pages_total: None,
@@ -153,7 +157,7 @@ impl Worker {
         let started = Instant::now();
         let label = kind_label(kind);
         let answer = client(&mut self.crm)?
-            .orders_created_since(progress.since, page_no)
+            .orders_created_between(progress.since, progress.until, page_no)
             .await;
         match answer {
             Ok(page) => {
@@ -267,6 +271,7 @@ mod tests {
         LoadProgress {
             kind: LoadKind::Backfill,
             since: NaiveDate::from_ymd_opt(2024, 1, 1).unwrap(),
+            until: None,
             requested_at: Utc::now(),
             pages_done: 0,
             pages_total: None,

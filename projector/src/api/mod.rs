@@ -3,6 +3,7 @@
 //! Each `/integrations/{id}/…` handler first resolves the integration in the request's tenant
 //! scope (404 when unknown, removed or another tenant's), then queries with that id only.
 
+mod cockpit;
 mod csv;
 mod openapi;
 mod params;
@@ -48,6 +49,15 @@ pub(crate) fn router(state: Reads, auth: Authenticator) -> Router {
         )
         .route("/api/v1/integrations/{id}/contacts", get(list_contacts))
         .route("/api/v1/integrations/{id}/managers", get(list_managers))
+        .route("/api/v1/integrations/{id}/sync", get(cockpit::get_sync))
+        .route(
+            "/api/v1/integrations/{id}/deals/{order_id}/trace",
+            get(cockpit::get_trace),
+        )
+        .route(
+            "/api/v1/integrations/{id}/dead-letters",
+            get(cockpit::list_dead_letters),
+        )
         .route_layer(middleware::from_fn_with_state(auth, Authenticator::require))
         .with_state(state)
 }

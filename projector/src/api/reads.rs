@@ -4,6 +4,7 @@
 //! same validation and the same `{"error"}` answers.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use dealflow_shared::events::IntegrationId;
 use dealflow_shared::http::ApiError;
@@ -16,10 +17,11 @@ use url::Url;
 use super::openapi::{ContactPage, ManagerList};
 use super::params::{DEAL_FILTERS, Params};
 use crate::derive::Markers;
+use crate::read::cockpit::{DeadLetterView, SyncView, TraceItem};
 use crate::read::deals::DealView;
 use crate::read::funnels::FunnelView;
 use crate::read::integrations::WebhookUrls;
-use crate::read::{deals, funnels, integrations, people};
+use crate::read::{cockpit, deals, funnels, integrations, people};
 use crate::store::{Store, StoreError};
 
 /// One page of deals, newest first by `created_at`.
@@ -36,10 +38,21 @@ pub struct Reads {
     store: Store,
     keys: Arc<SecretKeys>,
     public_url: Url,
+    /// Reported by `GET …/sync` (the enricher's setting; the same configuration).
+    reconcile_interval: Duration,
 }
 
 pub(crate) fn internal(e: StoreError) -> ApiError {
     ApiError::internal(&e)
+}
+
+fn order_id(raw: &str) -> Result<u64, ApiError> {
+    raw.parse().map_err(|_| {
+        ApiError::bad_request(
+            "invalid_order_id",
+            "The order id must be a positive integer.",
+        )
+    })
 }
 
 fn not_found() -> ApiError {
@@ -56,7 +69,14 @@ impl Reads {
             store,
             keys,
             public_url,
+            reconcile_interval: Duration::from_secs(300),
         }
+    }
+
+    /// Reports `interval` as the reconciliation interval.
+    pub fn with_reconcile_interval(mut self, interval: Duration) -> Self {
+        self.reconcile_interval = interval;
+        self
     }
 
     pub(crate) fn store(&self) -> &Store {
@@ -144,18 +164,59 @@ impl Reads {
     ) -> Result<DealView, ApiError> {
         Params::parse(query, &[])?;
         let (id, markers) = self.resolve(scope, raw_id).await?;
-        let order_id: u64 = raw_order_id.parse().map_err(|_| {
-            ApiError::bad_request(
-                "invalid_order_id",
-                "The order id must be a positive integer.",
-            )
-        })?;
+        let order_id = order_id(raw_order_id)?;
         deals::one(&self.store, id, markers, order_id)
             .await
             .map_err(internal)?
             .ok_or_else(|| {
                 ApiError::not_found("deal_not_found", "This integration has no such deal.")
             })
+    }
+
+    /// `GET /api/v1/integrations/{id}/sync`: the history cursor, reconciliation and the
+    /// current or last historical load.
+    pub async fn sync(
+        &self,
+        scope: &Scope,
+        raw_id: &str,
+        query: Option<&str>,
+    ) -> Result<SyncView, ApiError> {
+        Params::parse(query, &[])?;
+        let (id, _) = self.resolve(scope, raw_id).await?;
+        cockpit::sync(&self.store, id, self.reconcile_interval.as_secs())
+            .await
+            .map_err(internal)
+    }
+
+    /// `GET /api/v1/integrations/{id}/deals/{order_id}/trace`: the order's sync log, oldest
+    /// first (also for an order that never became a deal: a dead letter, a missing order).
+    pub async fn trace(
+        &self,
+        scope: &Scope,
+        raw_id: &str,
+        raw_order_id: &str,
+        query: Option<&str>,
+    ) -> Result<Vec<TraceItem>, ApiError> {
+        Params::parse(query, &[])?;
+        let (id, _) = self.resolve(scope, raw_id).await?;
+        let order_id = order_id(raw_order_id)?;
+        cockpit::trace(&self.store, id, order_id)
+            .await
+            .map_err(internal)
+    }
+
+    /// `GET /api/v1/integrations/{id}/dead-letters`: what could not be processed, newest first.
+    pub async fn dead_letters(
+        &self,
+        scope: &Scope,
+        raw_id: &str,
+        query: Option<&str>,
+    ) -> Result<Vec<DeadLetterView>, ApiError> {
+        Params::parse(query, &[])?;
+        let (id, _) = self.resolve(scope, raw_id).await?;
+        cockpit::dead_letters(&self.store, id)
+            .await
+            .map_err(internal)
     }
 
     /// `GET /api/v1/integrations/{id}/funnels`: the funnels of the current marker.

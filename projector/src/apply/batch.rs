@@ -15,6 +15,7 @@ use dealflow_shared::events::Envelope;
 use dealflow_shared::topics;
 use sqlx::AnyConnection;
 
+use super::letters::Letter;
 use super::{Applied, apply_events};
 use crate::store::values::Columns as _;
 use crate::store::{Dialect, Sql, Store, StoreError};
@@ -108,6 +109,7 @@ pub(crate) async fn apply_records(
     }
 
     let mut envelopes = Vec::with_capacity(records.len());
+    let mut letters = Vec::new();
     for r in records {
         let next = applied_next
             .get(&(r.topic.clone(), r.partition))
@@ -118,11 +120,13 @@ pub(crate) async fn apply_records(
             continue;
         }
         match decode(r, options.dead_letters).await? {
-            Some(envelope) => envelopes.push(envelope),
-            None => outcome.invalid += 1,
+            Decoded::Event(envelope) => envelopes.push(envelope),
+            Decoded::Letter(letter) => letters.push(letter),
+            Decoded::Skipped => {}
+            Decoded::Invalid => outcome.invalid += 1,
         }
     }
-    outcome.applied = apply_events(&mut tx, store.dialect(), &envelopes).await?;
+    outcome.applied = apply_events(&mut tx, store.dialect(), &envelopes, &letters).await?;
     let moved: Vec<((&str, i32), i64)> = last
         .into_iter()
         .filter(|(key, offset)| {
@@ -138,13 +142,30 @@ pub(crate) async fn apply_records(
     Ok(outcome)
 }
 
-/// Decodes a record; one that cannot be decoded, or an envelope of a type its topic does not
-/// carry (DESIGN §6), is dead-lettered (when a dead-letter topic is given) and `None` is
-/// returned, so the partition keeps flowing.
+/// What a record is to the read model.
+// One per record, consumed at once: boxing the envelope would cost an allocation per event.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub(crate) enum Decoded {
+    Event(Envelope),
+    /// A record of the dead-letter topic.
+    Letter(Letter),
+    /// A dead-letter record that names no integration: nobody's list.
+    Skipped,
+    /// Undecodable, or of a type its topic does not carry: dead-lettered.
+    Invalid,
+}
+
+/// Decodes a record; one of the dead-letter topic is a [`Letter`]; one that cannot be decoded,
+/// or an envelope of a type its topic does not carry (DESIGN §6), is dead-lettered (when a
+/// dead-letter topic is given) and `Invalid`, so the partition keeps flowing.
 pub(crate) async fn decode(
     record: &Delivered,
     dead_letters: Option<&DeadLetters>,
-) -> Result<Option<Envelope>, BatchError> {
+) -> Result<Decoded, BatchError> {
+    if topics::is_dead_letter(&record.topic) {
+        return Ok(Letter::of(record, chrono::Utc::now()).map_or(Decoded::Skipped, Decoded::Letter));
+    }
     let error = match Envelope::decode(&record.payload) {
         Ok(envelope) => {
             let event_type = envelope.event.event_type();
@@ -154,7 +175,7 @@ pub(crate) async fn decode(
                     event_type.as_str(),
                     record.topic
                 ),
-                _ => return Ok(Some(envelope)),
+                _ => return Ok(Decoded::Event(envelope)),
             }
         }
         Err(error) => error.to_string(),
@@ -169,7 +190,7 @@ pub(crate) async fn decode(
             .await
             .map_err(BatchError::DeadLetter)?;
     }
-    Ok(None)
+    Ok(Decoded::Invalid)
 }
 
 /// The next offset the read model expects on each partition it has applied.

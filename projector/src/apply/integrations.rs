@@ -24,6 +24,9 @@ const PER_INTEGRATION: &[(&str, &str)] = &[
     ("sites", "integration_id"),
     ("contacts", "integration_id"),
     ("managers", "integration_id"),
+    ("sync_states", "integration_id"),
+    ("deal_trace", "integration_id"),
+    ("dead_letters", "integration_id"),
 ];
 
 /// Which of `ids` were removed by their owner (their events are ignored from then on).

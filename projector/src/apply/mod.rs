@@ -13,7 +13,10 @@ mod deal_row;
 mod deals;
 mod funnels;
 mod integrations;
+pub(crate) mod letters;
 mod stage_history;
+mod sync;
+mod trace;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -23,6 +26,7 @@ use sqlx::AnyConnection;
 use crate::store::values::micros;
 use crate::store::{Dialect, StoreError};
 use deals::DealEvent;
+use letters::Letter;
 
 /// What a batch did, for metrics and progress.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -54,14 +58,19 @@ impl Applied {
     }
 }
 
-/// Applies decoded events (in bus order) within the caller's transaction.
+/// Applies decoded events (in bus order) and dead letters within the caller's transaction.
 pub(crate) async fn apply_events(
     conn: &mut AnyConnection,
     dialect: Dialect,
     envelopes: &[Envelope],
+    letters: &[Letter],
 ) -> Result<Applied, StoreError> {
     let mut applied = Applied::default();
-    let ids: BTreeSet<IntegrationId> = envelopes.iter().map(|e| e.integration_id).collect();
+    let ids: BTreeSet<IntegrationId> = envelopes
+        .iter()
+        .map(|e| e.integration_id)
+        .chain(letters.iter().map(|l| l.integration_id))
+        .collect();
     let mut removed = integrations::removed_among(conn, &ids).await?;
     let mut removals = BTreeMap::new();
     for e in envelopes {
@@ -83,12 +92,15 @@ pub(crate) async fn apply_events(
     let mut contacts = Vec::new();
     let mut deals = Vec::new();
     let mut reconciled: BTreeMap<IntegrationId, i64> = BTreeMap::new();
+    let mut sync_states = BTreeMap::new();
+    let mut kept = Vec::with_capacity(envelopes.len());
     for e in envelopes {
         let id = e.integration_id;
         if removed.contains(&id) && !matches!(e.event, Event::IntegrationRemoved(_)) {
             applied.ignored_removed += 1;
             continue;
         }
+        kept.push(e);
         *applied
             .events
             .entry(e.event.event_type().as_str())
@@ -104,6 +116,7 @@ pub(crate) async fn apply_events(
             Event::DealStagesRecorded(d) => deals.push((id, DealEvent::Stages(d))),
             Event::IntegrationRemoved(_) => {}
             Event::SyncStateChanged(s) => {
+                newest(&mut sync_states, id, s, |s| s.updated_at);
                 if let Some(at) = s.last_reconciled_at {
                     let at = micros(at);
                     let entry = reconciled.entry(id).or_insert(at);
@@ -121,6 +134,21 @@ pub(crate) async fn apply_events(
     contacts::apply(conn, &contacts).await?;
     applied.deals_written =
         deals::apply(conn, dialect, &deals, &regrouped, &configured.remapped).await? as u64;
+    sync::apply(conn, sync_states).await?;
+    let letters: Vec<Letter> = letters
+        .iter()
+        .filter(|l| !removed.contains(&l.integration_id))
+        .cloned()
+        .collect();
+    trace::apply(conn, &trace::entries(&kept, &letters)).await?;
+    letters::apply(conn, &letters).await?;
+    // Letters leave the list once their order got through: look where either moved.
+    let resolvable: BTreeSet<IntegrationId> = deals
+        .iter()
+        .map(|(id, _)| *id)
+        .chain(letters.iter().map(|l| l.integration_id))
+        .collect();
+    letters::resolve(conn, &resolvable).await?;
     Ok(applied)
 }
 

@@ -61,6 +61,11 @@ fn migrator() -> Migrator {
                 "stage mapping",
                 include_str!("../../migrations/0005_stage_mapping.sql"),
             ),
+            migration(
+                6,
+                "cockpit",
+                include_str!("../../migrations/0006_cockpit.sql"),
+            ),
         ]),
         ..Migrator::DEFAULT
     }
@@ -261,6 +266,9 @@ pub(crate) const TABLES: &[(&str, &str)] = &[
     ("sites", "integration_id, site"),
     ("contacts", "integration_id, kind, contact_id"),
     ("managers", "integration_id, manager_id"),
+    ("sync_states", "integration_id"),
+    ("deal_trace", "integration_id, order_id, entry_key"),
+    ("dead_letters", "integration_id, letter_id"),
 ];
 
 fn pool(dialect: Dialect, max: u32) -> AnyPoolOptions {

@@ -4,6 +4,7 @@
 mod support;
 
 mod api;
+mod cockpit;
 mod consumer;
 mod idempotency;
 mod kafka;

@@ -33,6 +33,23 @@ pub const HEADER_ERROR: &str = "error";
 /// Header: the letter's identity, `<source topic>/<partition>/<offset>/<stage>`: the same for
 /// every copy a redelivery makes, different for every record and stage.
 pub const HEADER_LETTER_ID: &str = "dead_letter_id";
+/// Header: when the record was given up on (RFC 3339, UTC), for the per-integration list and
+/// the order's trace; letters written before it existed have none.
+pub const HEADER_AT: &str = "dead_lettered_at";
+
+/// The id a letter has in the API (`GET …/dead-letters`, `POST …/dead-letters/{id}/retry`):
+/// 16 hex digits of a SHA-256 of its identity header, the same for every copy, safe in a URL
+/// path; a letter without the header is named by its own place on the dead-letter topic.
+pub fn public_id(letter: &Delivered) -> String {
+    use sha2::Digest as _;
+    match letter.header(HEADER_LETTER_ID) {
+        Some(identity) => {
+            let digest = sha2::Sha256::digest(identity);
+            digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+        }
+        None => format!("p{}o{}", letter.partition, letter.offset),
+    }
+}
 
 /// The identity of the letter `stage` writes for the record at `topic`/`partition`/`offset`.
 pub fn letter_id(topic: &str, partition: i32, offset: i64, stage: &str) -> String {
@@ -140,6 +157,10 @@ impl DeadLetters {
                     HEADER_ERROR.to_owned(),
                     truncate(reason, MAX_ERROR_BYTES).as_bytes().to_vec(),
                 ),
+                (
+                    HEADER_AT.to_owned(),
+                    chrono::Utc::now().to_rfc3339().into_bytes(),
+                ),
             ],
         };
         let position = self
@@ -155,7 +176,7 @@ impl DeadLetters {
             .push_back(Instant::now());
         // The one line an operator reads for it: which integration and order, at which stage,
         // and why (the span adds the source topic, partition and offset).
-        let about = About::of(record);
+        let about = LetterAbout::of(record);
         tracing::warn!(
             integration = about.integration.as_deref().unwrap_or("unknown"),
             order_id = about.order_id,
@@ -191,13 +212,16 @@ impl DeadLetters {
 /// the record key) and the order (an order event's id, a RetailCRM order's `id`, or a history
 /// record's `order.id`).
 #[derive(Debug, Default, PartialEq, Eq)]
-struct About {
-    integration: Option<String>,
-    order_id: Option<u64>,
+pub struct LetterAbout {
+    /// The integration id, as text (a key that is not an id stays as it is).
+    pub integration: Option<String>,
+    /// The order, when the bytes name one.
+    pub order_id: Option<u64>,
 }
 
-impl About {
-    fn of(record: &Delivered) -> Self {
+impl LetterAbout {
+    /// What the original bytes of `record` (a letter's payload) are about.
+    pub fn of(record: &Delivered) -> Self {
         use crate::events::{Envelope, Event};
         if let Ok(envelope) = Envelope::decode(&record.payload) {
             let order_id = match &envelope.event {
@@ -216,6 +240,7 @@ impl About {
         let order_id = json.as_ref().and_then(|v| {
             v.get("order")
                 .and_then(|o| o.get("id"))
+                .or_else(|| v.get("order_id"))
                 .or_else(|| v.get("id"))
                 .and_then(serde_json::Value::as_u64)
         });
@@ -266,6 +291,21 @@ mod tests {
     }
 
     #[test]
+    fn a_letter_id_is_stable_across_copies_and_safe_in_a_path() {
+        let mut letter = delivered("i-1", b"{}".to_vec());
+        assert_eq!(public_id(&letter), "p0o7");
+        letter.headers.push((
+            HEADER_LETTER_ID.to_owned(),
+            letter_id("dealflow.order-changed", 1, 42, "enricher.map").into_bytes(),
+        ));
+        let id = public_id(&letter);
+        assert_eq!(id.len(), 16);
+        assert!(id.chars().all(|c| c.is_ascii_hexdigit()));
+        letter.offset = 99; // another copy of the same letter, further down the topic
+        assert_eq!(public_id(&letter), id);
+    }
+
+    #[test]
     fn a_letter_names_its_integration_and_order() {
         let id = IntegrationId::new();
         let change = Envelope::new(
@@ -276,7 +316,7 @@ mod tests {
                 received_at: chrono::Utc::now(),
             }),
         );
-        let about = About::of(&delivered("shop.retailcrm.ru", change.encode()));
+        let about = LetterAbout::of(&delivered("shop.retailcrm.ru", change.encode()));
         assert_eq!(about.integration, Some(id.to_string()));
         assert_eq!(about.order_id, Some(48213));
         assert_eq!(
@@ -284,18 +324,24 @@ mod tests {
             format!("order 48213 of {id} failed at enricher.map: bad totalSumm")
         );
         // A RetailCRM order of a load, a history record, and bytes that are nothing.
-        let order = About::of(&delivered("i-1", br#"{"id": 7, "number": "7A"}"#.to_vec()));
+        let order = LetterAbout::of(&delivered("i-1", br#"{"id": 7, "number": "7A"}"#.to_vec()));
         assert_eq!(
             (order.integration.as_deref(), order.order_id),
             (Some("i-1"), Some(7))
         );
-        let history = About::of(&delivered(
+        let history = LetterAbout::of(&delivered(
             "i-1",
             br#"{"id": 99, "order": {"id": 5}}"#.to_vec(),
         ));
         assert_eq!(history.order_id, Some(5));
-        let junk = About::of(&delivered("", b"\xff junk".to_vec()));
-        assert_eq!(junk, About::default());
+        // An order of a load page the enricher could not map.
+        let loaded = LetterAbout::of(&delivered(
+            "i-1",
+            br#"{"order_id": 3, "load": "backfill", "page": 2}"#.to_vec(),
+        ));
+        assert_eq!(loaded.order_id, Some(3));
+        let junk = LetterAbout::of(&delivered("", b"\xff junk".to_vec()));
+        assert_eq!(junk, LetterAbout::default());
         assert!(junk.describe("s", "r").contains("unknown integration"));
     }
 

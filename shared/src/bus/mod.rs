@@ -26,8 +26,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 pub use dead_letter::{
-    DeadLetterCap, DeadLetters, HEADER_ERROR, HEADER_LETTER_ID, HEADER_SOURCE_OFFSET,
-    HEADER_SOURCE_PARTITION, HEADER_SOURCE_TOPIC, HEADER_STAGE, distinct_letters, letter_id,
+    DeadLetterCap, DeadLetters, HEADER_AT, HEADER_ERROR, HEADER_LETTER_ID, HEADER_SOURCE_OFFSET,
+    HEADER_SOURCE_PARTITION, HEADER_SOURCE_TOPIC, HEADER_STAGE, LetterAbout, distinct_letters,
+    letter_id, public_id,
 };
 pub use embedded::{EmbeddedConsumer, EmbeddedLog, EmbeddedStats, RetentionReport};
 pub use error::BusError;

@@ -93,14 +93,18 @@ impl EventType {
     pub fn current_version(self) -> u32 {
         match self {
             // v2: a load's progress carries its timeline pass (`LoadProgress::timeline`).
-            EventType::SyncStateChanged => 2,
+            // v3: a load's `until` (v2 loads run up to now).
+            EventType::SyncStateChanged => 3,
             // v2: the integration belongs to a tenant (`tenant_id`); v3: `revenue` (v2 records
             // decode with the default, the total); v4: `stage_mapping` (v3 records decode
-            // with no rules: every status maps by its group).
-            EventType::IntegrationConfigured => 4,
+            // with no rules: every status maps by its group); v5: the re-sync's `until` (older
+            // requests load up to now).
+            EventType::IntegrationConfigured => 5,
             // v2: payments, purchase sum, order type and method, and the lines; v1 records
             // decode with those unknown (the fields default).
             EventType::DealUpserted => 2,
+            // v2: the sources `refetch` and `retry` (a v1 record is a v2 record as it is).
+            EventType::OrderChanged => 2,
             _ => 1,
         }
     }

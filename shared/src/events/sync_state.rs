@@ -22,6 +22,9 @@ pub struct LoadProgress {
     pub kind: LoadKind,
     /// Orders created on or after this day (account timezone) are loaded.
     pub since: NaiveDate,
+    /// ... and on or before this day (a re-sync's `until`; `None`: up to now). SyncStateChanged v3.
+    #[serde(default)]
+    pub until: Option<NaiveDate>,
     /// The request this load serves: the integration's `created_at` for a backfill, the
     /// re-sync's `requested_at` for a re-sync (a newer request starts a new load).
     pub requested_at: DateTime<Utc>,

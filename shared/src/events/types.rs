@@ -58,6 +58,10 @@ pub enum ChangeSource {
     Backfill,
     /// A re-sync the user asked for.
     Resync,
+    /// A user asked for the order to be fetched again (`POST …/refetch`); OrderChanged v2.
+    Refetch,
+    /// A user retried the order's dead letter (`POST …/dead-letters/{id}/retry`); v2.
+    Retry,
 }
 
 /// `order-changed`: RetailCRM says this order changed; the enricher fetches it.
@@ -89,6 +93,7 @@ impl fmt::Debug for SealedApiKey {
 /// v2 added `tenant_id`; v1 records (written before tenants) belong to the tenant `default`.
 /// v3 added `revenue`; v1 and v2 records count the total (the fields default).
 /// v4 added `stage_mapping`; older records map every status by its group (no rules).
+/// v5 added the re-sync's `until`; older requests load up to now.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IntegrationConfigured {
@@ -217,6 +222,10 @@ impl StageRule {
 pub struct ResyncRequested {
     /// Orders created on or after this day (account timezone) are loaded.
     pub since: NaiveDate,
+    /// ... and on or before this day (IntegrationConfigured v5; `None`: up to now, as every
+    /// v4 request meant).
+    #[serde(default)]
+    pub until: Option<NaiveDate>,
     /// Identifies the request: a new request replaces an unfinished one.
     pub requested_at: DateTime<Utc>,
 }

@@ -96,6 +96,7 @@ impl From<LoadProgressV1> for LoadProgress {
         Self {
             kind: v1.kind,
             since: v1.since,
+            until: None,
             requested_at: v1.requested_at,
             pages_done: v1.pages_done,
             pages_total: v1.pages_total,

@@ -179,6 +179,9 @@ impl RetailCrmClient {
         if let Some(date) = filter.created_at_from {
             query.push(pair("filter[createdAtFrom]", date.format("%Y-%m-%d")));
         }
+        if let Some(date) = filter.created_at_to {
+            query.push(pair("filter[createdAtTo]", date.format("%Y-%m-%d")));
+        }
         for site in &filter.sites {
             query.push(pair("filter[sites][]", site));
         }

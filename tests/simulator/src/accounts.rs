@@ -233,6 +233,18 @@ impl Account {
         store.edit_order(id, edit, actor, now)
     }
 
+    /// Renders order `id` unreadably in the API (`on`), or as it is again.
+    pub fn garble(&self, id: u64, on: bool) -> Result<(), SimError> {
+        let mut store = self.store_mut();
+        store.check_live(id)?;
+        if on {
+            store.garbled.insert(id);
+        } else {
+            store.garbled.remove(&id);
+        }
+        Ok(())
+    }
+
     /// Deletes an order.
     pub fn delete_order(&self, id: u64, actor: Option<Actor>) -> Result<(), SimError> {
         let mut store = self.store_mut();

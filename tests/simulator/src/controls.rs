@@ -9,7 +9,8 @@
 //! | `GET /_sim/counters`, `POST /_sim/counters/reset` | | counters |
 //! | `POST /_sim/orders` | `NewOrder` | `201 {"id"}` |
 //! | `POST /_sim/orders/{id}/status` | `{"status"}`, or `{"statuses": [...]}` in one second | `{"changed"}` |
-//! | `POST /_sim/orders/{id}/edit` | `OrderEdit` | `{"history_entries"}` |
+//! | `POST /_sim/orders/{id}/edit` | `OrderEdit` (`"unrecorded": true`: no history record) | `{"history_entries"}` |
+//! | `POST /_sim/orders/{id}/garble` | `{"on"}` | `{}`: while on, the API renders the order unreadably |
 //! | `POST /_sim/orders/{id}/delete` | | `{}` |
 //! | `POST /_sim/orders/merge` | `{"from", "into"}` | `{}` |
 //! | `POST /_sim/keys` | `KeyAccess` | `201 {"index", "key"}` |
@@ -55,6 +56,7 @@ pub fn router() -> Router<Arc<Account>> {
         .route("/orders/{id}/status", post(set_status))
         .route("/orders/{id}/edit", post(edit_order))
         .route("/orders/{id}/delete", post(delete_order))
+        .route("/orders/{id}/garble", post(garble_order))
         .route("/keys", post(add_key))
         .route("/keys/{i}", put(set_key))
         .route("/keys/{i}/revoke", post(revoke_key))
@@ -224,6 +226,22 @@ async fn delete_order(
     Query(q): Query<ActorQuery>,
 ) -> Answer {
     a.delete_order(id, q.actor()?)?;
+    ok(json!({}))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GarbleBody {
+    on: bool,
+}
+
+async fn garble_order(
+    State(a): Shared,
+    Path(id): Path<u64>,
+    body: Result<Json<GarbleBody>, JsonRejection>,
+) -> Answer {
+    let Json(GarbleBody { on }) = body?;
+    a.garble(id, on)?;
     ok(json!({}))
 }
 

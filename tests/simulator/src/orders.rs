@@ -39,6 +39,9 @@ pub struct OrderEdit {
     pub email: Option<String>,
     /// Line changes.
     pub items: Vec<ItemEdit>,
+    /// Leave no `orders/history` record (RetailCRM makes some changes without one: bulk
+    /// operations, fixes by its support): only a by-id fetch sees the change.
+    pub unrecorded: bool,
 }
 
 /// Changes to one line.
@@ -83,7 +86,7 @@ impl Store {
         }
     }
 
-    fn check_live(&self, id: u64) -> Result<&Order, SimError> {
+    pub(crate) fn check_live(&self, id: u64) -> Result<&Order, SimError> {
         match self.orders.get(&id) {
             None => Err(SimError::UnknownOrder(id)),
             Some(o) if !o.is_live() => Err(SimError::OrderRemoved(id)),
@@ -252,6 +255,9 @@ impl Store {
             for (field, old, new) in item_changes {
                 changes.push((field, old, new, Some(reference.clone())));
             }
+        }
+        if edit.unrecorded {
+            return Ok(0);
         }
         let stub = OrderStub::of(order);
         let written = changes.len();

@@ -76,6 +76,9 @@ pub struct Store {
     pub ids: Ids,
     /// Generator state for orders created later by the controls (seeded, so reproducible).
     pub rng: StdRng,
+    /// Orders the API renders with an unreadable `createdAt` (a test control: an order
+    /// RetailCRM describes in a way no client can read, until it is fixed).
+    pub garbled: std::collections::BTreeSet<u64>,
 }
 
 impl Store {

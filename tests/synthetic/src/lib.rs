@@ -29,6 +29,7 @@ pub enum Source {
     Contacts,
     Deals,
     OrderChanged,
+    SyncState,
 }
 
 impl Source {
@@ -41,6 +42,7 @@ impl Source {
             Source::Contacts => topics.contacts(),
             Source::Deals => topics.deals(),
             Source::OrderChanged => topics.order_changed(),
+            Source::SyncState => topics.sync_state(),
         }
     }
 }

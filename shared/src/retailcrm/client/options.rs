@@ -91,6 +91,8 @@ pub struct OrdersFilter {
     pub ids: Vec<i64>,
     /// `filter[createdAtFrom]` (a date, `Y-m-d`).
     pub created_at_from: Option<NaiveDate>,
+    /// `filter[createdAtTo]` (a date, `Y-m-d`: orders created on that day are included).
+    pub created_at_to: Option<NaiveDate>,
     /// `filter[sites][]`: site codes.
     pub sites: Vec<String>,
     /// `limit`.

@@ -60,6 +60,7 @@ pub fn generate(cfg: &AccountConfig, seed: u64, index: usize, started: DateTime<
             payment: rng.random_range(3_000..4_000),
         },
         rng: StdRng::seed_from_u64(rng.random()),
+        garbled: Default::default(),
     };
     people_into(&mut store, &mut rng, cfg.orders, epoch, anchor - window);
     let events = plan_orders(&mut store, &mut rng, cfg.orders, anchor, window);

@@ -30,6 +30,10 @@ pub fn order(store: &Store, stats: &CustomerStats, o: &Order) -> Value {
         .put("countryIso", o.country_iso.as_str())
         .datetime("createdAt", o.created_at)
         .datetime("statusUpdatedAt", o.status_updated_at)
+        .opt(
+            "createdAt",
+            store.garbled.contains(&o.id).then_some("31.02.2024 25:61"),
+        )
         .money("summ", o.summ())
         .put("currency", o.currency.as_str())
         .money("totalSumm", o.total_summ())
