@@ -17,7 +17,8 @@ use super::PagesState;
 use super::api::Caller;
 use super::auth::template_failed;
 use super::filters::DealFilters;
-use super::views::{DealRow, IntegrationView};
+use super::views::{Clock, DealRow, IntegrationView};
+use dealflow_projector::read::cockpit::{DeadLetterView, SyncView};
 
 pub fn render(page: &impl Template) -> Response {
     match page.render() {
@@ -67,16 +68,33 @@ struct IndexPage {
 #[template(path = "integration.html")]
 struct IntegrationPage {
     i: IntegrationView,
-    settings_error: Option<String>,
     /// Every status of the account with its outcome (the stage mapping editor).
     mapping: Vec<StageMappingItem>,
-    mapping_error: Option<String>,
+    /// The sync panel: reconciliation and the current or last load.
+    sync: SyncView,
+    /// What could not be processed, newest first.
+    letters: Vec<DeadLetterView>,
+    /// What a refused write said, next to its form.
+    problems: Problems,
+}
+
+impl IntegrationPage {
+    /// While a load runs the page refreshes itself (the progress bar moves with no script).
+    fn refresh(&self) -> bool {
+        self.sync.load.as_ref().is_some_and(|l| l.running())
+    }
 }
 
 #[derive(Template)]
 #[template(path = "deals.html")]
 struct DealsPage {
     id: String,
+    /// The viewer's timezone (the table's times).
+    clock: Clock,
+    /// Inline SVG: deals created per day (last 30 days) by outcome.
+    chart_per_day: String,
+    /// Inline SVG: deals per current stage, in funnel order.
+    chart_funnel: String,
     crm_url: String,
     filters: DealFilters,
     funnels: Vec<SelectOption>,
@@ -88,6 +106,13 @@ struct DealsPage {
     first_query: String,
     next_query: Option<String>,
     has_cursor: bool,
+}
+
+impl DealsPage {
+    /// Where the timezone picker returns to.
+    fn back(&self) -> String {
+        format!("/integrations/{}/deals{}", self.id, self.query)
+    }
 }
 
 /// One `<option>` of a filter.
@@ -235,12 +260,16 @@ pub async fn integration(
 
 /// What a refused write on the integration page said, shown next to its form.
 #[derive(Debug, Default)]
-struct Problems {
-    settings: Option<String>,
-    mapping: Option<String>,
+pub(super) struct Problems {
+    pub settings: Option<String>,
+    pub mapping: Option<String>,
+    pub resync: Option<String>,
+    pub api_key: Option<String>,
+    pub letters: Option<String>,
+    pub delete: Option<String>,
 }
 
-async fn integration_page(
+pub(super) async fn integration_page(
     state: &PagesState,
     scope: &Scope,
     id: &str,
@@ -255,11 +284,20 @@ async fn integration_page(
         Ok(mapping) => mapping.items,
         Err(e) => return e.into_response(),
     };
+    let sync = match state.reads.sync(scope, id, None).await {
+        Ok(sync) => sync,
+        Err(e) => return e.into_response(),
+    };
+    let letters = match state.reads.dead_letters(scope, id, None).await {
+        Ok(letters) => letters,
+        Err(e) => return e.into_response(),
+    };
     let page = IntegrationPage {
         i,
-        settings_error: problems.settings,
         mapping,
-        mapping_error: problems.mapping,
+        sync,
+        letters,
+        problems,
     };
     (status, render(&page)).into_response()
 }
@@ -287,16 +325,16 @@ pub async fn save_settings(
     if let Some(revenue) = input.revenue {
         body["revenue"] = revenue.into();
     }
-    let answer = state
-        .writes
-        .call(
-            &caller,
-            Method::PATCH,
-            &format!("/api/v1/integrations/{id}"),
-            &body,
-        )
-        .await;
-    after_write(&state, &caller, &id, answer, PageForm::Settings).await
+    let path = format!("/api/v1/integrations/{id}");
+    write_from_page(
+        &state,
+        &caller,
+        &id,
+        (Method::PATCH, &path),
+        &body,
+        PageForm::Settings,
+    )
+    .await
 }
 
 /// `POST /integrations/{id}/stage-mapping`: the editor's form, one row per status — a hidden
@@ -329,54 +367,87 @@ pub async fn save_stage_mapping(
             json!({"outcome": outcome, "excluded": excluded}),
         );
     }
-    let answer = state
-        .writes
-        .call(
-            &caller,
-            Method::PATCH,
-            &format!("/api/v1/integrations/{id}/stage-mapping"),
-            &Value::Object(body),
-        )
-        .await;
-    after_write(&state, &caller, &id, answer, PageForm::StageMapping).await
+    let path = format!("/api/v1/integrations/{id}/stage-mapping");
+    let body = Value::Object(body);
+    write_from_page(
+        &state,
+        &caller,
+        &id,
+        (Method::PATCH, &path),
+        &body,
+        PageForm::StageMapping,
+    )
+    .await
 }
 
 /// Which form of the integration page sent a write.
 #[derive(Debug, Clone, Copy)]
-enum PageForm {
+pub(super) enum PageForm {
     Settings,
     StageMapping,
+    Resync,
+    ApiKey,
+    DeadLetters,
+    Delete,
+}
+
+impl PageForm {
+    /// Where the page opens after the write: the form's own section.
+    fn anchor(self) -> &'static str {
+        match self {
+            PageForm::Settings | PageForm::ApiKey => "",
+            PageForm::StageMapping => "#stage-mapping",
+            PageForm::Resync => "#sync",
+            PageForm::DeadLetters => "#dead-letters",
+            PageForm::Delete => "#delete",
+        }
+    }
+}
+
+/// Sends a page form's write to the API (`call`: method and path) and shows the integration
+/// page after it ([`after_write`]).
+pub(super) async fn write_from_page(
+    state: &PagesState,
+    caller: &Caller,
+    id: &str,
+    call: (Method, &str),
+    body: &Value,
+    form: PageForm,
+) -> Response {
+    let answer = state.writes.call(caller, call.0, call.1, body).await;
+    after_write(state, caller, id, answer, form).await
 }
 
 /// The integration page after a write from one of its forms: shown again (a redirect) once
 /// the API answered — which it does only when the read side shows the change — else with
 /// the API's message next to that form (`read_model_behind` included: its message says the
 /// change was saved).
-async fn after_write(
+pub(super) async fn after_write(
     state: &PagesState,
     caller: &Caller,
     id: &str,
     answer: super::api::Answer,
     form: PageForm,
 ) -> Response {
-    if answer.status == StatusCode::OK {
-        let anchor = match form {
-            PageForm::Settings => "",
-            PageForm::StageMapping => "#stage-mapping",
-        };
+    if answer.status.is_success() {
+        let anchor = form.anchor();
         return Redirect::to(&format!("/integrations/{id}{anchor}")).into_response();
     }
-    let message = answer.error().map(|(_, m)| m);
-    let problems = match form {
-        PageForm::Settings => Problems {
-            settings: message,
-            ..Problems::default()
-        },
-        PageForm::StageMapping => Problems {
-            mapping: message,
-            ..Problems::default()
-        },
-    };
+    let message = Some(
+        answer
+            .error()
+            .map(|(_, m)| m)
+            .unwrap_or_else(|| format!("The change was refused ({}).", answer.status)),
+    );
+    let mut problems = Problems::default();
+    *match form {
+        PageForm::Settings => &mut problems.settings,
+        PageForm::StageMapping => &mut problems.mapping,
+        PageForm::Resync => &mut problems.resync,
+        PageForm::ApiKey => &mut problems.api_key,
+        PageForm::DeadLetters => &mut problems.letters,
+        PageForm::Delete => &mut problems.delete,
+    } = message;
     integration_page(
         state,
         &caller.scope,
@@ -392,7 +463,9 @@ pub async fn deals(
     Extension(scope): Extension<Scope>,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
+    headers: axum::http::HeaderMap,
 ) -> Response {
+    let clock = Clock::of(&headers);
     let filters: DealFilters = DealFilters::from_query(raw.as_deref());
     let integration = match load_integration(&state, &scope, &id).await {
         Ok(i) => i,
@@ -405,7 +478,7 @@ pub async fn deals(
         .await
     {
         Ok(page) => (
-            page.items.iter().map(DealRow::of).collect(),
+            page.items.iter().map(|d| DealRow::of(d, &clock)).collect(),
             page.next_cursor,
             None,
         ),
@@ -425,7 +498,25 @@ pub async fn deals(
             value: f.id,
         });
     }
+    let today = chrono::Utc::now().date_naive();
+    let from = (today - chrono::Days::new(super::charts::DAYS - 1))
+        .and_hms_opt(0, 0, 0)
+        .unwrap_or_default()
+        .and_utc();
+    let (per_day, per_stage) = match state.reads.charts(&scope, &id, from).await {
+        Ok(figures) => figures,
+        Err(e) => return e.into_response(),
+    };
+    let stages = state
+        .reads
+        .stage_mapping(&scope, &id, None)
+        .await
+        .map(|m| m.items)
+        .unwrap_or_default();
     let page = DealsPage {
+        clock,
+        chart_per_day: super::charts::per_day(&per_day, today),
+        chart_funnel: super::charts::funnel(&super::charts::in_funnel_order(&stages, &per_stage)),
         crm_url: integration.0.crm_url,
         query: filters.query(None),
         first_query: filters.query(None),

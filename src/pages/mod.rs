@@ -1,5 +1,6 @@
 //! The web pages (DESIGN §4): integrations with the connect form, one integration with its
-//! webhook address and trigger instructions, and Raw data → Deals.
+//! webhook address, trigger instructions, sync panel, re-sync, key change, stage mapping, dead
+//! letters and deletion; Raw data → Deals with its charts; and one deal with its trace.
 //!
 //! Pages are thin: they read through the projector's typed read operations ([`Reads`], what the
 //! read API answers with) and write through the settings API — in-process in the all-in-one,
@@ -10,6 +11,8 @@
 
 mod api;
 mod auth;
+mod charts;
+mod cockpit;
 mod filters;
 mod handlers;
 mod views;
@@ -69,6 +72,23 @@ pub fn router(state: PagesState) -> Router {
             post(handlers::save_stage_mapping),
         )
         .route("/integrations/{id}/deals", get(handlers::deals))
+        .route("/integrations/{id}/deals/{order_id}", get(cockpit::deal))
+        .route(
+            "/integrations/{id}/deals/{order_id}/refetch",
+            post(cockpit::refetch),
+        )
+        .route("/integrations/{id}/resync", post(cockpit::resync))
+        .route("/integrations/{id}/api-key", post(cockpit::change_api_key))
+        .route(
+            "/integrations/{id}/dead-letters/retry-all",
+            post(cockpit::retry_all),
+        )
+        .route(
+            "/integrations/{id}/dead-letters/{letter_id}/retry",
+            post(cockpit::retry),
+        )
+        .route("/integrations/{id}/delete", post(cockpit::delete))
+        .route("/timezone", post(cockpit::set_timezone))
         .route("/integrations/{id}/deals.csv", get(handlers::deals_csv))
         .route(
             "/integrations/{id}/deal-items.csv",

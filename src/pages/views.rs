@@ -51,6 +51,82 @@ fn minutes(at: Option<DateTime<Utc>>) -> String {
     )
 }
 
+/// The name of the cookie that keeps the viewer's chosen timezone.
+pub const TZ_COOKIE: &str = "dealflow_tz";
+
+/// Times as the viewer reads them: in the timezone they chose (UTC until they do), the UTC
+/// time on hover. The API keeps UTC.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock(pub chrono_tz::Tz);
+
+impl Default for Clock {
+    fn default() -> Self {
+        Clock(chrono_tz::UTC)
+    }
+}
+
+impl Clock {
+    /// The timezone the request's cookie names (UTC when none or unknown).
+    pub fn of(headers: &axum::http::HeaderMap) -> Self {
+        headers
+            .get_all(axum::http::header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .find(|(name, _)| *name == TZ_COOKIE)
+            .and_then(|(_, value)| value.replace("%2F", "/").parse().ok())
+            .map(Clock)
+            .unwrap_or_default()
+    }
+
+    /// The timezone's name.
+    pub fn name(&self) -> &'static str {
+        self.0.name()
+    }
+
+    /// `2024-01-15 10:20:30` in the viewer's timezone.
+    pub fn local(&self, at: &DateTime<Utc>) -> String {
+        at.with_timezone(&self.0)
+            .format("%Y-%m-%d %H:%M:%S")
+            .to_string()
+    }
+
+    /// `2024-01-15 07:20:30 UTC`, for the hover.
+    pub fn utc(&self, at: &DateTime<Utc>) -> String {
+        at.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+    }
+
+    /// The zones the picker offers, each with whether it is the current one (the current one
+    /// first when it is not among the usual ones).
+    pub fn choices(&self) -> Vec<(&'static str, bool)> {
+        let mut zones = vec![
+            "UTC",
+            "Europe/Kaliningrad",
+            "Europe/Moscow",
+            "Europe/Samara",
+            "Asia/Yekaterinburg",
+            "Asia/Omsk",
+            "Asia/Novosibirsk",
+            "Asia/Krasnoyarsk",
+            "Asia/Irkutsk",
+            "Asia/Yakutsk",
+            "Asia/Vladivostok",
+            "Asia/Almaty",
+            "Europe/Minsk",
+            "Europe/Kyiv",
+            "Europe/Berlin",
+            "Europe/Madrid",
+            "Europe/London",
+            "America/New_York",
+        ];
+        if !zones.contains(&self.name()) {
+            zones.insert(0, self.name());
+        }
+        zones.into_iter().map(|z| (z, z == self.name())).collect()
+    }
+}
+
 /// Money as people read it on a page (the API keeps decimal strings): two decimals, rounded
 /// half away from zero, thousands grouped with a narrow no-break space, then the currency
 /// code. A value that is not a decimal is shown as it came.
@@ -87,7 +163,11 @@ pub fn money(amount: &str, currency: Option<&str>) -> String {
 /// One row of Raw data → Deals.
 #[derive(Debug)]
 pub struct DealRow {
+    pub order_id: u64,
+    /// In the viewer's timezone.
     pub created_at: String,
+    /// In UTC, for the hover.
+    pub created_at_utc: String,
     pub number: String,
     pub site: String,
     pub funnel: String,
@@ -102,11 +182,13 @@ pub struct DealRow {
 }
 
 impl DealRow {
-    /// From the deal the read API answers with.
-    pub fn of(d: &DealView) -> Self {
+    /// From the deal the read API answers with, times as `clock` shows them.
+    pub fn of(d: &DealView, clock: &Clock) -> Self {
         let contact = d.contact.as_ref();
         Self {
-            created_at: minutes(Some(d.created_at)),
+            order_id: d.order_id,
+            created_at: clock.local(&d.created_at),
+            created_at_utc: clock.utc(&d.created_at),
             number: d.number.clone().unwrap_or_else(|| d.order_id.to_string()),
             site: d.site.clone(),
             funnel: d.funnel_name.clone(),
@@ -156,14 +238,20 @@ mod tests {
 
     #[test]
     fn deal_rows_show_the_api_deal() {
-        let row = DealRow::of(&deal(json!({})));
-        assert_eq!(row.created_at, "2024-01-15 07:20");
+        let row = DealRow::of(&deal(json!({})), &Clock::default());
+        assert_eq!(row.created_at, "2024-01-15 07:20:30");
+        let moscow = DealRow::of(&deal(json!({})), &Clock(chrono_tz::Europe::Moscow));
+        assert_eq!(moscow.created_at, "2024-01-15 10:20:30");
+        assert_eq!(moscow.created_at_utc, "2024-01-15 07:20:30 UTC");
         assert_eq!(row.amount, "6\u{202f}330.00 RUB");
         assert_eq!(row.phones, "+79161234567, +79160000000");
         assert_eq!(row.stage, "Передан в доставку");
-        let bare = DealRow::of(&deal(json!({
-            "number": null, "manager": null, "contact": null, "stage_name": null, "currency": null
-        })));
+        let bare = DealRow::of(
+            &deal(json!({
+                "number": null, "manager": null, "contact": null, "stage_name": null, "currency": null
+            })),
+            &Clock::default(),
+        );
         assert_eq!(
             (
                 bare.number.as_str(),
@@ -173,6 +261,24 @@ mod tests {
             ),
             ("48213", "", "send-to-delivery", "6\u{202f}330.00")
         );
+    }
+
+    #[test]
+    fn the_clock_follows_the_cookie() {
+        let mut headers = axum::http::HeaderMap::new();
+        assert_eq!(Clock::of(&headers).name(), "UTC");
+        headers.insert(
+            axum::http::header::COOKIE,
+            "dealflow_session=x; dealflow_tz=Asia%2FYekaterinburg"
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(Clock::of(&headers).name(), "Asia/Yekaterinburg");
+        headers.insert(
+            axum::http::header::COOKIE,
+            "dealflow_tz=Mars/Olympus".parse().unwrap(),
+        );
+        assert_eq!(Clock::of(&headers).name(), "UTC");
     }
 
     #[test]

@@ -249,7 +249,13 @@ async fn walk(system: System, layout: &str) {
     let message = driver.text("#api_key-error").await;
     assert!(message.contains("refused the API key"), "{message}");
 
-    // The right key connects and lands on the integration page.
+    // The right key connects and lands on the integration page. RetailCRM answers the orders
+    // endpoints slowly for a moment, so the backfill (30 days by default) is seen running.
+    account.add_fault(dealflow_simulator::FaultRule::next(
+        "/api/v5/orders",
+        4,
+        dealflow_simulator::FaultAction::Latency { ms: 2500 },
+    ));
     driver.type_into("#api_key", &account.api_key()).await;
     driver.click("#connect button[type=submit]").await;
     let webhook = driver.text("#webhook-url").await;
@@ -277,6 +283,33 @@ async fn walk(system: System, layout: &str) {
     }
     let integration_url = driver.current_url().await;
     let id = integration_url.rsplit('/').next().unwrap().to_string();
+
+    // The sync panel (issue 19): a progress bar while the backfill runs, "done" after it.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        driver.go(&integration_url).await;
+        if driver.count("#load-progress").await > 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no progress bar while the backfill ran: {}",
+            driver.text("#sync-panel").await
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    driver
+        .screenshot(&format!("{layout}-backfill-progress.png"))
+        .await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !driver.text("#load-state").await.contains("done") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the backfill never finished"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        driver.go(&integration_url).await;
+    }
 
     // Orders announced through the webhook shown on the page become rows on the deals page.
     let orders: Vec<u64> = account.inspect(|s| {
@@ -308,8 +341,89 @@ async fn walk(system: System, layout: &str) {
         orders.len().min(50),
         "one row per deal on the first page"
     );
+    // Both charts (issue 19): bars for the days of the last 30 that have deals, and one bar
+    // per stage holding deals.
+    let deals = system.all_deals(&id).await;
+    let month_ago = chrono::Utc::now() - chrono::Duration::days(29);
+    let recent = deals
+        .iter()
+        .filter(|d| {
+            chrono::DateTime::parse_from_rfc3339(d["created_at"].as_str().unwrap()).unwrap()
+                >= month_ago
+        })
+        .count();
+    assert_eq!(
+        driver.count("#chart-per-day rect.bar").await > 0,
+        recent > 0,
+        "{recent} deals created in the last 30 days"
+    );
+    let stages: std::collections::BTreeSet<&str> = deals
+        .iter()
+        .filter(|d| d["deleted"] == false && d["excluded"] == false)
+        .map(|d| d["stage_code"].as_str().unwrap())
+        .collect();
+    assert_eq!(driver.count("#chart-funnel rect.stage").await, stages.len());
     let shot = driver.screenshot(&format!("{layout}-deals-page.png")).await;
     assert!(std::fs::metadata(&shot).unwrap().len() > 1000);
+
+    // A deal's page: every field, the lines, the timeline and the trace; a re-fetch adds to
+    // the trace. Times follow the timezone the viewer picks.
+    driver.click("#deals a.deal-link").await;
+    driver.find("#deal-fields").await;
+    assert!(driver.count("#timeline tr.stage").await >= 1);
+    for kind in ["webhook_accepted", "fetched", "deal_upserted"] {
+        assert!(
+            driver.count(&format!("#trace-table tr.{kind}")).await >= 1,
+            "the trace shows {kind}"
+        );
+    }
+    driver.click("#tz option[value='Europe/Moscow']").await;
+    driver.find("#deal-fields").await;
+    assert_eq!(
+        driver
+            .count("#tz option[value='Europe/Moscow'][selected]")
+            .await,
+        1
+    );
+    driver.click("#refetch").await;
+    driver.find("#deal-fields").await;
+    assert_eq!(driver.count("#trace-table tr.refetch_requested").await, 1);
+    driver.screenshot(&format!("{layout}-deal-page.png")).await;
+
+    // A dead letter (issue 19): an order RetailCRM describes unreadably is listed on the
+    // integration page; once fixed, Retry brings it through and the list empties.
+    let poison = orders[1];
+    account.garble(poison, true).unwrap();
+    system
+        .http
+        .get(format!("{webhook}?orderId={poison}"))
+        .send()
+        .await
+        .unwrap();
+    dealflow_testkit::wait_for(WAIT, "the dead letter", || async {
+        let list = system
+            .get(&format!("/integrations/{id}/dead-letters"))
+            .await;
+        (!list["items"].as_array().unwrap().is_empty()).then_some(())
+    })
+    .await;
+    driver.go(&format!("{integration_url}#dead-letters")).await;
+    assert_eq!(driver.count("#dead-letter-table tr.dead-letter").await, 1);
+    driver
+        .screenshot(&format!("{layout}-dead-letters.png"))
+        .await;
+    account.garble(poison, false).unwrap();
+    driver.click("#dead-letter-table button.retry").await;
+    driver.find("#webhook-url").await;
+    dealflow_testkit::wait_for(WAIT, "the retried letter to leave the list", || async {
+        let list = system
+            .get(&format!("/integrations/{id}/dead-letters"))
+            .await;
+        list["items"].as_array().unwrap().is_empty().then_some(())
+    })
+    .await;
+    driver.go(&integration_url).await;
+    driver.find("#no-dead-letters").await;
 
     // The revenue setting on the integration page (issue 16): the deals table follows.
     // "3 620.00 RUB" → 3620.00, compared as decimals.

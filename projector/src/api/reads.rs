@@ -21,7 +21,7 @@ use crate::read::cockpit::{DeadLetterView, SyncView, TraceItem};
 use crate::read::deals::DealView;
 use crate::read::funnels::FunnelView;
 use crate::read::integrations::WebhookUrls;
-use crate::read::{cockpit, deals, funnels, integrations, people};
+use crate::read::{charts, cockpit, deals, funnels, integrations, people};
 use crate::store::{Store, StoreError};
 
 /// One page of deals, newest first by `created_at`.
@@ -217,6 +217,22 @@ impl Reads {
         cockpit::dead_letters(&self.store, id)
             .await
             .map_err(internal)
+    }
+
+    /// The deals page's charts: deals created per UTC day by outcome since `from`, and deals
+    /// per current stage (code, count). Not an API route; the pages call it.
+    pub async fn charts(
+        &self,
+        scope: &Scope,
+        raw_id: &str,
+        from: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(Vec<charts::DayCount>, Vec<(String, u64)>), ApiError> {
+        let (id, _) = self.resolve(scope, raw_id).await?;
+        let per_day = charts::created_per_day(&self.store, id, from)
+            .await
+            .map_err(internal)?;
+        let per_stage = charts::per_stage(&self.store, id).await.map_err(internal)?;
+        Ok((per_day, per_stage))
     }
 
     /// `GET /api/v1/integrations/{id}/funnels`: the funnels of the current marker.

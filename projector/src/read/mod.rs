@@ -3,6 +3,7 @@
 //! Every query here takes the integration id and filters on it first (it leads every primary
 //! key and index), so one integration's rows can never be served under another's id.
 
+pub mod charts;
 pub mod cockpit;
 mod deal_cursor;
 pub mod deals;
