@@ -29,6 +29,7 @@ pub struct EnricherMetrics {
     orders_per_call: Histogram,
     events: IntCounterVec,
     dead_letters: IntCounterVec,
+    health_changes: IntCounterVec,
     skipped: IntCounterVec,
     requeued: IntCounter,
     stage_seconds: HistogramVec,
@@ -103,6 +104,11 @@ impl EnricherMetrics {
                 "enricher_events_emitted_total",
                 "Events the enricher published, by type.",
                 &["type"],
+            ),
+            health_changes: metrics.counter(
+                "enricher_health_changes_total",
+                "Integration health changes published, by the new status.",
+                &["status"],
             ),
             dead_letters: {
                 let dead_letters = metrics.counter(
@@ -213,6 +219,11 @@ impl EnricherMetrics {
     /// A record dead-lettered at `stage`.
     pub fn dead_lettered(&self, stage: &str) {
         self.dead_letters.with_label_values(&[stage]).inc();
+    }
+
+    /// An integration's health changed to `status`.
+    pub fn health_changed(&self, status: &str) {
+        self.health_changes.with_label_values(&[status]).inc();
     }
 
     /// Records finished without work.

@@ -151,6 +151,27 @@ async fn each_tenant_sees_only_its_own(bus: Bus) {
             format!("/integrations/{id_a}/resync"),
             Some(json!({"since": "2024-01-01"})),
         ),
+        (
+            Method::POST,
+            format!("/integrations/{id_a}/deals/{order_a}/refetch"),
+            None,
+        ),
+        (
+            Method::POST,
+            format!("/integrations/{id_a}/dead-letters/0000000000000000/retry"),
+            None,
+        ),
+        (
+            Method::GET,
+            format!("/integrations/{id_a}/deals/{order_a}/trace"),
+            None,
+        ),
+        (Method::GET, format!("/integrations/{id_a}/sync"), None),
+        (
+            Method::GET,
+            format!("/integrations/{id_a}/dead-letters"),
+            None,
+        ),
         (Method::DELETE, format!("/integrations/{id_a}"), None),
     ]);
     for (method, path, body) in attempts {
@@ -192,9 +213,40 @@ async fn each_tenant_sees_only_its_own(bus: Bus) {
         format!("/integrations/{id_a}/deals"),
         format!("/integrations/{id_a}/deals?outcome=open"),
         format!("/integrations/{id_a}/deals.csv"),
+        format!("/integrations/{id_a}/deals/{order_a}"),
     ] {
         let (status, body) = page(&system, &pages, &cookie_b, Method::GET, &path, None).await;
         assert_eq!(status, 404, "B's page {path}: {body}");
+    }
+    for (path, form) in [
+        (
+            format!("/integrations/{id_a}/deals/{order_a}/refetch"),
+            vec![],
+        ),
+        (
+            format!("/integrations/{id_a}/resync"),
+            vec![("since", "2024-01-01")],
+        ),
+        (
+            format!("/integrations/{id_a}/dead-letters/0000000000000000/retry"),
+            vec![],
+        ),
+        (
+            format!("/integrations/{id_a}/dead-letters/retry-all"),
+            vec![],
+        ),
+        (
+            format!("/integrations/{id_a}/api-key"),
+            vec![("api_key", "x")],
+        ),
+        (
+            format!("/integrations/{id_a}/delete"),
+            vec![("confirm", "anything")],
+        ),
+    ] {
+        let (status, body) =
+            page(&system, &pages, &cookie_b, Method::POST, &path, Some(&form)).await;
+        assert_eq!(status, 404, "B's form {path} on A's integration: {body}");
     }
     let (status, _) = page(
         &system,

@@ -178,10 +178,24 @@ impl Worker {
         let Some(health) = self.health.pending.clone() else {
             return Ok(());
         };
+        let (status, message) = (health.status, health.message.clone());
         let event = Event::IntegrationHealthChanged(health);
         match self.context.output.publish(self.id, vec![event]).await {
             Ok(()) => {
                 self.health.pending = None;
+                // The one line an operator reads for it: which integration, its new health and
+                // why (the message never holds a secret).
+                let label = serde_json::to_value(status)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                let reason = message.as_deref().unwrap_or("");
+                if status == HealthStatus::Ok {
+                    tracing::info!(integration_id = %self.id, health = %label, "integration health changed");
+                } else {
+                    tracing::warn!(integration_id = %self.id, health = %label, reason, "integration health changed: {reason}");
+                }
+                self.context.metrics.health_changed(&label);
                 Ok(())
             }
             Err(error) if error.is_transient() => {

@@ -1,5 +1,6 @@
 //! Per-integration gauges read from the read model at scrape time: whether the integration is
-//! switched on, its health, and when it last got a webhook and a reconciliation.
+//! switched on, its health, when it last got a webhook and a reconciliation, and how many of
+//! its dead letters are still open.
 //!
 //! One series per integration (and per health status) is the accepted cost: the alert rules
 //! need them per integration, and removed integrations disappear at the next scrape.
@@ -21,7 +22,9 @@ pub const HEALTH_STATUSES: &[&str] = &[
     "pending",
 ];
 
-const SELECT: &str = "SELECT i.id, i.active, h.status, a.last_webhook_at, a.last_reconciled_at \
+const SELECT: &str = "SELECT i.id, i.active, h.status, a.last_webhook_at, a.last_reconciled_at, \
+    (SELECT COUNT(*) FROM dead_letters l WHERE l.integration_id = i.id AND l.resolved_at IS NULL) \
+    AS dead_letters \
     FROM integrations i \
     LEFT JOIN integration_health h ON h.integration_id = i.id \
     LEFT JOIN integration_activity a ON a.integration_id = i.id";
@@ -33,6 +36,7 @@ pub(crate) struct IntegrationGauges {
     health: IntGaugeVec,
     last_webhook: GaugeVec,
     last_reconciled: GaugeVec,
+    dead_letters: IntGaugeVec,
 }
 
 /// One integration's row, read before any gauge changes.
@@ -42,6 +46,7 @@ struct Row {
     status: String,
     last_webhook: Option<f64>,
     last_reconciled: Option<f64>,
+    dead_letters: i64,
 }
 
 impl IntegrationGauges {
@@ -71,6 +76,11 @@ impl IntegrationGauges {
                 "integration_last_webhook_timestamp_seconds",
                 "Unix time of the integration's latest accepted webhook (absent before the first).",
             )),
+            dead_letters: metrics.gauge(
+                "integration_dead_letters",
+                "Dead letters of the integration not resolved yet (the list on its page).",
+                &["integration_id"],
+            ),
             last_reconciled: float_gauge(Opts::new(
                 "integration_last_reconciled_timestamp_seconds",
                 "Unix time of the integration's latest completed reconciliation (absent before the first).",
@@ -100,6 +110,7 @@ impl IntegrationGauges {
                         .unwrap_or_else(|| "pending".to_owned()),
                     last_webhook: seconds(row.opt_int("last_webhook_at")?)?,
                     last_reconciled: seconds(row.opt_int("last_reconciled_at")?)?,
+                    dead_letters: row.int("dead_letters")?,
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
@@ -108,11 +119,15 @@ impl IntegrationGauges {
         self.health.reset();
         self.last_webhook.reset();
         self.last_reconciled.reset();
+        self.dead_letters.reset();
         for row in &rows {
             let id = row.id.as_str();
             self.active
                 .with_label_values(&[id])
                 .set(i64::from(row.active));
+            self.dead_letters
+                .with_label_values(&[id])
+                .set(row.dead_letters);
             for status in HEALTH_STATUSES {
                 let current = i64::from(*status == row.status);
                 self.health.with_label_values(&[id, status]).set(current);

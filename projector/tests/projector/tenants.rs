@@ -141,6 +141,11 @@ async fn a_tenant_token_reads_only_its_tenant(db: Db) {
         format!("/integrations/{idb}/funnels"),
         format!("/integrations/{idb}/contacts"),
         format!("/integrations/{idb}/managers"),
+        format!("/integrations/{idb}/deal-items.csv"),
+        format!("/integrations/{idb}/stage-mapping"),
+        format!("/integrations/{idb}/sync"),
+        format!("/integrations/{idb}/deals/{order_b}/trace"),
+        format!("/integrations/{idb}/dead-letters"),
     ] {
         let (status, own) = get_as(&app, &token_b, &path).await;
         assert_eq!(status, 200, "B reads its own {path}: {own}");
