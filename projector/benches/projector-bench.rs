@@ -283,24 +283,42 @@ async fn run(
         page_times.join(", ")
     );
     for file in ["deals.csv", "deal-items.csv"] {
+        // Resident memory while the export streams (the server runs in this process): the
+        // peak against the level before shows whether the export holds its rows.
+        let before = rss_kib();
+        let peak = Arc::new(std::sync::atomic::AtomicU64::new(before));
+        let sampler = {
+            let peak = peak.clone();
+            tokio::spawn(async move {
+                loop {
+                    peak.fetch_max(rss_kib(), std::sync::atomic::Ordering::Relaxed);
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            })
+        };
         let started = Instant::now();
-        let csv = http
+        let mut response = http
             .get(format!("{base}/{id}/{file}"))
             .bearer_auth("bench-api-token-0123456789")
             .send()
-            .await?
-            .bytes()
             .await?;
+        // Read chunk by chunk, so the memory measured is the server's, not a held body.
+        let (mut bytes, mut lines) = (0_usize, 0_usize);
+        while let Some(chunk) = response.chunk().await? {
+            bytes += chunk.len();
+            lines += chunk.iter().filter(|b| **b == b'\n').count();
+        }
         let took = started.elapsed();
-        let rows = csv
-            .iter()
-            .filter(|b| **b == b'\n')
-            .count()
-            .saturating_sub(1);
+        let rows = lines.saturating_sub(1);
+        sampler.abort();
+        let peak = peak.load(std::sync::atomic::Ordering::Relaxed);
         println!(
-            "{label}: {file} of one integration: {rows} rows ({} KiB) in {took:.2?}: {:.0} rows/s",
-            csv.len() / 1024,
-            rows as f64 / took.as_secs_f64()
+            "{label}: {file} of one integration: {rows} rows ({} KiB) in {took:.2?}: {:.0} rows/s; \
+             RSS {} MiB before, peak {} MiB while streaming",
+            bytes / 1024,
+            rows as f64 / took.as_secs_f64(),
+            before / 1024,
+            peak / 1024,
         );
     }
     // What each page reads (issue 19: pages render in < 100 ms for 100k deals), through the
@@ -358,4 +376,18 @@ async fn run(
 /// A read's answer, its error as the message it carries.
 fn api<T>(answer: Result<T, dealflow_shared::http::ApiError>) -> anyhow::Result<T> {
     answer.map_err(|e| anyhow::anyhow!("{}: {}", e.status, e.message))
+}
+
+/// This process's resident memory in KiB (`VmRSS`; 0 where /proc is absent).
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kib| kib.parse().ok())
+        })
+        .unwrap_or(0)
 }

@@ -336,3 +336,68 @@ pub async fn set_timezone(Form(input): Form<TimezoneInput>) -> Response {
     );
     ([(header::SET_COOKIE, cookie)], Redirect::to(&back)).into_response()
 }
+
+/// How long a webhook check waits before it says none arrived.
+const CHECK_FOR: i64 = 120;
+
+#[derive(Template)]
+#[template(path = "webhook_check.html")]
+struct WebhookCheckPage {
+    i: IntegrationView,
+    clock: Clock,
+    /// When the check started: a webhook accepted after it is the one the user caused.
+    since: chrono::DateTime<chrono::Utc>,
+    now: chrono::DateTime<chrono::Utc>,
+}
+
+impl WebhookCheckPage {
+    fn arrived(&self) -> bool {
+        self.i.last_webhook_at.is_some_and(|at| at >= self.since)
+    }
+
+    fn waited_s(&self) -> i64 {
+        (self.now - self.since).num_seconds()
+    }
+
+    fn expired(&self) -> bool {
+        self.waited_s() >= CHECK_FOR
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CheckQuery {
+    since: Option<i64>,
+}
+
+/// `GET /integrations/{id}/webhook-check`: starts a check (a redirect that pins its start
+/// time in the URL), then shows whether a webhook arrived since, refreshing itself for two
+/// minutes.
+pub async fn webhook_check(
+    State(state): State<PagesState>,
+    Extension(scope): Extension<Scope>,
+    Path(id): Path<String>,
+    axum::extract::Query(query): axum::extract::Query<CheckQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let now = chrono::Utc::now();
+    let Some(since) = query
+        .since
+        .and_then(|s| chrono::DateTime::from_timestamp(s, 0))
+    else {
+        return Redirect::to(&format!(
+            "/integrations/{id}/webhook-check?since={}",
+            now.timestamp()
+        ))
+        .into_response();
+    };
+    let i = match state.reads.integration(&scope, &id).await {
+        Ok(i) => IntegrationView(i),
+        Err(e) => return e.into_response(),
+    };
+    render(&WebhookCheckPage {
+        i,
+        clock: Clock::of(&headers),
+        since,
+        now,
+    })
+}

@@ -88,6 +88,10 @@ pub fn router(state: PagesState) -> Router {
             post(cockpit::retry),
         )
         .route("/integrations/{id}/delete", post(cockpit::delete))
+        .route(
+            "/integrations/{id}/webhook-check",
+            get(cockpit::webhook_check),
+        )
         .route("/timezone", post(cockpit::set_timezone))
         .route("/integrations/{id}/deals.csv", get(handlers::deals_csv))
         .route(

@@ -319,6 +319,20 @@ async fn walk(system: System, layout: &str) {
             .map(|o| o.id)
             .collect()
     });
+
+    // The trigger check (issue 19): waiting, then the webhook the user caused arrives.
+    driver.go(&integration_url).await;
+    driver.click("#start-webhook-check").await;
+    driver.find("#webhook-waiting").await;
+    let r = system
+        .http
+        .post(format!("{webhook}?orderId={}", orders[0]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    // The page looks again by itself.
+    driver.find("#webhook-arrived").await;
     for order in &orders {
         let r = system
             .http

@@ -19,10 +19,10 @@ use dealflow_shared::events::{ChangeSource, Envelope, Event, IntegrationId};
 use sqlx::AnyConnection;
 
 use super::letters::Letter;
-use crate::store::values::{id, micros};
+use crate::store::values::{Columns as _, id, micros};
 use crate::store::{MAX_BINDS, Sql, StoreError};
 
-/// Entries kept per order (the oldest go first).
+/// Entries kept per order at least (the oldest go first).
 pub(crate) const KEEP: i64 = 200;
 /// Longest detail stored (a dead letter's reason can be long).
 const MAX_DETAIL: usize = 500;
@@ -200,24 +200,45 @@ pub(super) async fn apply(
     Ok(())
 }
 
-/// Drops the entries of `orders` beyond the newest [`KEEP`].
+/// Drops the entries of `orders` beyond the newest [`KEEP`]. Most batches touch no order that
+/// long, so the orders over the limit are found first from the primary key alone (an index
+/// range per order) and only theirs are ranked and cut.
 async fn prune(
     conn: &mut AnyConnection,
     integration: IntegrationId,
     orders: &[i64],
 ) -> Result<(), StoreError> {
-    let mut sql = Sql::new("DELETE FROM deal_trace WHERE integration_id = ");
+    let mut sql = Sql::new("SELECT order_id FROM deal_trace WHERE integration_id = ");
     sql.bind(integration.to_string())
-        .push(" AND (order_id, entry_key) IN (SELECT order_id, entry_key FROM (SELECT order_id, entry_key, ROW_NUMBER() OVER (PARTITION BY order_id ORDER BY at DESC, entry_key DESC) AS newer FROM deal_trace WHERE integration_id = ")
-        .bind(integration.to_string())
         .push(" AND order_id IN ")
         .bind_list(orders.iter().copied())
-        .push(") ranked WHERE newer > ")
-        .bind(KEEP)
-        .push(")");
-    sql.execute(&mut *conn)
+        .push(" GROUP BY order_id HAVING COUNT(*) > ")
+        .bind(KEEP);
+    let long: Vec<i64> = sql
+        .fetch_all(&mut *conn)
         .await
-        .map_err(StoreError::query("pruning order traces"))?;
+        .map_err(StoreError::query("counting order traces"))?
+        .iter()
+        .map(|row| row.int("order_id"))
+        .collect::<Result<_, _>>()?;
+    for order in long {
+        // Everything older than the KEEP-th newest entry (entries of that same instant stay:
+        // at least KEEP are kept).
+        let mut sql = Sql::new("DELETE FROM deal_trace WHERE integration_id = ");
+        sql.bind(integration.to_string())
+            .push(" AND order_id = ")
+            .bind(order)
+            .push(" AND at < (SELECT at FROM deal_trace WHERE integration_id = ")
+            .bind(integration.to_string())
+            .push(" AND order_id = ")
+            .bind(order)
+            .push(" ORDER BY at DESC, entry_key DESC LIMIT 1 OFFSET ")
+            .bind(KEEP - 1)
+            .push(")");
+        sql.execute(&mut *conn)
+            .await
+            .map_err(StoreError::query("pruning an order's trace"))?;
+    }
     Ok(())
 }
 
