@@ -488,6 +488,13 @@ async fn walk(system: System, layout: &str) {
         .await;
     driver.click("#save-stage-mapping").await;
     driver.find("#webhook-url").await;
+    // A refused or late write re-renders the same page with the API's message: say which.
+    if driver.count("#stage-mapping-form .error").await > 0 {
+        panic!(
+            "the stage mapping was not saved: {}",
+            driver.text("#stage-mapping-form .error").await
+        );
+    }
     let remapped = newest(system.all_deals(&id).await);
     assert_eq!(remapped["order_id"], after["order_id"]);
     assert_eq!(remapped["outcome"], other, "the API follows the editor");
