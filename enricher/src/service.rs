@@ -193,13 +193,24 @@ impl EnricherService {
             _ = async { tokio::join!(self.registry.wait_ready(), self.sync.wait_ready()) } => {}
             _ = run.cancelled() => return Ok(()),
         }
-        let consumer = self
+        let mut consumer = self
             .bus
             .subscribe(
                 &self.settings.consumer_group,
                 &[self.settings.topics.order_changed()],
             )
             .await?;
+        // The fence of DESIGN §7.4: a revoked account stops being called inside the
+        // rebalance, before any other member can be given it.
+        let (sync, order_changed) = (self.sync.clone(), self.settings.topics.order_changed());
+        consumer.on_revoke(Arc::new(move |revoked: &[(String, i32)]| {
+            let partitions: Vec<i32> = revoked
+                .iter()
+                .filter(|(topic, _)| *topic == order_changed)
+                .map(|(_, partition)| *partition)
+                .collect();
+            sync.revoke(&partitions);
+        }));
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let context = Arc::new(EnricherContext {
             bus: self.bus.clone(),

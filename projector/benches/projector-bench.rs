@@ -43,6 +43,9 @@ struct Args {
     /// A PostgreSQL database to connect to for creating (and dropping) the benchmark database.
     #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/test")]
     postgres_admin: String,
+    /// Keep the PostgreSQL benchmark database (its name is printed) to look at its plans.
+    #[arg(long)]
+    keep_postgres: bool,
     /// Passed by `cargo bench`; ignored.
     #[arg(long, hide = true)]
     bench: bool,
@@ -110,9 +113,13 @@ async fn main() -> anyhow::Result<()> {
             changed,
         )
         .await;
-        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            .execute(&mut admin)
-            .await?;
+        if args.keep_postgres {
+            println!("PostgreSQL: kept the database {name}");
+        } else {
+            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&mut admin)
+                .await?;
+        }
         result?;
     }
     Ok(())

@@ -584,3 +584,65 @@ async fn two_clients_of_one_account_share_its_budget() {
     );
     assert_eq!(a.budget().stats().acquired, 30);
 }
+
+/// The gate (the enricher's fence, DESIGN §7.4): a retry after the gate closed is not sent,
+/// and the call fails as fenced rather than as the account's fault; a closed gate sends nothing.
+#[tokio::test]
+async fn a_closed_gate_stops_the_retries_and_sends_nothing() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/api/v5/orders/1"))
+        .respond_with(json(503, br#"{"success":false}"#.to_vec()))
+        .mount(&server)
+        .await;
+    let asked = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let asks = Arc::clone(&asked);
+    // Open for the first attempt only (asked before and after its token), shut for the retry.
+    let client = client(&server).with_gate(Arc::new(move || {
+        asks.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 2
+    }));
+    let e = client.order_by_id(1).await.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            RetailCrmError::Unavailable {
+                reason: Unavailability::Fenced,
+                attempts: 2,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert_eq!(requests(&server).await.len(), 1, "the retry was not sent");
+
+    let shut = client.with_gate(Arc::new(|| false));
+    let tokens = shut.budget().stats().acquired;
+    assert!(shut.order_by_id(1).await.is_err());
+    assert_eq!(
+        shut.budget().stats().acquired,
+        tokens,
+        "a shut gate spends no budget"
+    );
+
+    // Shut while the attempt waited for its token: the token is spent, counted as unsent.
+    let once = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let late = shut.with_gate(Arc::new(move || {
+        once.swap(false, std::sync::atomic::Ordering::SeqCst)
+    }));
+    let before = late.budget().stats();
+    assert!(late.order_by_id(1).await.is_err());
+    let after = late.budget().stats();
+    assert_eq!(
+        (
+            after.acquired - before.acquired,
+            after.unsent - before.unsent
+        ),
+        (1, 1)
+    );
+    assert_eq!(requests(&server).await.len(), 1, "and nothing was sent");
+    assert_eq!(
+        requests(&server).await.len(),
+        1,
+        "nothing sent through a shut gate"
+    );
+}

@@ -175,6 +175,26 @@ impl Driver {
         .await;
     }
 
+    /// Clicks something that submits a form or follows a link, and waits until the browser
+    /// shows the page it leads to: the old document's root element has gone stale. (A click
+    /// returns before a slow navigation starts; looking for an element both pages have would
+    /// find it on the old one.)
+    async fn click_to_next_page(&self, css: &str) {
+        let old = self.find("html").await;
+        self.click(css).await;
+        wait_for(WAIT, &format!("the page after clicking {css}"), || async {
+            let name = self
+                .call(
+                    reqwest::Method::GET,
+                    &format!("/element/{old}/name"),
+                    Value::Null,
+                )
+                .await;
+            name.get("error").is_some().then_some(())
+        })
+        .await;
+    }
+
     async fn current_url(&self) -> String {
         self.call(reqwest::Method::GET, "/url", Value::Null)
             .await
@@ -239,13 +259,15 @@ async fn walk(system: System, layout: &str) {
     // Signing in.
     driver.go(&format!("{}/", system.base)).await;
     driver.type_into("#token", &system.token).await;
-    driver.click("button[type=submit]").await;
+    driver.click_to_next_page("button[type=submit]").await;
     driver.find("#connect").await;
 
     // A wrong key: the server's message appears next to the key field.
     driver.type_into("#crm_url", &account.url()).await;
     driver.type_into("#api_key", "not-the-key").await;
-    driver.click("#connect button[type=submit]").await;
+    driver
+        .click_to_next_page("#connect button[type=submit]")
+        .await;
     let message = driver.text("#api_key-error").await;
     assert!(message.contains("refused the API key"), "{message}");
 
@@ -257,7 +279,9 @@ async fn walk(system: System, layout: &str) {
         dealflow_simulator::FaultAction::Latency { ms: 2500 },
     ));
     driver.type_into("#api_key", &account.api_key()).await;
-    driver.click("#connect button[type=submit]").await;
+    driver
+        .click_to_next_page("#connect button[type=submit]")
+        .await;
     let webhook = driver.text("#webhook-url").await;
     assert!(webhook.contains("/hooks/retailcrm/"), "{webhook}");
     // The trigger steps lose no order (issue 19): no condition that skips changes made through
@@ -382,7 +406,7 @@ async fn walk(system: System, layout: &str) {
 
     // A deal's page: every field, the lines, the timeline and the trace; a re-fetch adds to
     // the trace. Times follow the timezone the viewer picks.
-    driver.click("#deals a.deal-link").await;
+    driver.click_to_next_page("#deals a.deal-link").await;
     driver.find("#deal-fields").await;
     assert!(driver.count("#timeline tr.stage").await >= 1);
     for kind in ["webhook_accepted", "fetched", "deal_upserted"] {
@@ -391,7 +415,9 @@ async fn walk(system: System, layout: &str) {
             "the trace shows {kind}"
         );
     }
-    driver.click("#tz option[value='Europe/Moscow']").await;
+    driver
+        .click_to_next_page("#tz option[value='Europe/Moscow']")
+        .await;
     driver.find("#deal-fields").await;
     assert_eq!(
         driver
@@ -399,7 +425,7 @@ async fn walk(system: System, layout: &str) {
             .await,
         1
     );
-    driver.click("#refetch").await;
+    driver.click_to_next_page("#refetch").await;
     driver.find("#deal-fields").await;
     assert_eq!(driver.count("#trace-table tr.refetch_requested").await, 1);
     driver.screenshot(&format!("{layout}-deal-page.png")).await;
@@ -427,7 +453,9 @@ async fn walk(system: System, layout: &str) {
         .screenshot(&format!("{layout}-dead-letters.png"))
         .await;
     account.garble(poison, false).unwrap();
-    driver.click("#dead-letter-table button.retry").await;
+    driver
+        .click_to_next_page("#dead-letter-table button.retry")
+        .await;
     driver.find("#webhook-url").await;
     dealflow_testkit::wait_for(WAIT, "the retried letter to leave the list", || async {
         let list = system
@@ -452,7 +480,9 @@ async fn walk(system: System, layout: &str) {
     let before = newest(system.all_deals(&id).await);
     driver.go(&integration_url).await;
     driver.click("#revenue option[value=margin]").await;
-    driver.click("#settings button[type=submit]").await;
+    driver
+        .click_to_next_page("#settings button[type=submit]")
+        .await;
     driver.find("#webhook-url").await;
     let after = newest(system.all_deals(&id).await);
     assert_eq!(after["order_id"], before["order_id"]);
@@ -486,7 +516,7 @@ async fn walk(system: System, layout: &str) {
     driver
         .click(&format!("#outcome-{stage} option[value={other}]"))
         .await;
-    driver.click("#save-stage-mapping").await;
+    driver.click_to_next_page("#save-stage-mapping").await;
     driver.find("#webhook-url").await;
     // A refused or late write re-renders the same page with the API's message: say which.
     if driver.count("#stage-mapping-form .error").await > 0 {
@@ -534,7 +564,7 @@ async fn walk(system: System, layout: &str) {
     driver
         .type_into("#token", issued["token"].as_str().unwrap())
         .await;
-    driver.click("button[type=submit]").await;
+    driver.click_to_next_page("button[type=submit]").await;
     driver.find("#connect").await;
     let own = format!("#integrations a[href='/integrations/{tenants_id}']");
     let operators = format!("#integrations a[href='/integrations/{id}']");

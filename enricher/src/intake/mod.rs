@@ -115,18 +115,7 @@ impl Intake {
 
     async fn consume(&mut self) -> Result<(), EnricherError> {
         let settings = self.context.settings.clone();
-        // Which member syncs an account follows the account's partition (see `sync`).
-        match self
-            .context
-            .bus
-            .end_offsets(&settings.topics.order_changed())
-            .await
-        {
-            Ok(ends) => self.context.sync.set_partition_count(ends.len()),
-            Err(e) => {
-                tracing::warn!(error = %e, "order-changed partitions unknown; sync ownership by sync-state placement")
-            }
-        }
+        self.learn_partition_count().await;
         while !self.shutdown.is_cancelled() {
             match self
                 .consumer
@@ -134,6 +123,9 @@ impl Intake {
                 .await
             {
                 Ok(records) => {
+                    // A poll may have joined the group or rebalanced it: the fence reads the
+                    // assignment before any worker is handed a record of it.
+                    self.refresh_assignment();
                     for record in records {
                         self.route(record).await?;
                     }
@@ -210,9 +202,21 @@ impl Intake {
         }
     }
 
-    /// Every active integration whose sync this member owns has a worker, even with no
-    /// order change: it reconciles history and runs backfills / re-syncs (`sync`).
-    fn start_sync_workers(&mut self) {
+    /// Which member syncs and calls an account follows the account's partition (see `sync`),
+    /// which needs the partition count of `order-changed`; until it is known the sync-state
+    /// placement decides (asked again at each maintenance).
+    async fn learn_partition_count(&mut self) {
+        let topic = self.context.settings.topics.order_changed();
+        match self.context.bus.end_offsets(&topic).await {
+            Ok(ends) => self.context.sync.set_partition_count(ends.len()),
+            Err(e) => {
+                tracing::warn!(error = %e, "order-changed partitions unknown; sync ownership by sync-state placement")
+            }
+        }
+    }
+
+    /// Tells the sync states (and the fence) which `order-changed` partitions this member holds.
+    fn refresh_assignment(&mut self) {
         let order_changed = self.context.settings.topics.order_changed();
         let assigned: Vec<i32> = self
             .consumer
@@ -223,6 +227,12 @@ impl Intake {
             .collect();
         self.context.metrics.assigned_partitions(assigned.len());
         self.context.sync.set_assignment(assigned);
+    }
+
+    /// Every active integration whose sync this member owns has a worker, even with no
+    /// order change: it reconciles history and runs backfills / re-syncs (`sync`).
+    fn start_sync_workers(&mut self) {
+        self.refresh_assignment();
         for (id, config) in self.context.registry.list() {
             if config.active && self.context.sync.owns(id, &config.crm_url) {
                 self.workers.ensure(id, config);
@@ -296,6 +306,9 @@ impl Intake {
         }
         self.workers
             .let_go_idle(now, self.context.settings.idle_worker_timeout);
+        if !self.context.sync.partition_count_known() {
+            self.learn_partition_count().await;
+        }
         self.start_sync_workers();
         if let Some(lost) = self.workers.lost() {
             self.drain_events()?;

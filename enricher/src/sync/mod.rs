@@ -27,6 +27,7 @@ pub mod metrics;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use dealflow_shared::bus::{BusError, EventBus, OutRecord, partition_for};
@@ -41,6 +42,13 @@ struct Known {
     partition: i32,
 }
 
+/// How long a member waits after it is given an account's partition before it calls the
+/// account. Its previous owner stopped calling when the partition was revoked (the revoke hook
+/// fences it inside the rebalance, before the group hands the partition on), so waiting a
+/// little over RetailCRM's one-second window keeps the two members' calls out of any one
+/// second: two budgets of nine never add up inside the account's ten (DESIGN §7.4).
+pub const HANDOVER_QUIET: Duration = Duration::from_millis(1_200);
+
 /// Where an account's `order-changed` partition is, seen from this member.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Placement {
@@ -48,6 +56,8 @@ enum Placement {
     Unknown,
     /// The count is known, this member's assignment not yet.
     NoAssignmentYet,
+    /// Assigned to this member less than [`HANDOVER_QUIET`] ago.
+    Arriving,
     /// Assigned to this member.
     Here,
     /// Assigned to another member.
@@ -58,8 +68,9 @@ enum Placement {
 #[derive(Debug, Clone)]
 pub struct SyncStates {
     known: Arc<RwLock<HashMap<IntegrationId, Known>>>,
-    /// The `order-changed` partitions assigned to this member (`None` before the first look).
-    assigned: Arc<RwLock<Option<Vec<i32>>>>,
+    /// The `order-changed` partitions assigned to this member, each with when this member
+    /// first saw it assigned (`None` before the first look).
+    assigned: Arc<RwLock<Option<HashMap<i32, Instant>>>>,
     /// How many partitions `order-changed` has (0 until known).
     partitions: Arc<AtomicI32>,
     ready: CaughtUp,
@@ -88,9 +99,34 @@ impl SyncStates {
         known.get(&id).map(|k| k.state.clone())
     }
 
-    /// Records the partitions of `order-changed` this member is assigned.
+    /// Records the partitions of `order-changed` this member is assigned (a partition held
+    /// before keeps the moment it arrived).
     pub fn set_assignment(&self, partitions: Vec<i32>) {
-        *self.assigned.write().expect("sync assignment lock") = Some(partitions);
+        let now = Instant::now();
+        let mut assigned = self.assigned.write().expect("sync assignment lock");
+        let before = assigned.take().unwrap_or_default();
+        *assigned = Some(
+            partitions
+                .into_iter()
+                .map(|p| (p, before.get(&p).copied().unwrap_or(now)))
+                .collect(),
+        );
+    }
+
+    /// Forgets `partitions` at once: called from inside the rebalance that takes them
+    /// ([`dealflow_shared::bus::Consumer::on_revoke`]), so this member's workers are fenced
+    /// from their accounts before another member is given them.
+    pub fn revoke(&self, partitions: &[i32]) {
+        let mut assigned = self.assigned.write().expect("sync assignment lock");
+        let held = assigned.get_or_insert_with(HashMap::new);
+        for partition in partitions {
+            held.remove(partition);
+        }
+    }
+
+    /// Whether the partition count of `order-changed` is known.
+    pub fn partition_count_known(&self) -> bool {
+        self.partitions.load(Ordering::Relaxed) > 0
     }
 
     /// Records how many partitions `order-changed` has.
@@ -105,16 +141,20 @@ impl SyncStates {
         match self.account_assigned(crm_url) {
             Placement::Unknown => self.owns_by_state(id),
             Placement::NoAssignmentYet | Placement::Elsewhere => false,
-            Placement::Here => true,
+            Placement::Arriving | Placement::Here => true,
         }
     }
 
-    /// Whether this member still holds the `order-changed` partition of the account at
-    /// `crm_url`: `true` until the partition count and the assignment are known (a single
-    /// member, the embedded log's one partition). A member that lost the partition makes no
-    /// more calls to the account (the fence of DESIGN §7.4): its new owner has them.
+    /// Whether this member holds the `order-changed` partition of the account at `crm_url`,
+    /// and has held it for [`HANDOVER_QUIET`]: `true` while the partition count is unknown
+    /// (the rule of the first moments, see the module). A member that lost the partition makes
+    /// no more calls to the account, and one that just got it makes none yet (the fence of
+    /// DESIGN §7.4).
     pub fn holds_account(&self, crm_url: &str) -> bool {
-        self.account_assigned(crm_url) != Placement::Elsewhere
+        matches!(
+            self.account_assigned(crm_url),
+            Placement::Unknown | Placement::Here
+        )
     }
 
     /// Where the account's `order-changed` partition is, as far as this member knows.
@@ -126,8 +166,11 @@ impl SyncStates {
         let partition = partition_for(&order_changed_key(crm_url), partitions);
         match self.assigned.read().expect("sync assignment lock").as_ref() {
             None => Placement::NoAssignmentYet,
-            Some(assigned) if assigned.contains(&partition) => Placement::Here,
-            Some(_) => Placement::Elsewhere,
+            Some(assigned) => match assigned.get(&partition) {
+                Some(since) if since.elapsed() >= HANDOVER_QUIET => Placement::Here,
+                Some(_) => Placement::Arriving,
+                None => Placement::Elsewhere,
+            },
         }
     }
 
@@ -147,7 +190,7 @@ impl SyncStates {
             .read()
             .expect("sync assignment lock")
             .as_ref()
-            .is_some_and(|assigned| assigned.contains(&partition))
+            .is_some_and(|assigned| assigned.contains_key(&partition))
     }
 
     /// Whether the integration's partition is known (a state was read or written).
@@ -250,7 +293,8 @@ mod tests {
     use super::*;
 
     /// The account's partition decides both who syncs its integrations and whether a worker
-    /// may still call it (the fence); nothing is fenced before the partitions are known.
+    /// may call it (the fence): nothing is fenced before the partitions are known; a revoked
+    /// partition is fenced at once, a newly given one for [`HANDOVER_QUIET`].
     #[test]
     fn the_accounts_partition_decides_ownership_and_the_fence() {
         let url = "https://shop.retailcrm.ru/";
@@ -263,14 +307,37 @@ mod tests {
         );
         states.set_partition_count(12);
         assert!(
-            states.holds_account(url),
-            "an unknown assignment fences nothing"
+            !states.holds_account(url),
+            "no call before this member's assignment is known"
         );
         states.set_assignment(vec![other]);
         assert!(!states.holds_account(url));
         assert!(!states.owns(IntegrationId::new(), url));
         states.set_assignment(vec![other, partition]);
+        assert!(
+            states.owns(IntegrationId::new(), url),
+            "its worker starts at once"
+        );
+        assert!(
+            !states.holds_account(url),
+            "but calls only after the handover's quiet second"
+        );
+        let settled = Instant::now() - HANDOVER_QUIET;
+        states
+            .assigned
+            .write()
+            .unwrap()
+            .as_mut()
+            .unwrap()
+            .insert(partition, settled);
         assert!(states.holds_account(url));
-        assert!(states.owns(IntegrationId::new(), url));
+        states.set_assignment(vec![partition, other]);
+        assert!(
+            states.holds_account(url),
+            "a partition held before keeps its arrival"
+        );
+        states.revoke(&[partition]);
+        assert!(!states.holds_account(url), "revoked: fenced at once");
+        assert!(!states.owns(IntegrationId::new(), url));
     }
 }

@@ -20,7 +20,7 @@
 
 use dealflow_shared::bus::BusError;
 use dealflow_shared::events::HealthStatus;
-use dealflow_shared::retailcrm::RetailCrmError;
+use dealflow_shared::retailcrm::{RetailCrmError, Unavailability};
 
 use crate::error::EnricherError;
 
@@ -58,6 +58,14 @@ impl From<RetailCrmError> for Failure {
             },
             RetailCrmError::AccountNotFound { .. } => Failure::Park {
                 health: HealthStatus::Unreachable,
+                message,
+            },
+            // Not the account's fault: this member was fenced from it mid-call (DESIGN §7.4).
+            RetailCrmError::Unavailable {
+                reason: Unavailability::Fenced,
+                ..
+            } => Failure::Transient {
+                health: None,
                 message,
             },
             RetailCrmError::RateLimited { .. } => Failure::Transient {
@@ -105,7 +113,7 @@ pub(super) fn is_unreadable(error: &RetailCrmError) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use dealflow_shared::retailcrm::{Endpoint, Unavailability};
+    use dealflow_shared::retailcrm::Endpoint;
 
     use super::*;
 
@@ -149,6 +157,12 @@ mod tests {
             reason: Unavailability::Timeout,
         };
         assert_eq!(classify(down), ("retry", Some(HealthStatus::Unreachable)));
+        let fenced = RetailCrmError::Unavailable {
+            endpoint: endpoint(),
+            attempts: 1,
+            reason: Unavailability::Fenced,
+        };
+        assert_eq!(classify(fenced), ("retry", None), "no fault of the account");
     }
 
     #[test]

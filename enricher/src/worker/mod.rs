@@ -213,7 +213,13 @@ impl Worker {
             &self.context.budgets,
             &self.context.settings.client_options,
         ) {
-            Ok(client) => Some(Crm::new(client, self.context.metrics.clone())),
+            Ok(client) => {
+                // The fence reaches into the client: a call queued for a budget token, or a
+                // retry waiting out its backoff, is not sent once the account moved away.
+                let (sync, account) = (self.context.sync.clone(), self.config.crm_url.clone());
+                let client = client.with_gate(Arc::new(move || sync.holds_account(&account)));
+                Some(Crm::new(client, self.context.metrics.clone()))
+            }
             Err(error) => {
                 tracing::error!(integration_id = %self.id, %error, "cannot build the RetailCRM client");
                 None

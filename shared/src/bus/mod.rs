@@ -213,4 +213,16 @@ pub trait Consumer: Send + Debug {
 
     /// The partitions currently assigned to this member, as `(topic, partition)`.
     fn assignment(&self) -> Vec<(String, i32)>;
+
+    /// Calls `hook` with the partitions a rebalance takes from this member, inside the
+    /// rebalance: before the group can give them to another member. A member that must stop
+    /// work tied to a partition at once (the enricher's fence on an account, DESIGN §7.4) learns
+    /// it here rather than at its next look at [`assignment`](Consumer::assignment). The
+    /// default does nothing: a backend whose group has one member never revokes.
+    fn on_revoke(&mut self, hook: RevokeHook) {
+        let _ = hook;
+    }
 }
+
+/// Told which `(topic, partition)`s a rebalance revoked ([`Consumer::on_revoke`]).
+pub type RevokeHook = std::sync::Arc<dyn Fn(&[(String, i32)]) + Send + Sync>;

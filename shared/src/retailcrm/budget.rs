@@ -147,8 +147,11 @@ pub struct BudgetError {
 /// Counters of one budget, for metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct BudgetStats {
-    /// Tokens handed out (= HTTP attempts made).
+    /// Tokens handed out (= HTTP attempts made, plus `unsent`).
     pub acquired: u64,
+    /// Tokens taken for an attempt its caller's gate then stopped: no request went out
+    /// ([`crate::retailcrm::RetailCrmClient::with_gate`]).
+    pub unsent: u64,
     /// Acquisitions that had to wait for a token.
     pub waited: u64,
     /// Total time spent waiting.
@@ -162,6 +165,7 @@ pub struct Budget {
     settings: BudgetSettings,
     limiter: DefaultDirectRateLimiter,
     acquired: AtomicU64,
+    unsent: AtomicU64,
     waited: AtomicU64,
     wait_nanos: AtomicU64,
 }
@@ -173,6 +177,7 @@ impl Budget {
             settings,
             limiter: RateLimiter::direct(settings.quota()),
             acquired: AtomicU64::new(0),
+            unsent: AtomicU64::new(0),
             waited: AtomicU64::new(0),
             wait_nanos: AtomicU64::new(0),
         }
@@ -197,6 +202,11 @@ impl Budget {
         Duration::ZERO
     }
 
+    /// Records that a token was taken but its request not sent (see [`BudgetStats::unsent`]).
+    pub fn note_unsent(&self) {
+        self.unsent.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// The account this budget belongs to (see [`account_key`]).
     pub fn account(&self) -> &str {
         &self.account
@@ -211,6 +221,7 @@ impl Budget {
     pub fn stats(&self) -> BudgetStats {
         BudgetStats {
             acquired: self.acquired.load(Ordering::Relaxed),
+            unsent: self.unsent.load(Ordering::Relaxed),
             waited: self.waited.load(Ordering::Relaxed),
             wait_time: Duration::from_nanos(self.wait_nanos.load(Ordering::Relaxed)),
         }

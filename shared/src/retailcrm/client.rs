@@ -47,7 +47,13 @@ pub struct RetailCrmClient {
     api_key: SecretString,
     budget: Arc<Budget>,
     retry: RetryPolicy,
+    /// Whether this caller may still call the account ([`RetailCrmClient::with_gate`]).
+    gate: Option<Gate>,
 }
+
+/// Asked before every attempt, once its budget token is taken: `false` means the caller no
+/// longer calls this account (the enricher's fence after a rebalance, DESIGN §7.4).
+pub type Gate = Arc<dyn Fn() -> bool + Send + Sync>;
 
 impl fmt::Debug for RetailCrmClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -91,7 +97,17 @@ impl RetailCrmClient {
             base_url,
             api_key,
             retry: options.retry.clone(),
+            gate: None,
         })
+    }
+
+    /// This client with a gate asked before every attempt (the first and each retry), before
+    /// and after its budget token is taken: once it says `false` no request goes out, and the
+    /// call fails as [`Unavailability::Fenced`].
+    #[must_use]
+    pub fn with_gate(mut self, gate: Gate) -> Self {
+        self.gate = Some(gate);
+        self
     }
 
     /// The account key (host) this client talks to; also its budget's key.
@@ -279,12 +295,41 @@ impl RetailCrmClient {
         if !query.is_empty() {
             url.query_pairs_mut().extend_pairs(&query);
         }
-        with_retries(&self.retry, &endpoint, |_| self.attempt(&endpoint, &url)).await
+        with_retries(&self.retry, &endpoint, |number| {
+            self.attempt(&endpoint, &url, number)
+        })
+        .await
+    }
+
+    /// Whether the gate ([`Self::with_gate`]) says no more calls.
+    fn gate_shut(&self) -> bool {
+        self.gate.as_ref().is_some_and(|open| !open())
     }
 
     /// One attempt: a budget token, the request, the classification of the answer.
-    async fn attempt<T: DeserializeOwned>(&self, endpoint: &Endpoint, url: &Url) -> Attempt<T> {
+    async fn attempt<T: DeserializeOwned>(
+        &self,
+        endpoint: &Endpoint,
+        url: &Url,
+        number: u32,
+    ) -> Attempt<T> {
+        // Asked before the token (a shut gate spends none of the account's budget) and again
+        // after it (the wait for a token may outlast the gate).
+        let fenced = || {
+            Attempt::Done(Err(RetailCrmError::Unavailable {
+                endpoint: endpoint.clone(),
+                attempts: number,
+                reason: Unavailability::Fenced,
+            }))
+        };
+        if self.gate_shut() {
+            return fenced();
+        }
         self.budget.acquire().await;
+        if self.gate_shut() {
+            self.budget.note_unsent();
+            return fenced();
+        }
         let sent = self
             .http
             .get(url.clone())

@@ -46,6 +46,9 @@ pub enum Unavailability {
     Connect(String),
     /// The connection broke during the exchange.
     Transport(String),
+    /// Not sent: the caller's gate closed (another process now calls this account, DESIGN
+    /// §7.4), so this call and its retries are the new caller's to make.
+    Fenced,
 }
 
 impl fmt::Display for Unavailability {
@@ -55,6 +58,9 @@ impl fmt::Display for Unavailability {
             Unavailability::Timeout => f.write_str("timed out"),
             Unavailability::Connect(e) => write!(f, "cannot connect: {e}"),
             Unavailability::Transport(e) => write!(f, "connection failed: {e}"),
+            Unavailability::Fenced => {
+                f.write_str("not sent: another process calls this account now")
+            }
         }
     }
 }

@@ -37,8 +37,8 @@ pub use budget::{
     API_LIMIT_PER_SECOND, Budget, BudgetError, BudgetSettings, BudgetStats, Budgets, account_key,
 };
 pub use client::{
-    ClientBuildError, ClientOptions, HistoryFilter, MAX_IDS_PER_REQUEST, OrdersFilter, PageLimit,
-    RetailCrmClient, parse_response,
+    ClientBuildError, ClientOptions, Gate, HistoryFilter, MAX_IDS_PER_REQUEST, OrdersFilter,
+    PageLimit, RetailCrmClient, parse_response,
 };
 pub use error::{Endpoint, RetailCrmError, Unavailability};
 pub use retry::RetryPolicy;

@@ -503,6 +503,10 @@ async fn run_with(
                 "{label}: {busiest} requests in one second (RetailCRM allows {})",
                 crm_proxy::LIMIT_PER_SECOND
             ));
+            println!("  the busiest second of {label} (time, caller's port, path):");
+            for what in limiter.busiest_window() {
+                println!("    {what}");
+            }
         }
     }
 

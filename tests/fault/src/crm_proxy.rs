@@ -10,12 +10,13 @@
 //! deployment, its proxy *is* the account.
 
 use std::collections::VecDeque;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use tokio::net::TcpListener;
@@ -52,15 +53,19 @@ pub struct Limiter {
 
 #[derive(Debug, Default)]
 struct LimiterState {
-    recent: VecDeque<Instant>,
+    /// Arrivals of the last second: when, and who asked what (for a failed run's reader).
+    recent: VecDeque<(Instant, String)>,
     busiest: usize,
+    /// The requests of the busiest second, once it passed the limit.
+    busiest_window: Vec<String>,
     refused: u64,
     total: u64,
 }
 
 impl Limiter {
-    /// Counts an arrival (refused ones included); whether it is within the limit.
-    fn arrive(&self) -> bool {
+    /// Counts an arrival (refused ones included); whether it is within the limit. `what`
+    /// names the request (wall-clock time, caller's port, path) in a report of a busy second.
+    fn arrive(&self, what: String) -> bool {
         let mut s = self
             .inner
             .lock()
@@ -69,13 +74,18 @@ impl Limiter {
         while s
             .recent
             .front()
-            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1))
+            .is_some_and(|(t, _)| now.duration_since(*t) >= Duration::from_secs(1))
         {
             s.recent.pop_front();
         }
-        s.recent.push_back(now);
+        s.recent.push_back((now, what));
         s.total += 1;
-        s.busiest = s.busiest.max(s.recent.len());
+        if s.recent.len() > s.busiest {
+            s.busiest = s.recent.len();
+            if s.busiest > LIMIT_PER_SECOND {
+                s.busiest_window = s.recent.iter().map(|(_, what)| what.clone()).collect();
+            }
+        }
         let allowed = s.recent.len() <= LIMIT_PER_SECOND;
         if !allowed {
             s.refused += 1;
@@ -90,6 +100,15 @@ impl Limiter {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         (s.total, s.busiest, s.refused)
+    }
+
+    /// The requests of the busiest second when it passed the limit (empty otherwise).
+    pub fn busiest_window(&self) -> Vec<String> {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .busiest_window
+            .clone()
     }
 }
 
@@ -115,7 +134,10 @@ pub async fn start(upstream: &str, urls: Urls) -> anyhow::Result<(String, Arc<Li
         urls,
         limiter: limiter.clone(),
     };
-    let app = Router::new().fallback(forward).with_state(state);
+    let app = Router::new()
+        .fallback(forward)
+        .with_state(state)
+        .into_make_service_with_connect_info::<SocketAddr>();
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             eprintln!("RetailCRM proxy stopped: {e}");
@@ -126,6 +148,7 @@ pub async fn start(upstream: &str, urls: Urls) -> anyhow::Result<(String, Arc<Li
 
 async fn forward(
     State(up): State<Upstream>,
+    ConnectInfo(caller): ConnectInfo<SocketAddr>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -133,7 +156,13 @@ async fn forward(
 ) -> Response {
     let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
     up.urls.push(path.clone());
-    if !up.limiter.arrive() {
+    let what = format!(
+        "{} :{} {}",
+        chrono::Utc::now().format("%H:%M:%S%.3f"),
+        caller.port(),
+        uri.path()
+    );
+    if !up.limiter.arrive(what) {
         // What RetailCRM answers above its limit.
         return (
             StatusCode::SERVICE_UNAVAILABLE,

@@ -1,6 +1,6 @@
 //! The Kafka consumer: a `StreamConsumer` in a group, offsets stored and committed explicitly.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -16,12 +16,22 @@ use rdkafka::message::{BorrowedMessage, Headers as _, Message as _};
 
 use super::KafkaBusConfig;
 use super::client::{blocking, classify, log_librdkafka};
-use crate::bus::{BusError, Consumer, Delivered};
+use crate::bus::{BusError, Consumer, Delivered, RevokeHook};
 
-/// Logs rebalances and commits of one group member.
-#[derive(Debug, Clone)]
+/// Logs rebalances and commits of one group member, and tells its revoke hook.
+#[derive(Clone)]
 pub(super) struct GroupContext {
     group: String,
+    /// Set once by [`Consumer::on_revoke`]; called from librdkafka's rebalance callback.
+    revoke_hook: Arc<Mutex<Option<RevokeHook>>>,
+}
+
+impl std::fmt::Debug for GroupContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupContext")
+            .field("group", &self.group)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ClientContext for GroupContext {
@@ -39,6 +49,19 @@ impl ConsumerContext for GroupContext {
         match rebalance {
             Rebalance::Revoke(tpl) => {
                 tracing::info!(group = %self.group, partitions = %describe(tpl), "partitions revoked");
+                let hook = self
+                    .revoke_hook
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .clone();
+                if let Some(hook) = hook {
+                    let revoked: Vec<(String, i32)> = tpl
+                        .elements()
+                        .iter()
+                        .map(|e| (e.topic().to_owned(), e.partition()))
+                        .collect();
+                    hook(&revoked);
+                }
             }
             Rebalance::Assign(tpl) => {
                 tracing::info!(group = %self.group, partitions = %describe(tpl), "partitions assigned");
@@ -73,6 +96,7 @@ fn describe(tpl: &TopicPartitionList) -> String {
 pub struct KafkaConsumer {
     consumer: Arc<StreamConsumer<GroupContext>>,
     group: String,
+    revoke_hook: Arc<Mutex<Option<RevokeHook>>>,
 }
 
 impl std::fmt::Debug for KafkaConsumer {
@@ -90,8 +114,10 @@ impl KafkaConsumer {
         group: &str,
         topics: &[String],
     ) -> Result<Self, BusError> {
+        let revoke_hook = Arc::new(Mutex::new(None));
         let context = GroupContext {
             group: group.to_owned(),
+            revoke_hook: Arc::clone(&revoke_hook),
         };
         let consumer: StreamConsumer<GroupContext> = config
             .consumer(Some(group))
@@ -104,6 +130,7 @@ impl KafkaConsumer {
         Ok(Self {
             consumer: Arc::new(consumer),
             group: group.to_owned(),
+            revoke_hook,
         })
     }
 }
@@ -202,5 +229,12 @@ impl Consumer for KafkaConsumer {
                 Vec::new()
             }
         }
+    }
+
+    fn on_revoke(&mut self, hook: RevokeHook) {
+        *self
+            .revoke_hook
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(hook);
     }
 }
