@@ -26,6 +26,7 @@ use crate::error::ProjectorError;
 use crate::metrics::ProjectorMetrics;
 use crate::settings::ProjectorSettings;
 use crate::store::Store;
+use crate::store::upkeep::Upkeep;
 
 /// How often the consumer lag gauge is refreshed.
 const LAG_INTERVAL: Duration = Duration::from_secs(15);
@@ -45,6 +46,8 @@ pub(crate) struct ConsumerLoop {
     pub assigned: Arc<AtomicBool>,
     /// What the read model has applied, for writers in this process.
     pub progress: ReadProgress,
+    /// Statistics and visibility of the tables it writes (PostgreSQL).
+    pub upkeep: Upkeep,
 }
 
 impl ConsumerLoop {
@@ -185,6 +188,11 @@ impl ConsumerLoop {
                 Ok(outcome) => {
                     self.metrics
                         .batch(records.len(), &outcome, started.elapsed());
+                    let applied = &outcome.applied;
+                    self.upkeep.wrote(
+                        applied.total() + applied.deals_written,
+                        applied.rederived_integrations > 0,
+                    );
                     return Ok(true);
                 }
                 Err(e) => {

@@ -27,7 +27,7 @@ use crate::apply::{Applied, apply_events};
 use crate::error::ProjectorError;
 use crate::metrics::ProjectorMetrics;
 use crate::settings::ProjectorSettings;
-use crate::store::{Sql, Store, StoreError, TABLES};
+use crate::store::{Sql, Store, StoreError, TABLES, upkeep};
 
 /// Empty polls (after partitions are assigned) before the rest of a target is given up as
 /// gone: records at the tail of `order-changed` expire, so its end offset may be unreachable.
@@ -187,6 +187,11 @@ pub(crate) async fn run(
     tx.commit()
         .await
         .map_err(StoreError::query("committing a replay"))?;
+    // Every row is new: statistics and visibility for the rebuilt tables before the replay
+    // reports done (`store::upkeep`); a failure leaves them to autovacuum.
+    if let Err(error) = upkeep::run(store).await {
+        tracing::warn!(%error, "table upkeep after the replay failed");
+    }
     report.elapsed = started.elapsed();
     progress(ReplayProgress {
         records_read: report.records_read,

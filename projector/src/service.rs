@@ -30,6 +30,7 @@ use crate::metrics::ProjectorMetrics;
 use crate::replay::{self, ReplayProgress, ReplayReport};
 use crate::settings::ProjectorSettings;
 use crate::store::Store;
+use crate::store::upkeep::Upkeep;
 
 /// The projector without a listener: its consumer, read API and replay.
 #[derive(Debug, Clone)]
@@ -69,6 +70,7 @@ impl Projector {
         ));
         let consumer = ConsumerLoop {
             settings,
+            upkeep: Upkeep::new(store.clone()),
             store,
             bus,
             metrics: ProjectorMetrics::new(metrics),

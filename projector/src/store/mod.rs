@@ -6,6 +6,7 @@
 //! the consumer and the consumer never waits behind a page.
 
 mod sql;
+pub(crate) mod upkeep;
 pub(crate) mod values;
 
 use std::borrow::Cow;

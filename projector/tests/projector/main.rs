@@ -13,3 +13,4 @@ mod poison;
 mod replay;
 mod tenants;
 mod timeline;
+mod upkeep;
