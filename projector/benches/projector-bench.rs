@@ -6,6 +6,9 @@
 //! a page of the deals list and a full CSV export. Not a test: it prints figures.
 //!
 //! `cargo bench -p dealflow-projector --bench projector-bench -- --events 100000`
+//!
+//! With `--export-only --events 1000000`: one integration with a million deals, only the
+//! exports and page reads (issue 16's CSV figure).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -43,6 +46,11 @@ struct Args {
     /// A PostgreSQL database to connect to for creating (and dropping) the benchmark database.
     #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/test")]
     postgres_admin: String,
+    /// Only the export and the page reads, at scale: one integration with `--events` deals,
+    /// each order's last snapshot only (generated 100k orders at a time, so memory stays flat);
+    /// no setting change, no replay.
+    #[arg(long)]
+    export_only: bool,
     /// Keep the PostgreSQL benchmark database (its name is printed) to look at its plans.
     #[arg(long)]
     keep_postgres: bool,
@@ -62,35 +70,31 @@ async fn main() -> anyhow::Result<()> {
     let bus: Arc<dyn EventBus> = Arc::new(EmbeddedLog::open(dir.path().join("events.db")).await?);
     let topics = Topics::new("bench.");
     bus.ensure_topics(&topics.specs(1)).await?;
-    let orders = (args.events / EVENTS_PER_ORDER / args.integrations.max(1)).max(1);
-    let stream = synthetic::generate(&Spec {
-        seed: 1,
-        integrations: args.integrations,
-        orders_per_integration: orders,
-    });
     let started = Instant::now();
-    synthetic::publish(bus.as_ref(), &topics, &stream.events).await?;
-    println!(
-        "generated {} events ({} integrations × {orders} orders), published to the embedded log in {:.1?}",
-        stream.events.len(),
-        args.integrations,
-        started.elapsed()
-    );
+    let (integrations, events) = if args.export_only {
+        publish_last_snapshots(bus.as_ref(), &topics, args.events).await?
+    } else {
+        let orders = (args.events / EVENTS_PER_ORDER / args.integrations.max(1)).max(1);
+        let stream = synthetic::generate(&Spec {
+            seed: 1,
+            integrations: args.integrations,
+            orders_per_integration: orders,
+        });
+        synthetic::publish(bus.as_ref(), &topics, &stream.events).await?;
+        println!(
+            "generated {} events ({} integrations × {orders} orders)",
+            stream.events.len(),
+            args.integrations,
+        );
+        (stream.integrations, stream.events.len())
+    };
+    println!("published to the embedded log in {:.1?}", started.elapsed());
 
     if matches!(args.database.as_str(), "sqlite" | "both") {
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("read.db").display());
         let url = DatabaseUrl::Sqlite(SecretString::from(url));
-        let changed = (Revenue::Margin, &stream.integrations[..]);
-        run(
-            "SQLite",
-            url,
-            &args,
-            &bus,
-            &topics,
-            stream.events.len(),
-            changed,
-        )
-        .await?;
+        let changed = (Revenue::Margin, &integrations[..]);
+        run("SQLite", url, &args, &bus, &topics, events, changed).await?;
     }
     if matches!(args.database.as_str(), "postgres" | "both") {
         let name = format!("bench_{}", uuid::Uuid::now_v7().simple());
@@ -102,17 +106,8 @@ async fn main() -> anyhow::Result<()> {
             .await?;
         let base = args.postgres_admin.rsplit_once('/').map_or("", |(b, _)| b);
         let url = DatabaseUrl::Postgres(SecretString::from(format!("{base}/{name}")));
-        let changed = (Revenue::Paid, &stream.integrations[..]);
-        let result = run(
-            "PostgreSQL",
-            url,
-            &args,
-            &bus,
-            &topics,
-            stream.events.len(),
-            changed,
-        )
-        .await;
+        let changed = (Revenue::Paid, &integrations[..]);
+        let result = run("PostgreSQL", url, &args, &bus, &topics, events, changed).await;
         if args.keep_postgres {
             println!("PostgreSQL: kept the database {name}");
         } else {
@@ -215,6 +210,11 @@ async fn run(
         }
         anyhow::Ok(started.elapsed())
     };
+    if args.export_only {
+        shutdown.cancel();
+        consumer.await??;
+        return reads(label, &projector, None).await;
+    }
     let rederived_in = change(|c, revenue| c.revenue = revenue).await?;
     let remapped_in = change(|c, revenue| {
         c.revenue = revenue;
@@ -240,6 +240,22 @@ async fn run(
         report.records_read as f64 / took.as_secs_f64()
     );
 
+    reads(
+        label,
+        &projector,
+        Some((revenue, integrations.len(), rederived_in, remapped_in)),
+    )
+    .await
+}
+
+/// The reads at the end of a run: the deals pages, both CSV exports with the resident memory
+/// while they stream, and what each page reads; `rederived` adds the re-derivation figures
+/// (they need the deal count the list reports).
+async fn reads(
+    label: &str,
+    projector: &Projector,
+    rederived: Option<(Revenue, usize, Duration, Duration)>,
+) -> anyhow::Result<()> {
     // Reads through the HTTP API.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
@@ -262,17 +278,17 @@ async fn run(
         .as_array()
         .map(|items| items.iter().filter_map(|i| i["deals_count"].as_i64()).sum())
         .unwrap_or_default();
-    println!(
-        "{label}: revenue → {} for {} integrations: every deal ({all_deals} counted: not deleted nor excluded) \
-         re-derived in {rederived_in:.2?}",
-        revenue.as_str(),
-        integrations.len(),
-    );
-    println!(
-        "{label}: stage mapping (an open status won, another excluded) for {} integrations: \
-         every deal re-derived from its stage history in {remapped_in:.2?}",
-        integrations.len(),
-    );
+    if let Some((revenue, integrations, rederived_in, remapped_in)) = rederived {
+        println!(
+            "{label}: revenue → {} for {integrations} integrations: every deal ({all_deals} counted: not deleted nor excluded) \
+             re-derived in {rederived_in:.2?}",
+            revenue.as_str(),
+        );
+        println!(
+            "{label}: stage mapping (an open status won, another excluded) for {integrations} integrations: \
+             every deal re-derived from its stage history in {remapped_in:.2?}",
+        );
+    }
     let mut page_times = Vec::new();
     for query in ["", "?outcome=won", "?site=shop-outlet&limit=500"] {
         let started = Instant::now();
@@ -397,4 +413,58 @@ fn rss_kib() -> u64 {
                 .and_then(|kib| kib.parse().ok())
         })
         .unwrap_or(0)
+}
+
+/// Orders generated at a time for `--export-only`.
+const CHUNK: usize = 100_000;
+/// Order ids of chunk `k` are moved up by `k × ORDER_ID_STRIDE` so chunks never collide.
+const ORDER_ID_STRIDE: u64 = 10_000_000;
+
+/// Publishes one integration with `orders` deals, each order's last snapshot only: generated
+/// [`CHUNK`] orders at a time (each chunk's order ids moved apart, its events re-keyed to the
+/// first chunk's integration, whose settings and stages are kept), so memory stays at one
+/// chunk. Returns the integration and the events published.
+async fn publish_last_snapshots(
+    bus: &dyn EventBus,
+    topics: &Topics,
+    orders: usize,
+) -> anyhow::Result<(Vec<IntegrationId>, usize)> {
+    let mut integration = None;
+    let mut published = 0;
+    for chunk in 0..orders.div_ceil(CHUNK) {
+        let stream = synthetic::generate(&Spec {
+            seed: chunk as u64 + 1,
+            integrations: 1,
+            orders_per_integration: CHUNK.min(orders - chunk * CHUNK),
+        });
+        let id = *integration.get_or_insert(stream.integrations[0]);
+        // The last snapshot of each order wins; everything else only from the first chunk.
+        let mut last = std::collections::HashMap::new();
+        for (at, (_, envelope)) in stream.events.iter().enumerate() {
+            if let Event::DealUpserted(deal) = &envelope.event {
+                last.insert(deal.order_id, at);
+            }
+        }
+        let kept: Vec<_> = stream
+            .events
+            .into_iter()
+            .enumerate()
+            .filter_map(|(at, (source, mut envelope))| {
+                match &mut envelope.event {
+                    Event::DealUpserted(deal) if last.get(&deal.order_id) == Some(&at) => {
+                        deal.order_id += chunk as u64 * ORDER_ID_STRIDE;
+                    }
+                    Event::DealUpserted(_) | Event::DealDeleted(_) => return None,
+                    _ if chunk > 0 => return None,
+                    _ => {}
+                }
+                envelope.integration_id = id;
+                Some((source, envelope))
+            })
+            .collect();
+        synthetic::publish(bus, topics, &kept).await?;
+        published += kept.len();
+    }
+    println!("generated one integration × {orders} orders: {published} events (last snapshots)");
+    Ok((integration.into_iter().collect(), published))
 }
