@@ -157,6 +157,20 @@ impl WaitingOrders {
         self.entries.contains_key(&order_id)
     }
 
+    /// Takes the waiting orders `wanted` picks, oldest first.
+    pub fn take_matching(&mut self, wanted: impl Fn(u64) -> bool) -> Vec<(u64, Entry)> {
+        let picked: Vec<u64> = self
+            .queue
+            .iter()
+            .filter(|(id, seq)| wanted(*id) && self.entries.get(id).is_some_and(|e| e.seq == *seq))
+            .map(|(id, _)| *id)
+            .collect();
+        picked
+            .into_iter()
+            .filter_map(|id| self.entries.remove(&id).map(|entry| (id, entry)))
+            .collect()
+    }
+
     /// Removes the tickets consumed before `before` from orders that keep waiting (to append
     /// their records again further down the partition). Orders stay queued.
     pub fn take_tickets_older_than(&mut self, before: Instant) -> Vec<Ticket> {
@@ -223,6 +237,20 @@ mod tests {
 
     fn offsets(tickets: &[Ticket]) -> Vec<i64> {
         tickets.iter().map(|t| t.record.offset).collect()
+    }
+
+    #[test]
+    fn matching_orders_are_taken_oldest_first_and_the_rest_keep_their_place() {
+        let now = Instant::now();
+        let mut w = WaitingOrders::new();
+        for (offset, order) in [5u64, 6, 7, 8].into_iter().enumerate() {
+            w.add(order, ticket(0, offset as i64, now), now);
+        }
+        let taken = w.take_matching(|id| id % 2 == 0);
+        assert_eq!(taken.iter().map(|(id, _)| *id).collect::<Vec<_>>(), [6, 8]);
+        assert!(!w.contains(6) && w.contains(5));
+        let rest = w.take(10);
+        assert_eq!(rest.iter().map(|(id, _)| *id).collect::<Vec<_>>(), [5, 7]);
     }
 
     #[test]

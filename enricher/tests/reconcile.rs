@@ -53,6 +53,22 @@ async fn wait_state(
     }
 }
 
+/// Connects the account with its history cursor at the last record (as connecting does):
+/// the integration and that cursor.
+async fn connect_at_history_end(
+    backend: &Backend,
+    account: &dealflow_simulator::AccountHandle,
+) -> (IntegrationId, Option<u64>) {
+    let cursor = account.inspect(|s| s.history.last_id());
+    let id = IntegrationId::new();
+    backend
+        .configure_with(id, &account.url(), &account.api_key(), |c| {
+            c.history_since_id = cursor;
+        })
+        .await;
+    (id, cursor)
+}
+
 async fn changes_without_webhooks_appear_within_one_interval(backend: Backend) {
     let sim = Simulator::start(SimConfig::new(1, 40)).await.unwrap();
     let account = sim.account(0);
@@ -61,13 +77,7 @@ async fn changes_without_webhooks_appear_within_one_interval(backend: Backend) {
         .filter(|o| !o.1)
         .map(|o| o.0)
         .collect();
-    let cursor = account.inspect(|s| s.history.last_id());
-    let id = IntegrationId::new();
-    backend
-        .configure_with(id, &account.url(), &account.api_key(), |c| {
-            c.history_since_id = cursor;
-        })
-        .await;
+    let (id, cursor) = connect_at_history_end(&backend, account).await;
     let mut settings = test_settings(&backend);
     settings.reconcile_interval = INTERVAL;
     let app = App::start(&backend, settings).await;
@@ -144,6 +154,77 @@ async fn changes_without_webhooks_appear_within_one_interval_embedded() {
 #[tokio::test]
 async fn changes_without_webhooks_appear_within_one_interval_kafka() {
     changes_without_webhooks_appear_within_one_interval(Backend::kafka().await).await;
+}
+
+/// Orders deleted after the account was connected are learnt from `orders/history` (which
+/// the sync's owner reads anyway) rather than with a `GET /orders/{id}` each (issue 20):
+/// webhooks name 60 orders, six of them deleted or merged since connecting and one deleted
+/// before; the six cost one history read together, only the older one a lookup. Embedded
+/// log only: the bus plays no part in the choice.
+#[tokio::test]
+async fn deletions_since_connecting_cost_no_lookup() {
+    let backend = Backend::embedded().await;
+    let sim = Simulator::start(SimConfig::new(1, 150)).await.unwrap();
+    let account = sim.account(0);
+    let orders = truth_orders(&account.truth());
+    let live: Vec<u64> = orders.iter().filter(|o| !o.1).map(|o| o.0).collect();
+    let deleted_before = orders.iter().find(|o| o.1).expect("a generated deletion").0;
+    let (id, _) = connect_at_history_end(&backend, account).await;
+    // Connected: now five orders are deleted and one merged into another.
+    let deleted_since: Vec<u64> = live[..5].to_vec();
+    for order in &deleted_since {
+        account.delete_order(*order, None).unwrap();
+    }
+    let (merged, survivor) = (live[5], live[6]);
+    account.merge_orders(merged, survivor).unwrap();
+    let mut named: Vec<u64> = live[..60].to_vec();
+    named.push(deleted_before);
+
+    // No reconciliation falls due by itself here: only the held orders make history read.
+    let mut settings = test_settings(&backend);
+    settings.reconcile_interval = Duration::from_secs(3600);
+    let app = App::start(&backend, settings).await;
+    backend.changes(id, &named).await;
+    let mut deals = backend.reader(&backend.topics.deals()).await;
+    deals
+        .until(WAIT, "a deal event for every order named", |e| {
+            Deals::of(e, id).covers(&named)
+        })
+        .await;
+    dealflow_testkit::wait_until(WAIT, "the enricher to hold nothing", || async {
+        app.metric("dealflow_enricher_unfinished_records") == 0.0
+            && app.metric("dealflow_enricher_waiting_orders") == 0.0
+    })
+    .await;
+    deals.poll().await;
+    let found = Deals::of(&deals.envelopes(), id);
+    for order in deleted_since.iter().chain([&merged, &deleted_before]) {
+        assert!(
+            found.deleted.contains_key(order),
+            "order {order}: DealDeleted"
+        );
+        assert!(!found.upserted.contains_key(order), "order {order} is gone");
+    }
+    assert_eq!(found.deleted[&merged][0].merged_into, Some(survivor));
+
+    let counters = account.counters();
+    let calls = |key: &str| counters.requests.get(key).copied().unwrap_or(0);
+    assert_eq!(
+        calls("GET /api/v5/orders/{id}"),
+        1,
+        "only the order deleted before connecting is looked up: {counters:?}"
+    );
+    // One read, or two if the orders came in two batches (each holds its missing orders).
+    let history = calls("GET /api/v5/orders/history");
+    assert!(
+        (1..=2).contains(&history),
+        "history read once per batch that held orders: {counters:?}"
+    );
+    assert_eq!(
+        app.metric("dealflow_enricher_records_skipped_total{reason=\"deleted_in_history\"}"),
+        6.0
+    );
+    app.stop().await;
 }
 
 fn fixture(name: &str) -> Value {

@@ -83,8 +83,21 @@ pub(super) fn classify(page: &HistoryPage) -> PageWork {
 
 impl Worker {
     /// Reads history from the cursor: to its end, or `PAGES_PER_STEP` pages (then live work
-    /// goes first and the next step continues at once).
-    pub(super) async fn reconcile(&mut self) -> Result<(), Failure> {
+    /// goes first and the next step continues at once). Orders held for a by-id lookup that
+    /// history reported deleted are completed without one. Returns whether history was read
+    /// to its end.
+    pub(super) async fn reconcile(&mut self) -> Result<bool, Failure> {
+        let reached_end = self.read_history().await?;
+        if reached_end {
+            // Every order held so far was held before this read's last page was asked for.
+            self.unlisted.history_read();
+        }
+        self.complete_known_deleted();
+        Ok(reached_end)
+    }
+
+    /// Up to `PAGES_PER_STEP` pages of history from the cursor; whether it reached the end.
+    async fn read_history(&mut self) -> Result<bool, Failure> {
         self.ensure_reference().await?;
         let tz = self.reference.get().expect("loaded above").timezone;
         let metrics = self.context.metrics.clone();
@@ -108,7 +121,7 @@ impl Worker {
             let page = client(&mut self.crm)?.history(filter).await?;
             metrics.stage("history", started.elapsed());
             if page.is_empty() {
-                return self.finish_reconcile(state).await;
+                return self.finish_reconcile(state).await.map(|()| true);
             }
             let work = classify(&page);
             for (entry_id, reason, raw) in &work.bad {
@@ -169,18 +182,18 @@ impl Worker {
             let Some(cursor) = moved else {
                 // Only records without a readable id: nothing to move the cursor to.
                 tracing::error!(integration_id = %self.id, cursor = state.history_cursor, "history page gives no later record id; the cursor stays");
-                return self.finish_reconcile(state).await;
+                return self.finish_reconcile(state).await.map(|()| true);
             };
             state.history_cursor = Some(cursor);
             let full = page.len() >= PageLimit::Hundred.get() as usize;
             if !full {
-                return self.finish_reconcile(state).await;
+                return self.finish_reconcile(state).await.map(|()| true);
             }
             self.save_sync(state).await?;
         }
         metrics.sync().reconciled("yielded");
         self.sync.reconcile_at(Instant::now());
-        Ok(())
+        Ok(false)
     }
 
     /// History read to its end: the cursor and `last_reconciled_at` are written.

@@ -180,6 +180,17 @@ impl Worker {
         Ok(())
     }
 
+    /// Whether this member owns the integration's sync (reads its history and runs its
+    /// loads). The first time, the sync state is written to learn where it is placed.
+    pub(super) async fn owns_sync(&mut self) -> Result<bool, Failure> {
+        if !self.context.sync.is_placed(self.id) {
+            // The first write tells which partition (so which member) the integration has.
+            let first = self.current_sync();
+            self.save_sync(first).await?;
+        }
+        Ok(self.context.sync.owns(self.id, &self.config.crm_url))
+    }
+
     /// One step of the integration's sync, when due and nothing live is due first: read
     /// `orders/history` (every `reconcile_interval`), else one backfill / re-sync page.
     pub(super) async fn sync_step(&mut self, abort: &CancellationToken) -> Result<(), Failure> {
@@ -191,20 +202,17 @@ impl Worker {
         if !reconcile && !self.load_allowed() {
             return Ok(());
         }
-        if !self.context.sync.is_placed(self.id) {
-            // The first write tells which partition (so which member) the integration has.
-            let first = self.current_sync();
-            if let Err(failure) = self.save_sync(first).await {
-                return self.react_to_failure(failure);
+        match self.owns_sync().await {
+            Ok(true) => {}
+            Ok(false) => {
+                self.sync.found_not_owner(now + CONFIG_CHECK);
+                return Ok(());
             }
-        }
-        if !self.context.sync.owns(self.id, &self.config.crm_url) {
-            self.sync.found_not_owner(now + CONFIG_CHECK);
-            return Ok(());
+            Err(failure) => return self.react_to_failure(failure),
         }
         let step = async {
             if reconcile {
-                self.reconcile().await
+                self.reconcile().await.map(|_| ())
             } else {
                 self.sync.page_started();
                 self.load_page().await

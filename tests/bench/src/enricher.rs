@@ -45,9 +45,16 @@ const SAMPLE_EVERY: Duration = Duration::from_millis(2);
 pub enum Deleted {
     /// Only live orders (real triggers rarely fire for a deleted order).
     None,
-    /// The generated orders as they are, deleted and merged ones included.
+    /// The generated orders as they are, deleted and merged ones included (deleted before
+    /// the account was connected: only a `GET /orders/{id}` each tells).
     AsGenerated,
+    /// Live orders, one in 125 of them deleted after the account was connected, just before
+    /// the burst (as many as the generated share): `orders/history` tells of them.
+    SinceConnect,
 }
+
+/// One in this many orders is deleted before a [`Deleted::SinceConnect`] burst.
+const DELETED_SINCE_CONNECT_EVERY: usize = 125;
 
 /// One enricher run's figures.
 #[derive(Debug, Clone)]
@@ -59,6 +66,8 @@ pub struct EnricherRow {
     /// Orders the simulator has as deleted: the list omits them, so each costs one
     /// `GET /orders/{id}` (`Not found`) on top of the list calls.
     pub deleted: usize,
+    /// Whether the deleted orders were deleted before or after connecting.
+    pub which: Deleted,
     pub elapsed: Duration,
     /// When the last live (not deleted) order's deal was out.
     pub live_elapsed: Duration,
@@ -115,13 +124,14 @@ pub async fn run_suite(
     for (shape, deleted) in [
         (Shape::Rounds, Deleted::None),
         (Shape::Adjacent, Deleted::None),
+        (Shape::Rounds, Deleted::SinceConnect),
         (Shape::Rounds, Deleted::AsGenerated),
     ] {
         rows.push(run(1, orders, per_order, shape, deleted).await?);
         eprintln!("one account: {:?}", rows.last());
     }
     if accounts > 0 {
-        for deleted in [Deleted::None, Deleted::AsGenerated] {
+        for deleted in [Deleted::None, Deleted::SinceConnect, Deleted::AsGenerated] {
             rows.push(run(accounts, account_orders, 2, Shape::Rounds, deleted).await?);
             eprintln!("{accounts} accounts: {:?}", rows.last());
         }
@@ -143,7 +153,7 @@ pub async fn run(
     bus.ensure_topics(&topics.specs(4)).await?;
     let generated = match which {
         // Enough to leave `orders` live ones after the deleted and merged (~1 %).
-        Deleted::None => orders + orders / 20 + 10,
+        Deleted::None | Deleted::SinceConnect => orders + orders / 20 + 10,
         Deleted::AsGenerated => orders,
     };
     let mut config = SimConfig::new(0, 0);
@@ -169,7 +179,6 @@ pub async fn run(
         gone.insert(id, deleted);
         ids.push(id);
     }
-    let deleted = gone.values().map(HashSet::len).sum();
 
     let budgets = Budgets::new(BudgetSettings::default());
     let budget_rps = BudgetSettings::default().rps();
@@ -186,6 +195,23 @@ pub async fn run(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     settle(sim.accounts()).await?;
+    if which == Deleted::SinceConnect {
+        for (account, id) in sim.accounts().iter().zip(&ids) {
+            let mut named: Vec<u64> = wanted[id].iter().copied().collect();
+            named.sort_unstable();
+            let doomed: HashSet<u64> = named
+                .into_iter()
+                .step_by(DELETED_SINCE_CONNECT_EVERY)
+                .collect();
+            for order in &doomed {
+                account
+                    .delete_order(*order, None)
+                    .map_err(|e| anyhow::anyhow!("deleting order {order}: {e}"))?;
+            }
+            gone.insert(*id, doomed);
+        }
+    }
+    let deleted = gone.values().map(HashSet::len).sum();
     let startup: Vec<u64> = sim.accounts().iter().map(|a| a.counters().total).collect();
     let baseline: u64 = sim.accounts().iter().map(fetch_calls).sum();
     let mut deals = bus
@@ -283,6 +309,7 @@ pub async fn run(
         orders: accounts * orders,
         webhooks,
         deleted,
+        which,
         elapsed,
         live_elapsed,
         startup_calls,
@@ -385,7 +412,7 @@ fn order_ids(
         })
         .collect::<anyhow::Result<_>>()?;
     all.sort_unstable();
-    if which == Deleted::None {
+    if which != Deleted::AsGenerated {
         all.retain(|(_, deleted)| !deleted);
     }
     anyhow::ensure!(
@@ -455,9 +482,11 @@ pub fn print(rows: &[EnricherRow]) {
          webhook to the last order's deal. Webhook order: *rounds* = every order once, then \
          every order again (a repeat after the fetch must be fetched again); *adjacent* = an \
          order's webhooks back to back. The ceiling is 100 orders per call × the enricher's \
-         budget per account. A deleted order is missing from the list answer and costs one \
-         more call (`GET /orders/{{id}}` → `Not found`), made after the live batches: *live \
-         done* is when the last live order's deal was out. *First call*: from the first \
+         budget per account. A deleted order is missing from the list answer: one deleted \
+         *after* connecting is learnt from `orders/history` (one read for all of them, \
+         before any lookup), one deleted *before* costs one more call (`GET /orders/{{id}}` \
+         → `Not found`); both after the live batches: *live done* is when the last live \
+         order's deal was out. *First call*: from the first \
          webhook to the first call of the burst; *longest pause*: the longest time between \
          two calls of one account during the burst (sampled every 2 ms; the budget spaces \
          calls 125 ms apart).\n"
@@ -470,10 +499,15 @@ pub fn print(rows: &[EnricherRow]) {
     println!("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in rows {
         println!(
-            "| {} | {} ({}) | {} ({}) | {:.2} s | {:.2} s | {:.0} | {:.0} % of {:.0}/s | {} | {:.4} | {} ({}) | {:.0} ms | {:.0} ms | {:.2} s | {} req | {} |",
+            "| {} | {} ({}{}) | {} ({}) | {:.2} s | {:.2} s | {:.0} | {:.0} % of {:.0}/s | {} | {:.4} | {} ({}) | {:.0} ms | {:.0} ms | {:.2} s | {} req | {} |",
             r.accounts,
             r.orders,
             r.deleted,
+            match (r.deleted, r.which) {
+                (0, _) | (_, Deleted::None) => "",
+                (_, Deleted::SinceConnect) => " after",
+                (_, Deleted::AsGenerated) => " before",
+            },
             r.webhooks,
             match r.shape {
                 Shape::Rounds => "rounds",
