@@ -9,8 +9,12 @@ use dealflow_shared::topics::Topics;
 use secrecy::SecretString;
 use url::Url;
 
-/// Records per poll (and so per transaction) by default.
-pub const DEFAULT_BATCH_SIZE: usize = 500;
+/// Records per poll (and so per transaction) by default. A poll returns what is there at
+/// once, so a large maximum costs a live projector nothing, while one catching up (a backlog,
+/// a replay) pays a commit's fsync and its per-batch lookups once per 5,000 records instead
+/// of per 500: SQLite applied 8.0k → 19.1k events/s, PostgreSQL 9.0k → 12.2k (BENCHMARKS.md,
+/// 2026-12-04).
+pub const DEFAULT_BATCH_SIZE: usize = 5_000;
 
 /// The projector's settings.
 #[derive(Debug, Clone)]

@@ -16,6 +16,7 @@ use secrecy::SecretString;
 use url::Url;
 
 pub use parse::HostPattern;
+pub use parse::properties as parse_kafka_properties;
 
 /// One configuration problem, naming the variable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

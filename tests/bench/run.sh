@@ -8,6 +8,9 @@
 #   BENCH_SECONDS=10            seconds per wrk run (ingest)
 #   BENCH_CONNECTIONS=64,256    wrk connection counts
 #   BENCH_KAFKA=1               also ingest on Kafka (nisshi, built with `cargo install nisshi`)
+#   BENCH_INGEST_ROUNDS=3       rounds over every ingest target, interleaved (medians)
+#   BENCH_KAFKA_VARIANTS=       more Kafka ingest targets, each `key=value;…` librdkafka
+#                               producer properties, separated by `|` (e.g. `linger.ms=5|compression.type=lz4`)
 #   BENCH_PROFILE=1             perf-profile one more embedded-log ingest run (needs perf)
 #   BENCH_ENRICHER=1            the enricher burst (5,000 orders) and 50 accounts
 #   BENCH_PROJECTOR_EVENTS=100000  events for the projector bench (1000000 for the 1M replay)
@@ -24,6 +27,13 @@
 #   BENCH_BACKLOG_BUS=embedded  embedded (`--target all`) or kafka (`--target enricher`, nisshi)
 #   BENCH_BACKLOG_MODES=drain,hold  drain it, and/or hold it (every API key revoked)
 #   BENCH_BACKLOG_LIMIT=180     seconds each backlog run is watched at most
+#   BENCH_ACCOUNTS=0            many accounts on one enricher (issue 20): RSS, CPU, worst lag,
+#                               every account's reconciliation against its interval
+#   BENCH_ACCOUNTS_N=1000       simulated accounts (BENCH_ACCOUNTS_ORDERS=20 orders each)
+#   BENCH_ACCOUNTS_RATE=300     webhooks/s over all of them, for BENCH_ACCOUNTS_SECONDS=60
+#   BENCH_ACCOUNTS_RECONCILE=30 the enricher's DEALFLOW_RECONCILE_INTERVAL, in seconds
+#   BENCH_ACCOUNTS_BUS=auto     kafka (`--target enricher` alone on nisshi), embedded
+#                               (`--target all`), or auto: kafka when nisshi is on PATH
 #   BENCH_OUT=BENCHMARKS.md     where to append ("-" prints only)
 # Not part of `cargo nextest run --workspace`: nothing here is a test.
 set -euo pipefail
@@ -49,6 +59,13 @@ BACKLOG_EVENTS=${BENCH_BACKLOG_EVENTS:-1000000}
 BACKLOG_BUS=${BENCH_BACKLOG_BUS:-embedded}
 BACKLOG_MODES=${BENCH_BACKLOG_MODES:-drain,hold}
 BACKLOG_LIMIT=${BENCH_BACKLOG_LIMIT:-180}
+ACCOUNTS=${BENCH_ACCOUNTS:-0}
+ACCOUNTS_N=${BENCH_ACCOUNTS_N:-1000}
+ACCOUNTS_ORDERS=${BENCH_ACCOUNTS_ORDERS:-20}
+ACCOUNTS_RATE=${BENCH_ACCOUNTS_RATE:-300}
+ACCOUNTS_SECONDS=${BENCH_ACCOUNTS_SECONDS:-60}
+ACCOUNTS_RECONCILE=${BENCH_ACCOUNTS_RECONCILE:-30}
+ACCOUNTS_BUS=${BENCH_ACCOUNTS_BUS:-auto}
 OUT=${BENCH_OUT:-BENCHMARKS.md}
 
 say() { echo "== $*" >&2; }
@@ -73,6 +90,7 @@ if ! command -v nisshi >/dev/null; then
         [ -n "$E2E_LAYOUTS" ] || E2E=0;;
     esac
     if [ "$BACKLOG_BUS" = kafka ]; then say "nisshi not on PATH: the backlog runs on the embedded log"; BACKLOG_BUS=embedded; fi
+    if [ "$ACCOUNTS_BUS" = kafka ]; then say "nisshi not on PATH: the many-accounts run uses the all-in-one"; ACCOUNTS_BUS=embedded; fi
 fi
 
 WORK=$(mktemp -d)
@@ -91,7 +109,7 @@ if ! "$BENCH" e2e --help >/dev/null 2>&1; then
     cargo build --release -p dealflow-bench
     cp "$CARGO_TARGET_DIR/release/dealflow-bench" "$WORK/"
 fi
-if [ "$E2E" = 1 ] || [ "$BACKLOG" = 1 ]; then
+if [ "$E2E" = 1 ] || [ "$BACKLOG" = 1 ] || [ "$ACCOUNTS" = 1 ]; then
     cargo build --release -p dealflow --bin dealflow
     cp "$CARGO_TARGET_DIR/release/dealflow" "$WORK/"
 fi
@@ -101,15 +119,19 @@ REPORT="$WORK/report.md"
 {
     echo "### $(date -u '+%Y-%m-%d %H:%M UTC') — commit ${BENCH_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo "?")}"
     echo
-    echo "Command: \`tests/bench/run.sh\` (BENCH_SECONDS=$SECS BENCH_CONNECTIONS=$CONNS BENCH_KAFKA=$KAFKA BENCH_PROJECTOR_EVENTS=$PROJECTOR_EVENTS BENCH_PROJECTOR_DB=$PROJECTOR_DB BENCH_E2E=$E2E BENCH_E2E_RATE=$E2E_RATE BENCH_E2E_SECONDS=$E2E_SECONDS BENCH_E2E_LAYOUTS=$E2E_LAYOUTS BENCH_BACKLOG=$BACKLOG BENCH_BACKLOG_EVENTS=$BACKLOG_EVENTS BENCH_BACKLOG_BUS=$BACKLOG_BUS)"
+    echo "Command: \`tests/bench/run.sh\` (BENCH_SECONDS=$SECS BENCH_CONNECTIONS=$CONNS BENCH_KAFKA=$KAFKA BENCH_PROJECTOR_EVENTS=$PROJECTOR_EVENTS BENCH_PROJECTOR_DB=$PROJECTOR_DB BENCH_E2E=$E2E BENCH_E2E_RATE=$E2E_RATE BENCH_E2E_SECONDS=$E2E_SECONDS BENCH_E2E_LAYOUTS=$E2E_LAYOUTS BENCH_BACKLOG=$BACKLOG BENCH_BACKLOG_EVENTS=$BACKLOG_EVENTS BENCH_BACKLOG_BUS=$BACKLOG_BUS BENCH_ACCOUNTS=$ACCOUNTS)"
     echo
     echo "Machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo) memory, $(uname -sr), load average at start $(cut -d" " -f1-3 /proc/loadavg); load generator and servers share the cores."
     echo
 } >"$REPORT"
 
 say "ingest"
-INGEST_ARGS=(ingest --seconds "$SECS" --connections "$CONNS")
+INGEST_ARGS=(ingest --seconds "$SECS" --connections "$CONNS" --rounds "${BENCH_INGEST_ROUNDS:-3}")
 [ "$KAFKA" = 1 ] || INGEST_ARGS+=(--no-kafka)
+if [ "$KAFKA" = 1 ] && [ -n "${BENCH_KAFKA_VARIANTS:-}" ]; then
+    IFS='|' read -r -a VARIANTS <<<"$BENCH_KAFKA_VARIANTS"
+    for v in "${VARIANTS[@]}"; do INGEST_ARGS+=(--kafka-variant "$v"); done
+fi
 [ "$PROFILE" = 1 ] && INGEST_ARGS+=(--profile "$WORK/perf.data")
 "$BENCH" "${INGEST_ARGS[@]}" >>"$REPORT"
 
@@ -164,6 +186,13 @@ if [ "$BACKLOG" = 1 ]; then
     say "enricher memory with $BACKLOG_EVENTS OrderChanged waiting ($BACKLOG_BUS: $BACKLOG_MODES)"
     "$BENCH" backlog --dealflow "$DEALFLOW" --events "$BACKLOG_EVENTS" --bus "$BACKLOG_BUS" \
         --modes "$BACKLOG_MODES" --limit "$BACKLOG_LIMIT" >>"$REPORT" || say "backlog run failed: exit $?"
+fi
+
+if [ "$ACCOUNTS" = 1 ]; then
+    say "$ACCOUNTS_N accounts on one enricher ($ACCOUNTS_RATE webhooks/s for $ACCOUNTS_SECONDS s, reconcile every $ACCOUNTS_RECONCILE s, bus $ACCOUNTS_BUS)"
+    "$BENCH" accounts --dealflow "$DEALFLOW" --bus "$ACCOUNTS_BUS" --accounts "$ACCOUNTS_N" \
+        --orders "$ACCOUNTS_ORDERS" --rate "$ACCOUNTS_RATE" --seconds "$ACCOUNTS_SECONDS" \
+        --reconcile "$ACCOUNTS_RECONCILE" >>"$REPORT" || say "many-accounts run failed: exit $?"
 fi
 
 if [ "$PROJECTOR_EVENTS" -gt 0 ]; then

@@ -6,7 +6,7 @@ use dealflow_shared::events::{ContactKind, ContactUpserted, IntegrationId};
 use sqlx::AnyConnection;
 
 use crate::store::values::{id, list, micros};
-use crate::store::{MAX_BINDS, Sql, StoreError};
+use crate::store::{MAX_BINDS, Sql, StoreError, cached_chunks};
 
 /// The stored name of a contact kind.
 fn kind_str(kind: ContactKind) -> &'static str {
@@ -32,7 +32,7 @@ pub(crate) async fn apply(
         }
     }
     let rows: Vec<_> = newest.into_iter().collect();
-    for chunk in rows.chunks(MAX_BINDS / 7) {
+    for chunk in cached_chunks(&rows, MAX_BINDS / 7) {
         let mut sql = Sql::new(
             "INSERT INTO contacts (integration_id, kind, contact_id, name, phones, emails, \
              observed_at) VALUES ",

@@ -9,7 +9,7 @@ use sqlx::any::AnyRow;
 
 use crate::derive::Sums;
 use crate::store::values::{Columns as _, id, list, micros};
-use crate::store::{Dialect, MAX_BINDS, Sql, StoreError};
+use crate::store::{Dialect, MAX_BINDS, Sql, StoreError, cached_chunks};
 
 /// The facts of one `DealUpserted`, as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -279,7 +279,7 @@ pub(crate) async fn write(
         " ON CONFLICT (integration_id, order_id) DO UPDATE SET {}",
         set.join(", ")
     );
-    for chunk in rows.chunks(MAX_BINDS / (COLUMN_COUNT + 2)) {
+    for chunk in cached_chunks(rows, MAX_BINDS / (COLUMN_COUNT + 2)) {
         let mut sql = Sql::new(&format!(
             "INSERT INTO deals (integration_id, order_id, {COLUMNS}) VALUES "
         ));

@@ -19,7 +19,7 @@ use super::integrations;
 use super::stage_history::{History, load_history, write_history};
 use crate::derive::{Entered, Mapping, Markers, closure};
 use crate::store::values::{Columns as _, id, micros};
-use crate::store::{Dialect, MAX_BINDS, Sql, StoreError};
+use crate::store::{Dialect, MAX_BINDS, Sql, StoreError, cached_chunks};
 
 /// A deal event of a batch.
 #[derive(Debug, Clone, Copy)]
@@ -331,7 +331,7 @@ async fn write_managers(
     managers: &BTreeMap<u64, (&Manager, i64)>,
 ) -> Result<(), StoreError> {
     let rows: Vec<_> = managers.iter().collect();
-    for chunk in rows.chunks(MAX_BINDS / 6) {
+    for chunk in cached_chunks(&rows, MAX_BINDS / 6) {
         let mut sql = Sql::new(
             "INSERT INTO managers (integration_id, manager_id, name, email, phone, observed_at) \
              VALUES ",

@@ -16,7 +16,7 @@ use dealflow_shared::events::IntegrationId;
 use sqlx::AnyConnection;
 
 use crate::store::values::{id, micros};
-use crate::store::{MAX_BINDS, Sql, StoreError};
+use crate::store::{MAX_BINDS, Sql, StoreError, cached_chunks};
 
 /// One dead letter, as the list shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,7 +58,7 @@ impl Letter {
 
 /// Records new letters (a copy of a known one changes nothing).
 pub(super) async fn apply(conn: &mut AnyConnection, letters: &[Letter]) -> Result<(), StoreError> {
-    for chunk in letters.chunks(MAX_BINDS / 6) {
+    for chunk in cached_chunks(letters, MAX_BINDS / 6) {
         let mut sql = Sql::new(
             "INSERT INTO dead_letters (integration_id, letter_id, order_id, stage, error, at) VALUES ",
         );

@@ -11,7 +11,7 @@ use sqlx::AnyConnection;
 
 use crate::derive::TimelineRank;
 use crate::store::values::Columns as _;
-use crate::store::{MAX_BINDS, Sql, StoreError};
+use crate::store::{MAX_BINDS, Sql, StoreError, cached_chunks};
 
 /// One stay in a stage as every source that reported it describes it together.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -96,7 +96,7 @@ pub(crate) async fn write_history(
             }
         }
     }
-    for chunk in rows.chunks(MAX_BINDS / 7) {
+    for chunk in cached_chunks(&rows, MAX_BINDS / 7) {
         let mut sql = Sql::new(
             "INSERT INTO stage_history (integration_id, order_id, entered_at, stage_code, \
              stage_group, history_id, observed_at) VALUES ",

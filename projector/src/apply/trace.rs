@@ -20,7 +20,7 @@ use sqlx::AnyConnection;
 
 use super::letters::Letter;
 use crate::store::values::{Columns as _, id, micros};
-use crate::store::{MAX_BINDS, Sql, StoreError};
+use crate::store::{MAX_BINDS, Sql, StoreError, cached_chunks};
 
 /// Entries kept per order at least (the oldest go first).
 pub(crate) const KEEP: i64 = 200;
@@ -164,7 +164,7 @@ pub(super) async fn apply(
     conn: &mut AnyConnection,
     entries: &[TraceEntry],
 ) -> Result<(), StoreError> {
-    for chunk in entries.chunks(MAX_BINDS / 7) {
+    for chunk in cached_chunks(entries, MAX_BINDS / 7) {
         let mut sql = Sql::new(
             "INSERT INTO deal_trace (integration_id, order_id, entry_key, at, kind, source, detail) VALUES ",
         );

@@ -19,7 +19,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AnyPool, Column as _, Executor as _, Row as _, ValueRef as _};
 
-pub(crate) use sql::{MAX_BINDS, Sql};
+pub(crate) use sql::{MAX_BINDS, Sql, cached_chunks};
 use values::Columns as _;
 
 /// The migrations of the read model (`projector/migrations`), embedded at build time. Listed

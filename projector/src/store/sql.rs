@@ -15,6 +15,35 @@ use super::Store;
 /// 65 535) when a multi-row statement binds at most this many.
 pub(crate) const MAX_BINDS: usize = 30_000;
 
+/// Splits `items` into chunks of at most `max` items whose lengths are powers of two (full
+/// chunks first, then the rest by halves), so that a multi-row statement has one of a few
+/// texts: sqlx keeps each connection's prepared statements by text, and PostgreSQL parses and
+/// plans every new text again — for a statement of thousands of values that was most of its
+/// time.
+pub(crate) fn cached_chunks<T>(items: &[T], max: usize) -> Vec<&[T]> {
+    let full = if max.is_power_of_two() {
+        max
+    } else {
+        max.next_power_of_two() / 2
+    }
+    .max(1);
+    let mut out = Vec::new();
+    let mut rest = items;
+    while !rest.is_empty() {
+        let size = if rest.len() >= full {
+            full
+        } else if rest.len().is_power_of_two() {
+            rest.len()
+        } else {
+            rest.len().next_power_of_two() / 2
+        };
+        let (chunk, tail) = rest.split_at(size);
+        out.push(chunk);
+        rest = tail;
+    }
+    out
+}
+
 /// SQL text with its bound values.
 #[derive(Default)]
 pub(crate) struct Sql {
@@ -51,18 +80,30 @@ impl Sql {
         self
     }
 
-    /// Appends `(v1, v2, …)` placeholders for a list of values (an `IN` list).
+    /// Appends `(v1, v2, …)` placeholders for a list of values (an `IN` list), padded to a
+    /// power of two by repeating the last value (harmless in `IN`): the statement's text then
+    /// repeats from batch to batch, so it is prepared once per connection ([`cached_chunks`]).
     pub(crate) fn bind_list<T, I>(&mut self, values: I) -> &mut Self
     where
         I: IntoIterator<Item = T>,
-        T: Encode<'static, Any> + Type<Any> + Send + 'static,
+        T: Encode<'static, Any> + Type<Any> + Send + Clone + 'static,
     {
         self.push("(");
-        for (i, value) in values.into_iter().enumerate() {
-            if i > 0 {
+        let mut count: usize = 0;
+        let mut last = None;
+        for value in values {
+            if count > 0 {
                 self.push(", ");
             }
-            self.bind(value);
+            self.bind(value.clone());
+            last = Some(value);
+            count += 1;
+        }
+        if let Some(last) = last {
+            for _ in count..count.next_power_of_two() {
+                self.push(", ");
+                self.bind(last.clone());
+            }
         }
         self.push(")")
     }
@@ -194,5 +235,35 @@ mod tests {
             sql.render(true),
             "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4)"
         );
+    }
+
+    #[test]
+    fn in_lists_are_padded_to_a_power_of_two() {
+        let mut sql = Sql::new("SELECT * FROM t WHERE a IN ");
+        sql.bind_list([1_i64, 2, 3]);
+        assert_eq!(
+            sql.render(true),
+            "SELECT * FROM t WHERE a IN ($1, $2, $3, $4)"
+        );
+        let mut sql = Sql::new("SELECT * FROM t WHERE a IN ");
+        sql.bind_list([7_i64]);
+        assert_eq!(sql.render(false), "SELECT * FROM t WHERE a IN (?)");
+    }
+
+    #[test]
+    fn chunks_have_power_of_two_lengths_and_keep_every_item() {
+        let items: Vec<u32> = (0..1000).collect();
+        let chunks = cached_chunks(&items, 300);
+        let lengths: Vec<usize> = chunks.iter().map(|c| c.len()).collect();
+        assert_eq!(lengths, [256, 256, 256, 128, 64, 32, 8]);
+        assert_eq!(chunks.concat(), items);
+        assert_eq!(
+            cached_chunks(&items[..5], 4)
+                .iter()
+                .map(|c| c.len())
+                .sum::<usize>(),
+            5
+        );
+        assert!(cached_chunks::<u32>(&[], 10).is_empty());
     }
 }

@@ -141,7 +141,8 @@ pub(super) fn brokers(s: &str) -> Result<String, String> {
     Ok(list.join(","))
 }
 
-pub(super) fn properties(s: &str) -> Result<BTreeMap<String, String>, String> {
+/// librdkafka properties written `key=value;key=value` (`DEALFLOW_KAFKA_PROPERTIES`).
+pub fn properties(s: &str) -> Result<BTreeMap<String, String>, String> {
     s.split(';')
         .map(str::trim)
         .filter(|p| !p.is_empty())

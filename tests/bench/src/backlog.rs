@@ -7,7 +7,7 @@
 //! Run as the real release binary: `--target all` on the embedded log (the backlog in its data
 //! directory), or `--target enricher` alone on Kafka (nisshi), which isolates its memory.
 
-use crate::seed::{Seed, publish_integration};
+use crate::seed::connect_account;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -104,14 +104,7 @@ pub async fn run(plan: &BacklogPlan) -> anyhow::Result<BacklogRun> {
     bus.ensure_topics(&topics.specs(DEFAULT_PARTITIONS)).await?;
     let mut per_account = Vec::new();
     for account in sim.accounts() {
-        let id = IntegrationId::new();
-        let seed = Seed {
-            secret_key: SECRET_KEY,
-            crm_url: account.url(),
-            api_key: &account.api_key(),
-            history_since_id: account.inspect(|s| s.history.last_id()),
-        };
-        publish_integration(bus.as_ref(), &topics, id, seed)
+        let id = connect_account(bus.as_ref(), &topics, SECRET_KEY, account)
             .await
             .context("publishing an integration")?;
         per_account.push((id, live_orders(account)?));

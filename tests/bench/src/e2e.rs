@@ -32,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 use crate::memory::{Sampler, Series};
 use crate::procs::{API_TOKEN, Dealflow, ScratchDb};
 use crate::prom::{self, Histogram};
+use crate::seed::pace;
 
 /// `delivery.cost` of version `v` of an order is `BASE + v` (generated costs are far below).
 const BASE: u64 = 1_000_000;
@@ -594,13 +595,7 @@ async fn measure(plan: &E2ePlan, sim: &SimHandle, system: &System) -> anyhow::Re
     let started = Instant::now();
     let mut late = 0;
     for i in 0..total {
-        let due = started + step * u32::try_from(i)?;
-        let now = Instant::now();
-        if due > now {
-            tokio::time::sleep_until(due).await;
-        } else if now - due > Duration::from_millis(100) {
-            late += 1;
-        }
+        pace(started, step, i, &mut late).await?;
         let account = i % accounts.len();
         let list = &orders[account];
         // Round-robin over accounts, then over each account's orders.

@@ -14,7 +14,7 @@
 //! second run takes the generated orders as they are, deleted ones included, each of which
 //! costs one more call (`GET /orders/{id}` → `Not found`).
 
-use crate::seed::{Seed, publish_integration};
+use crate::seed::connect_account;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -166,14 +166,7 @@ pub async fn run(
     let mut wanted: HashMap<IntegrationId, HashSet<u64>> = HashMap::new();
     let mut gone: HashMap<IntegrationId, HashSet<u64>> = HashMap::new();
     for account in sim.accounts() {
-        let id = IntegrationId::new();
-        let seed = Seed {
-            secret_key: SECRET,
-            crm_url: account.url(),
-            api_key: &account.api_key(),
-            history_since_id: account.inspect(|s| s.history.last_id()),
-        };
-        publish_integration(bus.as_ref(), &topics, id, seed).await?;
+        let id = connect_account(bus.as_ref(), &topics, SECRET, account).await?;
         let (named, deleted) = order_ids(account, orders, which)?;
         wanted.insert(id, named);
         gone.insert(id, deleted);

@@ -9,10 +9,13 @@
 //!   rate, with each process's RSS and CPU, against the release `dealflow` binary ([`e2e`],
 //!   [`procs`], [`memory`], [`prom`]);
 //! - `dealflow-bench backlog`: the enricher's RSS over time with 1M `OrderChanged` waiting
-//!   ([`backlog`]).
+//!   ([`backlog`]);
+//! - `dealflow-bench accounts`: 1,000 accounts on one enricher: its RSS and CPU, the worst
+//!   account's lag and whether every account's reconciliation kept its interval ([`accounts`]).
 //!
 //! Each prints a Markdown table on stdout; progress goes to stderr.
 
+mod accounts;
 mod backlog;
 mod e2e;
 mod enricher;
@@ -59,6 +62,13 @@ enum Command {
         /// Skip ingest on Kafka.
         #[arg(long)]
         no_kafka: bool,
+        /// Rounds over every target (interleaved; figures are medians).
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// librdkafka properties of one more Kafka target, `key=value;…` over the product's
+        /// defaults (repeatable; compare producer settings side by side).
+        #[arg(long = "kafka-variant")]
+        kafka_variants: Vec<String>,
         /// Profile one more embedded-log run with `perf record -g` into this file.
         #[arg(long)]
         profile: Option<PathBuf>,
@@ -134,6 +144,34 @@ enum Command {
         #[arg(long, default_value_t = 180)]
         limit: u64,
     },
+    /// Many accounts on one enricher: RSS, CPU, lag and reconciliation (real process).
+    Accounts {
+        /// The release dealflow binary (`cargo build --release --bin dealflow`).
+        #[arg(long)]
+        dealflow: PathBuf,
+        /// `kafka` (`--target enricher` alone on nisshi), `embedded` (`--target all`), or
+        /// `auto`: kafka when nisshi is on PATH.
+        #[arg(long, default_value = "auto")]
+        bus: String,
+        /// Simulated RetailCRM accounts, each connected as one integration.
+        #[arg(long, default_value_t = 1000)]
+        accounts: usize,
+        /// Generated orders per account.
+        #[arg(long, default_value_t = 20)]
+        orders: usize,
+        /// Webhooks per second over all accounts.
+        #[arg(long, default_value_t = 300)]
+        rate: u32,
+        /// Seconds of load.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// The enricher's `DEALFLOW_RECONCILE_INTERVAL`, in seconds.
+        #[arg(long, default_value_t = 30)]
+        reconcile: u64,
+        /// Seconds the enricher may take to empty its queues after the load.
+        #[arg(long, default_value_t = 60)]
+        drain: u64,
+    },
 }
 
 #[tokio::main]
@@ -146,16 +184,27 @@ async fn main() -> anyhow::Result<()> {
             seconds,
             warmup,
             no_kafka,
+            rounds,
+            kafka_variants,
             profile,
         } => {
             anyhow::ensure!(!connections.is_empty(), "no connection counts");
+            anyhow::ensure!(rounds > 0, "--rounds must be at least 1");
+            let kafka = if no_kafka {
+                Vec::new()
+            } else {
+                std::iter::once(String::new())
+                    .chain(kafka_variants)
+                    .collect()
+            };
             let plan = ingest::IngestPlan {
                 script,
                 threads,
                 connections,
                 duration: Duration::from_secs(seconds),
                 warmup: Duration::from_secs(warmup),
-                kafka: !no_kafka,
+                rounds,
+                kafka,
                 profile,
             };
             let rows = ingest::run(&plan).await?;
@@ -250,6 +299,35 @@ async fn main() -> anyhow::Result<()> {
             }
             report::print_backlog(&runs);
         }
+        Command::Accounts {
+            dealflow,
+            bus,
+            accounts,
+            orders,
+            rate,
+            seconds,
+            reconcile,
+            drain,
+        } => {
+            let bus = match bus.as_str() {
+                "embedded" => backlog::BacklogBus::Embedded,
+                "kafka" => backlog::BacklogBus::Kafka,
+                "auto" if e2e::which("nisshi") => backlog::BacklogBus::Kafka,
+                "auto" => backlog::BacklogBus::Embedded,
+                other => anyhow::bail!("unknown bus {other:?} (auto, embedded or kafka)"),
+            };
+            let plan = accounts::AccountsPlan {
+                dealflow,
+                bus,
+                accounts,
+                orders,
+                rate,
+                duration: Duration::from_secs(seconds),
+                reconcile: Duration::from_secs(reconcile),
+                drain: Duration::from_secs(drain),
+            };
+            accounts::print(&accounts::run(&plan).await?);
+        }
     }
     Ok(())
 }
@@ -260,28 +338,35 @@ fn ms(d: Duration) -> String {
 
 fn print_ingest(plan: &ingest::IngestPlan, rows: &[ingest::IngestRow]) {
     println!(
-        "#### Ingest: webhooks/s (wrk -t{}, {} s per run, POST form `orderId=N`)\n",
+        "#### Ingest: webhooks/s (wrk -t{}, {} s per run, POST form `orderId=N`; {} rounds \
+         interleaved, medians)\n",
         plan.threads,
-        plan.duration.as_secs()
+        plan.duration.as_secs(),
+        plan.rounds
     );
-    println!("| target | connections | webhooks/s | p50 | p99 | errors | ÷ bare |");
-    println!("|---|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| target | connections | webhooks/s | p50 | p99 | errors | ÷ bare | ÷ bare per round |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---|");
     for row in rows {
         let bare = rows
             .iter()
-            .find(|b| b.target == "bare axum" && b.connections == row.connections)
-            .map(|b| b.result.requests_per_sec)
-            .unwrap_or(f64::NAN);
-        let r = &row.result;
+            .find(|b| b.target == ingest::BARE && b.connections == row.connections)
+            .expect("bare runs at every connection count");
+        let (per_round, ratio) = row.ratios(bare);
+        let r = row.median();
+        let errors: u64 = row.rounds.iter().map(|r| r.non_2xx + r.socket_errors).sum();
+        let per_round: Vec<String> = per_round.iter().map(|x| format!("{x:.2}")).collect();
         println!(
-            "| {} | {} | {:.0} | {} | {} | {} | {:.2} |",
+            "| {} | {} | {:.0} | {} | {} | {} | {:.2} | {} |",
             row.target,
             row.connections,
             r.requests_per_sec,
             ms(r.p50),
             ms(r.p99),
-            r.non_2xx + r.socket_errors,
-            r.requests_per_sec / bare
+            errors,
+            ratio,
+            per_round.join(" / ")
         );
     }
     println!();

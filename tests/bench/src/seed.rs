@@ -54,3 +54,40 @@ pub async fn publish_integration(
     .await?;
     Ok(())
 }
+
+/// Connects a simulated account as of now (its history cursor at the account's last record,
+/// so only later changes are reconciled): publishes a new integration and returns its id.
+pub async fn connect_account(
+    bus: &dyn EventBus,
+    topics: &Topics,
+    secret_key: &str,
+    account: &dealflow_simulator::AccountHandle,
+) -> anyhow::Result<IntegrationId> {
+    let id = IntegrationId::new();
+    let seed = Seed {
+        secret_key,
+        crm_url: account.url(),
+        api_key: &account.api_key(),
+        history_since_id: account.inspect(|s| s.history.last_id()),
+    };
+    publish_integration(bus, topics, id, seed).await?;
+    Ok(id)
+}
+
+/// Waits until the `i`-th send of an open-loop load paced `step` apart from `started` is due;
+/// counts it in `late` when it is over 100 ms behind (the load generator could not keep up).
+pub async fn pace(
+    started: tokio::time::Instant,
+    step: std::time::Duration,
+    i: usize,
+    late: &mut usize,
+) -> anyhow::Result<()> {
+    let due = started + step * u32::try_from(i)?;
+    let now = tokio::time::Instant::now();
+    if due > now {
+        tokio::time::sleep_until(due).await;
+    } else if now - due > std::time::Duration::from_millis(100) {
+        *late += 1;
+    }
+    Ok(())
+}

@@ -1,6 +1,7 @@
 //! What the load generator hits: a bare axum handler, and the real ingest on a real bus.
 
 use crate::seed::{Seed, publish_integration};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -80,10 +81,12 @@ pub async fn ingest_embedded() -> anyhow::Result<Target> {
     Ok(target)
 }
 
-/// Ingest on Kafka: nisshi (from PATH) with in-memory storage.
-pub async fn ingest_kafka() -> anyhow::Result<Target> {
+/// Ingest on Kafka: nisshi (from PATH) with in-memory storage, the product's producer
+/// settings over the defaults' `properties` (as `DEALFLOW_KAFKA_PROPERTIES` would add them).
+pub async fn ingest_kafka(properties: &BTreeMap<String, String>) -> anyhow::Result<Target> {
     let broker = Broker::start_with(Storage::Memory).await;
-    let bus: Arc<dyn EventBus> = Arc::new(KafkaBus::new(KafkaBusConfig::new(broker.bootstrap()))?);
+    let config = KafkaBusConfig::new(broker.bootstrap()).with_user_properties(properties);
+    let bus: Arc<dyn EventBus> = Arc::new(KafkaBus::new(config)?);
     ingest(bus, Some(broker), None).await
 }
 

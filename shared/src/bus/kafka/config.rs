@@ -52,9 +52,12 @@ impl KafkaBusConfig {
         let producer_properties = [
             ("enable.idempotence", "true"),
             ("acks", "all"),
-            // `publish` awaits every record, so waiting to fill batches only adds latency;
-            // records queued while a request is in flight are still batched.
-            ("linger.ms", "0"),
+            // `publish` awaits every record, so a long wait to fill batches only adds latency;
+            // but one millisecond lets the records of concurrent webhooks share a produce
+            // request (fewer, fuller requests for the broker): ingest on nisshi, interleaved
+            // against 0, 2 and 5 ms, went from 0.17× to 0.26× a bare handler at 64 connections
+            // and 0.23× to 0.30× at 256 (5 ms: 0.12× / 0.35×; BENCHMARKS.md, 2026-12-04).
+            ("linger.ms", "1"),
             // Same key → same partition as the Java client, so other producers agree.
             ("partitioner", "murmur2_random"),
             // Topics are created by `ensure_topics` only: a misspelt topic must not appear.
