@@ -143,6 +143,7 @@ pub fn start(
     let (tx, rx) = mpsc::unbounded_channel();
     let now = Instant::now();
     let sync = SyncJobs::new(
+        id,
         &config,
         context.sync.get(id),
         context.settings.reconcile_interval,

@@ -98,6 +98,7 @@ impl Worker {
 
     /// Up to `PAGES_PER_STEP` pages of history from the cursor; whether it reached the end.
     async fn read_history(&mut self) -> Result<bool, Failure> {
+        self.sync.reconcile_step(Instant::now());
         self.ensure_reference().await?;
         let tz = self.reference.get().expect("loaded above").timezone;
         let metrics = self.context.metrics.clone();
@@ -192,7 +193,7 @@ impl Worker {
             self.save_sync(state).await?;
         }
         metrics.sync().reconciled("yielded");
-        self.sync.reconcile_at(Instant::now());
+        self.sync.reconcile_yielded(Instant::now());
         Ok(false)
     }
 
@@ -204,7 +205,7 @@ impl Worker {
         state.last_reconciled_at = Some(Utc::now());
         self.save_sync(state).await?;
         self.sync
-            .reconcile_at(Instant::now() + self.context.settings.reconcile_interval);
+            .reconcile_done(self.context.settings.reconcile_interval, Instant::now());
         self.context.metrics.sync().reconciled("complete");
         Ok(())
     }

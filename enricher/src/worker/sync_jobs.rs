@@ -4,8 +4,8 @@
 //! one step at a time between live batches (`sync_step`), only while this member owns the
 //! integration's sync, live changes first.
 
-use chrono::Utc;
-use dealflow_shared::events::{IntegrationConfigured, LoadKind, SyncStateChanged};
+use chrono::{DateTime, Utc};
+use dealflow_shared::events::{IntegrationConfigured, IntegrationId, LoadKind, SyncStateChanged};
 use tokio::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
@@ -21,6 +21,10 @@ pub(super) struct SyncJobs {
     state: Option<SyncStateChanged>,
     /// When `orders/history` is read next.
     next_reconcile: Instant,
+    /// When the history read under way (possibly over several steps) began: the next one is
+    /// due one interval after it, so a change is found within one interval (DESIGN §7.1)
+    /// however long the read took.
+    reconcile_began: Option<Instant>,
     /// Until when this member does not own the integration's sync (looked at again then).
     not_owner_until: Option<Instant>,
     /// Live batches since the last backfill / re-sync page (live changes first).
@@ -32,32 +36,60 @@ pub(super) struct SyncJobs {
 }
 
 /// When a new worker reads `orders/history` first: one interval after the last
-/// reconciliation (or after the integration was created), at once if that is past.
+/// reconciliation, at once if that is past. An integration never reconciled reads it within
+/// one interval of its creation, at a phase of the interval taken from its id: integrations
+/// connected together (or a thousand of them when an enricher starts) would otherwise read
+/// history in the same second, and again every interval after, each burst delaying every
+/// account's live changes behind it.
 fn first_reconcile(
-    config: &IntegrationConfigured,
+    id: IntegrationId,
+    created_at: DateTime<Utc>,
     sync: Option<&SyncStateChanged>,
     interval: Duration,
     now: Instant,
 ) -> Instant {
-    let last = sync
-        .and_then(|s| s.last_reconciled_at)
-        .unwrap_or(config.created_at);
-    let elapsed = (Utc::now() - last).to_std().unwrap_or_default();
-    now + interval.saturating_sub(elapsed)
+    let since = |at: DateTime<Utc>| (Utc::now() - at).to_std().unwrap_or_default();
+    let wait = match sync.and_then(|s| s.last_reconciled_at) {
+        Some(last) => interval.saturating_sub(since(last)),
+        None => interval
+            .mul_f64(phase(id))
+            .saturating_sub(since(created_at)),
+    };
+    now + wait
+}
+
+/// A fraction in (0, 1] fixed by the integration id. A UUID v7 is a time and a counter,
+/// not evenly spread bits, so its halves are mixed (SplitMix64's finalizer) first.
+fn phase(id: IntegrationId) -> f64 {
+    let (high, low) = id.0.as_u64_pair();
+    let mut x = high ^ low.rotate_left(32);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^= x >> 31;
+    const STEPS: u64 = 1_000;
+    (x % STEPS + 1) as f64 / STEPS as f64
 }
 
 impl SyncJobs {
     /// The sync jobs of a new worker, from the integration's last known sync state.
     pub(super) fn new(
+        id: IntegrationId,
         config: &IntegrationConfigured,
         state: Option<SyncStateChanged>,
         reconcile_interval: Duration,
         now: Instant,
     ) -> Self {
-        let next_reconcile = first_reconcile(config, state.as_ref(), reconcile_interval, now);
+        let next_reconcile = first_reconcile(
+            id,
+            config.created_at,
+            state.as_ref(),
+            reconcile_interval,
+            now,
+        );
         Self {
             state,
             next_reconcile,
+            reconcile_began: None,
             not_owner_until: None,
             live_since_page: 0,
             progress_logged: None,
@@ -117,9 +149,20 @@ impl SyncJobs {
         now >= self.next_reconcile
     }
 
-    /// When `orders/history` is read next.
-    pub(super) fn reconcile_at(&mut self, at: Instant) {
-        self.next_reconcile = at;
+    /// A history read step begins (the read's first step marks its start).
+    pub(super) fn reconcile_step(&mut self, now: Instant) {
+        self.reconcile_began.get_or_insert(now);
+    }
+
+    /// The read yielded to live work: it goes on at once.
+    pub(super) fn reconcile_yielded(&mut self, now: Instant) {
+        self.next_reconcile = now;
+    }
+
+    /// History was read to its end: the next read is due one interval after this one began.
+    pub(super) fn reconcile_done(&mut self, interval: Duration, now: Instant) {
+        let began = self.reconcile_began.take().unwrap_or(now);
+        self.next_reconcile = began + interval;
     }
 
     /// A live batch ran (a load page waits for `live_batches_per_load_page` of them when the
@@ -231,5 +274,83 @@ impl Worker {
             }
             Err(failure) => self.react_to_failure(failure),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INTERVAL: Duration = Duration::from_secs(300);
+
+    #[test]
+    fn integrations_connected_together_reconcile_spread_over_the_interval() {
+        let now = Instant::now();
+        let created = Utc::now();
+        let waits: Vec<Duration> = (0..1_000)
+            .map(|_| first_reconcile(IntegrationId::new(), created, None, INTERVAL, now) - now)
+            .collect();
+        assert!(waits.iter().all(|w| *w <= INTERVAL), "within one interval");
+        let early = waits.iter().filter(|w| **w < INTERVAL / 2).count();
+        assert!(
+            (350..650).contains(&early),
+            "about half in the first half of the interval: {early}"
+        );
+        let mut seconds: Vec<u64> = waits.iter().map(Duration::as_secs).collect();
+        seconds.dedup();
+        seconds.sort_unstable();
+        seconds.dedup();
+        assert!(
+            seconds.len() > 200,
+            "spread over the interval's seconds: {}",
+            seconds.len()
+        );
+    }
+
+    #[test]
+    fn a_reconciled_integration_reads_again_one_interval_after_the_last() {
+        let now = Instant::now();
+        let state = SyncStateChanged {
+            history_cursor: Some(1),
+            last_reconciled_at: Some(Utc::now() - chrono::Duration::seconds(100)),
+            backfill: None,
+            resync: None,
+            updated_at: Utc::now(),
+        };
+        let wait = first_reconcile(
+            IntegrationId::new(),
+            Utc::now(),
+            Some(&state),
+            INTERVAL,
+            now,
+        ) - now;
+        assert!(wait <= Duration::from_secs(200) && wait > Duration::from_secs(199));
+    }
+
+    #[test]
+    fn the_next_read_is_due_one_interval_after_the_last_began() {
+        let t0 = Instant::now();
+        let mut jobs = SyncJobs {
+            state: None,
+            next_reconcile: t0,
+            reconcile_began: None,
+            not_owner_until: None,
+            live_since_page: 0,
+            progress_logged: None,
+            reported_load: None,
+        };
+        jobs.reconcile_step(t0);
+        jobs.reconcile_yielded(t0 + Duration::from_secs(2));
+        assert!(
+            jobs.reconcile_due(t0 + Duration::from_secs(2)),
+            "goes on at once"
+        );
+        jobs.reconcile_step(t0 + Duration::from_secs(2));
+        jobs.reconcile_done(INTERVAL, t0 + Duration::from_secs(5));
+        assert_eq!(jobs.next_reconcile, t0 + INTERVAL, "not 5 s later");
+        // The next read starts afresh.
+        jobs.reconcile_step(t0 + INTERVAL);
+        jobs.reconcile_done(INTERVAL, t0 + INTERVAL + Duration::from_secs(1));
+        assert_eq!(jobs.next_reconcile, t0 + INTERVAL * 2);
     }
 }
