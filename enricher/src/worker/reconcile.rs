@@ -12,12 +12,14 @@
 //! that cannot be read or names no order is dead-lettered with its reason and the cursor
 //! moves past it: one bad record never stalls the feed.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
-use chrono::Utc;
+use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono_tz::Tz;
 use dealflow_shared::bus::Delivered;
 use dealflow_shared::events::{ChangeSource, DealDeleted, Event, OrderChanged};
 use dealflow_shared::retailcrm::models::HistoryPage;
+use dealflow_shared::retailcrm::time::to_utc;
 use dealflow_shared::retailcrm::{HistoryFilter, PageLimit};
 use tokio::time::Instant;
 
@@ -36,8 +38,9 @@ pub const HISTORY_SOURCE: &str = "retailcrm:orders/history";
 /// What one page of history asks for.
 #[derive(Debug, Default, PartialEq)]
 pub(super) struct PageWork {
-    /// Orders changed (and not deleted on this page).
-    pub changed: BTreeSet<u64>,
+    /// Orders changed (and not deleted on this page), with the time of the latest record
+    /// (the account's local time).
+    pub changed: BTreeMap<u64, NaiveDateTime>,
     /// Orders deleted, with the order they were merged into.
     pub deleted: Vec<(u64, Option<u64>)>,
     /// Records that cannot be processed: `(history id, reason, record)`.
@@ -71,7 +74,8 @@ pub(super) fn classify(page: &HistoryPage) -> PageWork {
                 .filter(|id| *id > 0);
             work.deleted.push((order_id, merged_into));
         } else {
-            work.changed.insert(order_id);
+            let latest = work.changed.entry(order_id).or_insert(entry.created_at);
+            *latest = (*latest).max(entry.created_at);
         }
     }
     // A deleted order is not fetched again: its by-id answer would only be `Not found`.
@@ -79,6 +83,15 @@ pub(super) fn classify(page: &HistoryPage) -> PageWork {
         work.changed.remove(order_id);
     }
     work
+}
+
+/// When a change history reports had surely happened: its latest record's time (whole
+/// seconds in the account's timezone, so one second later), never later than `now`. It is
+/// the change's `received_at`: a live fetch of the order that started after it (by the
+/// enricher's clock margin, `fetched`) already holds the change, so reconciling an account
+/// whose webhooks all arrived costs no second fetch of every order it reads about.
+fn changed_by(latest: NaiveDateTime, tz: Tz, now: DateTime<Utc>) -> DateTime<Utc> {
+    (to_utc(latest, tz) + chrono::Duration::seconds(1)).min(now)
 }
 
 impl Worker {
@@ -153,11 +166,11 @@ impl Worker {
                 })
                 .collect();
             events.extend(stage_events(stage_records(&page, tz)));
-            events.extend(work.changed.iter().map(|&order_id| {
+            events.extend(work.changed.iter().map(|(&order_id, &latest)| {
                 Event::OrderChanged(OrderChanged {
                     order_id,
                     source: ChangeSource::History,
-                    received_at: now,
+                    received_at: changed_by(latest, tz, now),
                 })
             }));
             self.context
@@ -243,10 +256,39 @@ mod tests {
             {"id": 15, "createdAt": "2024-01-15 10:00:05", "field": "status"},
         ]));
         let work = classify(&p);
-        assert_eq!(work.changed, BTreeSet::from([5]), "6 was merged away");
+        assert_eq!(
+            work.changed.keys().copied().collect::<Vec<_>>(),
+            [5],
+            "6 was merged away"
+        );
+        let latest = NaiveDateTime::parse_from_str("2024-01-15 10:00:02", "%Y-%m-%d %H:%M:%S");
+        assert_eq!(
+            work.changed[&5],
+            latest.unwrap(),
+            "the order's latest record"
+        );
         assert_eq!(work.deleted, vec![(6, Some(7)), (8, None)]);
         assert_eq!(work.bad.len(), 1);
         assert_eq!(work.bad[0].0, Some(15));
         assert_eq!(p.last_id(), Some(15));
+    }
+}
+
+#[cfg(test)]
+mod changed_by_tests {
+    use super::*;
+
+    #[test]
+    fn a_history_change_is_dated_by_its_record_a_second_later_never_in_the_future() {
+        let tz: Tz = "Europe/Moscow".parse().unwrap();
+        let local =
+            NaiveDateTime::parse_from_str("2024-01-15 10:00:02", "%Y-%m-%d %H:%M:%S").unwrap();
+        let now = Utc::now();
+        let at = changed_by(local, tz, now);
+        assert_eq!(at.to_rfc3339(), "2024-01-15T07:00:03+00:00");
+        let future = (now + chrono::Duration::hours(4))
+            .with_timezone(&tz)
+            .naive_local();
+        assert_eq!(changed_by(future, tz, now), now);
     }
 }

@@ -16,8 +16,8 @@ pub(super) const BASE: u64 = 1_000_000;
 /// History calls closer than this are one reconciliation (its pages, a retry after a 503).
 pub(super) const SAME_READ: Duration = Duration::from_secs(2);
 /// A gap this much over the interval counts as missed: the enricher schedules the next read
-/// one interval after the last one *finished*, and its loop ticks every 200 ms, so every gap
-/// is a little over the interval by design.
+/// one interval after the last one *began*, but the counters are sampled every 250 ms and a
+/// read may wait for a budget token, so a gap measured here can sit a little over it.
 pub(super) const SLACK: Duration = Duration::from_secs(1);
 
 /// The process's memory and CPU over the run (RSS from `/proc/<pid>/status`).

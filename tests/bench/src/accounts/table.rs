@@ -109,7 +109,8 @@ pub fn print(run: &AccountsRun) {
          (counters read every {} ms; calls under {} s apart are one read). A gap runs from \
          connecting to the first read, between reads, or from the last read to the end of the \
          run when that is over the interval. The enricher schedules the next read one interval \
-         after the last one ends, so gaps sit a little over it; *missed* is over interval + {} s.\n",
+         after the last one began; the counters are sampled, so gaps sit up to a sample over \
+         it; *missed* is over interval + {} s.\n",
         WATCH_EVERY.as_millis(),
         SAME_READ.as_secs(),
         SLACK.as_secs()
