@@ -29,7 +29,9 @@ use super::failure::{Failure, bus_failure};
 use super::timeline::{stage_events, stage_records};
 use crate::context::STAGE_HISTORY;
 
-/// History pages read in one step before live work gets its turn again.
+/// History pages read in one step at most; a live batch that falls due ends the step after
+/// the page in hand, so a long history (an account that changed thousands of orders since the
+/// last read) never holds the account's live changes back by more than one call.
 const PAGES_PER_STEP: usize = 5;
 /// The source recorded on dead letters of history records (no bus topic: RetailCRM's feed;
 /// the offset header is the record's history id).
@@ -115,7 +117,11 @@ impl Worker {
         self.ensure_reference().await?;
         let tz = self.reference.get().expect("loaded above").timezone;
         let metrics = self.context.metrics.clone();
-        for _ in 0..PAGES_PER_STEP {
+        for page_no in 0..PAGES_PER_STEP {
+            let live_due = self.batch_due_at().is_some_and(|at| at <= Instant::now());
+            if page_no > 0 && live_due {
+                break; // live work first; the read goes on at once after it
+            }
             let mut state = self.current_sync();
             let filter = match state.history_cursor {
                 Some(cursor) => HistoryFilter {

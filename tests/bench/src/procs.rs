@@ -77,6 +77,12 @@ impl Dealflow {
             .env("DEALFLOW_SECRET_KEY", SECRET_KEY)
             .env("DEALFLOW_CRM_ALLOW_HOSTS", "http://127.0.0.1:*")
             .env("DEALFLOW_LOG_FORMAT", "json")
+            // The operator's librdkafka settings, to compare them (`DEALFLOW_KAFKA_PROPERTIES=…
+            // dealflow-bench e2e`); the caller's own variables still win.
+            .envs(
+                std::env::var("DEALFLOW_KAFKA_PROPERTIES")
+                    .map(|p| ("DEALFLOW_KAFKA_PROPERTIES", p)),
+            )
             .envs(env)
             .stdin(Stdio::null())
             .stdout(Stdio::from(out.try_clone()?))
