@@ -74,6 +74,12 @@ impl KafkaBusConfig {
             // own thread, so a busy poll loop does not expire a live member.
             ("session.timeout.ms", "6000"),
             ("heartbeat.interval.ms", "1500"),
+            // How long a fetch may wait at the broker for records. A broker that answers only
+            // at the deadline (nisshi does, with records waiting) adds up to this to every hop;
+            // 50 ms instead of librdkafka's 500 took the split layout's median webhook →
+            // visible from ~800 to ~490 ms (BENCHMARKS.md, 2026-12-04), for 20 fetches a second
+            // per idle consumer.
+            ("fetch.wait.max.ms", "50"),
         ];
         let map = |pairs: &[(&str, &str)]| {
             pairs
