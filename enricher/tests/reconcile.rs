@@ -53,6 +53,15 @@ async fn wait_state(
     }
 }
 
+/// The account's orders that are not deleted.
+fn live_orders(account: &dealflow_simulator::AccountHandle) -> Vec<u64> {
+    truth_orders(&account.truth())
+        .iter()
+        .filter(|o| !o.1)
+        .map(|o| o.0)
+        .collect()
+}
+
 /// Connects the account with its history cursor at the last record (as connecting does):
 /// the integration and that cursor.
 async fn connect_at_history_end(
@@ -72,11 +81,7 @@ async fn connect_at_history_end(
 async fn changes_without_webhooks_appear_within_one_interval(backend: Backend) {
     let sim = Simulator::start(SimConfig::new(1, 40)).await.unwrap();
     let account = sim.account(0);
-    let live: Vec<u64> = truth_orders(&account.truth())
-        .iter()
-        .filter(|o| !o.1)
-        .map(|o| o.0)
-        .collect();
+    let live = live_orders(account);
     let (id, cursor) = connect_at_history_end(&backend, account).await;
     let mut settings = test_settings(&backend);
     settings.reconcile_interval = INTERVAL;
@@ -182,7 +187,7 @@ async fn deletions_since_connecting_cost_no_lookup() {
 
     // No reconciliation falls due by itself here: only the held orders make history read.
     let mut settings = test_settings(&backend);
-    settings.reconcile_interval = Duration::from_secs(3600);
+    settings.reconcile_interval = Duration::from_secs(864_000);
     let app = App::start(&backend, settings).await;
     backend.changes(id, &named).await;
     let mut deals = backend.reader(&backend.topics.deals()).await;
@@ -224,6 +229,56 @@ async fn deletions_since_connecting_cost_no_lookup() {
         app.metric("dealflow_enricher_records_skipped_total{reason=\"deleted_in_history\"}"),
         6.0
     );
+    app.stop().await;
+}
+
+/// A change that history reports after a live fetch already read it costs no second fetch
+/// (issue 20): the history record dates the change, and the fetch that started after it (by
+/// more than the clock margin) holds it. Order `edited` is changed, its webhook fetched seven
+/// seconds later; then a webhook for an order deleted since connecting makes the enricher read
+/// history, which reports both: one list call in all, the edit finished as covered.
+#[tokio::test]
+async fn a_change_history_reports_after_its_fetch_is_not_fetched_again() {
+    let backend = Backend::embedded().await;
+    let sim = Simulator::start(SimConfig::new(1, 30)).await.unwrap();
+    let account = sim.account(0);
+    let live = live_orders(account);
+    let (id, _) = connect_at_history_end(&backend, account).await;
+    let (edited, deleted) = (live[0], live[1]);
+    account.set_status(edited, "complete", None).unwrap();
+    account.delete_order(deleted, None).unwrap();
+    // The fetch must start beyond the record's second and the enricher's 5 s clock margin.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+
+    // Ten days: the first read's phase (at least a thousandth of the interval) is never due
+    // in the run, so only the held deletion makes history read, after the edit's fetch.
+    let mut settings = test_settings(&backend);
+    settings.reconcile_interval = Duration::from_secs(864_000);
+    let app = App::start(&backend, settings).await;
+    backend.changes(id, &[edited, deleted]).await;
+    let mut deals = backend.reader(&backend.topics.deals()).await;
+    deals
+        .until(WAIT, "the edit fetched and the deletion learnt", |e| {
+            let d = Deals::of(e, id);
+            d.upserted.contains_key(&edited) && d.deleted.contains_key(&deleted)
+        })
+        .await;
+    dealflow_testkit::wait_until(WAIT, "the enricher to hold nothing", || async {
+        app.metric("dealflow_enricher_unfinished_records") == 0.0
+            && app.metric("dealflow_enricher_waiting_orders") == 0.0
+            && app.metric("dealflow_enricher_records_skipped_total{reason=\"covered_by_fetch\"}")
+                >= 1.0
+    })
+    .await;
+    let counters = account.counters();
+    let calls = |key: &str| counters.requests.get(key).copied().unwrap_or(0);
+    assert!(calls("GET /api/v5/orders/history") >= 1, "{counters:?}");
+    assert_eq!(
+        calls("GET /api/v5/orders"),
+        1,
+        "the change history reported was already fetched: {counters:?}"
+    );
+    assert_eq!(calls("GET /api/v5/orders/{id}"), 0, "{counters:?}");
     app.stop().await;
 }
 
