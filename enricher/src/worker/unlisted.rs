@@ -191,10 +191,14 @@ impl Worker {
     async fn history_before_lookups(&mut self, abort: &CancellationToken) -> Result<(), Failure> {
         self.unlisted.history_step_ran();
         let step = async {
-            if !self.owns_sync().await? {
-                return Ok(true); // the owner reads it; this member looks its orders up
+            if self.owns_sync().await? {
+                // Read to its end, the read lets the lookups go itself (`reconcile`).
+                self.reconcile().await.map(|_| ())
+            } else {
+                // The owner reads it; this member looks its orders up.
+                self.unlisted.history_read();
+                Ok(())
             }
-            self.reconcile().await
         };
         let result = tokio::select! {
             biased;
@@ -203,11 +207,7 @@ impl Worker {
             result = step => result,
         };
         match result {
-            Ok(reached_end) => {
-                if reached_end {
-                    // (`reconcile` says so itself; this is the other member's case.)
-                    self.unlisted.history_read();
-                }
+            Ok(()) => {
                 self.succeeded();
                 Ok(())
             }
