@@ -25,7 +25,7 @@ const PER_INTEGRATION: &[(&str, &str)] = &[
     ("contacts", "integration_id"),
     ("managers", "integration_id"),
     ("sync_states", "integration_id"),
-    ("deal_trace", "integration_id"),
+    ("order_traces", "integration_id"),
     ("dead_letters", "integration_id"),
 ];
 

@@ -16,7 +16,7 @@ mod integrations;
 pub(crate) mod letters;
 mod stage_history;
 mod sync;
-mod trace;
+pub(crate) mod trace;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -140,7 +140,7 @@ pub(crate) async fn apply_events(
         .filter(|l| !removed.contains(&l.integration_id))
         .cloned()
         .collect();
-    trace::apply(conn, &trace::entries(&kept, &letters)).await?;
+    trace::apply(conn, dialect, &trace::entries(&kept, &letters)).await?;
     letters::apply(conn, &letters).await?;
     // Letters leave the list once their order got through: look where either moved.
     let resolvable: BTreeSet<IntegrationId> = deals

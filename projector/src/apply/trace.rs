@@ -10,8 +10,8 @@
 //! | a dead letter | `dead_lettered` (with the stage and the reason) |
 //!
 //! An entry's key (its event's id and kind, or the letter's id) makes it once whatever the
-//! redeliveries and orders entries of the same instant. Only the newest [`KEEP`] entries of an
-//! order are kept (DESIGN asks for at least 100).
+//! redeliveries and orders entries of the same instant. How entries are stored and which are
+//! kept: [`crate::store::traces`].
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -19,13 +19,9 @@ use dealflow_shared::events::{ChangeSource, Envelope, Event, IntegrationId};
 use sqlx::AnyConnection;
 
 use super::letters::Letter;
+use crate::store::traces::{self, StoredEntry};
 use crate::store::values::{Columns as _, id, micros};
-use crate::store::{MAX_BINDS, Sql, StoreError, cached_chunks};
-
-/// Entries kept per order at least (the oldest go first).
-pub(crate) const KEEP: i64 = 200;
-/// Longest detail stored (a dead letter's reason can be long).
-const MAX_DETAIL: usize = 500;
+use crate::store::{Dialect, MAX_BINDS, Sql, Store, StoreError, cached_chunks};
 
 /// One entry of an order's trace.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,97 +155,416 @@ pub(super) fn entries(envelopes: &[&Envelope], letters: &[Letter]) -> Vec<TraceE
     out
 }
 
-/// Records `entries` and drops what falls beyond [`KEEP`] for the orders they touch.
+/// Orders' trace rows read per statement (a power of two: the padded `IN` list stays within
+/// the bound values' limits and its text repeats).
+const LOAD_CHUNK: usize = 4_096;
+
+/// Records `entries`: the row of each order they touch is read (locked on PostgreSQL, where
+/// another projector member may write the same order's trace from another partition), merged
+/// in memory and written back if anything was new.
 pub(super) async fn apply(
     conn: &mut AnyConnection,
+    dialect: Dialect,
     entries: &[TraceEntry],
 ) -> Result<(), StoreError> {
-    for chunk in cached_chunks(entries, MAX_BINDS / 7) {
-        let mut sql = Sql::new(
-            "INSERT INTO deal_trace (integration_id, order_id, entry_key, at, kind, source, detail) VALUES ",
-        );
-        for (i, t) in chunk.iter().enumerate() {
-            sql.row(i == 0, |r| {
-                r.v(t.integration_id.to_string())
-                    .v(id(t.order_id))
-                    .v(t.key.clone())
-                    .v(t.at)
-                    .v(t.kind.to_owned())
-                    .v(t.source.clone())
-                    .v(cut(&t.detail).to_owned());
-            });
-        }
-        sql.push(" ON CONFLICT (integration_id, order_id, entry_key) DO NOTHING");
-        sql.execute(&mut *conn)
-            .await
-            .map_err(StoreError::query("recording order traces"))?;
-    }
-    let mut touched: BTreeMap<IntegrationId, BTreeSet<u64>> = BTreeMap::new();
+    let mut touched: BTreeMap<IntegrationId, BTreeMap<i64, Vec<StoredEntry>>> = BTreeMap::new();
     for t in entries {
         touched
             .entry(t.integration_id)
             .or_default()
-            .insert(t.order_id);
+            .entry(id(t.order_id))
+            .or_default()
+            .push(StoredEntry::new(
+                t.at,
+                t.key.clone(),
+                t.kind,
+                &t.source,
+                &t.detail,
+            ));
     }
-    for (integration, orders) in touched {
-        let orders: Vec<i64> = orders.into_iter().map(id).collect();
-        for chunk in orders.chunks(MAX_BINDS / 4) {
-            prune(conn, integration, chunk).await?;
+    store_entries(conn, dialect, touched).await
+}
+
+/// Merges `new` entries into the stored traces of their orders.
+pub(crate) async fn store_entries(
+    conn: &mut AnyConnection,
+    dialect: Dialect,
+    new: BTreeMap<IntegrationId, BTreeMap<i64, Vec<StoredEntry>>>,
+) -> Result<(), StoreError> {
+    for (integration, mut orders) in new {
+        let ids: Vec<i64> = orders.keys().copied().collect();
+        for chunk in ids.chunks(LOAD_CHUNK) {
+            let mut pending: BTreeMap<i64, Vec<StoredEntry>> = chunk
+                .iter()
+                .filter_map(|o| orders.remove_entry(o))
+                .collect();
+            // Twice at most: an order whose row another member created meanwhile exists the
+            // second time, and is locked and updated then.
+            while !pending.is_empty() {
+                pending = merge_and_write(conn, dialect, integration, pending).await?;
+            }
         }
     }
     Ok(())
 }
 
-/// Drops the entries of `orders` beyond the newest [`KEEP`]. Most batches touch no order that
-/// long, so the orders over the limit are found first from the primary key alone (an index
-/// range per order) and only theirs are ranked and cut.
-async fn prune(
+/// One round of [`store_entries`] for some orders of one integration; returns the orders whose
+/// row was created by someone else between reading and writing (to do again).
+async fn merge_and_write(
     conn: &mut AnyConnection,
+    dialect: Dialect,
     integration: IntegrationId,
-    orders: &[i64],
-) -> Result<(), StoreError> {
-    let mut sql = Sql::new("SELECT order_id FROM deal_trace WHERE integration_id = ");
+    pending: BTreeMap<i64, Vec<StoredEntry>>,
+) -> Result<BTreeMap<i64, Vec<StoredEntry>>, StoreError> {
+    let mut sql = Sql::new("SELECT order_id, entries FROM order_traces WHERE integration_id = ");
     sql.bind(integration.to_string())
         .push(" AND order_id IN ")
-        .bind_list(orders.iter().copied())
-        .push(" GROUP BY order_id HAVING COUNT(*) > ")
-        .bind(KEEP);
-    let long: Vec<i64> = sql
+        .bind_list(pending.keys().copied())
+        .push(" ORDER BY order_id")
+        .push(dialect.for_update());
+    let mut stored: BTreeMap<i64, String> = BTreeMap::new();
+    for row in sql
         .fetch_all(&mut *conn)
         .await
-        .map_err(StoreError::query("counting order traces"))?
-        .iter()
-        .map(|row| row.int("order_id"))
-        .collect::<Result<_, _>>()?;
-    for order in long {
-        // Everything older than the KEEP-th newest entry (entries of that same instant stay:
-        // at least KEEP are kept).
-        let mut sql = Sql::new("DELETE FROM deal_trace WHERE integration_id = ");
-        sql.bind(integration.to_string())
-            .push(" AND order_id = ")
-            .bind(order)
-            .push(" AND at < (SELECT at FROM deal_trace WHERE integration_id = ")
-            .bind(integration.to_string())
-            .push(" AND order_id = ")
-            .bind(order)
-            .push(" ORDER BY at DESC, entry_key DESC LIMIT 1 OFFSET ")
-            .bind(KEEP - 1)
-            .push(")");
-        sql.execute(&mut *conn)
-            .await
-            .map_err(StoreError::query("pruning an order's trace"))?;
+        .map_err(StoreError::query("reading order traces"))?
+    {
+        stored.insert(row.int("order_id")?, row.text("entries")?);
     }
+    let (mut updated, mut created) = (Vec::new(), Vec::new());
+    for (order, new) in &pending {
+        let (mut entries, exists) = match stored.get(order) {
+            Some(text) => (traces::decode(text)?, true),
+            None => (Vec::new(), false),
+        };
+        if traces::merge(&mut entries, new.iter().cloned()) {
+            let row = (*order, traces::encode(&entries));
+            if exists {
+                updated.push(row)
+            } else {
+                created.push(row)
+            }
+        }
+    }
+    for chunk in cached_chunks(&updated, MAX_BINDS / 3) {
+        write(
+            conn,
+            integration,
+            chunk,
+            " DO UPDATE SET entries = excluded.entries",
+        )
+        .await?;
+    }
+    let mut inserted = BTreeSet::new();
+    for chunk in cached_chunks(&created, MAX_BINDS / 3) {
+        for row in write(conn, integration, chunk, " DO NOTHING RETURNING order_id").await? {
+            inserted.insert(row.int("order_id")?);
+        }
+    }
+    let lost: BTreeSet<i64> = created
+        .iter()
+        .map(|(order, _)| *order)
+        .filter(|order| !inserted.contains(order))
+        .collect();
+    Ok(pending
+        .into_iter()
+        .filter(|(order, _)| lost.contains(order))
+        .collect())
+}
+
+/// Upserts `(order, entries)` rows with the given conflict clause.
+async fn write(
+    conn: &mut AnyConnection,
+    integration: IntegrationId,
+    rows: &[(i64, String)],
+    on_conflict: &str,
+) -> Result<Vec<sqlx::any::AnyRow>, StoreError> {
+    let mut sql = Sql::new("INSERT INTO order_traces (integration_id, order_id, entries) VALUES ");
+    for (i, (order, entries)) in rows.iter().enumerate() {
+        sql.row(i == 0, |r| {
+            r.v(integration.to_string()).v(*order).v(entries.clone());
+        });
+    }
+    sql.push(" ON CONFLICT (integration_id, order_id)")
+        .push(on_conflict);
+    sql.fetch_all(&mut *conn)
+        .await
+        .map_err(StoreError::query("writing order traces"))
+}
+
+/// Rows of the former `deal_trace` table moved per statement.
+const MOVE_PAGE: usize = 20_000;
+
+/// Moves the rows of the former one-row-per-entry `deal_trace` table (migration 6) into
+/// `order_traces` and drops it, in one transaction; nothing to do once it is gone. Runs at
+/// every start after the migrations, so a crash half way leaves the table to move again.
+pub(crate) async fn move_entry_rows(store: &Store) -> Result<(), StoreError> {
+    move_entry_rows_in_pages(store, MOVE_PAGE).await
+}
+
+async fn move_entry_rows_in_pages(store: &Store, page: usize) -> Result<(), StoreError> {
+    let mut tx = store
+        .writer()
+        .begin()
+        .await
+        .map_err(StoreError::query("starting to move order traces"))?;
+    let exists = match store.dialect() {
+        Dialect::Postgres => {
+            "SELECT 1 AS found FROM pg_tables WHERE schemaname = current_schema() \
+             AND tablename = 'deal_trace'"
+        }
+        Dialect::Sqlite => {
+            "SELECT 1 AS found FROM sqlite_master WHERE type = 'table' AND name = 'deal_trace'"
+        }
+    };
+    let found = Sql::new(exists)
+        .fetch_optional(&mut tx)
+        .await
+        .map_err(StoreError::query("looking for the former order traces"))?;
+    if found.is_none() {
+        return Ok(());
+    }
+    let mut after: Option<(String, i64, String)> = None;
+    let mut moved = 0;
+    loop {
+        let mut sql = Sql::new(
+            "SELECT integration_id, order_id, entry_key, at, kind, source, detail FROM deal_trace",
+        );
+        if let Some((integration, order, key)) = &after {
+            sql.push(" WHERE (integration_id, order_id, entry_key) > (")
+                .bind(integration.clone())
+                .push(", ")
+                .bind(*order)
+                .push(", ")
+                .bind(key.clone())
+                .push(")");
+        }
+        sql.push(&format!(
+            " ORDER BY integration_id, order_id, entry_key LIMIT {page}"
+        ));
+        let rows = sql
+            .fetch_all(&mut tx)
+            .await
+            .map_err(StoreError::query("reading the former order traces"))?;
+        let Some(last) = rows.last() else { break };
+        after = Some((
+            last.text("integration_id")?,
+            last.int("order_id")?,
+            last.text("entry_key")?,
+        ));
+        let mut new: BTreeMap<IntegrationId, BTreeMap<i64, Vec<StoredEntry>>> = BTreeMap::new();
+        for row in &rows {
+            let text = row.text("integration_id")?;
+            let integration = text.parse().map_err(|_| StoreError::Corrupt {
+                what: "an integration id",
+                detail: format!("{text:?} in deal_trace"),
+            })?;
+            new.entry(integration)
+                .or_default()
+                .entry(row.int("order_id")?)
+                .or_default()
+                .push(StoredEntry::new(
+                    row.int("at")?,
+                    row.text("entry_key")?,
+                    &row.text("kind")?,
+                    &row.text("source")?,
+                    &row.text("detail")?,
+                ));
+        }
+        // A page may end inside an order: the next page's entries merge into its row.
+        store_entries(&mut tx, store.dialect(), new).await?;
+        moved += rows.len();
+    }
+    Sql::new("DROP TABLE deal_trace")
+        .execute(&mut tx)
+        .await
+        .map_err(StoreError::query("dropping the former order traces"))?;
+    tx.commit()
+        .await
+        .map_err(StoreError::query("moving order traces"))?;
+    tracing::info!(entries = moved, "order traces moved to one row per order");
     Ok(())
 }
 
-/// The longest prefix of `text` within [`MAX_DETAIL`] bytes, on a character boundary.
-fn cut(text: &str) -> &str {
-    if text.len() <= MAX_DETAIL {
-        return text;
+#[cfg(test)]
+mod tests {
+    //! Against real databases: SQLite in a temporary file and a fresh PostgreSQL database
+    //! on 127.0.0.1:5432 (as the projector's integration tests).
+
+    use std::time::Duration;
+
+    use dealflow_shared::config::DatabaseUrl;
+    use secrecy::SecretString;
+    use sqlx::{Connection as _, Executor as _};
+
+    use super::*;
+    use crate::store::traces::decode;
+
+    const PG_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+    /// A fresh PostgreSQL database's store, and its name for [`drop_postgres`].
+    async fn postgres() -> (Store, String) {
+        sqlx::any::install_default_drivers();
+        let name = format!("t_{}", uuid::Uuid::now_v7().simple());
+        admin(&format!("CREATE DATABASE {name}")).await;
+        let url = format!("postgres://postgres@127.0.0.1:5432/{name}");
+        let store = Store::open(&DatabaseUrl::Postgres(SecretString::from(url)))
+            .await
+            .unwrap();
+        (store, name)
     }
-    let mut end = MAX_DETAIL;
-    while !text.is_char_boundary(end) {
-        end -= 1;
+
+    async fn drop_postgres(store: Store, name: &str) {
+        store.close().await;
+        admin(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
     }
-    &text[..end]
+
+    async fn admin(statement: &str) {
+        let mut admin = sqlx::AnyConnection::connect(PG_ADMIN).await.unwrap();
+        admin.execute(statement).await.unwrap();
+        admin.close().await.unwrap();
+    }
+
+    async fn sqlite(dir: &tempfile::TempDir) -> Store {
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("read.db").display());
+        Store::open(&DatabaseUrl::Sqlite(SecretString::from(url)))
+            .await
+            .unwrap()
+    }
+
+    async fn stored(store: &Store, integration: IntegrationId, order: i64) -> Vec<StoredEntry> {
+        let mut sql = Sql::new("SELECT entries FROM order_traces WHERE integration_id = ");
+        sql.bind(integration.to_string())
+            .push(" AND order_id = ")
+            .bind(order);
+        match sql.read_optional(store).await.unwrap() {
+            Some(row) => decode(&row.text("entries").unwrap()).unwrap(),
+            None => Vec::new(),
+        }
+    }
+
+    fn entry(key: &str, at: i64) -> StoredEntry {
+        StoredEntry::new(at, key.to_owned(), "webhook_accepted", "webhook", "d")
+    }
+
+    #[tokio::test]
+    async fn traces_kept_one_row_per_entry_are_moved_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let (pg, name) = postgres().await;
+        for store in [sqlite(&dir).await, pg] {
+            let (a, b) = (IntegrationId::new(), IntegrationId::new());
+            // The table as migration 6 made it, with rows an earlier version wrote.
+            let mut conn = store.writer().acquire().await.unwrap();
+            conn.execute(
+                "CREATE TABLE deal_trace (integration_id TEXT NOT NULL, order_id BIGINT NOT NULL, \
+                 entry_key TEXT NOT NULL, at BIGINT NOT NULL, kind TEXT NOT NULL, \
+                 source TEXT NOT NULL, detail TEXT NOT NULL, \
+                 PRIMARY KEY (integration_id, order_id, entry_key))",
+            )
+            .await
+            .unwrap();
+            let mut rows: Vec<(IntegrationId, i64, String, i64)> = vec![
+                (a, 7, "a/0".to_owned(), 10),
+                (a, 7, "b/1".to_owned(), 5),
+                (b, 7, "c/0".to_owned(), 1),
+            ];
+            rows.extend((0..250).map(|i| (a, 8, format!("w{i:03}/0"), i)));
+            for chunk in rows.chunks(100) {
+                let mut sql = Sql::new("INSERT INTO deal_trace VALUES ");
+                for (i, (integration, order, key, at)) in chunk.iter().enumerate() {
+                    sql.row(i == 0, |r| {
+                        r.v(integration.to_string())
+                            .v(*order)
+                            .v(key.clone())
+                            .v(*at)
+                            .v("webhook_accepted".to_owned())
+                            .v("webhook".to_owned())
+                            .v("d".to_owned());
+                    });
+                }
+                sql.execute(&mut conn).await.unwrap();
+            }
+            drop(conn);
+
+            // Pages of 7 rows: orders span pages.
+            move_entry_rows_in_pages(&store, 7).await.unwrap();
+            let keys = |entries: Vec<StoredEntry>| -> Vec<String> {
+                entries.iter().map(|e| e.key().to_owned()).collect()
+            };
+            assert_eq!(keys(stored(&store, a, 7).await), ["b/1", "a/0"]);
+            assert_eq!(keys(stored(&store, b, 7).await), ["c/0"]);
+            let long = stored(&store, a, 8).await;
+            assert_eq!(long.len(), 200, "the newest 200 kept");
+            assert_eq!(long[0].key(), "w050/0");
+            assert!(
+                Sql::new("SELECT 1 FROM deal_trace")
+                    .read_optional(&store)
+                    .await
+                    .is_err(),
+                "the former table is gone"
+            );
+            // Nothing to do at the next start.
+            move_entry_rows(&store).await.unwrap();
+            assert_eq!(stored(&store, a, 8).await, long);
+            if store.dialect() == Dialect::Postgres {
+                drop_postgres(store, &name).await;
+            }
+        }
+    }
+
+    /// Two projector members (two transactions) write the first entries of one order's trace
+    /// at once: the second waits on the first's new row, finds it there and merges into it
+    /// rather than losing either side's entries.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn members_creating_one_order_trace_together_lose_no_entry() {
+        let (store, name) = postgres().await;
+        let integration = IntegrationId::new();
+        let one = |key: &str, at: i64| {
+            BTreeMap::from([(integration, BTreeMap::from([(3_i64, vec![entry(key, at)])]))])
+        };
+        let mut first = store.writer().begin().await.unwrap();
+        store_entries(&mut first, Dialect::Postgres, one("first", 1))
+            .await
+            .unwrap();
+        let second = tokio::spawn({
+            let store = store.clone();
+            let entries = one("second", 2);
+            async move {
+                let mut tx = store.writer().begin().await.unwrap();
+                store_entries(&mut tx, Dialect::Postgres, entries)
+                    .await
+                    .unwrap();
+                tx.commit().await.unwrap();
+            }
+        });
+        // Until the second waits for the first's row (a lock wait, seen by the server).
+        let waiting = "SELECT count(*) AS n FROM pg_stat_activity \
+                       WHERE datname = current_database() AND wait_event_type = 'Lock'";
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let n = Sql::new(waiting)
+                .read_optional(&store)
+                .await
+                .unwrap()
+                .unwrap()
+                .int("n")
+                .unwrap();
+            if n > 0 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the second never waited"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        first.commit().await.unwrap();
+        second.await.unwrap();
+        let keys: Vec<String> = stored(&store, integration, 3)
+            .await
+            .iter()
+            .map(|e| e.key().to_owned())
+            .collect();
+        assert_eq!(keys, ["first", "second"]);
+        drop_postgres(store, &name).await;
+    }
 }

@@ -7,6 +7,7 @@ use dealflow_shared::events::{IntegrationId, LoadKind, LoadProgress, SyncStateCh
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::store::traces::{self, StoredEntry};
 use crate::store::values::{Columns as _, id, time, uid};
 use crate::store::{Sql, Store, StoreError};
 
@@ -152,23 +153,25 @@ pub async fn trace(
     integration: IntegrationId,
     order_id: u64,
 ) -> Result<Vec<TraceItem>, StoreError> {
-    let mut sql =
-        Sql::new("SELECT at, kind, source, detail FROM deal_trace WHERE integration_id = ");
+    let mut sql = Sql::new("SELECT entries FROM order_traces WHERE integration_id = ");
     sql.bind(integration.to_string())
         .push(" AND order_id = ")
-        .bind(id(order_id))
-        .push(" ORDER BY at, entry_key");
-    let rows = sql
-        .read_all(store)
+        .bind(id(order_id));
+    let Some(row) = sql
+        .read_optional(store)
         .await
-        .map_err(StoreError::query("reading an order's trace"))?;
-    rows.iter()
-        .map(|row| {
+        .map_err(StoreError::query("reading an order's trace"))?
+    else {
+        return Ok(Vec::new());
+    };
+    traces::decode(&row.text("entries")?)?
+        .into_iter()
+        .map(|StoredEntry(at, _key, kind, source, detail)| {
             Ok(TraceItem {
-                at: time(row.int("at")?)?,
-                kind: row.text("kind")?,
-                source: row.text("source")?,
-                detail: row.text("detail")?,
+                at: time(at)?,
+                kind,
+                source,
+                detail,
             })
         })
         .collect()

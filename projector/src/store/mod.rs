@@ -6,6 +6,7 @@
 //! the consumer and the consumer never waits behind a page.
 
 mod sql;
+pub(crate) mod traces;
 pub(crate) mod upkeep;
 pub(crate) mod values;
 
@@ -66,6 +67,11 @@ fn migrator() -> Migrator {
                 6,
                 "cockpit",
                 include_str!("../../migrations/0006_cockpit.sql"),
+            ),
+            migration(
+                7,
+                "order traces",
+                include_str!("../../migrations/0007_order_traces.sql"),
             ),
         ]),
         ..Migrator::DEFAULT
@@ -185,11 +191,13 @@ impl Store {
             .await
             .map_err(StoreError::Connect)?;
         migrator().run(&writer).await.map_err(StoreError::Migrate)?;
-        Ok(Self {
+        let store = Self {
             reader,
             writer,
             dialect,
-        })
+        };
+        crate::apply::trace::move_entry_rows(&store).await?;
+        Ok(store)
     }
 
     /// The backend.
@@ -268,7 +276,7 @@ pub(crate) const TABLES: &[(&str, &str)] = &[
     ("contacts", "integration_id, kind, contact_id"),
     ("managers", "integration_id, manager_id"),
     ("sync_states", "integration_id"),
-    ("deal_trace", "integration_id, order_id, entry_key"),
+    ("order_traces", "integration_id, order_id"),
     ("dead_letters", "integration_id, letter_id"),
 ];
 

@@ -18,7 +18,7 @@ fn deal_tables(
     app_dump
         .into_iter()
         // The trace logs every event by design (a re-sent snapshot is "fetched" again).
-        .filter(|(t, _)| t != "integrations" && t != "applied_offsets" && t != "deal_trace")
+        .filter(|(t, _)| t != "integrations" && t != "applied_offsets" && t != "order_traces")
         .collect()
 }
 

@@ -309,7 +309,7 @@ pub fn without_offsets(mut dump: BTreeMap<String, Vec<String>>) -> BTreeMap<Stri
 /// as fetched (that is what a trace is for).
 pub fn view_only(dump: BTreeMap<String, Vec<String>>) -> BTreeMap<String, Vec<String>> {
     let mut dump = without_offsets(dump);
-    dump.remove("deal_trace");
+    dump.remove("order_traces");
     dump
 }
 
