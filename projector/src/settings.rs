@@ -11,10 +11,12 @@ use url::Url;
 
 /// Records per poll (and so per transaction) by default. A poll returns what is there at
 /// once, so a large maximum costs a live projector nothing, while one catching up (a backlog,
-/// a replay) pays a commit's fsync and its per-batch lookups once per 5,000 records instead
-/// of per 500: SQLite applied 8.0k → 19.1k events/s, PostgreSQL 9.0k → 12.2k (BENCHMARKS.md,
-/// 2026-12-04).
-pub const DEFAULT_BATCH_SIZE: usize = 5_000;
+/// a replay) pays a commit's fsync and its per-batch lookups once per 20,000 records, and
+/// rewrites an order's rows once for all of its events in the batch: against 5,000 (after
+/// the one-row-per-order traces), SQLite applied ~20k → ~29k events/s, PostgreSQL ~19k →
+/// ~22k, a PostgreSQL replay ~16k → ~20k records/s (BENCHMARKS.md, 2026-12-04, issue 20).
+/// Memory: a batch's records and decoded events, some tens of MiB at most.
+pub const DEFAULT_BATCH_SIZE: usize = 20_000;
 
 /// The projector's settings.
 #[derive(Debug, Clone)]
