@@ -50,6 +50,20 @@ pub struct BacklogPlan {
     pub hold: bool,
     /// The longest the process is watched (a drain that ends earlier ends the run).
     pub limit: Duration,
+    /// After the drain: `dealflow reprocess --since` (before the backlog) and drain again.
+    pub reprocess: bool,
+}
+
+/// The reprocess of a drained backlog: the command, then the second drain.
+#[derive(Debug, Clone)]
+pub struct Reprocessed {
+    /// How long `dealflow reprocess` ran.
+    pub took: Duration,
+    /// Its last line of output (its summary).
+    pub summary: String,
+    pub samples: Vec<BacklogSample>,
+    /// When the re-enrichment was done, since the restart.
+    pub drained_at: Option<Duration>,
 }
 
 /// One sample: the process and the enricher's gauges.
@@ -72,6 +86,8 @@ pub struct BacklogRun {
     pub samples: Vec<BacklogSample>,
     /// When the backlog was drained (lag and waiting orders at zero), since the start.
     pub drained_at: Option<Duration>,
+    /// With [`BacklogPlan::reprocess`].
+    pub reprocessed: Option<Reprocessed>,
 }
 
 pub async fn run(plan: &BacklogPlan) -> anyhow::Result<BacklogRun> {
@@ -118,6 +134,8 @@ pub async fn run(plan: &BacklogPlan) -> anyhow::Result<BacklogRun> {
         .map(|(_, o)| o.len())
         .sum::<usize>()
         .min(plan.events);
+    // Everything in the backlog is after this (a reprocess from here fetches it all again).
+    let since = Utc::now() - chrono::Duration::seconds(1);
     let started = Instant::now();
     publish_backlog(bus.as_ref(), &topics, &per_account, plan.events).await?;
     let published_in = started.elapsed();
@@ -132,7 +150,32 @@ pub async fn run(plan: &BacklogPlan) -> anyhow::Result<BacklogRun> {
         BacklogBus::Embedded => "all",
         BacklogBus::Kafka => "enricher",
     };
-    let mut process = Dealflow::spawn(&plan.dealflow, target, dir.path(), &env)?;
+    let process = Dealflow::spawn(&plan.dealflow, target, dir.path(), &env)?;
+    let (samples, drained_at) = watch(plan, process, distinct).await?;
+    let reprocessed = match (plan.reprocess, drained_at) {
+        (true, Some(_)) => Some(reprocess(plan, target, dir.path(), &env, since, distinct).await?),
+        _ => None,
+    };
+    drop(broker);
+    sim.shutdown().await;
+    Ok(BacklogRun {
+        plan: plan.clone(),
+        target: target.to_string(),
+        distinct,
+        published_in,
+        samples,
+        drained_at,
+        reprocessed,
+    })
+}
+
+/// Samples `process` once a second until the backlog is drained (and 15 s more) or the
+/// plan's limit; then stops it.
+async fn watch(
+    plan: &BacklogPlan,
+    mut process: Dealflow,
+    distinct: usize,
+) -> anyhow::Result<(Vec<BacklogSample>, Option<Duration>)> {
     let http = reqwest::Client::new();
     let started = Instant::now();
     let mut samples = Vec::new();
@@ -176,13 +219,37 @@ pub async fn run(plan: &BacklogPlan) -> anyhow::Result<BacklogRun> {
         anyhow::bail!("dealflow exited:\n{}", process.tail_log());
     }
     process.stop().await?;
-    drop(broker);
-    sim.shutdown().await;
-    Ok(BacklogRun {
-        plan: plan.clone(),
-        target: target.to_string(),
-        distinct,
-        published_in,
+    Ok((samples, drained_at))
+}
+
+/// `dealflow reprocess --since` over the drained backlog, then the enricher again until it
+/// has fetched it all once more.
+async fn reprocess(
+    plan: &BacklogPlan,
+    target: &str,
+    dir: &std::path::Path,
+    env: &BTreeMap<String, String>,
+    since: chrono::DateTime<Utc>,
+    distinct: usize,
+) -> anyhow::Result<Reprocessed> {
+    let started = Instant::now();
+    let since = since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let output = Dealflow::cli(&plan.dealflow, &["reprocess", "--since", &since], env).await?;
+    let took = started.elapsed();
+    let summary = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .chain(String::from_utf8_lossy(&output.stderr).lines())
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('{'))
+        .last()
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    eprintln!("backlog: reprocess took {took:.1?}: {summary}");
+    let process = Dealflow::spawn(&plan.dealflow, target, dir, env)?;
+    let (samples, drained_at) = watch(plan, process, distinct).await?;
+    Ok(Reprocessed {
+        took,
+        summary,
         samples,
         drained_at,
     })

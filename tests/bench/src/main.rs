@@ -137,7 +137,8 @@ enum Command {
         /// Generated orders per account.
         #[arg(long, default_value_t = 10_000)]
         orders: usize,
-        /// Modes: `drain` (keys work) and/or `hold` (keys revoked: the backlog stays queued).
+        /// Modes: `drain` (keys work), `hold` (keys revoked: the backlog stays queued) and/or
+        /// `reprocess` (drain, `dealflow reprocess --since` before the backlog, drain again).
         #[arg(long, value_delimiter = ',', default_value = "drain,hold")]
         modes: Vec<String>,
         /// Longest time a run is watched, in seconds.
@@ -281,10 +282,11 @@ async fn main() -> anyhow::Result<()> {
             };
             let mut runs = Vec::new();
             for mode in modes {
-                let hold = match mode.as_str() {
-                    "drain" => false,
-                    "hold" => true,
-                    other => anyhow::bail!("unknown mode {other:?} (drain or hold)"),
+                let (hold, reprocess) = match mode.as_str() {
+                    "drain" => (false, false),
+                    "hold" => (true, false),
+                    "reprocess" => (false, true),
+                    other => anyhow::bail!("unknown mode {other:?} (drain, hold or reprocess)"),
                 };
                 let plan = backlog::BacklogPlan {
                     dealflow: dealflow.clone(),
@@ -294,6 +296,7 @@ async fn main() -> anyhow::Result<()> {
                     orders,
                     hold,
                     limit: Duration::from_secs(limit),
+                    reprocess,
                 };
                 runs.push(backlog::run(&plan).await?);
             }

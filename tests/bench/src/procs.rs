@@ -67,22 +67,9 @@ impl Dealflow {
         };
         let log = dir.join(format!("{target}.log"));
         let out = File::create(&log).with_context(|| format!("creating {}", log.display()))?;
-        let mut command = Command::new(binary);
+        let mut command = command(binary, &["run", "--target", target], env);
         command
-            .args(["run", "--target", target])
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("DEALFLOW_LISTEN", &listen)
-            .env("DEALFLOW_API_TOKEN", API_TOKEN)
-            .env("DEALFLOW_SECRET_KEY", SECRET_KEY)
-            .env("DEALFLOW_CRM_ALLOW_HOSTS", "http://127.0.0.1:*")
-            .env("DEALFLOW_LOG_FORMAT", "json")
-            // The operator's librdkafka settings, to compare them (`DEALFLOW_KAFKA_PROPERTIES=…
-            // dealflow-bench e2e`); the caller's own variables still win.
-            .envs(
-                std::env::var("DEALFLOW_KAFKA_PROPERTIES")
-                    .map(|p| ("DEALFLOW_KAFKA_PROPERTIES", p)),
-            )
             .envs(env)
             .stdin(Stdio::null())
             .stdout(Stdio::from(out.try_clone()?))
@@ -102,6 +89,28 @@ impl Dealflow {
             log,
             child,
         })
+    }
+
+    /// Runs `binary args…` to its end with the same environment as [`spawn`](Self::spawn)'s
+    /// processes (a CLI command such as `reprocess`); fails if it does not succeed.
+    pub async fn cli(
+        binary: &Path,
+        args: &[&str],
+        env: &BTreeMap<String, String>,
+    ) -> anyhow::Result<std::process::Output> {
+        let output = command(binary, args, env)
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .with_context(|| format!("running {} {}", binary.display(), args.join(" ")))?;
+        anyhow::ensure!(
+            output.status.success(),
+            "{} {} failed: {}",
+            binary.display(),
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        Ok(output)
     }
 
     /// Waits until its `/readyz` answers 200; fails if it exits first.
@@ -222,4 +231,23 @@ fn psql(server: &str, statement: &str) -> anyhow::Result<()> {
         .context("running psql (the PostgreSQL client)")?;
     anyhow::ensure!(status.success(), "psql {statement:?} failed: {status}");
     Ok(())
+}
+
+/// `binary args…` with nothing of the caller's environment but `PATH`, the shared secrets,
+/// JSON logs, the caller's librdkafka settings and `env` (which wins).
+fn command(binary: &Path, args: &[&str], env: &BTreeMap<String, String>) -> Command {
+    let mut command = Command::new(binary);
+    command
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("DEALFLOW_API_TOKEN", API_TOKEN)
+        .env("DEALFLOW_SECRET_KEY", SECRET_KEY)
+        .env("DEALFLOW_CRM_ALLOW_HOSTS", "http://127.0.0.1:*")
+        .env("DEALFLOW_LOG_FORMAT", "json")
+        // The operator's librdkafka settings, to compare them (`DEALFLOW_KAFKA_PROPERTIES=…
+        // dealflow-bench e2e`); the caller's own variables still win.
+        .envs(std::env::var("DEALFLOW_KAFKA_PROPERTIES").map(|p| ("DEALFLOW_KAFKA_PROPERTIES", p)))
+        .envs(env);
+    command
 }

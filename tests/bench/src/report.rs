@@ -161,30 +161,47 @@ pub fn print_backlog(runs: &[BacklogRun]) {
                 None => format!("Not drained within {} s.", plan.limit.as_secs()),
             }
         );
-        println!(
-            "| t | RSS | VmHWM | CPU s | consumer lag | waiting orders | unfinished records | orders fetched |"
-        );
-        println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
-        let opt = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{v:.0}"));
-        let mut next = Duration::ZERO;
-        for (i, s) in samples.iter().enumerate() {
-            let last = i + 1 == samples.len();
-            if s.reading.at < next && !last {
-                continue;
-            }
-            next = s.reading.at + Duration::from_secs(10);
+        print_backlog_samples(samples);
+        if let Some(r) = &run.reprocessed {
             println!(
-                "| {:.0} s | {} | {} | {:.1} | {} | {} | {} | {} |",
-                s.reading.at.as_secs_f64(),
-                mib(s.reading.rss_kib),
-                mib(s.reading.hwm_kib),
-                s.reading.cpu.as_secs_f64(),
-                opt(s.consumer_lag),
-                opt(s.waiting_orders),
-                opt(s.unfinished_records),
-                opt(s.orders_fetched)
+                "Then `dealflow reprocess --since <before the backlog>` with the process stopped: {:.1} s (\"{}\"); started again, {}\n",
+                r.took.as_secs_f64(),
+                r.summary,
+                match r.drained_at {
+                    Some(d) => format!("every order fetched again after {:.0} s.", d.as_secs_f64()),
+                    None => format!("not fetched again within {} s.", plan.limit.as_secs()),
+                }
             );
+            print_backlog_samples(&r.samples);
         }
-        println!();
     }
+}
+
+/// The samples of a backlog run, one row per ten seconds and the last.
+fn print_backlog_samples(samples: &[crate::backlog::BacklogSample]) {
+    println!(
+        "| t | RSS | VmHWM | CPU s | consumer lag | waiting orders | unfinished records | orders fetched |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let opt = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{v:.0}"));
+    let mut next = Duration::ZERO;
+    for (i, s) in samples.iter().enumerate() {
+        let last = i + 1 == samples.len();
+        if s.reading.at < next && !last {
+            continue;
+        }
+        next = s.reading.at + Duration::from_secs(10);
+        println!(
+            "| {:.0} s | {} | {} | {:.1} | {} | {} | {} | {} |",
+            s.reading.at.as_secs_f64(),
+            mib(s.reading.rss_kib),
+            mib(s.reading.hwm_kib),
+            s.reading.cpu.as_secs_f64(),
+            opt(s.consumer_lag),
+            opt(s.waiting_orders),
+            opt(s.unfinished_records),
+            opt(s.orders_fetched)
+        );
+    }
+    println!();
 }
