@@ -40,6 +40,9 @@ struct Args {
     /// Records per batch (one transaction each).
     #[arg(long, default_value_t = dealflow_projector::DEFAULT_BATCH_SIZE)]
     batch_size: usize,
+    /// Records per replay step.
+    #[arg(long, default_value_t = dealflow_projector::DEFAULT_REPLAY_BATCH_SIZE)]
+    replay_batch_size: usize,
     /// `sqlite`, `postgres` or `both`.
     #[arg(long, default_value = "both")]
     database: String,
@@ -138,6 +141,7 @@ async fn run(
         SecretString::from("bench-secret-key-0123456789-0123456789-0123456789"),
     );
     settings.batch_size = args.batch_size;
+    settings.replay_batch_size = args.replay_batch_size;
     settings.group = format!("bench-{}", uuid::Uuid::now_v7().simple());
     let projector = Projector::open(settings.clone(), bus.clone(), &Metrics::new()).await?;
     let mut ends = Vec::new();
@@ -235,9 +239,10 @@ async fn run(
     let report = replay(&settings, bus.clone(), None, |_| {}).await?;
     let took = started.elapsed();
     println!(
-        "{label}: full replay of {} records in {took:.2?}: {:.0} records/s",
+        "{label}: full replay of {} records in {took:.2?}: {:.0} records/s (steps of {})",
         report.records_read,
-        report.records_read as f64 / took.as_secs_f64()
+        report.records_read as f64 / took.as_secs_f64(),
+        args.replay_batch_size
     );
 
     reads(

@@ -33,5 +33,5 @@ pub use error::ProjectorError;
 pub use metrics::ProjectorMetrics;
 pub use replay::{ReplayProgress, ReplayReport, replay};
 pub use service::{Projector, ProjectorService};
-pub use settings::{DEFAULT_BATCH_SIZE, ProjectorSettings};
+pub use settings::{DEFAULT_BATCH_SIZE, DEFAULT_REPLAY_BATCH_SIZE, ProjectorSettings};
 pub use store::{Dialect, Store, StoreError};

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dealflow_shared::bus::{Delivered, EventBus};
+use dealflow_shared::bus::{BusError, Consumer, Delivered, EventBus};
 use dealflow_shared::events::IntegrationId;
 use sqlx::AnyConnection;
 
@@ -33,6 +33,8 @@ use crate::store::{Sql, Store, StoreError, TABLES, upkeep};
 /// gone: records at the tail of `order-changed` expire, so its end offset may be unreachable.
 const IDLE_POLLS: u32 = 5;
 const POLL_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a replay step waits for more records once it has some.
+const MORE_TIMEOUT: Duration = Duration::from_millis(5);
 
 /// Where a replay is, reported after every batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,7 +133,7 @@ pub(crate) async fn run(
     };
     let mut idle = 0;
     while !remaining.is_empty() {
-        let records = consumer.poll(settings.batch_size, POLL_TIMEOUT).await?;
+        let records = poll_step(consumer.as_mut(), settings.replay_batch_size).await?;
         if records.is_empty() {
             if !consumer.assignment().is_empty() {
                 idle += 1;
@@ -206,6 +208,20 @@ pub(crate) async fn run(
         "replay finished"
     );
     Ok(report)
+}
+
+/// One replay step: polls until `max` records are in hand or the bus has no more at once (a
+/// poll returns at most what is already fetched, so one poll alone is often smaller).
+async fn poll_step(consumer: &mut dyn Consumer, max: usize) -> Result<Vec<Delivered>, BusError> {
+    let mut records = consumer.poll(max, POLL_TIMEOUT).await?;
+    while !records.is_empty() && records.len() < max {
+        let more = consumer.poll(max - records.len(), MORE_TIMEOUT).await?;
+        if more.is_empty() {
+            break;
+        }
+        records.extend(more);
+    }
+    Ok(records)
 }
 
 /// Whether `record` is below its partition's target; marks the partition done at the last one.

@@ -10,14 +10,19 @@ use secrecy::SecretString;
 use url::Url;
 
 /// Records per poll (and so per transaction) by default. A poll returns what is there at
-/// once, so a large maximum costs a live projector nothing, while one catching up (a backlog,
-/// a replay) pays a commit's fsync and its per-batch lookups once per 20,000 records, and
-/// rewrites an order's rows once for all of its events in the batch: against 5,000 (after
-/// the one-row-per-order traces), SQLite applied ~20k → ~29k events/s, PostgreSQL ~19k →
-/// ~22k, a PostgreSQL replay ~16k → ~20k records/s (BENCHMARKS.md, 2026-12-04, issue 20).
-/// Memory: a batch's records, decoded events and statements; in the million-event bench the
-/// peak RSS was ~240 MiB above the one at 5,000.
-pub const DEFAULT_BATCH_SIZE: usize = 20_000;
+/// once, so a large maximum costs a live projector nothing, while one catching up (a backlog)
+/// pays a commit's fsync and its per-batch lookups once per 5,000 records instead of per 500:
+/// SQLite applied 8.0k → 19.1k events/s, PostgreSQL 9.0k → 12.2k (BENCHMARKS.md, 2026-12-04).
+/// Larger batches are faster still (20,000: ~29k / ~22k) but cost the all-in-one ~180 MiB
+/// more at the peak of draining a million-change backlog (260 → 440 MiB), so they are kept
+/// for the replay ([`DEFAULT_REPLAY_BATCH_SIZE`]).
+pub const DEFAULT_BATCH_SIZE: usize = 5_000;
+
+/// Records a replay applies per step (in its one transaction). A replay is an operator's
+/// one-off rebuild where speed matters more than a spike of memory: each order's rows are
+/// rewritten once for all of its events in a step, so fewer steps write fewer row versions
+/// (a million events on PostgreSQL: replay 88 → 66 s with the one-row-per-order traces).
+pub const DEFAULT_REPLAY_BATCH_SIZE: usize = 20_000;
 
 /// The projector's settings.
 #[derive(Debug, Clone)]
@@ -37,6 +42,8 @@ pub struct ProjectorSettings {
     pub group: String,
     /// Records per poll, applied in one transaction.
     pub batch_size: usize,
+    /// Records a replay applies per step.
+    pub replay_batch_size: usize,
     /// How long a poll waits for the first record.
     pub poll_timeout: Duration,
     /// Dead letters allowed before the consumer halts.
@@ -69,6 +76,7 @@ impl ProjectorSettings {
             secret_key,
             group,
             batch_size: DEFAULT_BATCH_SIZE,
+            replay_batch_size: DEFAULT_REPLAY_BATCH_SIZE,
             poll_timeout: Duration::from_secs(1),
             dead_letter_cap: DeadLetterCap::default(),
             secret_key_previous: None,

@@ -62,7 +62,7 @@ pub struct Reprocessed {
     /// Its last line of output (its summary).
     pub summary: String,
     pub samples: Vec<BacklogSample>,
-    /// When the re-enrichment was done, since the restart.
+    /// When the read model had applied what the reprocess fetched, since the restart.
     pub drained_at: Option<Duration>,
 }
 
@@ -74,6 +74,9 @@ pub struct BacklogSample {
     pub waiting_orders: Option<f64>,
     pub unfinished_records: Option<f64>,
     pub orders_fetched: Option<f64>,
+    /// The read model's side (the all-in-one's projector).
+    pub projector_lag: Option<f64>,
+    pub events_applied: Option<f64>,
 }
 
 #[derive(Debug, Clone)]
@@ -151,7 +154,7 @@ pub async fn run(plan: &BacklogPlan) -> anyhow::Result<BacklogRun> {
         BacklogBus::Kafka => "enricher",
     };
     let process = Dealflow::spawn(&plan.dealflow, target, dir.path(), &env)?;
-    let (samples, drained_at) = watch(plan, process, distinct).await?;
+    let (samples, drained_at) = watch(plan, process, distinct, Until::Fetched).await?;
     let reprocessed = match (plan.reprocess, drained_at) {
         (true, Some(_)) => Some(reprocess(plan, target, dir.path(), &env, since, distinct).await?),
         _ => None,
@@ -169,12 +172,23 @@ pub async fn run(plan: &BacklogPlan) -> anyhow::Result<BacklogRun> {
     })
 }
 
-/// Samples `process` once a second until the backlog is drained (and 15 s more) or the
-/// plan's limit; then stops it.
+/// What a watched run waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Until {
+    /// The enricher fetched every order of the backlog and has nothing left.
+    Fetched,
+    /// The projector applied an event for every order (what a reprocess fetched) and has
+    /// nothing left.
+    Applied,
+}
+
+/// Samples `process` once a second until `until` (and 15 s more) or the plan's limit; then
+/// stops it.
 async fn watch(
     plan: &BacklogPlan,
     mut process: Dealflow,
     distinct: usize,
+    until: Until,
 ) -> anyhow::Result<(Vec<BacklogSample>, Option<Duration>)> {
     let http = reqwest::Client::new();
     let started = Instant::now();
@@ -197,16 +211,23 @@ async fn watch(
             waiting_orders: prom::value(&text, "dealflow_enricher_waiting_orders"),
             unfinished_records: prom::value(&text, "dealflow_enricher_unfinished_records"),
             orders_fetched: prom::value(&text, "dealflow_enricher_orders_fetched_total"),
+            projector_lag: prom::value(&text, "dealflow_projector_consumer_lag"),
+            events_applied: prom::value(&text, "dealflow_projector_events_applied_total"),
         };
         samples.push(sample);
-        let fetched = sample.orders_fetched.unwrap_or(0.0);
-        if !plan.hold
-            && drained_at.is_none()
-            && sample.consumer_lag == Some(0.0)
-            && sample.waiting_orders == Some(0.0)
-            && sample.unfinished_records == Some(0.0)
-            && fetched >= distinct as f64
-        {
+        let done = match until {
+            Until::Fetched => {
+                sample.consumer_lag == Some(0.0)
+                    && sample.waiting_orders == Some(0.0)
+                    && sample.unfinished_records == Some(0.0)
+                    && sample.orders_fetched.unwrap_or(0.0) >= distinct as f64
+            }
+            Until::Applied => {
+                sample.projector_lag == Some(0.0)
+                    && sample.events_applied.unwrap_or(0.0) >= distinct as f64
+            }
+        };
+        if !plan.hold && drained_at.is_none() && done {
             drained_at = Some(at);
             eprintln!("backlog: drained after {at:.1?}");
         }
@@ -222,8 +243,9 @@ async fn watch(
     Ok((samples, drained_at))
 }
 
-/// `dealflow reprocess --since` over the drained backlog, then the enricher again until it
-/// has fetched it all once more.
+/// `dealflow reprocess --since` over the drained backlog (it runs an enricher itself until
+/// the group is back at the end), then the process again until the read model has applied
+/// what it fetched.
 async fn reprocess(
     plan: &BacklogPlan,
     target: &str,
@@ -245,8 +267,15 @@ async fn reprocess(
         .trim()
         .to_owned();
     eprintln!("backlog: reprocess took {took:.1?}: {summary}");
+    // The command fetched everything again itself; what is left is applying it (the
+    // all-in-one's projector; `--target enricher` alone has none to wait for).
     let process = Dealflow::spawn(&plan.dealflow, target, dir, env)?;
-    let (samples, drained_at) = watch(plan, process, distinct).await?;
+    let until = if target == "all" {
+        Until::Applied
+    } else {
+        Until::Fetched
+    };
+    let (samples, drained_at) = watch(plan, process, distinct, until).await?;
     Ok(Reprocessed {
         took,
         summary,

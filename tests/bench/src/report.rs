@@ -164,12 +164,15 @@ pub fn print_backlog(runs: &[BacklogRun]) {
         print_backlog_samples(samples);
         if let Some(r) = &run.reprocessed {
             println!(
-                "Then `dealflow reprocess --since <before the backlog>` with the process stopped: {:.1} s (\"{}\"); started again, {}\n",
+                "Then `dealflow reprocess --since <before the backlog>` with the process stopped (it fetches every order again itself): {:.1} s (\"{}\"); started again, {}\n",
                 r.took.as_secs_f64(),
                 r.summary,
                 match r.drained_at {
-                    Some(d) => format!("every order fetched again after {:.0} s.", d.as_secs_f64()),
-                    None => format!("not fetched again within {} s.", plan.limit.as_secs()),
+                    Some(d) => format!(
+                        "what it fetched was applied after {:.0} s.",
+                        d.as_secs_f64()
+                    ),
+                    None => format!("not applied within {} s.", plan.limit.as_secs()),
                 }
             );
             print_backlog_samples(&r.samples);
@@ -180,9 +183,9 @@ pub fn print_backlog(runs: &[BacklogRun]) {
 /// The samples of a backlog run, one row per ten seconds and the last.
 fn print_backlog_samples(samples: &[crate::backlog::BacklogSample]) {
     println!(
-        "| t | RSS | VmHWM | CPU s | consumer lag | waiting orders | unfinished records | orders fetched |"
+        "| t | RSS | VmHWM | CPU s | consumer lag | waiting orders | unfinished records | orders fetched | projector lag | events applied |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let opt = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{v:.0}"));
     let mut next = Duration::ZERO;
     for (i, s) in samples.iter().enumerate() {
