@@ -7,6 +7,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use uuid::Uuid;
 
 use super::sync_state::*;
@@ -166,16 +167,20 @@ struct WireOut<'a> {
     data: &'a Event,
 }
 
+/// The envelope as read: `data` stays raw JSON text (a slice of the record) until its type
+/// and version say what to decode it into — decoding it into a `serde_json::Value` first cost
+/// the projector about a twentieth of its CPU (a tree of maps and strings per event).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct WireIn {
+struct WireIn<'a> {
     #[serde(rename = "type")]
     event_type: String,
     version: u32,
     id: Uuid,
     integration_id: IntegrationId,
     occurred_at: DateTime<Utc>,
-    data: serde_json::Value,
+    #[serde(borrow)]
+    data: &'a RawValue,
 }
 
 impl Envelope {
@@ -226,11 +231,8 @@ impl Envelope {
 
 /// The table of every (type, version) ever written: the current version decodes into the
 /// current struct, an older one into its own shape (`v1`) and is upcast from there.
-fn decode_data(
-    event_type: EventType,
-    version: u32,
-    data: serde_json::Value,
-) -> Result<Event, DecodeError> {
+fn decode_data(event_type: EventType, version: u32, data: &RawValue) -> Result<Event, DecodeError> {
+    let data = data.get();
     if version == 0 || version > event_type.current_version() {
         return Err(DecodeError::UnsupportedVersion {
             event_type: event_type.as_str(),
@@ -245,44 +247,44 @@ fn decode_data(
     };
     let event = match event_type {
         EventType::OrderChanged => {
-            Event::OrderChanged(serde_json::from_value(data).map_err(invalid)?)
+            Event::OrderChanged(serde_json::from_str(data).map_err(invalid)?)
         }
         EventType::IntegrationConfigured if version == 1 => Event::IntegrationConfigured(
-            serde_json::from_value::<v1::IntegrationConfiguredV1>(data)
+            serde_json::from_str::<v1::IntegrationConfiguredV1>(data)
                 .map_err(invalid)?
                 .into(),
         ),
         EventType::IntegrationConfigured => {
-            Event::IntegrationConfigured(serde_json::from_value(data).map_err(invalid)?)
+            Event::IntegrationConfigured(serde_json::from_str(data).map_err(invalid)?)
         }
         EventType::IntegrationRemoved => {
-            Event::IntegrationRemoved(serde_json::from_value(data).map_err(invalid)?)
+            Event::IntegrationRemoved(serde_json::from_str(data).map_err(invalid)?)
         }
         EventType::DealUpserted => {
-            Event::DealUpserted(serde_json::from_value(data).map_err(invalid)?)
+            Event::DealUpserted(serde_json::from_str(data).map_err(invalid)?)
         }
         EventType::DealDeleted => {
-            Event::DealDeleted(serde_json::from_value(data).map_err(invalid)?)
+            Event::DealDeleted(serde_json::from_str(data).map_err(invalid)?)
         }
         EventType::DealStagesRecorded => {
-            Event::DealStagesRecorded(serde_json::from_value(data).map_err(invalid)?)
+            Event::DealStagesRecorded(serde_json::from_str(data).map_err(invalid)?)
         }
         EventType::ContactUpserted => {
-            Event::ContactUpserted(serde_json::from_value(data).map_err(invalid)?)
+            Event::ContactUpserted(serde_json::from_str(data).map_err(invalid)?)
         }
         EventType::FunnelStageSeen => {
-            Event::FunnelStageSeen(serde_json::from_value(data).map_err(invalid)?)
+            Event::FunnelStageSeen(serde_json::from_str(data).map_err(invalid)?)
         }
         EventType::IntegrationHealthChanged => {
-            Event::IntegrationHealthChanged(serde_json::from_value(data).map_err(invalid)?)
+            Event::IntegrationHealthChanged(serde_json::from_str(data).map_err(invalid)?)
         }
         EventType::SyncStateChanged if version == 1 => Event::SyncStateChanged(
-            serde_json::from_value::<v1::SyncStateChangedV1>(data)
+            serde_json::from_str::<v1::SyncStateChangedV1>(data)
                 .map_err(invalid)?
                 .into(),
         ),
         EventType::SyncStateChanged => {
-            Event::SyncStateChanged(serde_json::from_value(data).map_err(invalid)?)
+            Event::SyncStateChanged(serde_json::from_str(data).map_err(invalid)?)
         }
     };
     Ok(event)

@@ -180,6 +180,9 @@ enum Until {
     /// The projector applied an event for every order (what a reprocess fetched) and has
     /// nothing left.
     Applied,
+    /// The enricher has nothing left (after a reprocess fetched it all, a lone enricher's
+    /// group is at the end: nothing to fetch again).
+    Idle,
 }
 
 /// Samples `process` once a second until `until` (and 15 s more) or the plan's limit; then
@@ -221,6 +224,11 @@ async fn watch(
                     && sample.waiting_orders == Some(0.0)
                     && sample.unfinished_records == Some(0.0)
                     && sample.orders_fetched.unwrap_or(0.0) >= distinct as f64
+            }
+            Until::Idle => {
+                sample.consumer_lag == Some(0.0)
+                    && sample.waiting_orders == Some(0.0)
+                    && sample.unfinished_records == Some(0.0)
             }
             Until::Applied => {
                 sample.projector_lag == Some(0.0)

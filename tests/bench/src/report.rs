@@ -195,7 +195,7 @@ fn print_backlog_samples(samples: &[crate::backlog::BacklogSample]) {
         }
         next = s.reading.at + Duration::from_secs(10);
         println!(
-            "| {:.0} s | {} | {} | {:.1} | {} | {} | {} | {} |",
+            "| {:.0} s | {} | {} | {:.1} | {} | {} | {} | {} | {} | {} |",
             s.reading.at.as_secs_f64(),
             mib(s.reading.rss_kib),
             mib(s.reading.hwm_kib),
@@ -203,7 +203,9 @@ fn print_backlog_samples(samples: &[crate::backlog::BacklogSample]) {
             opt(s.consumer_lag),
             opt(s.waiting_orders),
             opt(s.unfinished_records),
-            opt(s.orders_fetched)
+            opt(s.orders_fetched),
+            opt(s.projector_lag),
+            opt(s.events_applied)
         );
     }
     println!();
