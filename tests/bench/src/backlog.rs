@@ -266,11 +266,11 @@ async fn reprocess(
     let since = since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let output = Dealflow::cli(&plan.dealflow, &["reprocess", "--since", &since], env).await?;
     let took = started.elapsed();
+    // Its summary is the last line it prints (logs and the progress bar go to stderr).
     let summary = String::from_utf8_lossy(&output.stdout)
         .lines()
-        .chain(String::from_utf8_lossy(&output.stderr).lines())
-        .filter(|l| !l.trim().is_empty() && !l.starts_with('{'))
-        .last()
+        .rev()
+        .find(|l| !l.trim().is_empty() && !l.starts_with('{'))
         .unwrap_or_default()
         .trim()
         .to_owned();
@@ -281,7 +281,7 @@ async fn reprocess(
     let until = if target == "all" {
         Until::Applied
     } else {
-        Until::Fetched
+        Until::Idle
     };
     let (samples, drained_at) = watch(plan, process, distinct, until).await?;
     Ok(Reprocessed {
