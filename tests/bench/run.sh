@@ -25,7 +25,8 @@
 #   BENCH_BACKLOG=1             enricher RSS over time with a backlog of OrderChanged
 #   BENCH_BACKLOG_EVENTS=1000000  records in the backlog (10 accounts × 10,000 orders)
 #   BENCH_BACKLOG_BUS=embedded  embedded (`--target all`) or kafka (`--target enricher`, nisshi)
-#   BENCH_BACKLOG_MODES=drain,hold  drain it, and/or hold it (every API key revoked)
+#   BENCH_BACKLOG_MODES=drain,hold  drain it, hold it (every API key revoked) and/or
+#                               reprocess (drain, `dealflow reprocess --since`, apply again)
 #   BENCH_BACKLOG_LIMIT=180     seconds each backlog run is watched at most
 #   BENCH_ACCOUNTS=0            many accounts on one enricher (issue 20): RSS, CPU, worst lag,
 #                               every account's reconciliation against its interval
