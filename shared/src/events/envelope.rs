@@ -263,9 +263,7 @@ fn decode_data(event_type: EventType, version: u32, data: &RawValue) -> Result<E
         EventType::DealUpserted => {
             Event::DealUpserted(serde_json::from_str(data).map_err(invalid)?)
         }
-        EventType::DealDeleted => {
-            Event::DealDeleted(serde_json::from_str(data).map_err(invalid)?)
-        }
+        EventType::DealDeleted => Event::DealDeleted(serde_json::from_str(data).map_err(invalid)?),
         EventType::DealStagesRecorded => {
             Event::DealStagesRecorded(serde_json::from_str(data).map_err(invalid)?)
         }

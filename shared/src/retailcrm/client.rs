@@ -9,8 +9,9 @@
 mod options;
 mod response;
 
+use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use reqwest::header::RETRY_AFTER;
@@ -51,6 +52,42 @@ pub struct RetailCrmClient {
     gate: Option<Gate>,
 }
 
+/// The HTTP clients of this process, one per shape (timeouts, user agent, whether names are
+/// resolved through [`PublicOnlyResolver`]), shared by every account's client: a
+/// `reqwest::Client` carries its own connection pool and TLS configuration, and one per
+/// account was most of an enricher's memory per account with a thousand accounts connected.
+/// Pools are kept per host, so sharing them shares nothing between accounts but the setup.
+fn shared_http(
+    options: &ClientOptions,
+    public_only: bool,
+) -> Result<reqwest::Client, ClientBuildError> {
+    type Shape = (Duration, Duration, String, bool);
+    static CLIENTS: Mutex<BTreeMap<Shape, reqwest::Client>> = Mutex::new(BTreeMap::new());
+    let shape = (
+        options.connect_timeout,
+        options.request_timeout,
+        options.user_agent.clone(),
+        public_only,
+    );
+    let mut clients = CLIENTS.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(http) = clients.get(&shape) {
+        return Ok(http.clone());
+    }
+    let mut http = reqwest::Client::builder()
+        .connect_timeout(options.connect_timeout)
+        .timeout(options.request_timeout)
+        .user_agent(options.user_agent.clone())
+        // A redirect would carry the key to another host; RetailCRM never redirects its
+        // API, so a redirect means a wrong URL (classified as such).
+        .redirect(reqwest::redirect::Policy::none());
+    if public_only {
+        http = http.dns_resolver(Arc::new(PublicOnlyResolver));
+    }
+    let http = http.build()?;
+    clients.insert(shape, http.clone());
+    Ok(http)
+}
+
 /// Asked before every attempt, once its budget token is taken: `false` means the caller no
 /// longer calls this account (the enricher's fence after a rebalance, DESIGN §7.4).
 pub type Gate = Arc<dyn Fn() -> bool + Send + Sync>;
@@ -76,19 +113,10 @@ impl RetailCrmClient {
         options: &ClientOptions,
     ) -> Result<Self, ClientBuildError> {
         let base_url = normalize_base_url(base_url)?;
-        let mut http = reqwest::Client::builder()
-            .connect_timeout(options.connect_timeout)
-            .timeout(options.request_timeout)
-            .user_agent(options.user_agent.clone())
-            // A redirect would carry the key to another host; RetailCRM never redirects its
-            // API, so a redirect means a wrong URL (classified as such).
-            .redirect(reqwest::redirect::Policy::none());
         // Literal addresses were judged by the settings API and cannot change; names can
         // resolve elsewhere later, so they are checked again at every connection.
-        if !options.allow_hosts.iter().any(|p| p.matches(&base_url)) {
-            http = http.dns_resolver(Arc::new(PublicOnlyResolver));
-        }
-        let http = http.build()?;
+        let public_only = !options.allow_hosts.iter().any(|p| p.matches(&base_url));
+        let http = shared_http(options, public_only)?;
         let account = account_key(&base_url);
         Ok(RetailCrmClient {
             http,
