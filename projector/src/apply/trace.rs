@@ -323,6 +323,7 @@ async fn move_entry_rows_in_pages(store: &Store, page: usize) -> Result<(), Stor
     if found.is_none() {
         return Ok(());
     }
+    tracing::info!("moving order traces to one row per order (once, after upgrading)");
     let mut after: Option<(String, i64, String)> = None;
     let mut moved = 0;
     loop {
@@ -373,6 +374,7 @@ async fn move_entry_rows_in_pages(store: &Store, page: usize) -> Result<(), Stor
         // A page may end inside an order: the next page's entries merge into its row.
         store_entries(&mut tx, store.dialect(), new).await?;
         moved += rows.len();
+        tracing::info!(entries = moved, "order traces moved so far");
     }
     Sql::new("DROP TABLE deal_trace")
         .execute(&mut tx)
