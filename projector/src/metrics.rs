@@ -34,7 +34,7 @@ impl ProjectorMetrics {
                 "Records per batch applied in one transaction.",
             )
             .buckets(vec![
-                1.0, 5.0, 20.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 20000.0,
+                1.0, 5.0, 20.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0,
             ]),
         )
         .expect("valid histogram");
