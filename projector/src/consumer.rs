@@ -4,6 +4,11 @@
 //! before: ingest answers a settings write once one of them shows it (read your writes,
 //! [`dealflow_shared::visibility`]).
 //!
+//! While a batch is written, the next one is polled and decoded beside it (a short poll, so an
+//! idle bus delays the bus commit by at most [`READ_AHEAD_WAIT`]). A rebalance inside that poll
+//! may take a partition whose batch is still being written; its new owner's batch waits on the
+//! offsets rows this one holds, then skips what this one applied.
+//!
 //! Failures are classified before anything moves (STYLE "Kafka and the read model"):
 //! a transient store or bus failure retries the same batch with backoff; an undecodable record
 //! is dead-lettered and the partition keeps flowing (the dead-letter cap halts); anything else
@@ -21,7 +26,7 @@ use dealflow_shared::visibility::ReadProgress;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::apply::batch::{self, BatchError, BatchOptions};
+use crate::apply::batch::{self, BatchError, BatchOptions, Polled};
 use crate::error::ProjectorError;
 use crate::metrics::ProjectorMetrics;
 use crate::settings::ProjectorSettings;
@@ -30,6 +35,8 @@ use crate::store::upkeep::Upkeep;
 
 /// How often the consumer lag gauge is refreshed.
 const LAG_INTERVAL: Duration = Duration::from_secs(15);
+/// How long the poll beside a batch being written waits for records (see `consume`).
+const READ_AHEAD_WAIT: Duration = Duration::from_millis(20);
 /// Retry backoff for transient failures: from the first to the last, doubling.
 const BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(5));
 
@@ -118,6 +125,8 @@ impl ConsumerLoop {
         }
     }
 
+    /// The loop: while one batch is written, the next is polled and decoded (both need no
+    /// database), so the bus, the decoding and the database work side by side.
     async fn consume(
         &self,
         consumer: &mut dyn Consumer,
@@ -129,38 +138,61 @@ impl ConsumerLoop {
             dead_letters: Some(&self.dead_letters),
         };
         let mut backoff = BACKOFF.0;
+        let mut next: Option<Polled> = None;
         loop {
-            let polled = tokio::select! {
-                () = shutdown.cancelled() => return Ok(()),
-                polled = consumer.poll(self.settings.batch_size, self.settings.poll_timeout) => polled,
-            };
-            let records = match polled {
-                Ok(records) => records,
-                Err(e) if e.is_transient() => {
-                    tracing::warn!(error = %e, "polling the bus failed; retrying");
-                    if !pause(&mut backoff, shutdown).await {
-                        return Ok(());
+            let polled = match next.take() {
+                Some(polled) => polled,
+                None => {
+                    let polled = tokio::select! {
+                        () = shutdown.cancelled() => return Ok(()),
+                        polled = consumer.poll(self.settings.batch_size, self.settings.poll_timeout) => polled,
+                    };
+                    match polled {
+                        Ok(records) => Polled::decode(records),
+                        Err(e) if e.is_transient() => {
+                            tracing::warn!(error = %e, "polling the bus failed; retrying");
+                            if !pause(&mut backoff, shutdown).await {
+                                return Ok(());
+                            }
+                            continue;
+                        }
+                        Err(e) => return Err(e.into()),
                     }
-                    continue;
                 }
-                Err(e) => return Err(e.into()),
             };
             backoff = BACKOFF.0;
             if !consumer.assignment().is_empty() {
                 self.assigned.store(true, Ordering::Relaxed);
             }
-            if records.is_empty() {
+            if polled.is_empty() {
                 continue;
             }
-            if !self.apply(&records, options, shutdown).await? {
+            let applied = last_per_partition(&polled.records);
+            let write = async {
+                let done = self.apply(&polled, options, shutdown).await?;
+                if done {
+                    // Writers in this process see the batch now, not after the next poll.
+                    self.progress.advance(
+                        applied
+                            .iter()
+                            .map(|r| ((r.topic.clone(), r.partition), r.offset + 1)),
+                    );
+                }
+                Ok::<_, ProjectorError>(done)
+            };
+            // A short wait: the offsets below go to the bus once this poll is back, and writers
+            // in other processes wait for them (an idle bus must not hold them for long).
+            let read_ahead = async {
+                let records = tokio::select! {
+                    () = shutdown.cancelled() => Ok(Vec::new()),
+                    polled = consumer.poll(self.settings.batch_size, READ_AHEAD_WAIT) => polled,
+                }?;
+                Ok::<_, BusError>(Polled::decode_aside(records).await)
+            };
+            let (done, read_ahead) = tokio::join!(write, read_ahead);
+            if !done? {
                 return Ok(());
             }
-            let applied = last_per_partition(&records);
-            self.progress.advance(
-                applied
-                    .iter()
-                    .map(|r| ((r.topic.clone(), r.partition), r.offset + 1)),
-            );
             for record in applied {
                 // After a rebalance the partition may be gone; its new owner skips by offset.
                 if let Err(e) = consumer.store(record) {
@@ -171,23 +203,33 @@ impl ConsumerLoop {
                 // The database holds the offsets; the next commit carries these too.
                 tracing::warn!(error = %e, "committing offsets to the bus failed");
             }
+            match read_ahead {
+                Ok(polled) => next = Some(polled),
+                Err(e) if e.is_transient() => {
+                    tracing::warn!(error = %e, "polling the bus failed; retrying");
+                    if !pause(&mut backoff, shutdown).await {
+                        return Ok(());
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
     }
 
     /// Applies one batch, retrying transient failures. False when shutdown came first.
     async fn apply(
         &self,
-        records: &[Delivered],
+        polled: &Polled,
         options: BatchOptions<'_>,
         shutdown: &CancellationToken,
     ) -> Result<bool, ProjectorError> {
         let mut backoff = BACKOFF.0;
         loop {
             let started = Instant::now();
-            match batch::apply_records(&self.store, records, options).await {
+            match batch::apply_records(&self.store, polled, options).await {
                 Ok(outcome) => {
                     self.metrics
-                        .batch(records.len(), &outcome, started.elapsed());
+                        .batch(polled.len(), &outcome, started.elapsed());
                     let applied = &outcome.applied;
                     self.upkeep.wrote(
                         applied.total() + applied.deals_written,

@@ -18,11 +18,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dealflow_shared::bus::{BusError, Consumer, Delivered, EventBus};
+use dealflow_shared::bus::{Consumer, Delivered, EventBus};
+use dealflow_shared::events::Envelope;
 use dealflow_shared::events::IntegrationId;
 use sqlx::AnyConnection;
 
-use crate::apply::batch::{self, Decoded, decode};
+use crate::apply::batch::{self, Decoded};
+use crate::apply::letters::Letter;
 use crate::apply::{Applied, apply_events};
 use crate::error::ProjectorError;
 use crate::metrics::ProjectorMetrics;
@@ -106,7 +108,7 @@ pub(crate) async fn run(
         .values()
         .map(|n| u64::try_from(*n).unwrap_or(0))
         .sum();
-    let mut remaining: BTreeMap<(String, i32), i64> = targets
+    let remaining: BTreeMap<(String, i32), i64> = targets
         .iter()
         .filter(|(_, end)| **end > 0)
         .map(|(k, v)| (k.clone(), *v))
@@ -131,42 +133,43 @@ pub(crate) async fn run(
         invalid: 0,
         elapsed: Duration::ZERO,
     };
+    let mut reader = Reader {
+        consumer: consumer.as_mut(),
+        max: settings.replay_batch_size,
+        targets: &targets,
+        remaining,
+        integration,
+    };
     let mut idle = 0;
-    while !remaining.is_empty() {
-        let records = poll_step(consumer.as_mut(), settings.replay_batch_size).await?;
-        if records.is_empty() {
-            if !consumer.assignment().is_empty() {
+    let mut step = reader.step().await?;
+    loop {
+        report.records_read += step.read;
+        report.invalid += step.invalid;
+        if step.polled == 0 {
+            if reader.remaining.is_empty() {
+                break;
+            }
+            if !reader.consumer.assignment().is_empty() {
                 idle += 1;
                 if idle >= IDLE_POLLS {
                     tracing::warn!(
-                        partitions = ?remaining.keys().collect::<Vec<_>>(),
+                        partitions = ?reader.remaining.keys().collect::<Vec<_>>(),
                         "the tail of these partitions is gone (retention); replay ends here"
                     );
                     break;
                 }
             }
+            step = reader.step().await?;
             continue;
         }
         idle = 0;
-        let mut envelopes = Vec::with_capacity(records.len());
-        let mut letters = Vec::new();
-        for record in &records {
-            if !within(&targets, &mut remaining, record) {
-                continue;
-            }
-            report.records_read += 1;
-            match decode(record, None).await? {
-                Decoded::Event(e) if integration.is_none_or(|id| id == e.integration_id) => {
-                    envelopes.push(e)
-                }
-                Decoded::Letter(l) if integration.is_none_or(|id| id == l.integration_id) => {
-                    letters.push(l)
-                }
-                Decoded::Event(_) | Decoded::Letter(_) | Decoded::Skipped => {}
-                Decoded::Invalid => report.invalid += 1,
-            }
-        }
-        let applied = apply_events(&mut tx, store.dialect(), &envelopes, &letters).await?;
+        let envelopes: Vec<&Envelope> = step.envelopes.iter().collect();
+        // The next step is read and decoded while this one is written.
+        let (applied, next) = tokio::join!(
+            apply_events(&mut tx, store.dialect(), &envelopes, &step.letters),
+            reader.step()
+        );
+        let (applied, next) = (applied?, next?);
         report.applied.add(&applied);
         if let Some(metrics) = metrics {
             metrics.set_replay(report.records_read, total);
@@ -177,6 +180,8 @@ pub(crate) async fn run(
             events_applied: report.applied.total(),
             finished: false,
         });
+        drop(envelopes);
+        step = next;
     }
     if integration.is_none() {
         let next: Vec<((&str, i32), i64)> = targets
@@ -210,18 +215,77 @@ pub(crate) async fn run(
     Ok(report)
 }
 
-/// One replay step: polls until `max` records are in hand or the bus has no more at once (a
-/// poll returns at most what is already fetched, so one poll alone is often smaller).
-async fn poll_step(consumer: &mut dyn Consumer, max: usize) -> Result<Vec<Delivered>, BusError> {
-    let mut records = consumer.poll(max, POLL_TIMEOUT).await?;
-    while !records.is_empty() && records.len() < max {
-        let more = consumer.poll(max - records.len(), MORE_TIMEOUT).await?;
-        if more.is_empty() {
-            break;
+/// The records of one replay step within the targets, decoded.
+#[derive(Debug, Default)]
+struct ReadStep {
+    /// Records polled, within the targets or not (none: the poll timed out).
+    polled: usize,
+    /// Records within the targets.
+    read: u64,
+    invalid: u64,
+    envelopes: Vec<Envelope>,
+    letters: Vec<Letter>,
+}
+
+/// Reads the replay's records, step by step.
+struct Reader<'a> {
+    consumer: &'a mut dyn Consumer,
+    /// Records per step.
+    max: usize,
+    /// The end offset of each partition.
+    targets: &'a BTreeMap<(String, i32), i64>,
+    /// Partitions not yet read up to their target.
+    remaining: BTreeMap<(String, i32), i64>,
+    /// The integration replayed (`None`: every one).
+    integration: Option<IntegrationId>,
+}
+
+impl Reader<'_> {
+    /// Reads one step: polls until the step is full or the bus has no more at once (a poll
+    /// returns at most what is already fetched, so one poll alone is often smaller), keeps
+    /// what is within the targets (marking partitions done) and of the integration replayed,
+    /// decoded. Empty once every partition is read.
+    async fn step(&mut self) -> Result<ReadStep, ProjectorError> {
+        if self.remaining.is_empty() {
+            return Ok(ReadStep::default());
         }
-        records.extend(more);
+        let max = self.max;
+        let consumer = &mut *self.consumer;
+        let mut records = consumer.poll(max, POLL_TIMEOUT).await?;
+        while !records.is_empty() && records.len() < max {
+            let more = consumer.poll(max - records.len(), MORE_TIMEOUT).await?;
+            if more.is_empty() {
+                break;
+            }
+            records.extend(more);
+        }
+        let polled = records.len();
+        records.retain(|record| within(self.targets, &mut self.remaining, record));
+        // Decoded on a blocking thread, so the step being written meanwhile keeps its pace.
+        let decoded = batch::Polled::decode_aside(records).await;
+        let mut step = ReadStep {
+            polled,
+            read: decoded.len() as u64,
+            ..ReadStep::default()
+        };
+        for (record, decoded) in decoded.into_parts() {
+            match decoded {
+                Decoded::Event(e) if self.integration.is_none_or(|id| id == e.integration_id) => {
+                    step.envelopes.push(e)
+                }
+                Decoded::Letter(l) if self.integration.is_none_or(|id| id == l.integration_id) => {
+                    step.letters.push(l)
+                }
+                Decoded::Event(_) | Decoded::Letter(_) | Decoded::Skipped => {}
+                Decoded::Invalid(reason) => {
+                    // The consumer dead-lettered it when it met it.
+                    batch::dead_letter(&record, &reason, None).await?;
+                    step.invalid += 1;
+                }
+            }
+        }
+        Ok(step)
     }
-    Ok(records)
 }
 
 /// Whether `record` is below its partition's target; marks the partition done at the last one.

@@ -173,7 +173,8 @@ impl Projector {
             complete_topics: &complete,
             dead_letters: Some(&self.consumer.dead_letters),
         };
-        batch::apply_records(self.store(), records, options).await
+        let polled = batch::Polled::decode(records.to_vec());
+        batch::apply_records(self.store(), &polled, options).await
     }
 
     /// Rebuilds the read model (everything, or one integration) from the topics; see

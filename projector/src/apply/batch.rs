@@ -75,13 +75,52 @@ pub(crate) struct BatchOptions<'a> {
     pub dead_letters: Option<&'a DeadLetters>,
 }
 
-/// Applies `records` (one poll, in bus order) in one transaction with their offsets.
-#[tracing::instrument(skip_all, fields(records = records.len()), err)]
+/// The records of one poll, each decoded. Decoding needs no database, so the consumer decodes
+/// a batch while the previous one is being written.
+#[derive(Debug, Default)]
+pub(crate) struct Polled {
+    pub records: Vec<Delivered>,
+    decoded: Vec<Decoded>,
+}
+
+impl Polled {
+    /// Decodes every record (dead-lettering comes later, only for records not yet applied).
+    pub(crate) fn decode(records: Vec<Delivered>) -> Self {
+        let decoded = records.iter().map(decode).collect();
+        Self { records, decoded }
+    }
+
+    /// [`decode`](Self::decode) on a blocking thread: the caller's task is free to drive the
+    /// database meanwhile (decoding a batch inline would hold back its next statement).
+    pub(crate) async fn decode_aside(records: Vec<Delivered>) -> Self {
+        match tokio::task::spawn_blocking(move || Self::decode(records)).await {
+            Ok(polled) => polled,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+    }
+
+    /// Each record with what it decoded to.
+    pub(crate) fn into_parts(self) -> impl Iterator<Item = (Delivered, Decoded)> {
+        self.records.into_iter().zip(self.decoded)
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.records.len()
+    }
+}
+
+/// Applies a polled batch (in bus order) in one transaction with its offsets.
+#[tracing::instrument(skip_all, fields(records = polled.len()), err)]
 pub(crate) async fn apply_records(
     store: &Store,
-    records: &[Delivered],
+    polled: &Polled,
     options: BatchOptions<'_>,
 ) -> Result<BatchOutcome, BatchError> {
+    let records = &polled.records;
     let mut outcome = BatchOutcome::default();
     let mut first: BTreeMap<(&str, i32), i64> = BTreeMap::new();
     let mut last: BTreeMap<(&str, i32), i64> = BTreeMap::new();
@@ -110,7 +149,7 @@ pub(crate) async fn apply_records(
 
     let mut envelopes = Vec::with_capacity(records.len());
     let mut letters = Vec::new();
-    for r in records {
+    for (r, decoded) in records.iter().zip(&polled.decoded) {
         let next = applied_next
             .get(&(r.topic.clone(), r.partition))
             .copied()
@@ -119,11 +158,14 @@ pub(crate) async fn apply_records(
             outcome.already_applied += 1;
             continue;
         }
-        match decode(r, options.dead_letters).await? {
+        match decoded {
             Decoded::Event(envelope) => envelopes.push(envelope),
-            Decoded::Letter(letter) => letters.push(letter),
+            Decoded::Letter(letter) => letters.push(letter.clone()),
             Decoded::Skipped => {}
-            Decoded::Invalid => outcome.invalid += 1,
+            Decoded::Invalid(reason) => {
+                outcome.invalid += 1;
+                dead_letter(r, reason, options.dead_letters).await?;
+            }
         }
     }
     outcome.applied = apply_events(&mut tx, store.dialect(), &envelopes, &letters).await?;
@@ -152,45 +194,49 @@ pub(crate) enum Decoded {
     Letter(Letter),
     /// A dead-letter record that names no integration: nobody's list.
     Skipped,
-    /// Undecodable, or of a type its topic does not carry: dead-lettered.
-    Invalid,
+    /// Undecodable, or of a type its topic does not carry (DESIGN §6): to be dead-lettered,
+    /// with the reason, so the partition keeps flowing.
+    Invalid(String),
 }
 
-/// Decodes a record; one of the dead-letter topic is a [`Letter`]; one that cannot be decoded,
-/// or an envelope of a type its topic does not carry (DESIGN §6), is dead-lettered (when a
-/// dead-letter topic is given) and `Invalid`, so the partition keeps flowing.
-pub(crate) async fn decode(
-    record: &Delivered,
-    dead_letters: Option<&DeadLetters>,
-) -> Result<Decoded, BatchError> {
+/// Decodes a record; one of the dead-letter topic is a [`Letter`].
+pub(crate) fn decode(record: &Delivered) -> Decoded {
     if topics::is_dead_letter(&record.topic) {
-        return Ok(Letter::of(record, chrono::Utc::now()).map_or(Decoded::Skipped, Decoded::Letter));
+        return Letter::of(record, chrono::Utc::now()).map_or(Decoded::Skipped, Decoded::Letter);
     }
-    let error = match Envelope::decode(&record.payload) {
+    match Envelope::decode(&record.payload) {
         Ok(envelope) => {
             let event_type = envelope.event.event_type();
             match topics::event_types(&record.topic) {
-                Some(types) if !types.contains(&event_type) => format!(
+                Some(types) if !types.contains(&event_type) => Decoded::Invalid(format!(
                     "unexpected event type {} on topic {}",
                     event_type.as_str(),
                     record.topic
-                ),
-                _ => return Ok(Decoded::Event(envelope)),
+                )),
+                _ => Decoded::Event(envelope),
             }
         }
-        Err(error) => error.to_string(),
-    };
+        Err(error) => Decoded::Invalid(error.to_string()),
+    }
+}
+
+/// Logs an invalid record and sends it to the dead-letter topic, when one is given.
+pub(crate) async fn dead_letter(
+    record: &Delivered,
+    reason: &str,
+    dead_letters: Option<&DeadLetters>,
+) -> Result<(), BatchError> {
     tracing::warn!(
         topic = %record.topic, partition = record.partition, offset = record.offset,
-        %error, "undecodable record"
+        error = %reason, "undecodable record"
     );
     if let Some(dead_letters) = dead_letters {
         dead_letters
-            .send(record, DEAD_LETTER_STAGE, &error)
+            .send(record, DEAD_LETTER_STAGE, reason)
             .await
             .map_err(BatchError::DeadLetter)?;
     }
-    Ok(Decoded::Invalid)
+    Ok(())
 }
 
 /// The next offset the read model expects on each partition it has applied.

@@ -62,7 +62,7 @@ impl Applied {
 pub(crate) async fn apply_events(
     conn: &mut AnyConnection,
     dialect: Dialect,
-    envelopes: &[Envelope],
+    envelopes: &[&Envelope],
     letters: &[Letter],
 ) -> Result<Applied, StoreError> {
     let mut applied = Applied::default();
@@ -94,7 +94,7 @@ pub(crate) async fn apply_events(
     let mut reconciled: BTreeMap<IntegrationId, i64> = BTreeMap::new();
     let mut sync_states = BTreeMap::new();
     let mut kept = Vec::with_capacity(envelopes.len());
-    for e in envelopes {
+    for &e in envelopes {
         let id = e.integration_id;
         if removed.contains(&id) && !matches!(e.event, Event::IntegrationRemoved(_)) {
             applied.ignored_removed += 1;
