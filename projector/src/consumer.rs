@@ -187,7 +187,8 @@ impl ConsumerLoop {
                     () = shutdown.cancelled() => Ok(Vec::new()),
                     polled = consumer.poll(self.settings.batch_size, READ_AHEAD_WAIT) => polled,
                 }?;
-                Ok::<_, BusError>(Polled::decode_aside(records).await)
+                // Decoded while the batch is written and its offsets committed.
+                Ok::<_, BusError>(Polled::decode_aside(records))
             };
             let (done, read_ahead) = tokio::join!(write, read_ahead);
             if !done? {
@@ -204,7 +205,7 @@ impl ConsumerLoop {
                 tracing::warn!(error = %e, "committing offsets to the bus failed");
             }
             match read_ahead {
-                Ok(polled) => next = Some(polled),
+                Ok(decoding) => next = Some(decoding.await),
                 Err(e) if e.is_transient() => {
                     tracing::warn!(error = %e, "polling the bus failed; retrying");
                     if !pause(&mut backoff, shutdown).await {

@@ -90,12 +90,16 @@ impl Polled {
         Self { records, decoded }
     }
 
-    /// [`decode`](Self::decode) on a blocking thread: the caller's task is free to drive the
-    /// database meanwhile (decoding a batch inline would hold back its next statement).
-    pub(crate) async fn decode_aside(records: Vec<Delivered>) -> Self {
-        match tokio::task::spawn_blocking(move || Self::decode(records)).await {
-            Ok(polled) => polled,
-            Err(e) => std::panic::resume_unwind(e.into_panic()),
+    /// [`decode`](Self::decode) on a blocking thread, started at once (not at the first poll
+    /// of the returned future): the caller's task is free to drive the database meanwhile
+    /// (decoding a batch inline would hold back its next statement).
+    pub(crate) fn decode_aside(records: Vec<Delivered>) -> impl Future<Output = Self> {
+        let decoding = tokio::task::spawn_blocking(move || Self::decode(records));
+        async move {
+            match decoding.await {
+                Ok(polled) => polled,
+                Err(e) => std::panic::resume_unwind(e.into_panic()),
+            }
         }
     }
 
