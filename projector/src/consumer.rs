@@ -138,27 +138,27 @@ impl ConsumerLoop {
             dead_letters: Some(&self.dead_letters),
         };
         let mut backoff = BACKOFF.0;
-        let mut next: Option<Polled> = None;
+        // The read-ahead poll of the previous turn, decoded (or how it failed).
+        let mut next: Option<Result<Polled, BusError>> = None;
         loop {
             let polled = match next.take() {
-                Some(polled) => polled,
-                None => {
-                    let polled = tokio::select! {
-                        () = shutdown.cancelled() => return Ok(()),
-                        polled = consumer.poll(self.settings.batch_size, self.settings.poll_timeout) => polled,
-                    };
-                    match polled {
-                        Ok(records) => Polled::decode(records),
-                        Err(e) if e.is_transient() => {
-                            tracing::warn!(error = %e, "polling the bus failed; retrying");
-                            if !pause(&mut backoff, shutdown).await {
-                                return Ok(());
-                            }
-                            continue;
-                        }
-                        Err(e) => return Err(e.into()),
-                    }
+                Some(read_ahead) => read_ahead,
+                None => tokio::select! {
+                    () = shutdown.cancelled() => return Ok(()),
+                    polled = consumer.poll(self.settings.batch_size, self.settings.poll_timeout) => polled,
                 }
+                .map(Polled::decode),
+            };
+            let polled = match polled {
+                Ok(polled) => polled,
+                Err(e) if e.is_transient() => {
+                    tracing::warn!(error = %e, "polling the bus failed; retrying");
+                    if !pause(&mut backoff, shutdown).await {
+                        return Ok(());
+                    }
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
             };
             backoff = BACKOFF.0;
             if !consumer.assignment().is_empty() {
@@ -204,16 +204,10 @@ impl ConsumerLoop {
                 // The database holds the offsets; the next commit carries these too.
                 tracing::warn!(error = %e, "committing offsets to the bus failed");
             }
-            match read_ahead {
-                Ok(decoding) => next = Some(decoding.await),
-                Err(e) if e.is_transient() => {
-                    tracing::warn!(error = %e, "polling the bus failed; retrying");
-                    if !pause(&mut backoff, shutdown).await {
-                        return Ok(());
-                    }
-                }
-                Err(e) => return Err(e.into()),
-            }
+            next = Some(match read_ahead {
+                Ok(decoding) => Ok(decoding.await),
+                Err(e) => Err(e),
+            });
         }
     }
 
