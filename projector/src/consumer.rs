@@ -190,7 +190,9 @@ impl ConsumerLoop {
                 // Decoded while the batch is written and its offsets committed.
                 Ok::<_, BusError>(Polled::decode_aside(records))
             };
-            let (done, read_ahead) = tokio::join!(write, read_ahead);
+            // The poll goes first: on SQLite the write runs on this thread, so the poll must
+            // have been sent by then.
+            let (read_ahead, done) = tokio::join!(read_ahead, write);
             if !done? {
                 return Ok(());
             }

@@ -18,10 +18,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::store::Conn;
 use dealflow_shared::bus::{Consumer, Delivered, EventBus};
 use dealflow_shared::events::Envelope;
 use dealflow_shared::events::IntegrationId;
-use sqlx::AnyConnection;
 
 use crate::apply::batch::{self, Decoded};
 use crate::apply::letters::Letter;
@@ -121,11 +121,11 @@ pub(crate) async fn run(
     );
     let mut consumer = bus.subscribe(&group, &topics).await?;
     let mut tx = store
-        .writer()
-        .begin()
+        .begin_write()
         .await
         .map_err(StoreError::query("starting a replay"))?;
-    clear(&mut tx, integration).await?;
+    let mut conn = tx.conn();
+    clear(&mut conn, integration).await?;
 
     let mut report = ReplayReport {
         records_read: 0,
@@ -164,10 +164,11 @@ pub(crate) async fn run(
         }
         idle = 0;
         let envelopes: Vec<&Envelope> = step.envelopes.iter().collect();
-        // The next step is read and decoded while this one is written.
-        let (applied, next) = tokio::join!(
-            apply_events(&mut tx, store.dialect(), &envelopes, &step.letters),
-            reader.step()
+        // The next step is read and decoded while this one is written. The read goes first:
+        // on SQLite the write runs on this thread, so the read must have been sent by then.
+        let (next, applied) = tokio::join!(
+            reader.step(),
+            apply_events(&mut conn, store.dialect(), &envelopes, &step.letters)
         );
         let (applied, next) = (applied?, next?);
         report.applied.add(&applied);
@@ -189,7 +190,7 @@ pub(crate) async fn run(
             .filter(|(_, end)| **end > 0)
             .map(|((topic, partition), end)| ((topic.as_str(), *partition), *end))
             .collect();
-        batch::store_offsets(&mut tx, &next).await?;
+        batch::store_offsets(&mut conn, &next).await?;
     }
     tx.commit()
         .await
@@ -303,10 +304,7 @@ fn within(
 }
 
 /// Empties what the replay rebuilds.
-async fn clear(
-    conn: &mut AnyConnection,
-    integration: Option<IntegrationId>,
-) -> Result<(), StoreError> {
+async fn clear(conn: &mut Conn<'_>, integration: Option<IntegrationId>) -> Result<(), StoreError> {
     for (table, _) in TABLES {
         if *table == "integration_activity" {
             continue;

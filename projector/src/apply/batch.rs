@@ -10,10 +10,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::store::Conn;
 use dealflow_shared::bus::{BusError, DeadLetters, Delivered};
 use dealflow_shared::events::Envelope;
 use dealflow_shared::topics;
-use sqlx::AnyConnection;
 
 use super::letters::Letter;
 use super::{Applied, apply_events};
@@ -134,11 +134,11 @@ pub(crate) async fn apply_records(
         last.insert(key, r.offset);
     }
     let mut tx = store
-        .writer()
-        .begin()
+        .begin_write()
         .await
         .map_err(StoreError::query("starting a batch"))?;
-    let applied_next = load_offsets(&mut tx, store.dialect(), first.keys()).await?;
+    let mut conn = tx.conn();
+    let applied_next = load_offsets(&mut conn, store.dialect(), first.keys()).await?;
     for ((topic, partition), offset) in &first {
         let next = applied_next.get(&(topic.to_string(), *partition)).copied();
         if options.complete_topics.contains(*topic) && *offset > next.unwrap_or(0) {
@@ -172,7 +172,7 @@ pub(crate) async fn apply_records(
             }
         }
     }
-    outcome.applied = apply_events(&mut tx, store.dialect(), &envelopes, &letters).await?;
+    outcome.applied = apply_events(&mut conn, store.dialect(), &envelopes, &letters).await?;
     let moved: Vec<((&str, i32), i64)> = last
         .into_iter()
         .filter(|(key, offset)| {
@@ -181,7 +181,7 @@ pub(crate) async fn apply_records(
         })
         .map(|(key, offset)| (key, offset + 1))
         .collect();
-    store_offsets(&mut tx, &moved).await?;
+    store_offsets(&mut conn, &moved).await?;
     tx.commit()
         .await
         .map_err(StoreError::query("committing a batch"))?;
@@ -245,7 +245,7 @@ pub(crate) async fn dead_letter(
 
 /// The next offset the read model expects on each partition it has applied.
 pub(crate) async fn load_offsets<'k>(
-    conn: &mut AnyConnection,
+    conn: &mut Conn<'_>,
     dialect: Dialect,
     partitions: impl Iterator<Item = &'k (&'k str, i32)>,
 ) -> Result<BTreeMap<(String, i32), i64>, StoreError> {
@@ -279,7 +279,7 @@ pub(crate) async fn load_offsets<'k>(
 
 /// Records the next offset of each partition (only ever forward).
 pub(crate) async fn store_offsets(
-    conn: &mut AnyConnection,
+    conn: &mut Conn<'_>,
     next: &[((&str, i32), i64)],
 ) -> Result<(), StoreError> {
     if next.is_empty() {

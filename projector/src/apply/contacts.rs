@@ -2,8 +2,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::store::Conn;
 use dealflow_shared::events::{ContactKind, ContactUpserted, IntegrationId};
-use sqlx::AnyConnection;
 
 use crate::store::values::{id, list, micros};
 use crate::store::{MAX_BINDS, Sql, StoreError, cached_chunks};
@@ -18,7 +18,7 @@ fn kind_str(kind: ContactKind) -> &'static str {
 
 /// Applies the contact events of a batch (in bus order).
 pub(crate) async fn apply(
-    conn: &mut AnyConnection,
+    conn: &mut Conn<'_>,
     contacts: &[(IntegrationId, &ContactUpserted)],
 ) -> Result<(), StoreError> {
     let mut newest: BTreeMap<(IntegrationId, &str, u64), &ContactUpserted> = BTreeMap::new();

@@ -3,9 +3,9 @@
 
 use std::collections::BTreeMap;
 
+use crate::store::Conn;
+use crate::store::Row;
 use dealflow_shared::events::{DealUpserted, IntegrationId};
-use sqlx::AnyConnection;
-use sqlx::any::AnyRow;
 
 use crate::derive::Sums;
 use crate::store::values::{Columns as _, id, list, micros};
@@ -171,7 +171,7 @@ const COLUMN_COUNT: usize = 48;
 
 /// Loads the rows of `orders` (locking them on PostgreSQL), keyed by order id.
 pub(crate) async fn load(
-    conn: &mut AnyConnection,
+    conn: &mut Conn<'_>,
     dialect: Dialect,
     integration: IntegrationId,
     orders: &[i64],
@@ -198,7 +198,7 @@ pub(crate) async fn load(
     Ok(out)
 }
 
-fn read(row: &AnyRow) -> Result<DealRow, StoreError> {
+fn read(row: &Row) -> Result<DealRow, StoreError> {
     let facts = match row.opt_int("created_at")? {
         None => None,
         Some(created_at) => Some(Facts {
@@ -267,7 +267,7 @@ fn read(row: &AnyRow) -> Result<DealRow, StoreError> {
 
 /// Writes whole rows (multi-row upserts).
 pub(crate) async fn write(
-    conn: &mut AnyConnection,
+    conn: &mut Conn<'_>,
     integration: IntegrationId,
     rows: &[&DealRow],
 ) -> Result<(), StoreError> {

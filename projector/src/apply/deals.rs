@@ -8,10 +8,10 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use crate::store::Conn;
 use dealflow_shared::events::{
     DealDeleted, DealStagesRecorded, DealUpserted, IntegrationId, Manager,
 };
-use sqlx::AnyConnection;
 
 use super::deal_row::{self, DealRow, Derived, Facts};
 use super::funnels::RegroupedStages;
@@ -46,7 +46,7 @@ const REMAP_CHUNK: usize = 2_000;
 /// groups changed, and every deal of an integration whose stage mapping changed. Returns how
 /// many deal rows were written.
 pub(crate) async fn apply(
-    conn: &mut AnyConnection,
+    conn: &mut Conn<'_>,
     dialect: Dialect,
     events: &[(IntegrationId, DealEvent<'_>)],
     regrouped: &RegroupedStages,
@@ -106,7 +106,7 @@ struct Step<'a> {
 /// Folds `events` into the rows of `orders` (which holds every order they name), derives
 /// those rows again and writes the ones that changed.
 async fn fold(
-    conn: &mut AnyConnection,
+    conn: &mut Conn<'_>,
     dialect: Dialect,
     step: &Step<'_>,
     events: &[DealEvent<'_>],
@@ -190,7 +190,7 @@ async fn fold(
 
 /// Every deal of the integration, by order id.
 async fn all_orders(
-    conn: &mut AnyConnection,
+    conn: &mut Conn<'_>,
     integration: IntegrationId,
 ) -> Result<Vec<i64>, StoreError> {
     let mut sql = Sql::new("SELECT order_id FROM deals WHERE integration_id = ");
@@ -286,7 +286,7 @@ fn derive(row: &DealRow, step: &Step<'_>, history: &History) -> Derived {
 /// Deals whose group for one of `codes` came from the stages table (their snapshot did not
 /// say), so a new or changed stage group changes them.
 async fn relying_on_stages(
-    conn: &mut AnyConnection,
+    conn: &mut Conn<'_>,
     integration: IntegrationId,
     codes: &BTreeSet<String>,
 ) -> Result<Vec<i64>, StoreError> {
@@ -311,7 +311,7 @@ async fn relying_on_stages(
 }
 
 async fn stage_groups(
-    conn: &mut AnyConnection,
+    conn: &mut Conn<'_>,
     integration: IntegrationId,
 ) -> Result<HashMap<String, String>, StoreError> {
     let mut sql = Sql::new("SELECT stage_code, group_code FROM stages WHERE integration_id = ");
@@ -326,7 +326,7 @@ async fn stage_groups(
 
 /// Managers as the newest snapshot naming them described them.
 async fn write_managers(
-    conn: &mut AnyConnection,
+    conn: &mut Conn<'_>,
     integration: IntegrationId,
     managers: &BTreeMap<u64, (&Manager, i64)>,
 ) -> Result<(), StoreError> {

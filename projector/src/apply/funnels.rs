@@ -3,8 +3,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::store::Conn;
 use dealflow_shared::events::{FunnelStageSeen, IntegrationId};
-use sqlx::AnyConnection;
 
 use crate::store::values::{Columns as _, flag, micros};
 use crate::store::{MAX_BINDS, Sql, StoreError};
@@ -15,7 +15,7 @@ pub(crate) type RegroupedStages = BTreeMap<IntegrationId, BTreeSet<String>>;
 
 /// Applies the stage events of a batch (in bus order).
 pub(crate) async fn apply(
-    conn: &mut AnyConnection,
+    conn: &mut Conn<'_>,
     seen: &[(IntegrationId, &FunnelStageSeen)],
 ) -> Result<RegroupedStages, StoreError> {
     if seen.is_empty() {
@@ -89,7 +89,7 @@ fn group_by_integration<'a>(
 }
 
 async fn write_stages(
-    conn: &mut AnyConnection,
+    conn: &mut Conn<'_>,
     stages: &BTreeMap<(IntegrationId, &str), &FunnelStageSeen>,
 ) -> Result<(), StoreError> {
     let rows: Vec<_> = stages.iter().collect();
@@ -126,7 +126,7 @@ async fn write_stages(
 }
 
 async fn write_memberships(
-    conn: &mut AnyConnection,
+    conn: &mut Conn<'_>,
     memberships: &BTreeSet<(IntegrationId, &str, &str)>,
 ) -> Result<(), StoreError> {
     let rows: Vec<_> = memberships.iter().collect();
@@ -149,7 +149,7 @@ async fn write_memberships(
 }
 
 async fn write_sites(
-    conn: &mut AnyConnection,
+    conn: &mut Conn<'_>,
     sites: &BTreeMap<(IntegrationId, &str), &FunnelStageSeen>,
 ) -> Result<(), StoreError> {
     let rows: Vec<_> = sites.iter().collect();

@@ -3,10 +3,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::store::Conn;
 use dealflow_shared::events::{
     ChangeSource, IntegrationConfigured, IntegrationHealthChanged, IntegrationId, OrderChanged,
 };
-use sqlx::AnyConnection;
 
 use crate::derive::{DEFAULT_FUNNEL_ID, Mapping, Markers, Sums};
 use crate::store::values::{Columns as _, flag, micros};
@@ -31,7 +31,7 @@ const PER_INTEGRATION: &[(&str, &str)] = &[
 
 /// Which of `ids` were removed by their owner (their events are ignored from then on).
 pub(crate) async fn removed_among(
-    conn: &mut AnyConnection,
+    conn: &mut Conn<'_>,
     ids: &BTreeSet<IntegrationId>,
 ) -> Result<BTreeSet<IntegrationId>, StoreError> {
     if ids.is_empty() {
@@ -56,7 +56,7 @@ pub(crate) async fn removed_among(
 
 /// Records the removal and deletes every row of the integration.
 pub(crate) async fn remove(
-    conn: &mut AnyConnection,
+    conn: &mut Conn<'_>,
     id: IntegrationId,
     removed_at: i64,
 ) -> Result<(), StoreError> {
@@ -92,7 +92,7 @@ pub(crate) struct Configured {
 /// existing deal of an integration whose markers changed, in this transaction, from the stored
 /// facts; says which integrations' stage mappings changed.
 pub(crate) async fn configure(
-    conn: &mut AnyConnection,
+    conn: &mut Conn<'_>,
     dialect: Dialect,
     configs: BTreeMap<IntegrationId, &IntegrationConfigured>,
 ) -> Result<Configured, StoreError> {
@@ -160,7 +160,7 @@ pub(crate) async fn configure(
 }
 
 async fn upsert(
-    conn: &mut AnyConnection,
+    conn: &mut Conn<'_>,
     id: &str,
     c: &IntegrationConfigured,
 ) -> Result<(), StoreError> {
@@ -217,11 +217,7 @@ async fn upsert(
 /// computed from the same facts when they were stored ([`Sums`]), so both paths give the same
 /// amount; rows stored before a sum existed fall back as [`Facts::sums`](super::deal_row)
 /// reads them.
-async fn rederive_deals(
-    conn: &mut AnyConnection,
-    id: &str,
-    markers: Markers,
-) -> Result<(), StoreError> {
+async fn rederive_deals(conn: &mut Conn<'_>, id: &str, markers: Markers) -> Result<(), StoreError> {
     let amount = markers.amount(Sums {
         total: "total_sum",
         net: "net_sum",
@@ -248,7 +244,7 @@ async fn rederive_deals(
 /// read-locked so a concurrent settings change waits for this transaction or this one sees its
 /// result.
 pub(crate) async fn markers(
-    conn: &mut AnyConnection,
+    conn: &mut Conn<'_>,
     dialect: Dialect,
     ids: &BTreeSet<IntegrationId>,
 ) -> Result<BTreeMap<IntegrationId, (Markers, Mapping)>, StoreError> {
@@ -284,7 +280,7 @@ pub(crate) async fn markers(
 
 /// The newest health of each integration (by `checked_at`).
 pub(crate) async fn health(
-    conn: &mut AnyConnection,
+    conn: &mut Conn<'_>,
     newest: BTreeMap<IntegrationId, &IntegrationHealthChanged>,
 ) -> Result<(), StoreError> {
     for (id, h) in newest {
@@ -331,7 +327,7 @@ pub(crate) fn latest_webhooks<'a>(
 
 /// Moves `last_webhook_at` forward (never back).
 pub(crate) async fn webhooks(
-    conn: &mut AnyConnection,
+    conn: &mut Conn<'_>,
     latest: BTreeMap<IntegrationId, i64>,
 ) -> Result<(), StoreError> {
     for (id, at) in latest {
@@ -351,7 +347,7 @@ pub(crate) async fn webhooks(
 
 /// `last_reconciled_at` per integration from its newest sync state (never moves backwards).
 pub(crate) async fn reconciled(
-    conn: &mut AnyConnection,
+    conn: &mut Conn<'_>,
     latest: BTreeMap<IntegrationId, i64>,
 ) -> Result<(), StoreError> {
     for (id, at) in latest {

@@ -8,12 +8,12 @@
 
 use std::collections::BTreeSet;
 
+use crate::store::Conn;
 use chrono::{DateTime, Utc};
 use dealflow_shared::bus::{
     Delivered, HEADER_AT, HEADER_ERROR, HEADER_STAGE, LetterAbout, public_id,
 };
 use dealflow_shared::events::IntegrationId;
-use sqlx::AnyConnection;
 
 use crate::store::values::{id, micros};
 use crate::store::{MAX_BINDS, Sql, StoreError, cached_chunks};
@@ -57,7 +57,7 @@ impl Letter {
 }
 
 /// Records new letters (a copy of a known one changes nothing).
-pub(super) async fn apply(conn: &mut AnyConnection, letters: &[Letter]) -> Result<(), StoreError> {
+pub(super) async fn apply(conn: &mut Conn<'_>, letters: &[Letter]) -> Result<(), StoreError> {
     for chunk in cached_chunks(letters, MAX_BINDS / 6) {
         let mut sql = Sql::new(
             "INSERT INTO dead_letters (integration_id, letter_id, order_id, stage, error, at) VALUES ",
@@ -84,7 +84,7 @@ pub(super) async fn apply(conn: &mut AnyConnection, letters: &[Letter]) -> Resul
 /// snapshot or a deletion observed after the letter), in one statement per batch. Depends only
 /// on stored rows, so it holds whichever of the letter and the snapshot came first.
 pub(super) async fn resolve(
-    conn: &mut AnyConnection,
+    conn: &mut Conn<'_>,
     integrations: &BTreeSet<IntegrationId>,
 ) -> Result<(), StoreError> {
     if integrations.is_empty() {

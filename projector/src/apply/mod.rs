@@ -20,8 +20,8 @@ pub(crate) mod trace;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::store::Conn;
 use dealflow_shared::events::{Envelope, Event, IntegrationId};
-use sqlx::AnyConnection;
 
 use crate::store::values::micros;
 use crate::store::{Dialect, StoreError};
@@ -60,7 +60,7 @@ impl Applied {
 
 /// Applies decoded events (in bus order) and dead letters within the caller's transaction.
 pub(crate) async fn apply_events(
-    conn: &mut AnyConnection,
+    conn: &mut Conn<'_>,
     dialect: Dialect,
     envelopes: &[&Envelope],
     letters: &[Letter],

@@ -6,8 +6,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::store::Conn;
 use dealflow_shared::events::IntegrationId;
-use sqlx::AnyConnection;
 
 use crate::derive::TimelineRank;
 use crate::store::values::Columns as _;
@@ -47,7 +47,7 @@ impl Stay {
 pub(crate) type History = BTreeMap<(i64, String), Stay>;
 
 pub(crate) async fn load_history(
-    conn: &mut AnyConnection,
+    conn: &mut Conn<'_>,
     integration: IntegrationId,
     orders: &[i64],
 ) -> Result<BTreeMap<i64, History>, StoreError> {
@@ -82,7 +82,7 @@ pub(crate) async fn load_history(
 
 /// Inserts the entries that are new, and updates those another report completed.
 pub(crate) async fn write_history(
-    conn: &mut AnyConnection,
+    conn: &mut Conn<'_>,
     integration: IntegrationId,
     stored: &BTreeMap<i64, History>,
     current: &BTreeMap<i64, History>,

@@ -2,15 +2,15 @@
 
 use std::collections::BTreeMap;
 
+use crate::store::Conn;
 use dealflow_shared::events::{IntegrationId, SyncStateChanged};
-use sqlx::AnyConnection;
 
 use crate::store::values::micros;
 use crate::store::{Sql, StoreError};
 
 /// Stores each integration's state unless a newer one (by `updated_at`) is already stored.
 pub(super) async fn apply(
-    conn: &mut AnyConnection,
+    conn: &mut Conn<'_>,
     states: BTreeMap<IntegrationId, &SyncStateChanged>,
 ) -> Result<(), StoreError> {
     if states.is_empty() {

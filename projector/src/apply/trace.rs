@@ -15,8 +15,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::store::Conn;
 use dealflow_shared::events::{ChangeSource, Envelope, Event, IntegrationId};
-use sqlx::AnyConnection;
 
 use super::letters::Letter;
 use crate::store::traces::{self, StoredEntry};
@@ -163,7 +163,7 @@ const LOAD_CHUNK: usize = 4_096;
 /// another projector member may write the same order's trace from another partition), merged
 /// in memory and written back if anything was new.
 pub(super) async fn apply(
-    conn: &mut AnyConnection,
+    conn: &mut Conn<'_>,
     dialect: Dialect,
     entries: &[TraceEntry],
 ) -> Result<(), StoreError> {
@@ -187,7 +187,7 @@ pub(super) async fn apply(
 
 /// Merges `new` entries into the stored traces of their orders.
 pub(crate) async fn store_entries(
-    conn: &mut AnyConnection,
+    conn: &mut Conn<'_>,
     dialect: Dialect,
     new: BTreeMap<IntegrationId, BTreeMap<i64, Vec<StoredEntry>>>,
 ) -> Result<(), StoreError> {
@@ -211,7 +211,7 @@ pub(crate) async fn store_entries(
 /// One round of [`store_entries`] for some orders of one integration; returns the orders whose
 /// row was created by someone else between reading and writing (to do again).
 async fn merge_and_write(
-    conn: &mut AnyConnection,
+    conn: &mut Conn<'_>,
     dialect: Dialect,
     integration: IntegrationId,
     pending: BTreeMap<i64, Vec<StoredEntry>>,
@@ -273,11 +273,11 @@ async fn merge_and_write(
 
 /// Upserts `(order, entries)` rows with the given conflict clause.
 async fn write(
-    conn: &mut AnyConnection,
+    conn: &mut Conn<'_>,
     integration: IntegrationId,
     rows: &[(i64, String)],
     on_conflict: &str,
-) -> Result<Vec<sqlx::any::AnyRow>, StoreError> {
+) -> Result<Vec<crate::store::Row>, StoreError> {
     let mut sql = Sql::new("INSERT INTO order_traces (integration_id, order_id, entries) VALUES ");
     for (i, (order, entries)) in rows.iter().enumerate() {
         sql.row(i == 0, |r| {
@@ -303,10 +303,10 @@ pub(crate) async fn move_entry_rows(store: &Store) -> Result<(), StoreError> {
 
 async fn move_entry_rows_in_pages(store: &Store, page: usize) -> Result<(), StoreError> {
     let mut tx = store
-        .writer()
-        .begin()
+        .begin_write()
         .await
         .map_err(StoreError::query("starting to move order traces"))?;
+    let mut conn = tx.conn();
     let exists = match store.dialect() {
         Dialect::Postgres => {
             "SELECT 1 AS found FROM pg_tables WHERE schemaname = current_schema() \
@@ -317,7 +317,7 @@ async fn move_entry_rows_in_pages(store: &Store, page: usize) -> Result<(), Stor
         }
     };
     let found = Sql::new(exists)
-        .fetch_optional(&mut tx)
+        .fetch_optional(&mut conn)
         .await
         .map_err(StoreError::query("looking for the former order traces"))?;
     if found.is_none() {
@@ -343,7 +343,7 @@ async fn move_entry_rows_in_pages(store: &Store, page: usize) -> Result<(), Stor
             " ORDER BY integration_id, order_id, entry_key LIMIT {page}"
         ));
         let rows = sql
-            .fetch_all(&mut tx)
+            .fetch_all(&mut conn)
             .await
             .map_err(StoreError::query("reading the former order traces"))?;
         let Some(last) = rows.last() else { break };
@@ -372,12 +372,12 @@ async fn move_entry_rows_in_pages(store: &Store, page: usize) -> Result<(), Stor
                 ));
         }
         // A page may end inside an order: the next page's entries merge into its row.
-        store_entries(&mut tx, store.dialect(), new).await?;
+        store_entries(&mut conn, store.dialect(), new).await?;
         moved += rows.len();
         tracing::info!(entries = moved, "order traces moved so far");
     }
     Sql::new("DROP TABLE deal_trace")
-        .execute(&mut tx)
+        .execute(&mut conn)
         .await
         .map_err(StoreError::query("dropping the former order traces"))?;
     tx.commit()
@@ -483,7 +483,7 @@ mod tests {
                             .v("d".to_owned());
                     });
                 }
-                sql.execute(&mut conn).await.unwrap();
+                sql.execute(&mut Conn::Any(&mut conn)).await.unwrap();
             }
             drop(conn);
 
@@ -524,15 +524,19 @@ mod tests {
             BTreeMap::from([(integration, BTreeMap::from([(3_i64, vec![entry(key, at)])]))])
         };
         let mut first = store.writer().begin().await.unwrap();
-        store_entries(&mut first, Dialect::Postgres, one("first", 1))
-            .await
-            .unwrap();
+        store_entries(
+            &mut Conn::Any(&mut first),
+            Dialect::Postgres,
+            one("first", 1),
+        )
+        .await
+        .unwrap();
         let second = tokio::spawn({
             let store = store.clone();
             let entries = one("second", 2);
             async move {
                 let mut tx = store.writer().begin().await.unwrap();
-                store_entries(&mut tx, Dialect::Postgres, entries)
+                store_entries(&mut Conn::Any(&mut tx), Dialect::Postgres, entries)
                     .await
                     .unwrap();
                 tx.commit().await.unwrap();

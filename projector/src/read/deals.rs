@@ -1,10 +1,10 @@
 //! Deals as the API shows them (DESIGN §4): filtered, keyset-paginated newest first by
 //! `created_at`, one with its stage history.
 
+use crate::store::Row;
 use chrono::{DateTime, Utc};
 use dealflow_shared::events::IntegrationId;
 use serde::{Deserialize, Serialize};
-use sqlx::any::AnyRow;
 
 pub use super::deal_cursor::DealCursor;
 use crate::derive::{DEFAULT_FUNNEL_NAME, Markers, Outcome, TimelineRank, timeline_key};
@@ -322,7 +322,7 @@ fn push_filter(sql: &mut Sql, markers: Markers, f: &DealFilter) -> bool {
     true
 }
 
-fn view(row: &AnyRow, markers: Markers) -> Result<DealView, StoreError> {
+fn view(row: &Row, markers: Markers) -> Result<DealView, StoreError> {
     let opt_time = |column| row.opt_int(column)?.map(time).transpose();
     let site = row.text("site")?;
     let funnel_name = if markers.default_funnel {

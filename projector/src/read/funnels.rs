@@ -1,9 +1,9 @@
 //! Funnels of the current marker (DESIGN §4, §5): one `default` funnel, or one per shop, each
 //! with its stages in funnel order.
 
+use crate::store::Row;
 use dealflow_shared::events::IntegrationId;
 use serde::Serialize;
-use sqlx::any::AnyRow;
 
 use dealflow_shared::stages::{StageMapping, Status};
 
@@ -98,7 +98,7 @@ pub async fn list(
 }
 
 fn stages<'a>(
-    rows: impl Iterator<Item = &'a AnyRow>,
+    rows: impl Iterator<Item = &'a Row>,
     mapping: &Mapping,
 ) -> Result<Vec<FunnelStage>, StoreError> {
     let mut out = Vec::new();

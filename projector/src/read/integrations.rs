@@ -1,11 +1,11 @@
 //! The integration of DESIGN §4 ([`Integration`], shared with ingest's answers) with health
 //! and counters, from the read model.
 
+use crate::store::Row;
 use dealflow_shared::events::{HealthStatus, IntegrationId, Revenue};
 use dealflow_shared::secrets::SecretKeys;
 use dealflow_shared::tenants::TenantId;
 use dealflow_shared::views::{Health, Integration};
-use sqlx::any::AnyRow;
 use url::Url;
 
 use crate::derive::{Mapping, Markers};
@@ -22,7 +22,7 @@ pub fn markers_of(view: &Integration) -> Markers {
 }
 
 /// The markers of a row of `integrations`.
-pub(crate) fn stored_markers(row: &AnyRow) -> Result<Markers, StoreError> {
+pub(crate) fn stored_markers(row: &Row) -> Result<Markers, StoreError> {
     let revenue = row.text("revenue")?;
     Ok(Markers {
         default_funnel: row.int("default_funnel")? != 0,
@@ -35,7 +35,7 @@ pub(crate) fn stored_markers(row: &AnyRow) -> Result<Markers, StoreError> {
 }
 
 /// The stage mapping of a row of `integrations`.
-pub(crate) fn stored_mapping(row: &AnyRow) -> Result<Mapping, StoreError> {
+pub(crate) fn stored_mapping(row: &Row) -> Result<Mapping, StoreError> {
     let text = row.text("stage_mapping")?;
     serde_json::from_str(&text)
         .map(Mapping)
@@ -139,7 +139,7 @@ pub async fn markers(
         .transpose()
 }
 
-fn view(row: &AnyRow, urls: &WebhookUrls<'_>) -> Result<Integration, StoreError> {
+fn view(row: &Row, urls: &WebhookUrls<'_>) -> Result<Integration, StoreError> {
     let raw_id = row.text("id")?;
     let id: IntegrationId = raw_id.parse().map_err(|_| StoreError::Corrupt {
         what: "an integration id",

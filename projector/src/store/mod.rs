@@ -1,10 +1,12 @@
-//! The read model store: PostgreSQL or SQLite through sqlx's `Any` driver, one schema and one
-//! set of migrations for both (`projector/migrations`, TEXT and BIGINT columns only).
+//! The read model store: PostgreSQL through sqlx's `Any` driver, SQLite through rusqlite
+//! ([`db`] says why); one schema and one set of migrations for both (`projector/migrations`,
+//! TEXT and BIGINT columns only, applied by sqlx on both).
 //!
 //! Writes go through a small writer pool (one connection on SQLite, which has one writer
-//! anyway), reads through a separate pool, so a long read (a CSV export) never waits behind
-//! the consumer and the consumer never waits behind a page.
+//! anyway), reads through separate connections, so a long read (a CSV export) never waits
+//! behind the consumer and the consumer never waits behind a page.
 
+mod db;
 mod sql;
 pub(crate) mod traces;
 pub(crate) mod upkeep;
@@ -12,6 +14,7 @@ pub(crate) mod values;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use dealflow_shared::config::DatabaseUrl;
@@ -20,6 +23,8 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AnyPool, Column as _, Executor as _, Row as _, ValueRef as _};
 
+pub use db::DbError;
+pub(crate) use db::{Conn, Row, WriteTx};
 pub(crate) use sql::{MAX_BINDS, Sql, cached_chunks};
 use values::Columns as _;
 
@@ -109,14 +114,14 @@ impl Dialect {
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("cannot connect to the read model database: {0}")]
-    Connect(#[source] sqlx::Error),
+    Connect(#[source] DbError),
     #[error("cannot migrate the read model database: {0}")]
     Migrate(#[source] sqlx::migrate::MigrateError),
     #[error("read model query failed ({what}): {source}")]
     Query {
         what: &'static str,
         #[source]
-        source: sqlx::Error,
+        source: DbError,
     },
     #[error("unexpected value in the read model ({what}): {detail}")]
     Corrupt { what: &'static str, detail: String },
@@ -124,8 +129,11 @@ pub enum StoreError {
 
 impl StoreError {
     /// Wraps a query failure, naming what was being done.
-    pub(crate) fn query(what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
-        move |source| StoreError::Query { what, source }
+    pub(crate) fn query<E: Into<DbError>>(what: &'static str) -> impl FnOnce(E) -> StoreError {
+        move |source| StoreError::Query {
+            what,
+            source: source.into(),
+        }
     }
 
     /// True when retrying the same work later may succeed: the connection dropped, the pool
@@ -133,7 +141,10 @@ impl StoreError {
     /// or SQLite was busy.
     pub fn is_transient(&self) -> bool {
         match self {
-            StoreError::Connect(e) | StoreError::Query { source: e, .. } => transient(e),
+            StoreError::Connect(e) | StoreError::Query { source: e, .. } => match e {
+                DbError::Sqlx(e) => transient(e),
+                DbError::Sqlite(_) => e.sqlite_busy(),
+            },
             StoreError::Migrate(_) | StoreError::Corrupt { .. } => false,
         }
     }
@@ -166,6 +177,10 @@ fn transient(error: &sqlx::Error) -> bool {
 pub struct Store {
     reader: AnyPool,
     writer: AnyPool,
+    /// SQLite only: the connection write transactions run on ([`db`]).
+    lite_writer: Option<Arc<tokio::sync::Mutex<rusqlite::Connection>>>,
+    /// SQLite only: the connections reads run on ([`db::LiteReaders`]).
+    lite_readers: Option<Arc<db::LiteReaders>>,
     dialect: Dialect,
 }
 
@@ -182,18 +197,27 @@ impl Store {
             Dialect::Postgres => (2, 8),
             Dialect::Sqlite => (1, 4),
         };
-        let writer = pool(dialect, writers)
-            .connect(url)
-            .await
-            .map_err(StoreError::Connect)?;
-        let reader = pool(dialect, readers)
-            .connect(url)
-            .await
-            .map_err(StoreError::Connect)?;
+        let connect = |e: sqlx::Error| StoreError::Connect(e.into());
+        let writer = pool(dialect, writers).connect(url).await.map_err(connect)?;
+        let reader = pool(dialect, readers).connect(url).await.map_err(connect)?;
         migrator().run(&writer).await.map_err(StoreError::Migrate)?;
+        let (lite_writer, lite_readers) = match dialect {
+            Dialect::Postgres => (None, None),
+            Dialect::Sqlite => {
+                let readers = (0..readers)
+                    .map(|_| open_lite(url))
+                    .collect::<Result<Vec<_>, _>>()?;
+                (
+                    Some(Arc::new(tokio::sync::Mutex::new(open_lite(url)?))),
+                    Some(Arc::new(db::LiteReaders::new(readers))),
+                )
+            }
+        };
         let store = Self {
             reader,
             writer,
+            lite_writer,
+            lite_readers,
             dialect,
         };
         crate::apply::trace::move_entry_rows(&store).await?;
@@ -205,14 +229,30 @@ impl Store {
         self.dialect
     }
 
+    /// SQLite's read connections.
+    pub(crate) fn lite_readers(&self) -> Option<&db::LiteReaders> {
+        self.lite_readers.as_deref()
+    }
+
     /// The pool for reads.
     pub(crate) fn reader(&self) -> &AnyPool {
         &self.reader
     }
 
-    /// The pool for writes (the consumer's and replay's transactions).
+    /// The sqlx pool for writes (on SQLite only tests use it: see [`Self::begin_write`]).
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn writer(&self) -> &AnyPool {
         &self.writer
+    }
+
+    /// Starts a write transaction (the consumer's batches, a replay, start-up moves).
+    pub(crate) async fn begin_write(&self) -> Result<WriteTx, DbError> {
+        match &self.lite_writer {
+            Some(conn) => Ok(WriteTx::Lite(db::LiteTx::begin(
+                conn.clone().lock_owned().await,
+            )?)),
+            None => Ok(WriteTx::Any(self.writer.begin().await?)),
+        }
     }
 
     /// Whether the database answers.
@@ -296,6 +336,24 @@ fn pool(dialect: Dialect, max: u32) -> AnyPoolOptions {
             })
         }),
     }
+}
+
+/// The SQLite writer connection for a sqlx `sqlite:` URL, set up as sqlx sets up its own
+/// (WAL, a busy timeout, foreign keys on, `synchronous=FULL` by default).
+fn open_lite(url: &str) -> Result<rusqlite::Connection, StoreError> {
+    use std::str::FromStr as _;
+    let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)
+        .map_err(|e| StoreError::Connect(e.into()))?;
+    let opening = |e: rusqlite::Error| StoreError::Connect(e.into());
+    let conn = rusqlite::Connection::open(options.get_filename()).map_err(opening)?;
+    conn.set_prepared_statement_cache_capacity(db::LITE_STATEMENT_CACHE);
+    conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0))
+        .map_err(opening)?;
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(opening)?;
+    conn.busy_timeout(Duration::from_secs(10))
+        .map_err(opening)?;
+    Ok(conn)
 }
 
 /// One row as `col=value|col=value…` (columns in table order, NULL as `∅`).

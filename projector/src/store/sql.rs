@@ -6,10 +6,8 @@
 //! placeholders' positions recorded, and the text rendered for the connection at hand: `$1,
 //! $2, …` on PostgreSQL, `?` on SQLite (values are bound in order, each placeholder once).
 
-use sqlx::any::{AnyArguments, AnyQueryResult, AnyRow};
-use sqlx::{Any, AnyConnection, Arguments as _, Encode, Type};
-
 use super::Store;
+use super::db::{self, Conn, DbError, Row, Value};
 
 /// Statements stay under both backends' limits on bound values (SQLite 32 766, PostgreSQL
 /// 65 535) when a multi-row statement binds at most this many.
@@ -50,7 +48,7 @@ pub(crate) struct Sql {
     text: String,
     /// Byte offsets in `text` where a placeholder goes, in binding order.
     holes: Vec<usize>,
-    args: AnyArguments<'static>,
+    args: Vec<Value>,
 }
 
 impl Sql {
@@ -69,14 +67,9 @@ impl Sql {
     }
 
     /// Appends a placeholder for `value`.
-    pub(crate) fn bind<T>(&mut self, value: T) -> &mut Self
-    where
-        T: Encode<'static, Any> + Type<Any> + Send + 'static,
-    {
+    pub(crate) fn bind(&mut self, value: impl Into<Value>) -> &mut Self {
         self.holes.push(self.text.len());
-        // None of the plain types used here can fail to encode; if one did, the statement
-        // would fail with a clear "wrong number of parameters" error from the database.
-        let _ = self.args.add(value);
+        self.args.push(value.into());
         self
     }
 
@@ -86,7 +79,7 @@ impl Sql {
     pub(crate) fn bind_list<T, I>(&mut self, values: I) -> &mut Self
     where
         I: IntoIterator<Item = T>,
-        T: Encode<'static, Any> + Type<Any> + Send + Clone + 'static,
+        T: Into<Value> + Clone,
     {
         self.push("(");
         let mut count: usize = 0;
@@ -140,49 +133,50 @@ impl Sql {
         out
     }
 
-    fn render_for(&self, conn: &AnyConnection) -> String {
-        self.render(conn.backend_name() == "PostgreSQL")
-    }
-
     /// Runs the statement.
-    pub(crate) async fn execute(
-        self,
-        conn: &mut AnyConnection,
-    ) -> Result<AnyQueryResult, sqlx::Error> {
-        let text = self.render_for(conn);
-        sqlx::query_with(&text, self.args).execute(conn).await
+    pub(crate) async fn execute(self, conn: &mut Conn<'_>) -> Result<(), DbError> {
+        self.run(conn, false).await.map(drop)
     }
 
     /// Runs the query and returns every row.
-    pub(crate) async fn fetch_all(
-        self,
-        conn: &mut AnyConnection,
-    ) -> Result<Vec<AnyRow>, sqlx::Error> {
-        let text = self.render_for(conn);
-        sqlx::query_with(&text, self.args).fetch_all(conn).await
+    pub(crate) async fn fetch_all(self, conn: &mut Conn<'_>) -> Result<Vec<Row>, DbError> {
+        self.run(conn, true).await
     }
 
     /// Runs the query and returns the first row, if any.
-    pub(crate) async fn fetch_optional(
-        self,
-        conn: &mut AnyConnection,
-    ) -> Result<Option<AnyRow>, sqlx::Error> {
-        let text = self.render_for(conn);
-        sqlx::query_with(&text, self.args)
-            .fetch_optional(conn)
-            .await
+    pub(crate) async fn fetch_optional(self, conn: &mut Conn<'_>) -> Result<Option<Row>, DbError> {
+        Ok(self.run(conn, true).await?.into_iter().next())
+    }
+
+    async fn run(self, conn: &mut Conn<'_>, rows: bool) -> Result<Vec<Row>, DbError> {
+        let text = self.render(conn.is_postgres());
+        match conn {
+            Conn::Any(conn) => {
+                let query = sqlx::query_with(&text, db::any_arguments(self.args));
+                if rows {
+                    let rows = query.fetch_all(&mut **conn).await?;
+                    Ok(rows.into_iter().map(Row::Any).collect())
+                } else {
+                    query.execute(&mut **conn).await?;
+                    Ok(Vec::new())
+                }
+            }
+            Conn::Lite(conn) => db::lite_run(conn, &text, &self.args, rows),
+        }
     }
 
     /// [`fetch_all`](Self::fetch_all) on a connection of the store's read pool.
-    pub(crate) async fn read_all(self, store: &Store) -> Result<Vec<AnyRow>, sqlx::Error> {
+    pub(crate) async fn read_all(self, store: &Store) -> Result<Vec<Row>, DbError> {
+        if let Some(readers) = store.lite_readers() {
+            return readers.run(&self.render(false), &self.args).await;
+        }
         let mut conn = store.reader().acquire().await?;
-        self.fetch_all(&mut conn).await
+        self.fetch_all(&mut Conn::Any(&mut conn)).await
     }
 
     /// [`fetch_optional`](Self::fetch_optional) on a connection of the store's read pool.
-    pub(crate) async fn read_optional(self, store: &Store) -> Result<Option<AnyRow>, sqlx::Error> {
-        let mut conn = store.reader().acquire().await?;
-        self.fetch_optional(&mut conn).await
+    pub(crate) async fn read_optional(self, store: &Store) -> Result<Option<Row>, DbError> {
+        Ok(self.read_all(store).await?.into_iter().next())
     }
 }
 
@@ -194,10 +188,7 @@ pub(crate) struct Tuple<'a> {
 
 impl Tuple<'_> {
     /// Binds the next value of the row.
-    pub(crate) fn v<T>(&mut self, value: T) -> &mut Self
-    where
-        T: Encode<'static, Any> + Type<Any> + Send + 'static,
-    {
+    pub(crate) fn v(&mut self, value: impl Into<Value>) -> &mut Self {
         if !self.first {
             self.sql.push(", ");
         }

@@ -2,8 +2,6 @@
 //! flags as 0/1, lists as JSON text (money is stored as the events' decimal text).
 
 use chrono::{DateTime, Utc};
-use sqlx::Row as _;
-use sqlx::any::AnyRow;
 
 use super::StoreError;
 
@@ -58,28 +56,6 @@ pub(crate) trait Columns {
     fn opt_text(&self, column: &str) -> Result<Option<String>, StoreError>;
     fn int(&self, column: &str) -> Result<i64, StoreError>;
     fn opt_int(&self, column: &str) -> Result<Option<i64>, StoreError>;
-}
-
-impl Columns for AnyRow {
-    fn text(&self, column: &str) -> Result<String, StoreError> {
-        self.try_get(column)
-            .map_err(StoreError::query("reading a text column"))
-    }
-
-    fn opt_text(&self, column: &str) -> Result<Option<String>, StoreError> {
-        self.try_get(column)
-            .map_err(StoreError::query("reading a text column"))
-    }
-
-    fn int(&self, column: &str) -> Result<i64, StoreError> {
-        self.try_get(column)
-            .map_err(StoreError::query("reading an integer column"))
-    }
-
-    fn opt_int(&self, column: &str) -> Result<Option<i64>, StoreError> {
-        self.try_get(column)
-            .map_err(StoreError::query("reading an integer column"))
-    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,362 @@
+//! What statements run on: values, rows and write transactions for both backends.
+//!
+//! PostgreSQL goes through sqlx's `Any` driver. SQLite's *writes* go through rusqlite on the
+//! calling thread: sqlx's SQLite driver runs each connection on a worker thread and hands every
+//! row across a channel as an `AnyRow` carrying its columns' names, which made thread wake-ups
+//! and allocations most of the projector's time on SQLite (BENCHMARKS.md, issue 20); SQLite
+//! itself was a few percent. A SQLite statement here runs inside `block_in_place` on a
+//! multi-threaded runtime, so the runtime's other tasks move to another thread meanwhile.
+//!
+//! Values are bound with their SQL type even when null (`Int(None)` is a null BIGINT), since
+//! PostgreSQL checks a parameter's type against its column.
+
+use std::sync::Arc;
+
+use sqlx::any::{AnyArguments, AnyRow};
+use sqlx::{Any, AnyConnection, Arguments as _, Row as _};
+use tokio::sync::OwnedMutexGuard;
+
+use super::StoreError;
+use super::values::Columns;
+
+/// A value bound to a statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Value {
+    Int(Option<i64>),
+    Text(Option<String>),
+}
+
+impl From<i64> for Value {
+    fn from(v: i64) -> Self {
+        Value::Int(Some(v))
+    }
+}
+
+impl From<Option<i64>> for Value {
+    fn from(v: Option<i64>) -> Self {
+        Value::Int(v)
+    }
+}
+
+impl From<String> for Value {
+    fn from(v: String) -> Self {
+        Value::Text(Some(v))
+    }
+}
+
+impl From<Option<String>> for Value {
+    fn from(v: Option<String>) -> Self {
+        Value::Text(v)
+    }
+}
+
+impl From<&str> for Value {
+    fn from(v: &str) -> Self {
+        Value::Text(Some(v.to_owned()))
+    }
+}
+
+impl rusqlite::ToSql for Value {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, ValueRef};
+        Ok(match self {
+            Value::Int(Some(v)) => ToSqlOutput::Borrowed(ValueRef::Integer(*v)),
+            Value::Text(Some(v)) => ToSqlOutput::Borrowed(ValueRef::Text(v.as_bytes())),
+            Value::Int(None) | Value::Text(None) => ToSqlOutput::Borrowed(ValueRef::Null),
+        })
+    }
+}
+
+/// The values as sqlx arguments.
+pub(super) fn any_arguments(values: Vec<Value>) -> AnyArguments<'static> {
+    let mut args = AnyArguments::default();
+    for value in values {
+        // None of these types can fail to encode; if one did, the statement would fail with a
+        // clear "wrong number of parameters" error from the database.
+        let _ = match value {
+            Value::Int(v) => args.add(v),
+            Value::Text(v) => args.add(v),
+        };
+    }
+    args
+}
+
+/// A statement failure from either driver.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error(transparent)]
+    Sqlx(#[from] sqlx::Error),
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+impl DbError {
+    /// SQLite's "busy" or "locked": another connection holds the lock; later may succeed.
+    pub(super) fn sqlite_busy(&self) -> bool {
+        matches!(
+            self,
+            DbError::Sqlite(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(
+                    e.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                )
+        )
+    }
+}
+
+/// A row read by either driver.
+pub(crate) enum Row {
+    Any(AnyRow),
+    Lite(LiteRow),
+}
+
+/// A row read through rusqlite: its values, with the statement's column names shared.
+pub(crate) struct LiteRow {
+    columns: Arc<[String]>,
+    values: Vec<Cell>,
+}
+
+/// A value read through rusqlite.
+#[derive(Debug)]
+enum Cell {
+    Null,
+    Int(i64),
+    Text(String),
+    /// Not types of this schema (TEXT and BIGINT only); kept so an error can name them.
+    Real,
+    Blob,
+}
+
+impl Columns for Row {
+    fn text(&self, column: &str) -> Result<String, StoreError> {
+        self.opt_text(column)?.ok_or_else(|| null(column))
+    }
+
+    fn int(&self, column: &str) -> Result<i64, StoreError> {
+        self.opt_int(column)?.ok_or_else(|| null(column))
+    }
+
+    fn opt_text(&self, column: &str) -> Result<Option<String>, StoreError> {
+        match self {
+            Row::Any(row) => row
+                .try_get(column)
+                .map_err(StoreError::query("reading a text column")),
+            Row::Lite(row) => match row.cell(column)? {
+                Cell::Null => Ok(None),
+                Cell::Text(v) => Ok(Some(v.clone())),
+                other => Err(mismatch(column, "text", other)),
+            },
+        }
+    }
+
+    fn opt_int(&self, column: &str) -> Result<Option<i64>, StoreError> {
+        match self {
+            Row::Any(row) => row
+                .try_get(column)
+                .map_err(StoreError::query("reading an integer column")),
+            Row::Lite(row) => match row.cell(column)? {
+                Cell::Null => Ok(None),
+                Cell::Int(v) => Ok(Some(*v)),
+                other => Err(mismatch(column, "integer", other)),
+            },
+        }
+    }
+}
+
+impl LiteRow {
+    fn cell(&self, column: &str) -> Result<&Cell, StoreError> {
+        self.columns
+            .iter()
+            .position(|c| c == column)
+            .map(|i| &self.values[i])
+            .ok_or_else(|| StoreError::Corrupt {
+                what: "a column",
+                detail: format!("no column {column} in the row"),
+            })
+    }
+}
+
+fn null(column: &str) -> StoreError {
+    StoreError::Corrupt {
+        what: "a column",
+        detail: format!("{column} is null"),
+    }
+}
+
+fn mismatch(column: &str, wanted: &str, found: &Cell) -> StoreError {
+    StoreError::Corrupt {
+        what: "a column's type",
+        detail: format!("{column}: wanted {wanted}, found {found:?}"),
+    }
+}
+
+/// A connection statements run on: sqlx's, or a SQLite write transaction's.
+pub(crate) enum Conn<'c> {
+    Any(&'c mut AnyConnection),
+    Lite(&'c mut rusqlite::Connection),
+}
+
+impl<'c> From<&'c mut AnyConnection> for Conn<'c> {
+    fn from(conn: &'c mut AnyConnection) -> Self {
+        Conn::Any(conn)
+    }
+}
+
+impl Conn<'_> {
+    pub(super) fn is_postgres(&self) -> bool {
+        match self {
+            Conn::Any(conn) => conn.backend_name() == "PostgreSQL",
+            Conn::Lite(_) => false,
+        }
+    }
+}
+
+/// Runs `f`, which blocks on SQLite, without holding up the runtime's other tasks.
+fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
+/// Prepared statements kept per SQLite connection (each multi-row shape is one text).
+pub(super) const LITE_STATEMENT_CACHE: usize = 512;
+
+/// Runs a statement on SQLite, returning its rows when `rows` (none otherwise).
+pub(super) fn lite_run(
+    conn: &rusqlite::Connection,
+    text: &str,
+    args: &[Value],
+    rows: bool,
+) -> Result<Vec<Row>, DbError> {
+    blocking(|| {
+        let mut statement = conn.prepare_cached(text)?;
+        for (i, value) in args.iter().enumerate() {
+            statement.raw_bind_parameter(i + 1, value)?;
+        }
+        let columns: Arc<[String]> = if rows {
+            statement
+                .column_names()
+                .into_iter()
+                .map(str::to_owned)
+                .collect()
+        } else {
+            Arc::from(Vec::new())
+        };
+        let width = columns.len();
+        let mut out = Vec::new();
+        let mut cursor = statement.raw_query();
+        while let Some(row) = cursor.next()? {
+            if !rows {
+                continue;
+            }
+            let mut values = Vec::with_capacity(width);
+            for i in 0..width {
+                use rusqlite::types::ValueRef;
+                values.push(match row.get_ref(i)? {
+                    ValueRef::Null => Cell::Null,
+                    ValueRef::Integer(v) => Cell::Int(v),
+                    ValueRef::Text(t) => Cell::Text(String::from_utf8_lossy(t).into_owned()),
+                    ValueRef::Real(_) => Cell::Real,
+                    ValueRef::Blob(_) => Cell::Blob,
+                });
+            }
+            out.push(Row::Lite(LiteRow {
+                columns: columns.clone(),
+                values,
+            }));
+        }
+        Ok(out)
+    })
+}
+
+/// A write transaction: sqlx's on PostgreSQL, rusqlite's on SQLite.
+pub(crate) enum WriteTx {
+    Any(sqlx::Transaction<'static, Any>),
+    Lite(LiteTx),
+}
+
+/// A SQLite write transaction on the store's one writer connection, rolled back if dropped
+/// uncommitted.
+pub(crate) struct LiteTx {
+    conn: OwnedMutexGuard<rusqlite::Connection>,
+    open: bool,
+}
+
+impl LiteTx {
+    /// Takes the write lock at once (`IMMEDIATE`): a batch always writes, and taking it late
+    /// could fail half way with "busy" where waiting at the start (`busy_timeout`) succeeds.
+    pub(super) fn begin(conn: OwnedMutexGuard<rusqlite::Connection>) -> Result<Self, DbError> {
+        blocking(|| conn.execute_batch("BEGIN IMMEDIATE"))?;
+        Ok(Self { conn, open: true })
+    }
+}
+
+impl Drop for LiteTx {
+    fn drop(&mut self) {
+        if self.open {
+            // Nothing to report to: the caller is already returning the error that left the
+            // transaction unfinished.
+            let _ = blocking(|| self.conn.execute_batch("ROLLBACK"));
+        }
+    }
+}
+
+impl WriteTx {
+    /// The connection to run the transaction's statements on.
+    pub(crate) fn conn(&mut self) -> Conn<'_> {
+        match self {
+            WriteTx::Any(tx) => Conn::Any(&mut *tx),
+            WriteTx::Lite(tx) => Conn::Lite(&mut tx.conn),
+        }
+    }
+
+    /// Commits.
+    pub(crate) async fn commit(self) -> Result<(), DbError> {
+        match self {
+            WriteTx::Any(tx) => Ok(tx.commit().await?),
+            WriteTx::Lite(mut tx) => {
+                blocking(|| tx.conn.execute_batch("COMMIT"))?;
+                tx.open = false;
+                Ok(())
+            }
+        }
+    }
+}
+
+/// SQLite read connections through rusqlite, for the same reason as the writer: a page read
+/// is a few statements of many rows, each row a channel hop and an `AnyRow` through sqlx.
+#[derive(Debug)]
+pub(crate) struct LiteReaders {
+    conns: Vec<std::sync::Mutex<rusqlite::Connection>>,
+    /// One permit per connection: holding one guarantees a free connection below.
+    permits: tokio::sync::Semaphore,
+}
+
+impl LiteReaders {
+    pub(super) fn new(conns: Vec<rusqlite::Connection>) -> Self {
+        Self {
+            permits: tokio::sync::Semaphore::new(conns.len()),
+            conns: conns.into_iter().map(std::sync::Mutex::new).collect(),
+        }
+    }
+
+    /// Runs a query on a free connection (waiting for one when all are busy).
+    pub(super) async fn run(&self, text: &str, args: &[Value]) -> Result<Vec<Row>, DbError> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
+        for conn in &self.conns {
+            // The guard lives only inside this synchronous call, never across an await.
+            if let Ok(conn) = conn.try_lock() {
+                return lite_run(&conn, text, args, true);
+            }
+        }
+        unreachable!("a permit is held, so one of the connections is free")
+    }
+}
