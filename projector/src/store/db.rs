@@ -1,11 +1,14 @@
 //! What statements run on: values, rows and write transactions for both backends.
 //!
-//! PostgreSQL goes through sqlx's `Any` driver. SQLite's *writes* go through rusqlite on the
-//! calling thread: sqlx's SQLite driver runs each connection on a worker thread and hands every
+//! PostgreSQL goes through sqlx's `Any` driver; SQLite's reads and writes through rusqlite on
+//! the calling thread: sqlx's SQLite driver runs each connection on a worker thread and hands every
 //! row across a channel as an `AnyRow` carrying its columns' names, which made thread wake-ups
 //! and allocations most of the projector's time on SQLite (BENCHMARKS.md, issue 20); SQLite
-//! itself was a few percent. A SQLite statement here runs inside `block_in_place` on a
-//! multi-threaded runtime, so the runtime's other tasks move to another thread meanwhile.
+//! itself was a few percent. A SQLite statement here runs right on the calling task's thread:
+//! live batches and page reads take a millisecond or so, and handing the runtime's worker over
+//! for each (`block_in_place`) cost more CPU than it saved and left the process with dozens of
+//! threads, each with its own malloc arena (~70 MiB more resident under load). Only a large
+//! batch hands the worker over, once for the whole batch ([`on_this_thread`]).
 //!
 //! Values are bound with their SQL type even when null (`Int(None)` is a null BIGINT), since
 //! PostgreSQL checks a parameter's type against its column.
@@ -211,19 +214,25 @@ impl Conn<'_> {
     }
 }
 
-/// Runs `f`, which blocks on SQLite, without holding up the runtime's other tasks.
-fn blocking<R>(f: impl FnOnce() -> R) -> R {
+/// Records from which a SQLite batch hands its runtime worker over ([`on_this_thread`]): a
+/// batch this large blocks for tens of milliseconds, and comes only when catching up.
+pub(crate) const HAND_OVER_RECORDS: usize = 1_000;
+
+/// Drives `work` (a batch: its statements and whatever runs beside them) on this thread with
+/// the runtime's worker handed to another thread when it `blocks` long (a large SQLite batch
+/// on a multi-threaded runtime); otherwise simply awaits it.
+pub(crate) async fn on_this_thread<F: std::future::Future>(blocks: bool, work: F) -> F::Output {
     use tokio::runtime::{Handle, RuntimeFlavor};
     match Handle::try_current() {
-        Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(f)
+        Ok(handle) if blocks && handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(|| handle.block_on(work))
         }
-        _ => f(),
+        _ => work.await,
     }
 }
 
 /// Prepared statements kept per SQLite connection (each multi-row shape is one text).
-pub(super) const LITE_STATEMENT_CACHE: usize = 512;
+pub(super) const LITE_STATEMENT_CACHE: usize = 100;
 
 /// Runs a statement on SQLite, returning its rows when `rows` (none otherwise).
 pub(super) fn lite_run(
@@ -232,45 +241,43 @@ pub(super) fn lite_run(
     args: &[Value],
     rows: bool,
 ) -> Result<Vec<Row>, DbError> {
-    blocking(|| {
-        let mut statement = conn.prepare_cached(text)?;
-        for (i, value) in args.iter().enumerate() {
-            statement.raw_bind_parameter(i + 1, value)?;
+    let mut statement = conn.prepare_cached(text)?;
+    for (i, value) in args.iter().enumerate() {
+        statement.raw_bind_parameter(i + 1, value)?;
+    }
+    let columns: Arc<[String]> = if rows {
+        statement
+            .column_names()
+            .into_iter()
+            .map(str::to_owned)
+            .collect()
+    } else {
+        Arc::from(Vec::new())
+    };
+    let width = columns.len();
+    let mut out = Vec::new();
+    let mut cursor = statement.raw_query();
+    while let Some(row) = cursor.next()? {
+        if !rows {
+            continue;
         }
-        let columns: Arc<[String]> = if rows {
-            statement
-                .column_names()
-                .into_iter()
-                .map(str::to_owned)
-                .collect()
-        } else {
-            Arc::from(Vec::new())
-        };
-        let width = columns.len();
-        let mut out = Vec::new();
-        let mut cursor = statement.raw_query();
-        while let Some(row) = cursor.next()? {
-            if !rows {
-                continue;
-            }
-            let mut values = Vec::with_capacity(width);
-            for i in 0..width {
-                use rusqlite::types::ValueRef;
-                values.push(match row.get_ref(i)? {
-                    ValueRef::Null => Cell::Null,
-                    ValueRef::Integer(v) => Cell::Int(v),
-                    ValueRef::Text(t) => Cell::Text(String::from_utf8_lossy(t).into_owned()),
-                    ValueRef::Real(_) => Cell::Real,
-                    ValueRef::Blob(_) => Cell::Blob,
-                });
-            }
-            out.push(Row::Lite(LiteRow {
-                columns: columns.clone(),
-                values,
-            }));
+        let mut values = Vec::with_capacity(width);
+        for i in 0..width {
+            use rusqlite::types::ValueRef;
+            values.push(match row.get_ref(i)? {
+                ValueRef::Null => Cell::Null,
+                ValueRef::Integer(v) => Cell::Int(v),
+                ValueRef::Text(t) => Cell::Text(String::from_utf8_lossy(t).into_owned()),
+                ValueRef::Real(_) => Cell::Real,
+                ValueRef::Blob(_) => Cell::Blob,
+            });
         }
-        Ok(out)
-    })
+        out.push(Row::Lite(LiteRow {
+            columns: columns.clone(),
+            values,
+        }));
+    }
+    Ok(out)
 }
 
 /// A write transaction: sqlx's on PostgreSQL, rusqlite's on SQLite.
@@ -290,7 +297,7 @@ impl LiteTx {
     /// Takes the write lock at once (`IMMEDIATE`): a batch always writes, and taking it late
     /// could fail half way with "busy" where waiting at the start (`busy_timeout`) succeeds.
     pub(super) fn begin(conn: OwnedMutexGuard<rusqlite::Connection>) -> Result<Self, DbError> {
-        blocking(|| conn.execute_batch("BEGIN IMMEDIATE"))?;
+        conn.execute_batch("BEGIN IMMEDIATE")?;
         Ok(Self { conn, open: true })
     }
 }
@@ -300,7 +307,7 @@ impl Drop for LiteTx {
         if self.open {
             // Nothing to report to: the caller is already returning the error that left the
             // transaction unfinished.
-            let _ = blocking(|| self.conn.execute_batch("ROLLBACK"));
+            let _ = self.conn.execute_batch("ROLLBACK");
         }
     }
 }
@@ -319,7 +326,7 @@ impl WriteTx {
         match self {
             WriteTx::Any(tx) => Ok(tx.commit().await?),
             WriteTx::Lite(mut tx) => {
-                blocking(|| tx.conn.execute_batch("COMMIT"))?;
+                tx.conn.execute_batch("COMMIT")?;
                 tx.open = false;
                 Ok(())
             }
