@@ -37,6 +37,12 @@ use crate::store::{Dialect, HAND_OVER_RECORDS, Store, on_this_thread};
 const LAG_INTERVAL: Duration = Duration::from_secs(15);
 /// How long the poll beside a batch being written waits for records (see `consume`).
 const READ_AHEAD_WAIT: Duration = Duration::from_millis(20);
+/// While records keep coming, a batch starts at least this long after the previous one began,
+/// topping up with what arrived meanwhile. Under a steady flow (a live load of hundreds of
+/// small polls a second) each batch's fixed cost — its lookups, its commit and fsync — was
+/// most of the projector's work (BENCHMARKS.md, issue 20); after a quiet spell a record is
+/// applied at once.
+const BATCH_LINGER: Duration = Duration::from_millis(25);
 /// Retry backoff for transient failures: from the first to the last, doubling.
 const BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(5));
 
@@ -140,6 +146,8 @@ impl ConsumerLoop {
         let mut backoff = BACKOFF.0;
         // The read-ahead poll of the previous turn, decoded (or how it failed).
         let mut next: Option<Result<Polled, BusError>> = None;
+        // When the previous batch began ([`BATCH_LINGER`]).
+        let mut last_started: Option<Instant> = None;
         loop {
             let polled = match next.take() {
                 Some(read_ahead) => read_ahead,
@@ -167,6 +175,28 @@ impl ConsumerLoop {
             if polled.is_empty() {
                 continue;
             }
+            let mut polled = polled;
+            if let Some(started) = last_started
+                && polled.len() < self.settings.batch_size
+                && started.elapsed() < BATCH_LINGER
+            {
+                tokio::select! {
+                    () = shutdown.cancelled() => return Ok(()),
+                    () = tokio::time::sleep_until(started + BATCH_LINGER) => {}
+                }
+                // What arrived meanwhile. A transient failure leaves it to the next poll; any
+                // other ends the loop as the main poll's does (the caller starts over from the
+                // committed offsets, so nothing a failed poll may have skipped is lost).
+                let room = self.settings.batch_size - polled.len();
+                match consumer.poll(room, Duration::ZERO).await {
+                    Ok(more) => polled.extend(Polled::decode(more)),
+                    Err(e) if e.is_transient() => {
+                        tracing::warn!(error = %e, "topping up a batch failed; going on");
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            last_started = Some(Instant::now());
             let applied = last_per_partition(&polled.records);
             let write = async {
                 let done = self.apply(&polled, options, shutdown).await?;

@@ -90,6 +90,12 @@ impl Polled {
         Self { records, decoded }
     }
 
+    /// Adds the records of a later poll.
+    pub(crate) fn extend(&mut self, later: Polled) {
+        self.records.extend(later.records);
+        self.decoded.extend(later.decoded);
+    }
+
     /// [`decode`](Self::decode) on a blocking thread, started at once (not at the first poll
     /// of the returned future): the caller's task is free to drive the database meanwhile
     /// (decoding a batch inline would hold back its next statement).
