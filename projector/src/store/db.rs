@@ -333,37 +333,3 @@ impl WriteTx {
         }
     }
 }
-
-/// SQLite read connections through rusqlite, for the same reason as the writer: a page read
-/// is a few statements of many rows, each row a channel hop and an `AnyRow` through sqlx.
-#[derive(Debug)]
-pub(crate) struct LiteReaders {
-    conns: Vec<std::sync::Mutex<rusqlite::Connection>>,
-    /// One permit per connection: holding one guarantees a free connection below.
-    permits: tokio::sync::Semaphore,
-}
-
-impl LiteReaders {
-    pub(super) fn new(conns: Vec<rusqlite::Connection>) -> Self {
-        Self {
-            permits: tokio::sync::Semaphore::new(conns.len()),
-            conns: conns.into_iter().map(std::sync::Mutex::new).collect(),
-        }
-    }
-
-    /// Runs a query on a free connection (waiting for one when all are busy).
-    pub(super) async fn run(&self, text: &str, args: &[Value]) -> Result<Vec<Row>, DbError> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .expect("the semaphore is never closed");
-        for conn in &self.conns {
-            // The guard lives only inside this synchronous call, never across an await.
-            if let Ok(conn) = conn.try_lock() {
-                return lite_run(&conn, text, args, true);
-            }
-        }
-        unreachable!("a permit is held, so one of the connections is free")
-    }
-}

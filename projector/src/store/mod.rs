@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dealflow_shared::config::DatabaseUrl;
+use dealflow_shared::sqlite_readers::ReadConnections;
 use secrecy::ExposeSecret;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
@@ -179,8 +180,8 @@ pub struct Store {
     writer: AnyPool,
     /// SQLite only: the connection write transactions run on ([`db`]).
     lite_writer: Option<Arc<tokio::sync::Mutex<rusqlite::Connection>>>,
-    /// SQLite only: the connections reads run on ([`db::LiteReaders`]).
-    lite_readers: Option<Arc<db::LiteReaders>>,
+    /// SQLite only: the connections reads run on ([`db`]).
+    lite_readers: Option<Arc<ReadConnections>>,
     dialect: Dialect,
 }
 
@@ -209,7 +210,7 @@ impl Store {
                     .collect::<Result<Vec<_>, _>>()?;
                 (
                     Some(Arc::new(tokio::sync::Mutex::new(open_lite(url)?))),
-                    Some(Arc::new(db::LiteReaders::new(readers))),
+                    Some(Arc::new(ReadConnections::new(readers))),
                 )
             }
         };
@@ -230,7 +231,7 @@ impl Store {
     }
 
     /// SQLite's read connections.
-    pub(crate) fn lite_readers(&self) -> Option<&db::LiteReaders> {
+    pub(crate) fn lite_readers(&self) -> Option<&ReadConnections> {
         self.lite_readers.as_deref()
     }
 

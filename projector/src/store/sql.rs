@@ -168,7 +168,10 @@ impl Sql {
     /// [`fetch_all`](Self::fetch_all) on a connection of the store's read pool.
     pub(crate) async fn read_all(self, store: &Store) -> Result<Vec<Row>, DbError> {
         if let Some(readers) = store.lite_readers() {
-            return readers.run(&self.render(false), &self.args).await;
+            let text = self.render(false);
+            return readers
+                .read(|conn| db::lite_run(conn, &text, &self.args, true))
+                .await;
         }
         let mut conn = store.reader().acquire().await?;
         self.fetch_all(&mut Conn::Any(&mut conn)).await

@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::Row;
+use rusqlite::params;
 use tokio::sync::watch;
 
 use super::protocol::{Done, Op, TopicEnds};
@@ -102,30 +102,37 @@ impl EmbeddedConsumer {
             if !behind(cursor, end) {
                 continue;
             }
-            let rows = sqlx::query(
-                "SELECT offset, key, payload, headers FROM records
-                 WHERE topic_id = ? AND offset >= ? ORDER BY offset LIMIT ?",
-            )
-            .bind(cursor.topic_id)
-            .bind(cursor.fetch)
-            .bind(i64::try_from(remaining).unwrap_or(i64::MAX))
-            .fetch_all(&self.claim.log.inner.reader)
-            .await
-            .map_err(|e| BusError::fatal("reading the embedded log", e))?;
+            let limit = i64::try_from(remaining).unwrap_or(i64::MAX);
+            let read = |e| BusError::fatal("reading the embedded log", e);
+            let rows: Vec<StoredRecord> = self
+                .claim
+                .log
+                .inner
+                .reader
+                .read(|conn| {
+                    let mut statement = conn.prepare_cached(
+                        "SELECT offset, key, payload, headers FROM records
+                         WHERE topic_id = ? AND offset >= ? ORDER BY offset LIMIT ?",
+                    )?;
+                    let rows = statement
+                        .query_map(params![cursor.topic_id, cursor.fetch, limit], |row| {
+                            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+                        })?;
+                    rows.collect::<rusqlite::Result<Vec<_>>>()
+                })
+                .await
+                .map_err(read)?;
             // A short read saw every record below `end` (committed before the ends were
             // published, so in this read's snapshot): the rest up to `end` were deleted by
             // retention, and need not be asked for again.
             let exhausted = rows.len() < remaining;
-            for row in rows {
-                let read = |e| BusError::fatal("decoding an embedded log record", e);
-                let offset: i64 = row.try_get("offset").map_err(read)?;
-                let headers: Option<Vec<u8>> = row.try_get("headers").map_err(read)?;
+            for (offset, key, payload, headers) in rows {
                 out.push(Delivered {
                     topic: cursor.topic.clone(),
                     partition: 0,
                     offset,
-                    key: row.try_get("key").map_err(read)?,
-                    payload: row.try_get("payload").map_err(read)?,
+                    key,
+                    payload,
                     headers: decode_headers(headers.as_deref())?,
                 });
                 cursor.fetch = offset + 1;
@@ -140,6 +147,9 @@ impl EmbeddedConsumer {
         Ok(out)
     }
 }
+
+/// A record as read: offset, key, payload, encoded headers.
+type StoredRecord = (i64, Option<String>, Vec<u8>, Option<Vec<u8>>);
 
 /// Whether the topic has records at or past the cursor's fetch position.
 fn behind(cursor: &Cursor, end: Option<i64>) -> bool {

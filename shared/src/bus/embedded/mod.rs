@@ -40,14 +40,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use sqlx::SqlitePool;
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+use rusqlite::{Connection, OptionalExtension as _, params};
 use tokio::sync::{mpsc, oneshot, watch};
 
 pub use consumer::EmbeddedConsumer;
 pub use retention::RetentionReport;
 
 use super::{BusError, Consumer, EventBus, GroupStart, OutRecord, Position, TopicSpec};
+use crate::sqlite_readers::ReadConnections;
 use lock::lock_file;
 use protocol::{Counters, Done, Op, Request, TopicEnds};
 use retention::schedule_retention;
@@ -58,7 +58,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Queued write requests before publishers wait (backpressure).
 const REQUEST_QUEUE: usize = 1024;
 /// Connections for consumers and metadata reads (WAL readers never block the writer).
-const READ_CONNECTIONS: u32 = 4;
+const READ_CONNECTIONS: usize = 4;
 
 /// Counters of the writer, for tests and metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -84,7 +84,7 @@ pub struct EmbeddedLog {
 struct Inner {
     path: PathBuf,
     requests: mpsc::Sender<Request>,
-    reader: SqlitePool,
+    reader: ReadConnections,
     wake: watch::Receiver<TopicEnds>,
     counters: Arc<Counters>,
     active_groups: Mutex<HashSet<String>>,
@@ -116,16 +116,18 @@ impl EmbeddedLog {
         .await?;
         // Readers only read: WAL readers never block the writer, and the journal mode is the
         // file's (set by the writer).
-        let options = SqliteConnectOptions::new()
-            .filename(&path)
-            .busy_timeout(BUSY_TIMEOUT);
-        let reader = SqlitePoolOptions::new()
-            .max_connections(READ_CONNECTIONS)
-            .connect_with(options)
-            .await
-            .map_err(|e| {
-                BusError::fatal(format!("opening the embedded log {}", path.display()), e)
-            })?;
+        let opening =
+            |e| BusError::fatal(format!("opening the embedded log {}", path.display()), e);
+        let reader = ReadConnections::new(
+            (0..READ_CONNECTIONS)
+                .map(|_| {
+                    let conn = Connection::open(&path)?;
+                    conn.busy_timeout(BUSY_TIMEOUT)?;
+                    Ok(conn)
+                })
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(opening)?,
+        );
         tokio::spawn(schedule_retention(requests.downgrade()));
         Ok(Self {
             inner: Arc::new(Inner {
@@ -189,11 +191,8 @@ impl EmbeddedLog {
     async fn topic_ids(&self, topics: &[String]) -> Result<Vec<i64>, BusError> {
         let mut ids = Vec::with_capacity(topics.len());
         for topic in topics {
-            let id: Option<i64> = sqlx::query_scalar("SELECT id FROM topics WHERE name = ?")
-                .bind(topic)
-                .fetch_optional(&self.inner.reader)
-                .await
-                .map_err(|e| BusError::fatal("reading embedded log topics", e))?;
+            let query = "SELECT id FROM topics WHERE name = ?";
+            let id = topic_value(&self.inner.reader, query, topic).await?;
             ids.push(id.ok_or_else(|| BusError::UnknownTopic(topic.clone()))?);
         }
         Ok(ids)
@@ -284,11 +283,8 @@ impl EventBus for EmbeddedLog {
 
     #[tracing::instrument(skip_all, fields(topic = %topic), err)]
     async fn end_offsets(&self, topic: &str) -> Result<Vec<(i32, i64)>, BusError> {
-        let next: Option<i64> = sqlx::query_scalar("SELECT next_offset FROM topics WHERE name = ?")
-            .bind(topic)
-            .fetch_optional(&self.inner.reader)
-            .await
-            .map_err(|e| BusError::fatal("reading embedded log topics", e))?;
+        let query = "SELECT next_offset FROM topics WHERE name = ?";
+        let next = topic_value(&self.inner.reader, query, topic).await?;
         let next = next.ok_or_else(|| BusError::UnknownTopic(topic.to_owned()))?;
         Ok(vec![(0, next)])
     }
@@ -307,20 +303,39 @@ impl EventBus for EmbeddedLog {
     }
 }
 
+/// The integer `query` selects from the row of `topic` (its one parameter), `None` for an
+/// unknown topic.
+async fn topic_value(
+    reader: &ReadConnections,
+    query: &'static str,
+    topic: &str,
+) -> Result<Option<i64>, BusError> {
+    reader
+        .read(|conn| {
+            conn.prepare_cached(query)?
+                .query_row([topic], |row| row.get(0))
+                .optional()
+        })
+        .await
+        .map_err(|e| BusError::fatal("reading embedded log topics", e))
+}
+
 /// The next offset `group` committed on the topic, `None` when it never committed there.
 async fn committed_offset(
-    reader: &SqlitePool,
+    reader: &ReadConnections,
     group: &str,
     topic_id: i64,
 ) -> Result<Option<i64>, BusError> {
-    sqlx::query_scalar(
-        "SELECT next_offset FROM group_offsets WHERE group_name = ? AND topic_id = ?",
-    )
-    .bind(group)
-    .bind(topic_id)
-    .fetch_optional(reader)
-    .await
-    .map_err(|e| BusError::fatal("reading committed offsets", e))
+    reader
+        .read(|conn| {
+            conn.prepare_cached(
+                "SELECT next_offset FROM group_offsets WHERE group_name = ? AND topic_id = ?",
+            )?
+            .query_row(params![group, topic_id], |row| row.get(0))
+            .optional()
+        })
+        .await
+        .map_err(|e| BusError::fatal("reading committed offsets", e))
 }
 
 /// The right to be the one active member of a group; released on drop.

@@ -142,7 +142,7 @@ impl Writer {
                 path.display()
             )));
         }
-        // As sqlx's connections have it (the schema's `REFERENCES`).
+        // The schema's `REFERENCES` are enforced.
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(opening)?;
         // Durable on commit: the WAL is fsynced by every commit.
