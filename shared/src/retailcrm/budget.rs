@@ -11,13 +11,23 @@
 //! limit). Every HTTP attempt takes a token first: retries and the connect-time key check
 //! included.
 //!
+//! **The window, whatever the delays**: the bucket counts when tokens are *taken*, RetailCRM
+//! when requests *arrive*; a request delayed between the two (a busy runtime, a slow connect)
+//! made an eleventh arrival in some second although no second had eleven tokens (seen as a 503
+//! in the all-in-one's budget test). So each budget also keeps its last `ceiling` requests
+//! ([`Ticket`]): a request may start only once the `ceiling`-th before it was *answered* more
+//! than a second ago. A request arrives after its start and before its answer, so no second
+//! at RetailCRM ever holds more than `ceiling` of this budget's requests. At 8/s this never
+//! binds (ten requests span more than a second anyway); at the ceiling it costs a response
+//! time per second.
+//!
 //! **Across processes** (DESIGN §7.4): in the split deployment ingest's connect-time key
 //! checks run in another process than the enricher, so the account's ten are shared out:
 //! ingest gets one request per second ([`BudgetSettings::connect_checks`]) and the enricher's
 //! ceiling is the other nine ([`BudgetSettings::enricher_beside_ingest`]). In the all-in-one
 //! both use one budget of the process.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -164,6 +174,8 @@ pub struct Budget {
     account: String,
     settings: BudgetSettings,
     limiter: DefaultDirectRateLimiter,
+    /// The last `ceiling` requests, oldest first (see the module's "the window").
+    recent: Mutex<VecDeque<Recent>>,
     acquired: AtomicU64,
     unsent: AtomicU64,
     waited: AtomicU64,
@@ -176,6 +188,7 @@ impl Budget {
             account,
             settings,
             limiter: RateLimiter::direct(settings.quota()),
+            recent: Mutex::new(VecDeque::new()),
             acquired: AtomicU64::new(0),
             unsent: AtomicU64::new(0),
             waited: AtomicU64::new(0),
@@ -183,23 +196,70 @@ impl Budget {
         }
     }
 
-    /// Waits until a request may be sent and takes the token; returns how long it waited.
-    pub async fn acquire(&self) -> Duration {
+    /// Waits until a request may be sent and takes the token; the [`Ticket`] is to be held
+    /// until the request's answer (or failure) is in.
+    pub async fn acquire(&self) -> Ticket<'_> {
         let started = Instant::now();
+        let mut waited = false;
         if self.limiter.check().is_err() {
             // A little jitter keeps many waiters from all re-checking at the same instant.
             self.limiter
                 .until_ready_with_jitter(Jitter::up_to(Duration::from_millis(5)))
                 .await;
+            waited = true;
+        }
+        let id = loop {
+            match self.enter_window() {
+                Ok(id) => break id,
+                Err(pause) => {
+                    waited = true;
+                    tokio::time::sleep(pause).await;
+                }
+            }
+        };
+        self.acquired.fetch_add(1, Ordering::Relaxed);
+        let waited = if waited {
             let waited = started.elapsed();
             self.waited.fetch_add(1, Ordering::Relaxed);
             let nanos = u64::try_from(waited.as_nanos()).unwrap_or(u64::MAX);
             self.wait_nanos.fetch_add(nanos, Ordering::Relaxed);
-            self.acquired.fetch_add(1, Ordering::Relaxed);
-            return waited;
+            waited
+        } else {
+            Duration::ZERO
+        };
+        Ticket {
+            budget: self,
+            id,
+            waited,
         }
-        self.acquired.fetch_add(1, Ordering::Relaxed);
-        Duration::ZERO
+    }
+
+    /// Starts a request if the `ceiling`-th before it was answered over a second ago (its id),
+    /// else says how long to wait before asking again.
+    fn enter_window(&self) -> Result<u64, Duration> {
+        let mut recent = self.lock_recent();
+        let now = Instant::now();
+        let ceiling = usize::try_from(self.settings.ceiling.max(1)).unwrap_or(usize::MAX);
+        if recent.len() >= ceiling {
+            let oldest = &recent[recent.len() - ceiling];
+            match oldest.answered {
+                Some(at) if now.duration_since(at) > WINDOW => {}
+                Some(at) => return Err(WINDOW - now.duration_since(at) + Duration::from_millis(1)),
+                // Still in flight: where it arrived is not known yet.
+                None => return Err(Duration::from_millis(5)),
+            }
+        }
+        let id = recent.back().map_or(0, |r| r.id + 1);
+        recent.push_back(Recent { id, answered: None });
+        while recent.len() > ceiling {
+            recent.pop_front();
+        }
+        Ok(id)
+    }
+
+    fn lock_recent(&self) -> std::sync::MutexGuard<'_, VecDeque<Recent>> {
+        // Only times are kept: a panic while holding the lock leaves nothing half done.
+        self.recent.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Records that a token was taken but its request not sent (see [`BudgetStats::unsent`]).
@@ -224,6 +284,42 @@ impl Budget {
             unsent: self.unsent.load(Ordering::Relaxed),
             waited: self.waited.load(Ordering::Relaxed),
             wait_time: Duration::from_nanos(self.wait_nanos.load(Ordering::Relaxed)),
+        }
+    }
+}
+
+/// The one-second window the ceiling holds in.
+const WINDOW: Duration = Duration::from_secs(1);
+
+/// One of a budget's recent requests.
+#[derive(Debug)]
+struct Recent {
+    id: u64,
+    /// When its answer (or failure) came; `None` while in flight.
+    answered: Option<Instant>,
+}
+
+/// A request's place in its budget's window: hold it until the answer is in; dropping it
+/// marks the request answered.
+#[derive(Debug)]
+pub struct Ticket<'a> {
+    budget: &'a Budget,
+    id: u64,
+    waited: Duration,
+}
+
+impl Ticket<'_> {
+    /// How long the request waited for its token and its place.
+    pub fn waited(&self) -> Duration {
+        self.waited
+    }
+}
+
+impl Drop for Ticket<'_> {
+    fn drop(&mut self) {
+        let mut recent = self.budget.lock_recent();
+        if let Some(r) = recent.iter_mut().find(|r| r.id == self.id) {
+            r.answered.get_or_insert_with(Instant::now);
         }
     }
 }
@@ -403,12 +499,38 @@ mod tests {
         assert!(!Arc::ptr_eq(&a, &budgets.for_account("b.retailcrm.ru")));
     }
 
+    /// A request delayed between its token and RetailCRM (here: never answered until told)
+    /// holds back the request `ceiling` after it until a second after its answer, however
+    /// many tokens the bucket has by then.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_ceiling_holds_from_answers_not_tokens() {
+        let budgets = Budgets::new(BudgetSettings::within(3, 1, 3).unwrap());
+        let budget = budgets.for_account("x");
+        let slow = budget.acquire().await;
+        drop(budget.acquire().await);
+        drop(budget.acquire().await);
+        let fourth = tokio::time::timeout(Duration::from_millis(1_500), budget.acquire()).await;
+        assert!(
+            fourth.is_err(),
+            "the fourth started while the first was in flight"
+        );
+        let answered = Instant::now();
+        drop(slow);
+        let fourth = budget.acquire().await;
+        assert!(
+            answered.elapsed() >= Duration::from_secs(1),
+            "{:?}",
+            answered.elapsed()
+        );
+        assert!(fourth.waited() > Duration::ZERO);
+    }
+
     #[tokio::test]
     async fn a_second_token_waits_for_the_period() {
         let budgets = Budgets::new(BudgetSettings::new(5, 1).unwrap());
         let budget = budgets.for_account("x");
-        assert_eq!(budget.acquire().await, Duration::ZERO);
-        let waited = budget.acquire().await;
+        assert_eq!(budget.acquire().await.waited(), Duration::ZERO);
+        let waited = budget.acquire().await.waited();
         // 5/s → one token every 200 ms.
         assert!(waited >= Duration::from_millis(150), "{waited:?}");
         let stats = budget.stats();

@@ -353,7 +353,7 @@ impl RetailCrmClient {
         if self.gate_shut() {
             return fenced();
         }
-        self.budget.acquire().await;
+        let ticket = self.budget.acquire().await;
         if self.gate_shut() {
             self.budget.note_unsent();
             return fenced();
@@ -364,6 +364,8 @@ impl RetailCrmClient {
             .header("X-API-KEY", self.api_key.expose_secret())
             .send()
             .await;
+        // The answer's head is in: the request has arrived (the budget's window).
+        drop(ticket);
         let response = match sent {
             Ok(response) => response,
             Err(e) => return transport_failure(endpoint, e),
