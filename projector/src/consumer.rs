@@ -30,8 +30,8 @@ use crate::apply::batch::{self, BatchError, BatchOptions, Polled};
 use crate::error::ProjectorError;
 use crate::metrics::ProjectorMetrics;
 use crate::settings::ProjectorSettings;
+use crate::store::Store;
 use crate::store::upkeep::Upkeep;
-use crate::store::{Dialect, HAND_OVER_RECORDS, Store, on_this_thread};
 
 /// How often the consumer lag gauge is refreshed.
 const LAG_INTERVAL: Duration = Duration::from_secs(15);
@@ -222,10 +222,7 @@ impl ConsumerLoop {
             };
             // The poll goes first: on SQLite the write runs on this thread, so the poll must
             // have been sent by then.
-            let blocks =
-                self.store.dialect() == Dialect::Sqlite && polled.len() >= HAND_OVER_RECORDS;
-            let (read_ahead, done) =
-                on_this_thread(blocks, async { tokio::join!(read_ahead, write) }).await;
+            let (read_ahead, done) = tokio::join!(read_ahead, write);
             if !done? {
                 return Ok(());
             }

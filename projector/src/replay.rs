@@ -29,9 +29,7 @@ use crate::apply::{Applied, apply_events};
 use crate::error::ProjectorError;
 use crate::metrics::ProjectorMetrics;
 use crate::settings::ProjectorSettings;
-use crate::store::{
-    Dialect, HAND_OVER_RECORDS, Sql, Store, StoreError, TABLES, on_this_thread, upkeep,
-};
+use crate::store::{Sql, Store, StoreError, TABLES, upkeep};
 
 /// Empty polls (after partitions are assigned) before the rest of a target is given up as
 /// gone: records at the tail of `order-changed` expire, so its end offset may be unreachable.
@@ -168,14 +166,10 @@ pub(crate) async fn run(
         let envelopes: Vec<&Envelope> = step.envelopes.iter().collect();
         // The next step is read and decoded while this one is written. The read goes first:
         // on SQLite the write runs on this thread, so the read must have been sent by then.
-        let blocks = store.dialect() == Dialect::Sqlite && envelopes.len() >= HAND_OVER_RECORDS;
-        let (next, applied) = on_this_thread(blocks, async {
-            tokio::join!(
-                reader.step(),
-                apply_events(&mut conn, store.dialect(), &envelopes, &step.letters)
-            )
-        })
-        .await;
+        let (next, applied) = tokio::join!(
+            reader.step(),
+            apply_events(&mut conn, store.dialect(), &envelopes, &step.letters)
+        );
         let (applied, next) = (applied?, next?);
         report.applied.add(&applied);
         if let Some(metrics) = metrics {

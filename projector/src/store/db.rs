@@ -5,10 +5,11 @@
 //! row across a channel as an `AnyRow` carrying its columns' names, which made thread wake-ups
 //! and allocations most of the projector's time on SQLite (BENCHMARKS.md, issue 20); SQLite
 //! itself was a few percent. A SQLite statement here runs right on the calling task's thread:
-//! live batches and page reads take a millisecond or so, and handing the runtime's worker over
-//! for each (`block_in_place`) cost more CPU than it saved and left the process with dozens of
-//! threads, each with its own malloc arena (~70 MiB more resident under load). Only a large
-//! batch hands the worker over, once for the whole batch ([`on_this_thread`]).
+//! live batches and page reads take a millisecond or so. Handing the runtime's worker over
+//! (`block_in_place`), per statement or per large batch, cost more CPU than it saved and left
+//! the process with dozens of threads, each with its own malloc arena: +70 MiB resident under
+//! the live load, +90 MiB draining a backlog (BENCHMARKS.md, issue 20). A batch of thousands
+//! of records (catching up) holds one worker for its ~100 ms; the other serves meanwhile.
 //!
 //! Values are bound with their SQL type even when null (`Int(None)` is a null BIGINT), since
 //! PostgreSQL checks a parameter's type against its column.
@@ -211,23 +212,6 @@ impl Conn<'_> {
             Conn::Any(conn) => conn.backend_name() == "PostgreSQL",
             Conn::Lite(_) => false,
         }
-    }
-}
-
-/// Records from which a SQLite batch hands its runtime worker over ([`on_this_thread`]): a
-/// batch this large blocks for tens of milliseconds, and comes only when catching up.
-pub(crate) const HAND_OVER_RECORDS: usize = 1_000;
-
-/// Drives `work` (a batch: its statements and whatever runs beside them) on this thread with
-/// the runtime's worker handed to another thread when it `blocks` long (a large SQLite batch
-/// on a multi-threaded runtime); otherwise simply awaits it.
-pub(crate) async fn on_this_thread<F: std::future::Future>(blocks: bool, work: F) -> F::Output {
-    use tokio::runtime::{Handle, RuntimeFlavor};
-    match Handle::try_current() {
-        Ok(handle) if blocks && handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(|| handle.block_on(work))
-        }
-        _ => work.await,
     }
 }
 

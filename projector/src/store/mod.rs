@@ -25,7 +25,7 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AnyPool, Column as _, Executor as _, Row as _, ValueRef as _};
 
 pub use db::DbError;
-pub(crate) use db::{Conn, HAND_OVER_RECORDS, Row, WriteTx, on_this_thread};
+pub(crate) use db::{Conn, Row, WriteTx};
 pub(crate) use sql::{MAX_BINDS, Sql, cached_chunks};
 use values::Columns as _;
 
