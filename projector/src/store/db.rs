@@ -194,16 +194,12 @@ fn mismatch(column: &str, wanted: &str, found: &Cell) -> StoreError {
     }
 }
 
-/// A connection statements run on: sqlx's, or a SQLite write transaction's.
+/// A connection statements run on: sqlx's, or a SQLite write transaction's. The SQLite one is
+/// borrowed `mut` although rusqlite needs only `&`: a `&Connection` (not `Sync`) held across an
+/// await would make the consumer's future not `Send`.
 pub(crate) enum Conn<'c> {
     Any(&'c mut AnyConnection),
     Lite(&'c mut rusqlite::Connection),
-}
-
-impl<'c> From<&'c mut AnyConnection> for Conn<'c> {
-    fn from(conn: &'c mut AnyConnection) -> Self {
-        Conn::Any(conn)
-    }
 }
 
 impl Conn<'_> {
@@ -229,22 +225,21 @@ pub(super) fn lite_run(
     for (i, value) in args.iter().enumerate() {
         statement.raw_bind_parameter(i + 1, value)?;
     }
-    let columns: Arc<[String]> = if rows {
-        statement
-            .column_names()
-            .into_iter()
-            .map(str::to_owned)
-            .collect()
-    } else {
-        Arc::from(Vec::new())
-    };
+    if !rows {
+        // Stepped to the end, so a statement with `RETURNING` finishes too.
+        let mut cursor = statement.raw_query();
+        while cursor.next()?.is_some() {}
+        return Ok(Vec::new());
+    }
+    let columns: Arc<[String]> = statement
+        .column_names()
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
     let width = columns.len();
     let mut out = Vec::new();
     let mut cursor = statement.raw_query();
     while let Some(row) = cursor.next()? {
-        if !rows {
-            continue;
-        }
         let mut values = Vec::with_capacity(width);
         for i in 0..width {
             use rusqlite::types::ValueRef;
