@@ -168,3 +168,46 @@ async fn read_topic(bus: &Bus, topic: &str, count: usize) -> Vec<dealflow_shared
     }
     records
 }
+
+/// Under a steady trickle (a record every few milliseconds, each poll finding one or two) a
+/// batch starts at least the linger (25 ms) after the previous one began, topped up with what
+/// arrived: a few dozen batches for ~190 records, not one per record. Nothing is lost or
+/// repeated on the way (the view equals one applied at once).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_a_steady_trickle_batches_linger_and_top_up() {
+    let db = Db::sqlite().await;
+    let bus = Bus::embedded().await;
+    let stream = synthetic::generate(&Spec {
+        seed: 58,
+        integrations: 1,
+        orders_per_integration: 30,
+    });
+    let settings = bus.settings(&db);
+    let app = App::spawn(settings.clone(), &bus).await;
+    let started = std::time::Instant::now();
+    for event in &stream.events {
+        bus.publish(std::slice::from_ref(event)).await;
+        tokio::time::sleep(Duration::from_millis(4)).await;
+    }
+    let trickle = started.elapsed();
+    bus.wait_applied(&settings, &app.store).await;
+    let batches = app.metric("dealflow_projector_batch_records_count").await;
+    let records = stream.events.len() as u64;
+    // One batch per 25 ms of trickle, plus the first and a last one; without the linger it
+    // was about one per record.
+    let most = trickle.as_millis() as u64 / 25 + 10;
+    assert!(
+        batches <= most && batches < records / 2,
+        "{batches} batches for {records} records over {trickle:?} (at most {most})"
+    );
+    let view = app.store.dump_tables().await.unwrap();
+    app.stop().await.unwrap();
+
+    let fresh = db.another().await;
+    let mut at_once = settings.clone();
+    at_once.database_url = fresh.url.clone();
+    let app = App::spawn(at_once.clone(), &bus).await;
+    bus.wait_applied(&at_once, &app.store).await;
+    assert_same(&view, &app.store.dump_tables().await.unwrap());
+    app.stop().await.unwrap();
+}

@@ -207,6 +207,20 @@ impl Bus {
     }
 }
 
+/// The view the embedded log builds into SQLite from `events` (offsets left out): the
+/// reference other buses and databases are compared with.
+pub async fn embedded_view(events: &[(Source, Envelope)]) -> BTreeMap<String, Vec<String>> {
+    let db = Db::sqlite().await;
+    let bus = Bus::embedded().await;
+    bus.publish(events).await;
+    let settings = bus.settings(&db);
+    let app = App::spawn(settings.clone(), &bus).await;
+    bus.wait_applied(&settings, &app.store).await;
+    let view = without_offsets(app.store.dump_tables().await.unwrap());
+    app.stop().await.unwrap();
+    view
+}
+
 /// A running projector service.
 pub struct App {
     pub base: String,
@@ -283,6 +297,22 @@ impl App {
                 .unwrap_or_default()
                 .to_owned(),
         )
+    }
+
+    /// The value of one series of the service's `/metrics` (`0` before it exists).
+    pub async fn metric(&self, series: &str) -> u64 {
+        let text = self
+            .http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+            .map_or(0, |value| value.trim().parse().unwrap())
     }
 
     pub async fn stop(self) -> Result<(), dealflow_projector::ProjectorError> {
