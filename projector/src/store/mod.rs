@@ -79,6 +79,11 @@ fn migrator() -> Migrator {
                 "order traces",
                 include_str!("../../migrations/0007_order_traces.sql"),
             ),
+            migration(
+                8,
+                "fewer deal indexes",
+                include_str!("../../migrations/0008_fewer_deal_indexes.sql"),
+            ),
         ]),
         ..Migrator::DEFAULT
     }
