@@ -35,6 +35,10 @@ const MAINTENANCE_EVERY: Duration = Duration::from_millis(250);
 const LAG_EVERY: Duration = Duration::from_secs(5);
 /// Pause after a transient bus failure of the intake itself.
 const BUS_RETRY: Duration = Duration::from_millis(500);
+/// While the partition count of `order-changed` cannot be learnt (the broker is down at start),
+/// it is asked again after these pauses, doubling: each ask may wait for the bus's request
+/// timeout, which at every maintenance would stall the intake and repeat the warning 4×/s.
+const PARTITION_PROBE: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(30));
 
 /// An order change whose integration the registry does not know yet (its `IntegrationConfigured`
 /// may still be on its way): dispatched once it is known, skipped at `deadline`.
@@ -60,6 +64,8 @@ pub(crate) struct Intake {
     uncommitted: bool,
     next_maintenance: Instant,
     next_lag: Instant,
+    /// When the partition count may be asked again, and the pause after that ask fails.
+    partition_probe: (Instant, Duration),
 }
 
 /// Why a record is not an order change to work on.
@@ -99,6 +105,7 @@ impl Intake {
             uncommitted: false,
             next_maintenance: now,
             next_lag: now,
+            partition_probe: (now, PARTITION_PROBE.0),
         }
     }
 
@@ -210,7 +217,10 @@ impl Intake {
         match self.context.bus.end_offsets(&topic).await {
             Ok(ends) => self.context.sync.set_partition_count(ends.len()),
             Err(e) => {
-                tracing::warn!(error = %e, "order-changed partitions unknown; sync ownership by sync-state placement")
+                let (next, pause) = &mut self.partition_probe;
+                *next = Instant::now() + *pause;
+                tracing::warn!(error = %e, retry_in = ?*pause, "order-changed partitions unknown; sync ownership by sync-state placement");
+                *pause = (*pause * 2).min(PARTITION_PROBE.1);
             }
         }
     }
@@ -306,7 +316,7 @@ impl Intake {
         }
         self.workers
             .let_go_idle(now, self.context.settings.idle_worker_timeout);
-        if !self.context.sync.partition_count_known() {
+        if !self.context.sync.partition_count_known() && now >= self.partition_probe.0 {
             self.learn_partition_count().await;
         }
         self.start_sync_workers();
