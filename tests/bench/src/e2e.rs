@@ -151,6 +151,8 @@ struct Tracker {
     versions: Vec<HashMap<u64, u64>>,
     polls: u64,
     deals_read: u64,
+    /// Why webhooks were not accepted (a status, or the client's error), with counts.
+    refused: BTreeMap<String, usize>,
 }
 
 impl Tracker {
@@ -398,14 +400,24 @@ impl Load {
         let url = self.hooks[account].clone();
         let tracker = self.tracker.clone();
         tasks.spawn(async move {
-            let accepted = http
+            let answer = http
                 .post(url)
                 .header("content-type", "application/x-www-form-urlencoded")
                 .body(format!("orderId={order}"))
                 .send()
-                .await
-                .is_ok_and(|r| r.status() == 202);
+                .await;
+            let refusal = match answer {
+                Ok(r) if r.status() == 202 => None,
+                Ok(r) => Some(format!("HTTP {}", r.status())),
+                Err(e) if e.is_timeout() => Some("client timeout".to_owned()),
+                Err(e) if e.is_connect() => Some("connection failed".to_owned()),
+                Err(e) => Some(format!("client error: {e}")),
+            };
+            let accepted = refusal.is_none();
             let mut t = tracker.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(refusal) = refusal {
+                *t.refused.entry(refusal).or_default() += 1;
+            }
             if accepted {
                 t.changes[index].accepted = Some(Instant::now());
             } else {
@@ -662,6 +674,9 @@ async fn measure(plan: &E2ePlan, sim: &SimHandle, system: &System) -> anyhow::Re
         .collect();
     accept.sort_unstable();
     latency.sort_unstable();
+    if !t.refused.is_empty() {
+        eprintln!("e2e: webhooks not accepted, by reason: {:?}", t.refused);
+    }
     let unseen = accepted.iter().filter(|c| c.visible.is_none()).count();
     if !all_seen {
         eprintln!(

@@ -234,7 +234,8 @@ fn psql(server: &str, statement: &str) -> anyhow::Result<()> {
 }
 
 /// `binary args…` with nothing of the caller's environment but `PATH`, the shared secrets,
-/// JSON logs, the caller's librdkafka settings and `env` (which wins).
+/// JSON logs, the image's malloc arenas, the caller's librdkafka settings and `env` (which
+/// wins).
 fn command(binary: &Path, args: &[&str], env: &BTreeMap<String, String>) -> Command {
     let mut command = Command::new(binary);
     command
@@ -245,6 +246,12 @@ fn command(binary: &Path, args: &[&str], env: &BTreeMap<String, String>) -> Comm
         .env("DEALFLOW_SECRET_KEY", SECRET_KEY)
         .env("DEALFLOW_CRM_ALLOW_HOSTS", "http://127.0.0.1:*")
         .env("DEALFLOW_LOG_FORMAT", "json")
+        // As the image sets it (deploy/Dockerfile); the caller's value to compare
+        // (`MALLOC_ARENA_MAX=8 dealflow-bench …`).
+        .env(
+            "MALLOC_ARENA_MAX",
+            std::env::var("MALLOC_ARENA_MAX").unwrap_or_else(|_| "2".to_owned()),
+        )
         // The operator's librdkafka settings, to compare them (`DEALFLOW_KAFKA_PROPERTIES=…
         // dealflow-bench e2e`); the caller's own variables still win.
         .envs(std::env::var("DEALFLOW_KAFKA_PROPERTIES").map(|p| ("DEALFLOW_KAFKA_PROPERTIES", p)))
