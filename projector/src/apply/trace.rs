@@ -455,13 +455,15 @@ mod tests {
         for store in [sqlite(&dir).await, pg] {
             let (a, b) = (IntegrationId::new(), IntegrationId::new());
             // The table as migration 6 made it, with rows an earlier version wrote.
-            let mut conn = store.writer().acquire().await.unwrap();
-            conn.execute(
+            let mut tx = store.begin_write().await.unwrap();
+            let mut conn = tx.conn();
+            Sql::new(
                 "CREATE TABLE deal_trace (integration_id TEXT NOT NULL, order_id BIGINT NOT NULL, \
                  entry_key TEXT NOT NULL, at BIGINT NOT NULL, kind TEXT NOT NULL, \
                  source TEXT NOT NULL, detail TEXT NOT NULL, \
                  PRIMARY KEY (integration_id, order_id, entry_key))",
             )
+            .execute(&mut conn)
             .await
             .unwrap();
             let mut rows: Vec<(IntegrationId, i64, String, i64)> = vec![
@@ -483,9 +485,9 @@ mod tests {
                             .v("d".to_owned());
                     });
                 }
-                sql.execute(&mut Conn::Any(&mut conn)).await.unwrap();
+                sql.execute(&mut conn).await.unwrap();
             }
-            drop(conn);
+            tx.commit().await.unwrap();
 
             // Pages of 7 rows: orders span pages.
             move_entry_rows_in_pages(&store, 7).await.unwrap();

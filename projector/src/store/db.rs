@@ -168,6 +168,23 @@ impl Columns for Row {
 }
 
 impl LiteRow {
+    /// Each column's name and value as text (`None`: NULL), in the statement's order.
+    pub(super) fn texts(&self) -> Result<Vec<(&str, Option<String>)>, StoreError> {
+        self.columns
+            .iter()
+            .zip(&self.values)
+            .map(|(column, cell)| {
+                let value = match cell {
+                    Cell::Null => None,
+                    Cell::Int(v) => Some(v.to_string()),
+                    Cell::Text(v) => Some(v.clone()),
+                    other => return Err(mismatch(column, "integer or text", other)),
+                };
+                Ok((column.as_str(), value))
+            })
+            .collect()
+    }
+
     fn cell(&self, column: &str) -> Result<&Cell, StoreError> {
         self.columns
             .iter()

@@ -20,7 +20,7 @@ use std::time::Duration;
 use dealflow_shared::config::DatabaseUrl;
 use dealflow_shared::sqlite_readers::ReadConnections;
 use secrecy::ExposeSecret;
-use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AnyPool, Column as _, Executor as _, Row as _, ValueRef as _};
 
@@ -227,6 +227,12 @@ impl Store {
             dialect,
         };
         crate::apply::trace::move_entry_rows(&store).await?;
+        if dialect == Dialect::Sqlite {
+            // Migrated: from here on rusqlite's connections do everything, and sqlx's (a
+            // thread each, with its own page cache) would only sit idle.
+            store.writer.close().await;
+            store.reader.close().await;
+        }
         Ok(store)
     }
 
@@ -240,12 +246,13 @@ impl Store {
         self.lite_readers.as_deref()
     }
 
-    /// The pool for reads.
+    /// The pool for reads on PostgreSQL (on SQLite it is closed once migrated).
     pub(crate) fn reader(&self) -> &AnyPool {
         &self.reader
     }
 
-    /// The sqlx pool for writes (on SQLite only tests use it: see [`Self::begin_write`]).
+    /// The sqlx pool for writes on PostgreSQL (tests only: see [`Self::begin_write`]; on
+    /// SQLite it is closed once migrated).
     #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn writer(&self) -> &AnyPool {
         &self.writer
@@ -263,7 +270,13 @@ impl Store {
 
     /// Whether the database answers.
     pub async fn ping(&self) -> bool {
-        self.reader.execute("SELECT 1").await.is_ok()
+        match &self.lite_readers {
+            Some(readers) => readers
+                .read(|conn| conn.query_row("SELECT 1", [], |_| Ok(())))
+                .await
+                .is_ok(),
+            None => self.reader.execute("SELECT 1").await.is_ok(),
+        }
     }
 
     /// Closes both pools.
@@ -292,9 +305,8 @@ impl Store {
     pub async fn dump_tables(&self) -> Result<BTreeMap<String, Vec<String>>, StoreError> {
         let mut out = BTreeMap::new();
         for (table, order) in TABLES {
-            let rows = self
-                .reader
-                .fetch_all(format!("SELECT * FROM {table} ORDER BY {order}").as_str())
+            let rows = Sql::new(&format!("SELECT * FROM {table} ORDER BY {order}"))
+                .read_all(self)
                 .await
                 .map_err(StoreError::query("dumping a table"))?;
             let lines = rows.iter().map(row_text).collect::<Result<Vec<_>, _>>()?;
@@ -363,7 +375,18 @@ fn open_lite(url: &str) -> Result<rusqlite::Connection, StoreError> {
 }
 
 /// One row as `col=value|col=value…` (columns in table order, NULL as `∅`).
-fn row_text(row: &AnyRow) -> Result<String, StoreError> {
+fn row_text(row: &Row) -> Result<String, StoreError> {
+    let row = match row {
+        Row::Any(row) => row,
+        Row::Lite(row) => {
+            let parts: Vec<String> = row
+                .texts()?
+                .into_iter()
+                .map(|(column, value)| format!("{column}={}", value.as_deref().unwrap_or("∅")))
+                .collect();
+            return Ok(parts.join("|"));
+        }
+    };
     let mut parts = Vec::with_capacity(row.len());
     for (i, column) in row.columns().iter().enumerate() {
         let raw = row
