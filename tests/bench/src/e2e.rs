@@ -413,18 +413,16 @@ impl Load {
                 Err(e) if e.is_connect() => Some("connection failed".to_owned()),
                 Err(e) => Some(format!("client error: {e}")),
             };
-            let accepted = refusal.is_none();
             let mut t = tracker.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(refusal) = refusal {
-                *t.refused.entry(refusal).or_default() += 1;
-            }
-            if accepted {
-                t.changes[index].accepted = Some(Instant::now());
-            } else {
-                // Never accepted: nothing to wait for.
-                let account = t.changes[index].account;
-                if let Some(w) = t.pending[account].get_mut(&order) {
-                    w.retain(|&i| i != index);
+            match refusal {
+                None => t.changes[index].accepted = Some(Instant::now()),
+                Some(refusal) => {
+                    *t.refused.entry(refusal).or_default() += 1;
+                    // Never accepted: nothing to wait for.
+                    let account = t.changes[index].account;
+                    if let Some(w) = t.pending[account].get_mut(&order) {
+                        w.retain(|&i| i != index);
+                    }
                 }
             }
         });
