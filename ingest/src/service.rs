@@ -31,7 +31,7 @@ use url::Url;
 
 use crate::crm_url::CrmUrlPolicy;
 use crate::metrics::IngestMetrics;
-use crate::state::AppState;
+use crate::state::{AppState, SharedState};
 use crate::{api, tenants_api, webhook};
 use dealflow_shared::registry::Registry;
 use dealflow_shared::stages::StatusCatalog;
@@ -138,7 +138,7 @@ impl Ingest {
             metrics,
         )
         .recording_use(bus.clone(), settings.topics.tenants());
-        let state = AppState {
+        let state = AppState::new(SharedState {
             registry: Registry::new(),
             tenants,
             statuses: StatusCatalog::default(),
@@ -154,7 +154,7 @@ impl Ingest {
             metrics: ingest_metrics,
             publish_timeout: settings.publish_timeout,
             visibility: Visibility::new(settings.read_side, bus, settings.read_side_timeout),
-        };
+        });
         Self { state, auth }
     }
 

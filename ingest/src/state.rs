@@ -20,9 +20,28 @@ use dealflow_shared::registry::Registry;
 use dealflow_shared::stages::StatusCatalog;
 use dealflow_shared::tenants::TenantRegistry;
 
-/// Shared state of the ingest handlers (cheap to clone).
+/// Shared state of the ingest handlers: one pointer, so the router's per-request clone is
+/// one reference count (a clone of every field was ~7 % of a webhook's CPU; BENCHMARKS.md).
 #[derive(Clone, Debug)]
-pub struct AppState {
+pub struct AppState(Arc<SharedState>);
+
+impl AppState {
+    pub fn new(shared: SharedState) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = SharedState;
+
+    fn deref(&self) -> &SharedState {
+        &self.0
+    }
+}
+
+/// What [`AppState`] points to.
+#[derive(Debug)]
+pub struct SharedState {
     pub registry: Registry,
     /// Tenants and their tokens (the tenants API reads and writes it).
     pub tenants: TenantRegistry,

@@ -89,14 +89,20 @@ async fn accept(
         )
     };
     let id = SecretKeys::token_integration(token).ok_or_else(unknown)?;
-    let integration = state.registry.get(id).ok_or_else(unknown)?;
-    if !state
-        .keys
-        .verify_webhook_token(id, integration.webhook_token_generation, token)
-    {
+    let (generation, active, account_key) = state
+        .registry
+        .read(id, |integration| {
+            (
+                integration.webhook_token_generation,
+                integration.active,
+                order_changed_key(&integration.crm_url),
+            )
+        })
+        .ok_or_else(unknown)?;
+    if !state.keys.verify_webhook_token(id, generation, token) {
         return Err(unknown());
     }
-    if !integration.active {
+    if !active {
         return Err((
             WebhookResult::IntegrationInactive,
             ApiError::new(
@@ -146,7 +152,7 @@ async fn accept(
     );
     // Keyed by the account, not the integration: one partition, one enricher, one budget
     // for every integration on that account (DESIGN §7.4).
-    let record = OutRecord::new(order_changed_key(&integration.crm_url), envelope.encode());
+    let record = OutRecord::new(account_key, envelope.encode());
     state
         .publish_record(&state.topics.order_changed(), record)
         .await

@@ -241,19 +241,19 @@ impl HttpMetrics {
 
     /// axum middleware (`from_fn_with_state`).
     pub async fn track(State(m): State<HttpMetrics>, request: Request, next: Next) -> Response {
-        let route = request
-            .extensions()
-            .get::<MatchedPath>()
-            .map(|p| p.as_str().to_string())
-            .unwrap_or_else(|| "unmatched".to_string());
-        let method = request.method().as_str().to_string();
+        // A matched path is a shared string and a standard method an enum: no allocation
+        // per request.
+        let route = request.extensions().get::<MatchedPath>().cloned();
+        let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+        let method = request.method().clone();
+        let method = method.as_str();
         let started = Instant::now();
         let response = next.run(request).await;
         m.latency
-            .with_label_values(&[route.as_str(), method.as_str()])
+            .with_label_values(&[route, method])
             .observe(started.elapsed().as_secs_f64());
         m.requests
-            .with_label_values(&[route.as_str(), method.as_str(), response.status().as_str()])
+            .with_label_values(&[route, method, response.status().as_str()])
             .inc();
         response
     }

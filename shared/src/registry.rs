@@ -45,8 +45,18 @@ impl Registry {
 
     /// The integration's current settings, unless unknown or removed.
     pub fn get(&self, id: IntegrationId) -> Option<IntegrationConfigured> {
+        self.read(id, IntegrationConfigured::clone)
+    }
+
+    /// `look` applied to a live integration's settings, without copying them (the webhook's
+    /// path reads three fields per request).
+    pub fn read<T>(
+        &self,
+        id: IntegrationId,
+        look: impl FnOnce(&IntegrationConfigured) -> T,
+    ) -> Option<T> {
         match self.entries.read().expect("registry lock").get(&id) {
-            Some(Entry::Live(config)) => Some(config.clone()),
+            Some(Entry::Live(config)) => Some(look(config)),
             _ => None,
         }
     }
