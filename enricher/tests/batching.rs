@@ -114,14 +114,7 @@ async fn a_burst_costs_one_fetch_per_order(backend: Backend) {
         removed
     );
     let http = reqwest::Client::new();
-    let text = http
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = dealflow_testkit::metrics::scrape(&http, &app.base).await;
     if std::env::var_os("SHOW_METRICS").is_some() {
         println!("{text}");
     }

@@ -95,18 +95,10 @@ async fn every_metric_the_dashboard_and_alerts_use_is_exported() {
     assert_eq!(resync.status(), 202);
 
     let wanted = used_names();
-    let metrics_url = format!("{base}/metrics");
     // Polled with a deadline: the enricher's gauges appear as its workers start.
     let deadline = Instant::now() + WAIT;
     loop {
-        let text = http
-            .get(&metrics_url)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = dealflow_testkit::metrics::scrape(&http, &base).await;
         let have = exported(&text);
         let missing: Vec<&String> = wanted.iter().filter(|n| !have.contains(*n)).collect();
         if missing.is_empty() {
@@ -120,14 +112,7 @@ async fn every_metric_the_dashboard_and_alerts_use_is_exported() {
     }
 
     // The per-integration gauges describe this integration.
-    let text = http
-        .get(&metrics_url)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = dealflow_testkit::metrics::scrape(&http, &base).await;
     assert!(
         text.contains(&format!(
             "dealflow_integration_active{{integration_id=\"{id}\"}} 1"

@@ -30,20 +30,9 @@ async fn applied_settings(system: &System) -> i64 {
 
 /// How long the writes so far waited for the read side, from ingest's metrics (`n × mean`).
 async fn read_side_waits(http: &reqwest::Client, base: &str) -> String {
-    let text = http
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let value = |name: &str| -> f64 {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|rest| rest.split_whitespace().last())
-            .map_or(0.0, |v| v.parse().unwrap())
-    };
+    let text = dealflow_testkit::metrics::scrape(http, base).await;
+    let value =
+        |series: &str| dealflow_testkit::metrics::series_value(&text, series).unwrap_or(0.0);
     let n = value("dealflow_read_side_wait_seconds_count{outcome=\"visible\"}");
     let sum = value("dealflow_read_side_wait_seconds_sum{outcome=\"visible\"}");
     format!(

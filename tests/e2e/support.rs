@@ -192,8 +192,7 @@ impl System {
 
     /// The `/metrics` text the process serves now.
     pub async fn metrics(&self) -> String {
-        let response = self.http.get(format!("{}/metrics", self.base)).send();
-        response.await.unwrap().text().await.unwrap()
+        dealflow_testkit::metrics::scrape(&self.http, &self.base).await
     }
 
     pub async fn send(&self, method: reqwest::Method, path: &str, body: Value) -> (u16, Value) {

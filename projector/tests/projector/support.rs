@@ -301,18 +301,8 @@ impl App {
 
     /// The value of one series of the service's `/metrics` (`0` before it exists).
     pub async fn metric(&self, series: &str) -> u64 {
-        let text = self
-            .http
-            .get(self.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        text.lines()
-            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
-            .map_or(0, |value| value.trim().parse().unwrap())
+        let text = dealflow_testkit::metrics::scrape(&self.http, &self.base).await;
+        dealflow_testkit::metrics::series_value(&text, series).map_or(0, |v| v as u64)
     }
 
     pub async fn stop(self) -> Result<(), dealflow_projector::ProjectorError> {

@@ -4,7 +4,8 @@
 //!   port, killed when dropped; memory or SQLite storage, restartable.
 //! - [`unique_prefix`]: topic and group names that never collide between tests.
 //! - [`wait_until`] / [`wait_for`]: poll a condition with a deadline instead of sleeping;
-//! - [`unpooled_client`]: an HTTP client that never reuses a connection.
+//! - [`unpooled_client`]: an HTTP client that never reuses a connection;
+//! - [`metrics::scrape`] / [`metrics::series_value`]: a process's `/metrics` and one series.
 //!
 //! - [`captured_logs`] / [`bytes_contain`]: every log line of a test binary, to assert on;
 //! - with the feature `bus`, `bus::TestBus`: a real event bus (embedded log or a broker of
@@ -16,6 +17,7 @@ mod broker;
 #[cfg(feature = "bus")]
 pub mod bus;
 mod logs;
+pub mod metrics;
 mod wait;
 
 pub use broker::{Broker, Storage};
