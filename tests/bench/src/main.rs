@@ -191,6 +191,12 @@ async fn main() -> anyhow::Result<()> {
         } => {
             anyhow::ensure!(!connections.is_empty(), "no connection counts");
             anyhow::ensure!(rounds > 0, "--rounds must be at least 1");
+            // wrk without its script sends bodiless GETs: every webhook a 400, "measured".
+            anyhow::ensure!(
+                script.is_file(),
+                "no wrk script at {} (the default is relative to the repository root)",
+                script.display()
+            );
             let kafka = if no_kafka {
                 Vec::new()
             } else {
