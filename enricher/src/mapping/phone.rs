@@ -6,7 +6,9 @@
 //! A text that does not parse, or parses to a number that is not valid for its region ("911",
 //! a 15-digit string), is dropped: the rest of the order still maps.
 
+use std::collections::HashMap;
 use std::str::FromStr;
+use std::sync::{LazyLock, Mutex, MutexGuard, PoisonError};
 
 use phonenumber::Mode;
 use phonenumber::country::Id;
@@ -24,12 +26,43 @@ pub fn region(country_iso: Option<&str>) -> Option<Id> {
     Id::from_str(&code.to_ascii_uppercase()).ok()
 }
 
+/// Readings remembered by [`to_e164`] before the memory is cleared (~3 MiB at most).
+const REMEMBERED_READINGS: usize = 20_000;
+
+/// The readings of phones seen lately, by region and text as typed: every change of an order
+/// carries its customer's phones again, and reading one with `phonenumber` (its metadata's
+/// regular expressions) cost ~6 % of the all-in-one's CPU at 1,000 webhooks/s (BENCHMARKS.md).
+static READINGS: LazyLock<Mutex<Readings>> = LazyLock::new(Mutex::default);
+
+/// A phone as typed, in the region it is read in → its E.164 form (`None`: unusable).
+type Readings = HashMap<(Id, String), Option<String>>;
+
 /// One phone in E.164 (`+79161234567`), or `None` when it is not a valid number.
 pub fn to_e164(raw: &str, default_region: Id) -> Option<String> {
     let text = raw.trim();
     if text.is_empty() {
         return None;
     }
+    let key = (default_region, text.to_owned());
+    if let Some(reading) = remembered().get(&key) {
+        return reading.clone();
+    }
+    let reading = read(text, default_region);
+    let mut readings = remembered();
+    if readings.len() >= REMEMBERED_READINGS {
+        readings.clear();
+    }
+    readings.insert(key, reading.clone());
+    reading
+}
+
+/// The remembered readings; a poisoned lock only means a reading panicked (the map is whole).
+fn remembered() -> MutexGuard<'static, Readings> {
+    READINGS.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// [`to_e164`] without the memory.
+fn read(text: &str, default_region: Id) -> Option<String> {
     let number = match phonenumber::parse(Some(default_region), text) {
         Ok(number) => number,
         Err(error) => {
@@ -229,6 +262,36 @@ mod tests {
         assert_eq!(
             to_e164("+49 30 1234567", Id::RU).as_deref(),
             Some("+49301234567")
+        );
+    }
+
+    #[test]
+    fn a_remembered_reading_is_the_reading_of_its_region() {
+        for _ in 0..2 {
+            assert_eq!(
+                to_e164("9161234567", Id::RU).as_deref(),
+                Some("+79161234567")
+            );
+            assert_eq!(
+                to_e164("2024561111", Id::US).as_deref(),
+                Some("+12024561111")
+            );
+            assert_ne!(
+                to_e164("2024561111", Id::RU).as_deref(),
+                Some("+12024561111")
+            );
+            assert_eq!(to_e164(" 911 ", Id::RU), None);
+        }
+        for n in 0..REMEMBERED_READINGS + 10 {
+            to_e164(&format!("+7916{n:07}"), Id::RU);
+        }
+        assert!(
+            remembered().len() <= REMEMBERED_READINGS,
+            "the memory is bounded"
+        );
+        assert_eq!(
+            to_e164("+7 916 123-45-67", Id::US).as_deref(),
+            Some("+79161234567")
         );
     }
 
