@@ -26,6 +26,7 @@ pub mod registry;
 pub mod retailcrm;
 pub mod secrets;
 pub mod serve;
+pub mod sqlite_checkpoint;
 pub mod sqlite_readers;
 pub mod stages;
 pub mod telemetry;

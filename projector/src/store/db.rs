@@ -16,6 +16,7 @@
 
 use std::sync::Arc;
 
+use dealflow_shared::sqlite_checkpoint::Checkpointer;
 use sqlx::any::{AnyArguments, AnyRow};
 use sqlx::{Any, AnyConnection, Arguments as _, Row as _};
 use tokio::sync::OwnedMutexGuard;
@@ -92,6 +93,8 @@ pub enum DbError {
     Sqlx(#[from] sqlx::Error),
     #[error(transparent)]
     Sqlite(#[from] rusqlite::Error),
+    #[error(transparent)]
+    Checkpointer(#[from] dealflow_shared::sqlite_checkpoint::StartError),
 }
 
 impl DbError {
@@ -286,15 +289,23 @@ pub(crate) enum WriteTx {
 /// uncommitted.
 pub(crate) struct LiteTx {
     conn: OwnedMutexGuard<rusqlite::Connection>,
+    checkpointer: Arc<Checkpointer>,
     open: bool,
 }
 
 impl LiteTx {
     /// Takes the write lock at once (`IMMEDIATE`): a batch always writes, and taking it late
     /// could fail half way with "busy" where waiting at the start (`busy_timeout`) succeeds.
-    pub(super) fn begin(conn: OwnedMutexGuard<rusqlite::Connection>) -> Result<Self, DbError> {
+    pub(super) fn begin(
+        conn: OwnedMutexGuard<rusqlite::Connection>,
+        checkpointer: Arc<Checkpointer>,
+    ) -> Result<Self, DbError> {
         conn.execute_batch("BEGIN IMMEDIATE")?;
-        Ok(Self { conn, open: true })
+        Ok(Self {
+            conn,
+            checkpointer,
+            open: true,
+        })
     }
 }
 
@@ -324,6 +335,10 @@ impl WriteTx {
             WriteTx::Lite(mut tx) => {
                 tx.conn.execute_batch("COMMIT")?;
                 tx.open = false;
+                tx.checkpointer.committed();
+                // After the commit: a checkpoint here delays the next batch, not this one's
+                // offsets.
+                tx.checkpointer.reset_if_due(&tx.conn);
                 Ok(())
             }
         }

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dealflow_shared::config::DatabaseUrl;
+use dealflow_shared::sqlite_checkpoint::{self, Checkpointer};
 use dealflow_shared::sqlite_readers::ReadConnections;
 use secrecy::ExposeSecret;
 use sqlx::any::AnyPoolOptions;
@@ -150,6 +151,7 @@ impl StoreError {
             StoreError::Connect(e) | StoreError::Query { source: e, .. } => match e {
                 DbError::Sqlx(e) => transient(e),
                 DbError::Sqlite(_) => e.sqlite_busy(),
+                DbError::Checkpointer(_) => false,
             },
             StoreError::Migrate(_) | StoreError::Corrupt { .. } => false,
         }
@@ -184,7 +186,7 @@ pub struct Store {
     reader: AnyPool,
     writer: AnyPool,
     /// SQLite only: the connection write transactions run on ([`db`]).
-    lite_writer: Option<Arc<tokio::sync::Mutex<rusqlite::Connection>>>,
+    lite_writer: Option<LiteWriter>,
     /// SQLite only: the connections reads run on ([`db`]).
     lite_readers: Option<Arc<ReadConnections>>,
     dialect: Dialect,
@@ -214,7 +216,7 @@ impl Store {
                     .map(|_| open_lite(url))
                     .collect::<Result<Vec<_>, _>>()?;
                 (
-                    Some(Arc::new(tokio::sync::Mutex::new(open_lite(url)?))),
+                    Some(LiteWriter::open(url)?),
                     Some(Arc::new(ReadConnections::new(readers))),
                 )
             }
@@ -261,8 +263,9 @@ impl Store {
     /// Starts a write transaction (the consumer's batches, a replay, start-up moves).
     pub(crate) async fn begin_write(&self) -> Result<WriteTx, DbError> {
         match &self.lite_writer {
-            Some(conn) => Ok(WriteTx::Lite(db::LiteTx::begin(
-                conn.clone().lock_owned().await,
+            Some(writer) => Ok(WriteTx::Lite(db::LiteTx::begin(
+                writer.conn.clone().lock_owned().await,
+                writer.checkpointer.clone(),
             )?)),
             None => Ok(WriteTx::Any(self.writer.begin().await?)),
         }
@@ -356,14 +359,55 @@ fn pool(dialect: Dialect, max: u32) -> AnyPoolOptions {
     }
 }
 
-/// The SQLite writer connection for a sqlx `sqlite:` URL, set up as sqlx sets up its own
-/// (WAL, a busy timeout, foreign keys on, `synchronous=FULL` by default).
-fn open_lite(url: &str) -> Result<rusqlite::Connection, StoreError> {
+/// WAL frames after which the writer makes the WAL start over ([`sqlite_checkpoint`]).
+#[cfg(not(test))]
+const WAL_RESET_FRAMES: u64 = sqlite_checkpoint::WAL_RESET_FRAMES;
+/// Small in unit tests, so a test sees the WAL start over without writing 32 MiB.
+#[cfg(test)]
+const WAL_RESET_FRAMES: u64 = 256;
+
+/// Page cache of the SQLite writer, in KiB (SQLite's default is 2 MiB): a catching-up batch
+/// of 5,000 records dirties more pages than that, and SQLite then spills pages to the WAL in
+/// the middle of the transaction.
+const LITE_WRITER_CACHE_KIB: i64 = 16 * 1024;
+
+/// SQLite's one writing connection, and the checkpointer that keeps WAL checkpoints off its
+/// commits ([`sqlite_checkpoint`]).
+#[derive(Debug, Clone)]
+struct LiteWriter {
+    conn: Arc<tokio::sync::Mutex<rusqlite::Connection>>,
+    checkpointer: Arc<Checkpointer>,
+}
+
+impl LiteWriter {
+    fn open(url: &str) -> Result<Self, StoreError> {
+        let conn = open_lite(url)?;
+        let setting_up = |e: rusqlite::Error| StoreError::Connect(e.into());
+        sqlite_checkpoint::writer_pragmas(&conn).map_err(setting_up)?;
+        conn.pragma_update(None, "cache_size", -LITE_WRITER_CACHE_KIB)
+            .map_err(setting_up)?;
+        let checkpointer = Checkpointer::start(&lite_path(url)?, "read model", WAL_RESET_FRAMES)
+            .map_err(|e| StoreError::Connect(DbError::Checkpointer(e)))?;
+        Ok(Self {
+            conn: Arc::new(tokio::sync::Mutex::new(conn)),
+            checkpointer: Arc::new(checkpointer),
+        })
+    }
+}
+
+/// The file of a sqlx `sqlite:` URL.
+fn lite_path(url: &str) -> Result<std::path::PathBuf, StoreError> {
     use std::str::FromStr as _;
     let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)
         .map_err(|e| StoreError::Connect(e.into()))?;
+    Ok(options.get_filename().to_owned())
+}
+
+/// A SQLite connection for a sqlx `sqlite:` URL, set up as sqlx sets up its own (WAL, a busy
+/// timeout, foreign keys on, `synchronous=FULL` by default).
+fn open_lite(url: &str) -> Result<rusqlite::Connection, StoreError> {
     let opening = |e: rusqlite::Error| StoreError::Connect(e.into());
-    let conn = rusqlite::Connection::open(options.get_filename()).map_err(opening)?;
+    let conn = rusqlite::Connection::open(lite_path(url)?).map_err(opening)?;
     conn.set_prepared_statement_cache_capacity(db::LITE_STATEMENT_CACHE);
     conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0))
         .map_err(opening)?;
@@ -403,4 +447,57 @@ fn row_text(row: &Row) -> Result<String, StoreError> {
         parts.push(format!("{}={value}", column.name()));
     }
     Ok(parts.join("|"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// Under back-to-back batches the read model's WAL starts over (the checkpoints that used to
+    /// run inside commits now run beside them), and every committed row stays readable.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_read_model_wal_starts_over_under_continuous_batches() {
+        const BATCHES: usize = 300;
+        const ROWS: usize = 20;
+        const ENTRY: usize = 1000;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("read.db");
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        let store = Store::open(&DatabaseUrl::Sqlite(url.into())).await.unwrap();
+        let wal = dir.path().join("read.db-wal");
+        let mut largest_wal = 0;
+        for batch in 0..BATCHES {
+            let mut tx = store.begin_write().await.unwrap();
+            let mut sql =
+                Sql::new("INSERT INTO order_traces (integration_id, order_id, entries) VALUES ");
+            for row in 0..ROWS {
+                let order = i64::try_from(batch * ROWS + row).unwrap();
+                sql.row(row == 0, |r| {
+                    r.v("wal-test").v(order).v("x".repeat(ENTRY));
+                });
+            }
+            sql.execute(&mut tx.conn()).await.unwrap();
+            tx.commit().await.unwrap();
+            largest_wal = largest_wal.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
+            // Paced, so the background checkpointer passes many times during the test.
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let written = u64::try_from(BATCHES * ROWS * ENTRY).unwrap();
+        assert!(
+            largest_wal < written / 2,
+            "the WAL reached {largest_wal} bytes for {written} bytes of rows: it never started \
+             over (reset threshold {WAL_RESET_FRAMES} frames)"
+        );
+        let row =
+            Sql::new("SELECT COUNT(*) AS n FROM order_traces WHERE integration_id = 'wal-test'")
+                .read_optional(&store)
+                .await
+                .unwrap()
+                .unwrap();
+        assert_eq!(
+            row.int("n").unwrap(),
+            i64::try_from(BATCHES * ROWS).unwrap()
+        );
+    }
 }

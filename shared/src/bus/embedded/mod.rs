@@ -4,7 +4,7 @@
 //! - **Group commit**: one writer thread ([`writer`]) batches every waiting request into one
 //!   transaction, so concurrent publishers share one fsync ([`EmbeddedLog::stats`] counts them).
 //! - **Checkpoints off the commit path**: WAL pages are copied into the file by a background
-//!   thread, not inside a commit ([`checkpoint`]).
+//!   thread, not inside a commit ([`crate::sqlite_checkpoint`]).
 //! - **Order**: one partition per topic; offsets are dense and assigned in arrival order, so the
 //!   order per key (and overall) is the publish order.
 //! - **Groups**: committed offsets per `(group, topic)`. A group has **at most one active
@@ -21,11 +21,9 @@
 //!   Offsets never repeat after a sweep.
 //!
 //! Files: [`writer`] is the writer thread, [`batch`] its group-commit transaction, [`protocol`]
-//! what is exchanged with it, [`checkpoint`] the WAL checkpoints, [`retention`] the sweep,
-//! [`consumer`] a group member, [`schema`] the tables, [`lock`] the one-process lock.
+//! what is exchanged with it, [`retention`] the sweep, [`consumer`] a group member, [`schema`] the tables, [`lock`] the one-process lock.
 
 mod batch;
-mod checkpoint;
 mod consumer;
 mod lock;
 mod protocol;

@@ -1,8 +1,8 @@
 //! What the rest of the embedded log exchanges with the writer thread: the requests it takes,
 //! the outcomes it answers, the topic ends consumers watch, and the counters it keeps.
 //!
-//! Kept apart from the thread itself ([`super::writer`]) so the log, its consumers and the
-//! checkpointer depend only on this small surface, not on how the writer batches.
+//! Kept apart from the thread itself ([`super::writer`]) so the log and its consumers depend
+//! only on this small surface, not on how the writer batches.
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;

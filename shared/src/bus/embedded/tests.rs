@@ -39,7 +39,7 @@ async fn the_wal_starts_over_under_continuous_writes() {
         largest_wal < written / 2,
         "the WAL reached {largest_wal} bytes for {written} bytes of records: it never started over \
          (reset threshold {} frames)",
-        checkpoint::WAL_RESET_FRAMES
+        writer::WAL_RESET_FRAMES
     );
 
     let mut consumer = log

@@ -20,10 +20,17 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::batch::{TopicState, load_topics, write};
-use super::checkpoint::{Checkpointer, checkpoint_now};
 use super::protocol::{Counters, Done, Op, Request, TopicEnds};
 use super::schema::migrate;
 use crate::bus::BusError;
+use crate::sqlite_checkpoint::{self, Checkpointer};
+
+/// WAL frames after which the writer makes the WAL start over ([`sqlite_checkpoint`]).
+#[cfg(not(test))]
+const WAL_RESET_FRAMES: u64 = sqlite_checkpoint::WAL_RESET_FRAMES;
+/// Small in unit tests, so a test sees the WAL start over without writing 32 MiB.
+#[cfg(test)]
+pub(super) const WAL_RESET_FRAMES: u64 = 256;
 
 /// Stop draining more requests into one transaction past this many records, to bound latency.
 const MAX_BATCH_RECORDS: usize = 20_000;
@@ -161,16 +168,13 @@ impl Writer {
         // Durable on commit: the WAL is fsynced by every commit.
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(opening)?;
-        // Checkpoints run off the commit path (see `checkpoint`).
-        conn.pragma_update(None, "wal_autocheckpoint", 0)
-            .map_err(opening)?;
-        // A WAL that grew while a reader held old frames shrinks back when it starts over.
-        conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)
-            .map_err(opening)?;
+        // Checkpoints run off the commit path (see `sqlite_checkpoint`).
+        sqlite_checkpoint::writer_pragmas(&conn).map_err(opening)?;
         migrate(&mut conn)?;
         let topics = load_topics(&conn)
             .map_err(|e| BusError::fatal("loading the embedded log topics", e))?;
-        let checkpointer = Checkpointer::start(path, Arc::clone(&counters))?;
+        let checkpointer = Checkpointer::start(path, "embedded log", WAL_RESET_FRAMES)
+            .map_err(|e| BusError::fatal("starting the embedded log checkpointer", e))?;
         wake.send_modify(|ends| publish_ends(&topics, ends));
         Ok(Self {
             conn,
@@ -242,24 +246,13 @@ impl Writer {
         c.publish_requests.fetch_add(publishes, Ordering::Relaxed);
         c.records_appended.fetch_add(records, Ordering::Relaxed);
         c.offset_commits.fetch_add(commits, Ordering::Relaxed);
-        // Last: the checkpointer reads this to know something was committed.
-        c.transactions.fetch_add(1, Ordering::Release);
+        c.transactions.fetch_add(1, Ordering::Relaxed);
+        self.checkpointer.committed();
     }
 
-    /// Lets the WAL start over once it has grown past its bound (see `checkpoint`).
+    /// Lets the WAL start over once it has grown past its bound (see `sqlite_checkpoint`).
     fn checkpoint_if_due(&mut self) {
-        if !self.checkpointer.wal_needs_reset() {
-            return;
-        }
-        match checkpoint_now(&self.conn) {
-            Ok(progress) if !progress.complete() => tracing::debug!(
-                wal_frames = progress.wal_frames,
-                copied = progress.copied,
-                "a reader still uses the WAL; it starts over later"
-            ),
-            Ok(_) => {}
-            Err(error) => tracing::warn!(%error, "embedded log checkpoint"),
-        }
+        self.checkpointer.reset_if_due(&self.conn);
     }
 
     /// Stops the checkpointer, then closes the writing connection (the last one to close
