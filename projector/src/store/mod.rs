@@ -366,11 +366,6 @@ const WAL_RESET_FRAMES: u64 = sqlite_checkpoint::WAL_RESET_FRAMES;
 #[cfg(test)]
 const WAL_RESET_FRAMES: u64 = 256;
 
-/// Page cache of the SQLite writer, in KiB (SQLite's default is 2 MiB): a catching-up batch
-/// of 5,000 records dirties more pages than that, and SQLite then spills pages to the WAL in
-/// the middle of the transaction.
-const LITE_WRITER_CACHE_KIB: i64 = 16 * 1024;
-
 /// SQLite's one writing connection, and the checkpointer that keeps WAL checkpoints off its
 /// commits ([`sqlite_checkpoint`]).
 #[derive(Debug, Clone)]
@@ -384,8 +379,6 @@ impl LiteWriter {
         let conn = open_lite(url)?;
         let setting_up = |e: rusqlite::Error| StoreError::Connect(e.into());
         sqlite_checkpoint::writer_pragmas(&conn).map_err(setting_up)?;
-        conn.pragma_update(None, "cache_size", -LITE_WRITER_CACHE_KIB)
-            .map_err(setting_up)?;
         let checkpointer = Checkpointer::start(&lite_path(url)?, "read model", WAL_RESET_FRAMES)
             .map_err(|e| StoreError::Connect(DbError::Checkpointer(e)))?;
         Ok(Self {
