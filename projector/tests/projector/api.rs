@@ -286,11 +286,8 @@ async fn the_read_api_answers_every_filter_page_and_error(db: Db) {
     assert_eq!(&without_history, listed);
     let history = one["stage_history"].as_array().unwrap();
     assert!(!history.is_empty());
-    let times: Vec<&str> = history
-        .iter()
-        .map(|h| h["entered_at"].as_str().unwrap())
-        .collect();
-    assert!(times.windows(2).all(|w| w[0] <= w[1]));
+    let times = instants(history, "entered_at");
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
     assert_eq!(history.last().unwrap()["stage_code"], one["stage_code"]);
     assert!(one["created_at"].as_str().unwrap().ends_with('Z'));
     // The synthetic stream gives every order the client id `<order id>.1705302000`.

@@ -176,7 +176,7 @@ async fn sync_trace_and_dead_letters(db: Db) {
     assert_eq!(about_order["id"].as_str().unwrap().len(), 16);
     assert!(items.iter().any(|l| l["order_id"].is_null()));
     // Newest first.
-    let times: Vec<&str> = items.iter().map(|l| l["at"].as_str().unwrap()).collect();
+    let times = instants(items, "at");
     assert!(times.windows(2).all(|w| w[0] >= w[1]), "{times:?}");
 
     // The retry, and the order fetched after it: the letter leaves the list.
@@ -218,7 +218,7 @@ async fn sync_trace_and_dead_letters(db: Db) {
     let items = trace["items"].as_array().unwrap();
     let last = &items[items.len() - 1];
     assert_eq!(last["detail"], "stage complete");
-    let times: Vec<&str> = items.iter().map(|t| t["at"].as_str().unwrap()).collect();
+    let times = instants(items, "at");
     assert!(
         times.windows(2).all(|w| w[0] <= w[1]),
         "oldest first: {times:?}"

@@ -417,3 +417,19 @@ pub async fn projector(bus: &Bus, db: &Db) -> (Projector, ProjectorSettings) {
         .unwrap();
     (projector, settings)
 }
+
+/// The `field` of each item as an instant. RFC 3339 texts do not sort as text: chrono writes
+/// as many fraction digits as the instant needs ("…26.025Z" is before "…26.025778Z").
+pub fn instants(items: &[serde_json::Value], field: &str) -> Vec<chrono::DateTime<chrono::Utc>> {
+    items
+        .iter()
+        .map(|item| {
+            let text = item[field]
+                .as_str()
+                .unwrap_or_else(|| panic!("{field} of {item}"));
+            chrono::DateTime::parse_from_rfc3339(text)
+                .unwrap_or_else(|e| panic!("{field} {text:?}: {e}"))
+                .to_utc()
+        })
+        .collect()
+}
