@@ -21,7 +21,8 @@
 //!   Offsets never repeat after a sweep.
 //!
 //! Files: [`writer`] is the writer thread, [`batch`] its group-commit transaction, [`protocol`]
-//! what is exchanged with it, [`retention`] the sweep, [`consumer`] a group member, [`schema`] the tables, [`lock`] the one-process lock.
+//! what is exchanged with it, [`retention`] the sweep, [`consumer`] a group member, [`schema`]
+//! the tables, [`lock`] the one-process lock.
 
 mod batch;
 mod consumer;

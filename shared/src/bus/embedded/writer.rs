@@ -7,7 +7,8 @@
 //! with cached prepared statements and commits once, so concurrent publishers share one fsync;
 //! only then does it answer them and wake consumers. While publishers keep arriving together,
 //! each batch first lingers [`LINGER_UNDER_LOAD`] to gather more of them. The transaction
-//! itself is [`super::batch`]; checkpoints stay off the commit path ([`super::checkpoint`]).
+//! itself is [`super::batch`]; checkpoints stay off the commit path
+//! ([`crate::sqlite_checkpoint`]).
 
 use std::collections::HashMap;
 use std::fs::File;
