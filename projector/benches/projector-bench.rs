@@ -28,6 +28,10 @@ use secrecy::SecretString;
 use sqlx::Connection as _;
 use tokio_util::sync::CancellationToken;
 
+/// The allocator the `dealflow` binary runs with, so that the figures are the product's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(about = "Times the projector applying a synthetic event stream")]
 struct Args {

@@ -15,6 +15,11 @@
 //!
 //! Each prints a Markdown table on stdout; progress goes to stderr.
 
+/// The `dealflow` binary's allocator: `ingest` runs its targets (and the bare handler they
+/// are compared with) in this process.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod accounts;
 mod backlog;
 mod e2e;
