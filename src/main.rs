@@ -10,14 +10,15 @@ mod shutdown;
 
 use std::process::ExitCode;
 
-/// mimalloc (its v2 line) rather than glibc's malloc: ~13 % less CPU end to end and ~+35 %
-/// Kafka ingest throughput for ~+20 MiB resident (v3 doubled the resident set); BENCHMARKS.md
-/// "mimalloc and LTO". C libraries (SQLite, librdkafka) keep glibc's, so the image's
-/// `MALLOC_ARENA_MAX=2` still applies to them.
+use clap::{Parser, Subcommand};
+
+/// mimalloc (its v2 line) rather than glibc's malloc: ~13 % less CPU end to end and ~+15 %
+/// ingest throughput, for ~+20 MiB resident in the all-in-one and ~+30 MiB in each process of
+/// the split layout (v3 was as fast and doubled the resident set); BENCHMARKS.md "mimalloc and
+/// LTO". C libraries (SQLite, librdkafka) keep glibc's, so the image's `MALLOC_ARENA_MAX=2`
+/// still applies to them.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-use clap::{Parser, Subcommand};
 
 /// dealflow carries RetailCRM orders into analytics as deals, funnels, contacts and managers.
 #[derive(Debug, Parser)]
