@@ -238,15 +238,20 @@ async fn run(
     shutdown.cancel();
     consumer.await??;
 
-    // Replay: everything, in one transaction.
+    // Replay: everything, in one transaction; its peak memory above what the process held.
+    let before = rss_kib();
+    reset_peak_rss();
     let started = Instant::now();
     let report = replay(&settings, bus.clone(), None, |_| {}).await?;
     let took = started.elapsed();
     println!(
-        "{label}: full replay of {} records in {took:.2?}: {:.0} records/s (steps of {})",
+        "{label}: full replay of {} records in {took:.2?}: {:.0} records/s (steps of {}); \
+         peak RSS +{} MiB over the {} MiB before",
         report.records_read,
         report.records_read as f64 / took.as_secs_f64(),
-        args.replay_batch_size
+        args.replay_batch_size,
+        status_kib("VmHWM:").saturating_sub(before) / 1024,
+        before / 1024,
     );
 
     reads(
@@ -412,16 +417,27 @@ fn api<T>(answer: Result<T, dealflow_shared::http::ApiError>) -> anyhow::Result<
 
 /// This process's resident memory in KiB (`VmRSS`; 0 where /proc is absent).
 fn rss_kib() -> u64 {
+    status_kib("VmRSS:")
+}
+
+/// A KiB figure of /proc/self/status (0 where /proc is absent).
+fn status_kib(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|status| {
             status
                 .lines()
-                .find(|l| l.starts_with("VmRSS:"))
+                .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|kib| kib.parse().ok())
         })
         .unwrap_or(0)
+}
+
+/// Starts the peak resident memory (`VmHWM`) over from the current one (Linux; a no-op
+/// elsewhere).
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
 /// Orders generated at a time for `--export-only`.

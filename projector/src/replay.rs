@@ -11,6 +11,11 @@
 //!   read model had applied, so it ends exactly where the rest of the view is; the consumer
 //!   continues from there as before.
 //!
+//! Between steps the deal rows, stage histories and traces of hot orders stay in memory and are
+//! written once they go cold (at most one step's worth of orders; `apply::write_back`): an
+//! order's events spread over several steps, and reading and rewriting its rows at each was
+//! most of a PostgreSQL replay's time.
+//!
 //! `integration_activity` (the latest webhook) is kept: its source, `order-changed`, expires
 //! after days, so it cannot always be rebuilt; re-applying what is left only moves it forward.
 
@@ -25,6 +30,7 @@ use dealflow_shared::events::IntegrationId;
 
 use crate::apply::batch::{self, Decoded};
 use crate::apply::letters::Letter;
+use crate::apply::write_back::WriteBack;
 use crate::apply::{Applied, apply_events};
 use crate::error::ProjectorError;
 use crate::metrics::ProjectorMetrics;
@@ -140,6 +146,9 @@ pub(crate) async fn run(
         remaining,
         integration,
     };
+    // The steps' rows stay in memory while their orders are hot (emptied tables: the memo
+    // knows which orders have no rows yet).
+    let mut memo = WriteBack::new(settings.replay_batch_size);
     let mut idle = 0;
     let mut step = reader.step().await?;
     loop {
@@ -168,7 +177,13 @@ pub(crate) async fn run(
         // on SQLite the write runs on this thread, so the read must have been sent by then.
         let (next, applied) = tokio::join!(
             reader.step(),
-            apply_events(&mut conn, store.dialect(), &envelopes, &step.letters)
+            apply_events(
+                &mut conn,
+                store.dialect(),
+                &envelopes,
+                &step.letters,
+                Some(&mut memo)
+            )
         );
         let (applied, next) = (applied?, next?);
         report.applied.add(&applied);
@@ -184,6 +199,7 @@ pub(crate) async fn run(
         drop(envelopes);
         step = next;
     }
+    report.applied.deals_written += memo.flush_all(&mut conn, store.dialect()).await? as u64;
     if integration.is_none() {
         let next: Vec<((&str, i32), i64)> = targets
             .iter()

@@ -178,7 +178,7 @@ pub(crate) async fn apply_records(
             }
         }
     }
-    outcome.applied = apply_events(&mut conn, store.dialect(), &envelopes, &letters).await?;
+    outcome.applied = apply_events(&mut conn, store.dialect(), &envelopes, &letters, None).await?;
     let moved: Vec<((&str, i32), i64)> = last
         .into_iter()
         .filter(|(key, offset)| {

@@ -147,6 +147,12 @@ pub(crate) struct DealRow {
 }
 
 impl DealRow {
+    /// Whether an event named the deal: only then does it have a row (a re-derivation alone
+    /// never creates one).
+    pub(crate) fn is_named(&self) -> bool {
+        self.observed_at.is_some() || self.deleted_observed_at.is_some()
+    }
+
     pub(crate) fn empty(order_id: i64) -> Self {
         Self {
             order_id,

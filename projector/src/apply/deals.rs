@@ -17,6 +17,7 @@ use super::deal_row::{self, DealRow, Derived, Facts};
 use super::funnels::RegroupedStages;
 use super::integrations;
 use super::stage_history::{History, load_history, write_history};
+use super::write_back::WriteBack;
 use crate::derive::{Entered, Mapping, Markers, closure};
 use crate::store::values::{Columns as _, id, micros};
 use crate::store::{Dialect, MAX_BINDS, Sql, StoreError, cached_chunks};
@@ -51,6 +52,7 @@ pub(crate) async fn apply(
     events: &[(IntegrationId, DealEvent<'_>)],
     regrouped: &RegroupedStages,
     remapped: &BTreeSet<IntegrationId>,
+    mut memo: Option<&mut WriteBack>,
 ) -> Result<usize, StoreError> {
     let mut by_integration: BTreeMap<IntegrationId, Vec<DealEvent<'_>>> = BTreeMap::new();
     for (integration, event) in events {
@@ -70,6 +72,12 @@ pub(crate) async fn apply(
     for (integration, events) in by_integration {
         let mut orders: BTreeSet<i64> = events.iter().map(|e| e.order_id()).collect();
         if let Some(codes) = regrouped.get(&integration) {
+            // The lookup reads the tables: the memo's rows must be there.
+            if let Some(memo) = memo.as_deref_mut() {
+                written += memo
+                    .sync_deals(conn, Some(&BTreeSet::from([integration])))
+                    .await?;
+            }
             orders.extend(relying_on_stages(conn, integration, codes).await?);
         }
         let (markers, mapping) = settings.get(&integration).cloned().unwrap_or_default();
@@ -80,15 +88,17 @@ pub(crate) async fn apply(
             groups: &stage_groups(conn, integration).await?,
         };
         let orders: Vec<i64> = orders.into_iter().collect();
-        written += fold(conn, dialect, &step, &events, &orders).await?;
+        written += fold(conn, dialect, &step, &events, &orders, memo.as_deref_mut()).await?;
         if remapped.contains(&integration) {
+            // Every other deal of the integration, written at once (the memo holds this
+            // step's orders; a settings change emptied it before).
             let rest: Vec<i64> = all_orders(conn, integration)
                 .await?
                 .into_iter()
                 .filter(|o| orders.binary_search(o).is_err())
                 .collect();
             for chunk in rest.chunks(REMAP_CHUNK) {
-                written += fold(conn, dialect, &step, &[], chunk).await?;
+                written += fold(conn, dialect, &step, &[], chunk, None).await?;
             }
         }
     }
@@ -104,42 +114,49 @@ struct Step<'a> {
 }
 
 /// Folds `events` into the rows of `orders` (which holds every order they name), derives
-/// those rows again and writes the ones that changed.
+/// those rows again and writes the ones that changed — or hands them all to a replay's memo,
+/// which writes them once they go cold. Returns how many rows were written.
 async fn fold(
     conn: &mut Conn<'_>,
     dialect: Dialect,
     step: &Step<'_>,
     events: &[DealEvent<'_>],
     orders: &[i64],
+    mut memo: Option<&mut WriteBack>,
 ) -> Result<usize, StoreError> {
     if orders.is_empty() {
         return Ok(0);
     }
     let integration = step.integration;
-    let existing = deal_row::load(conn, dialect, integration, orders).await?;
-    let mut histories = load_history(conn, integration, orders).await?;
-    let stored_histories = histories.clone();
+    let Loaded {
+        stored,
+        mut current,
+        stored_histories,
+        mut histories,
+    } = match memo {
+        Some(ref mut memo) => memo.take_deals(conn, dialect, integration, orders).await?,
+        None => Loaded::read(conn, dialect, integration, orders).await?,
+    };
 
     let mut rows: BTreeMap<i64, DealRow> = orders
         .iter()
         .map(|o| {
-            (
-                *o,
-                existing
-                    .get(o)
-                    .cloned()
-                    .unwrap_or_else(|| DealRow::empty(*o)),
-            )
+            let row = current.remove(o).unwrap_or_else(|| DealRow::empty(*o));
+            (*o, row)
         })
         .collect();
     let mut managers: BTreeMap<u64, (&Manager, i64)> = BTreeMap::new();
+    // The snapshot each row ends with, made into facts once (not at every newer snapshot).
+    let mut newest: BTreeMap<i64, &DealUpserted> = BTreeMap::new();
     for event in events {
         let row = rows
             .get_mut(&event.order_id())
             .expect("every event's order is loaded");
         match event {
             DealEvent::Upserted(d) => {
-                upsert(row, d);
+                if upsert(row, d) {
+                    newest.insert(row.order_id, d);
+                }
                 if let Some(at) = d.stage_entered_at {
                     histories
                         .entry(row.order_id)
@@ -171,20 +188,82 @@ async fn fold(
         }
     }
 
+    for (order, d) in newest {
+        if let Some(row) = rows.get_mut(&order) {
+            row.facts = Some(Facts::of(d));
+        }
+    }
     let empty = History::new();
     for row in rows.values_mut() {
         let history = histories.get(&row.order_id).unwrap_or(&empty);
         row.derived = derive(row, step, history);
     }
+    write_managers(conn, integration, &managers).await?;
+    match memo {
+        Some(memo) => {
+            memo.put_deals(integration, rows, stored, histories, stored_histories);
+            Ok(0)
+        }
+        None => {
+            write_changed(
+                conn,
+                integration,
+                &stored,
+                &rows,
+                &stored_histories,
+                &histories,
+            )
+            .await
+        }
+    }
+}
+
+/// Deals as [`fold`] starts from: as stored, and as folded so far (the same, unless a replay's
+/// memo held them), with their stage histories. An order with no row has none in `stored`.
+#[derive(Debug, Default)]
+pub(crate) struct Loaded {
+    pub stored: BTreeMap<i64, DealRow>,
+    pub current: BTreeMap<i64, DealRow>,
+    pub stored_histories: BTreeMap<i64, History>,
+    pub histories: BTreeMap<i64, History>,
+}
+
+impl Loaded {
+    /// Reads the rows and histories of `orders` (locking the rows on PostgreSQL).
+    pub(crate) async fn read(
+        conn: &mut Conn<'_>,
+        dialect: Dialect,
+        integration: IntegrationId,
+        orders: &[i64],
+    ) -> Result<Self, StoreError> {
+        let stored = deal_row::load(conn, dialect, integration, orders).await?;
+        let stored_histories = load_history(conn, integration, orders).await?;
+        Ok(Self {
+            current: stored.clone(),
+            histories: stored_histories.clone(),
+            stored,
+            stored_histories,
+        })
+    }
+}
+
+/// Writes the rows of `rows` that differ from `stored`, and the stage history entries that
+/// differ from `stored_histories`. Returns how many rows were written.
+pub(crate) async fn write_changed(
+    conn: &mut Conn<'_>,
+    integration: IntegrationId,
+    stored: &BTreeMap<i64, DealRow>,
+    rows: &BTreeMap<i64, DealRow>,
+    stored_histories: &BTreeMap<i64, History>,
+    histories: &BTreeMap<i64, History>,
+) -> Result<usize, StoreError> {
     let changed: Vec<&DealRow> = rows
         .values()
-        // A row exists once an event named it; a re-derivation alone never creates one.
-        .filter(|r| r.observed_at.is_some() || r.deleted_observed_at.is_some())
-        .filter(|r| existing.get(&r.order_id) != Some(*r))
+        .filter(|r| r.is_named())
+        .filter(|r| stored.get(&r.order_id) != Some(*r))
         .collect();
-    write_history(conn, integration, &stored_histories, &histories).await?;
+    write_history(conn, integration, stored_histories, histories).await?;
     deal_row::write(conn, integration, &changed).await?;
-    write_managers(conn, integration, &managers).await?;
     Ok(changed.len())
 }
 
@@ -203,14 +282,15 @@ async fn all_orders(
         .collect()
 }
 
-/// The newer snapshot wins; an older or the same one changes nothing.
-fn upsert(row: &mut DealRow, d: &DealUpserted) {
+/// The newer snapshot wins; an older or the same one changes nothing. Returns whether `d`
+/// is now the row's snapshot (the caller sets the facts: nothing before that reads them).
+fn upsert(row: &mut DealRow, d: &DealUpserted) -> bool {
     let at = micros(d.observed_at);
     if row.observed_at.is_some_and(|current| current >= at) {
-        return;
+        return false;
     }
-    row.facts = Some(Facts::of(d));
     row.observed_at = Some(at);
+    true
 }
 
 /// The newest deletion is kept; whether the deal counts as deleted is derived. A merge is

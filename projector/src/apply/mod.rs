@@ -17,6 +17,7 @@ pub(crate) mod letters;
 mod stage_history;
 mod sync;
 pub(crate) mod trace;
+pub(crate) mod write_back;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -27,6 +28,7 @@ use crate::store::values::micros;
 use crate::store::{Dialect, StoreError};
 use deals::DealEvent;
 use letters::Letter;
+use write_back::WriteBack;
 
 /// What a batch did, for metrics and progress.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -58,12 +60,14 @@ impl Applied {
     }
 }
 
-/// Applies decoded events (in bus order) and dead letters within the caller's transaction.
+/// Applies decoded events (in bus order) and dead letters within the caller's transaction;
+/// a replay passes its write-back memo ([`write_back`]), the live consumer none.
 pub(crate) async fn apply_events(
     conn: &mut Conn<'_>,
     dialect: Dialect,
     envelopes: &[&Envelope],
     letters: &[Letter],
+    mut memo: Option<&mut WriteBack>,
 ) -> Result<Applied, StoreError> {
     let mut applied = Applied::default();
     let ids: BTreeSet<IntegrationId> = envelopes
@@ -71,6 +75,21 @@ pub(crate) async fn apply_events(
         .map(|e| e.integration_id)
         .chain(letters.iter().map(|l| l.integration_id))
         .collect();
+    if let Some(memo) = memo.as_deref_mut() {
+        memo.next_step();
+        // Settings changes re-derive and remove deals in SQL: the tables must hold everything,
+        // and what the memo holds would be stale afterwards.
+        let settings = envelopes.iter().any(|e| {
+            matches!(
+                e.event,
+                Event::IntegrationConfigured(_) | Event::IntegrationRemoved(_)
+            )
+        });
+        if settings {
+            applied.deals_written += memo.flush_all(conn, dialect).await? as u64;
+        }
+        memo.lettered(letters.iter().map(|l| l.integration_id));
+    }
     let mut removed = integrations::removed_among(conn, &ids).await?;
     let mut removals = BTreeMap::new();
     for e in envelopes {
@@ -132,15 +151,28 @@ pub(crate) async fn apply_events(
     integrations::reconciled(conn, reconciled).await?;
     let regrouped = funnels::apply(conn, &stages).await?;
     contacts::apply(conn, &contacts).await?;
-    applied.deals_written =
-        deals::apply(conn, dialect, &deals, &regrouped, &configured.remapped).await? as u64;
+    applied.deals_written += deals::apply(
+        conn,
+        dialect,
+        &deals,
+        &regrouped,
+        &configured.remapped,
+        memo.as_deref_mut(),
+    )
+    .await? as u64;
     sync::apply(conn, sync_states).await?;
     let letters: Vec<Letter> = letters
         .iter()
         .filter(|l| !removed.contains(&l.integration_id))
         .cloned()
         .collect();
-    trace::apply(conn, dialect, &trace::entries(&kept, &letters)).await?;
+    trace::apply(
+        conn,
+        dialect,
+        &trace::entries(&kept, &letters),
+        memo.as_deref_mut(),
+    )
+    .await?;
     letters::apply(conn, &letters).await?;
     // Letters leave the list once their order got through: look where either moved.
     let resolvable: BTreeSet<IntegrationId> = deals
@@ -148,7 +180,17 @@ pub(crate) async fn apply_events(
         .map(|(id, _)| *id)
         .chain(letters.iter().map(|l| l.integration_id))
         .collect();
+    if let Some(memo) = memo.as_deref_mut() {
+        // The resolution reads the deals in SQL.
+        let lettered = memo.lettered_among(&resolvable);
+        if !lettered.is_empty() {
+            applied.deals_written += memo.sync_deals(conn, Some(&lettered)).await? as u64;
+        }
+    }
     letters::resolve(conn, &resolvable).await?;
+    if let Some(memo) = memo {
+        applied.deals_written += memo.evict(conn, dialect).await? as u64;
+    }
     Ok(applied)
 }
 

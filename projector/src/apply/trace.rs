@@ -19,6 +19,7 @@ use crate::store::Conn;
 use dealflow_shared::events::{ChangeSource, Envelope, Event, IntegrationId};
 
 use super::letters::Letter;
+use super::write_back::WriteBack;
 use crate::store::traces::{self, StoredEntry};
 use crate::store::values::{Columns as _, id, micros};
 use crate::store::{Dialect, MAX_BINDS, Sql, Store, StoreError, cached_chunks};
@@ -157,15 +158,16 @@ pub(super) fn entries(envelopes: &[&Envelope], letters: &[Letter]) -> Vec<TraceE
 
 /// Orders' trace rows read per statement (a power of two: the padded `IN` list stays within
 /// the bound values' limits and its text repeats).
-const LOAD_CHUNK: usize = 4_096;
+pub(super) const LOAD_CHUNK: usize = 4_096;
 
 /// Records `entries`: the row of each order they touch is read (locked on PostgreSQL, where
 /// another projector member may write the same order's trace from another partition), merged
-/// in memory and written back if anything was new.
+/// in memory and written back if anything was new. A replay merges into its memo instead.
 pub(super) async fn apply(
     conn: &mut Conn<'_>,
     dialect: Dialect,
     entries: &[TraceEntry],
+    memo: Option<&mut WriteBack>,
 ) -> Result<(), StoreError> {
     let mut touched: BTreeMap<IntegrationId, BTreeMap<i64, Vec<StoredEntry>>> = BTreeMap::new();
     for t in entries {
@@ -182,7 +184,10 @@ pub(super) async fn apply(
                 &t.detail,
             ));
     }
-    store_entries(conn, dialect, touched).await
+    match memo {
+        Some(memo) => memo.merge_traces(conn, dialect, touched).await,
+        None => store_entries(conn, dialect, touched).await,
+    }
 }
 
 /// Merges `new` entries into the stored traces of their orders.
@@ -194,35 +199,31 @@ pub(crate) async fn store_entries(
     for (integration, mut orders) in new {
         let ids: Vec<i64> = orders.keys().copied().collect();
         for chunk in ids.chunks(LOAD_CHUNK) {
-            let mut pending: BTreeMap<i64, Vec<StoredEntry>> = chunk
+            let pending: BTreeMap<i64, Vec<StoredEntry>> = chunk
                 .iter()
                 .filter_map(|o| orders.remove_entry(o))
                 .collect();
-            // Twice at most: an order whose row another member created meanwhile exists the
-            // second time, and is locked and updated then.
-            while !pending.is_empty() {
-                pending = merge_and_write(conn, dialect, integration, pending).await?;
-            }
+            merge_and_write(conn, dialect, integration, pending).await?;
         }
     }
     Ok(())
 }
 
-/// One round of [`store_entries`] for some orders of one integration; returns the orders whose
-/// row was created by someone else between reading and writing (to do again).
-async fn merge_and_write(
+/// The stored entries (as text) of `orders` (at most [`LOAD_CHUNK`]) that have a row, locked
+/// on PostgreSQL.
+pub(super) async fn read_rows(
     conn: &mut Conn<'_>,
     dialect: Dialect,
     integration: IntegrationId,
-    pending: BTreeMap<i64, Vec<StoredEntry>>,
-) -> Result<BTreeMap<i64, Vec<StoredEntry>>, StoreError> {
+    orders: &[i64],
+) -> Result<BTreeMap<i64, String>, StoreError> {
     let mut sql = Sql::new("SELECT order_id, entries FROM order_traces WHERE integration_id = ");
     sql.bind(integration.to_string())
         .push(" AND order_id IN ")
-        .bind_list(pending.keys().copied())
+        .bind_list(orders.iter().copied())
         .push(" ORDER BY order_id")
         .push(dialect.for_update());
-    let mut stored: BTreeMap<i64, String> = BTreeMap::new();
+    let mut stored = BTreeMap::new();
     for row in sql
         .fetch_all(&mut *conn)
         .await
@@ -230,22 +231,51 @@ async fn merge_and_write(
     {
         stored.insert(row.int("order_id")?, row.text("entries")?);
     }
+    Ok(stored)
+}
+
+/// Merges new entries into the stored rows of some orders of one integration (at most
+/// [`LOAD_CHUNK`]) and writes the rows that changed.
+async fn merge_and_write(
+    conn: &mut Conn<'_>,
+    dialect: Dialect,
+    integration: IntegrationId,
+    pending: BTreeMap<i64, Vec<StoredEntry>>,
+) -> Result<(), StoreError> {
+    let orders: Vec<i64> = pending.keys().copied().collect();
+    let stored = read_rows(conn, dialect, integration, &orders).await?;
     let (mut updated, mut created) = (Vec::new(), Vec::new());
-    for (order, new) in &pending {
-        let (mut entries, exists) = match stored.get(order) {
+    for (order, new) in pending {
+        let (mut entries, exists) = match stored.get(&order) {
             Some(text) => (traces::decode(text)?, true),
             None => (Vec::new(), false),
         };
-        if traces::merge(&mut entries, new.iter().cloned()) {
-            let row = (*order, traces::encode(&entries));
+        if traces::merge(&mut entries, new) {
             if exists {
-                updated.push(row)
+                updated.push((order, entries))
             } else {
-                created.push(row)
+                created.push((order, entries))
             }
         }
     }
-    for chunk in cached_chunks(&updated, MAX_BINDS / 3) {
+    write_rows(conn, dialect, integration, updated, created).await
+}
+
+/// Writes whole traces: `updated` over their stored rows, `created` as new rows. A created row
+/// another member inserted meanwhile (from another partition) is merged into theirs instead.
+pub(super) async fn write_rows(
+    conn: &mut Conn<'_>,
+    dialect: Dialect,
+    integration: IntegrationId,
+    updated: Vec<(i64, Vec<StoredEntry>)>,
+    created: Vec<(i64, Vec<StoredEntry>)>,
+) -> Result<(), StoreError> {
+    let encode = |rows: &[(i64, Vec<StoredEntry>)]| -> Vec<(i64, String)> {
+        rows.iter()
+            .map(|(order, entries)| (*order, traces::encode(entries)))
+            .collect()
+    };
+    for chunk in cached_chunks(&encode(&updated), MAX_BINDS / 3) {
         write(
             conn,
             integration,
@@ -255,20 +285,20 @@ async fn merge_and_write(
         .await?;
     }
     let mut inserted = BTreeSet::new();
-    for chunk in cached_chunks(&created, MAX_BINDS / 3) {
+    for chunk in cached_chunks(&encode(&created), MAX_BINDS / 3) {
         for row in write(conn, integration, chunk, " DO NOTHING RETURNING order_id").await? {
             inserted.insert(row.int("order_id")?);
         }
     }
-    let lost: BTreeSet<i64> = created
-        .iter()
-        .map(|(order, _)| *order)
-        .filter(|order| !inserted.contains(order))
-        .collect();
-    Ok(pending
+    // Once at most: the row now exists, so the second round reads, locks and updates it.
+    let lost: BTreeMap<i64, Vec<StoredEntry>> = created
         .into_iter()
-        .filter(|(order, _)| lost.contains(order))
-        .collect())
+        .filter(|(order, _)| !inserted.contains(order))
+        .collect();
+    if !lost.is_empty() {
+        Box::pin(merge_and_write(conn, dialect, integration, lost)).await?;
+    }
+    Ok(())
 }
 
 /// Upserts `(order, entries)` rows with the given conflict clause.
