@@ -21,7 +21,9 @@ pub const DEFAULT_BATCH_SIZE: usize = 5_000;
 /// Records a replay applies per step (in its one transaction). A replay is an operator's
 /// one-off rebuild where speed matters more than a spike of memory: each order's rows are
 /// rewritten once for all of its events in a step, so fewer steps write fewer row versions
-/// (a million events on PostgreSQL: replay 88 → 66 s with the one-row-per-order traces).
+/// (a million events on PostgreSQL: replay 88 → 66 s with the one-row-per-order traces). It
+/// also bounds the replay's memo of hot orders (`apply::write_back`: up to this many orders'
+/// rows kept between steps besides the current step's).
 pub const DEFAULT_REPLAY_BATCH_SIZE: usize = 20_000;
 
 /// The projector's settings.
