@@ -130,6 +130,8 @@ pub fn print_backlog(runs: &[BacklogRun]) {
             run.target,
             if plan.hold {
                 "every API key revoked: the backlog is held"
+            } else if plan.reprocess {
+                "drained, then reprocessed"
             } else {
                 "drained"
             }
