@@ -73,7 +73,7 @@ pub async fn follow_records(
 ) -> Result<(), BusError> {
     let end = bus.end_offsets(topic).await?;
     let mut pending: HashMap<i32, i64> = end.into_iter().filter(|(_, end)| *end > 0).collect();
-    let mut consumer = bus.subscribe(group, &[topic.to_string()]).await?;
+    let mut consumer = bus.follow(group, &[topic.to_string()]).await?;
     if pending.is_empty() {
         ready.set();
     }

@@ -168,6 +168,13 @@ pub trait EventBus: Send + Sync + Debug {
         topics: &[String],
     ) -> Result<Box<dyn Consumer>, BusError>;
 
+    /// [`subscribe`](EventBus::subscribe) for a follower of a settings topic (`follow`): off
+    /// the webhook → visible path, so a backend may fetch for it less eagerly (Kafka: 250 ms
+    /// instead of 50 between fetches while idle). The same consumer otherwise.
+    async fn follow(&self, group: &str, topics: &[String]) -> Result<Box<dyn Consumer>, BusError> {
+        self.subscribe(group, topics).await
+    }
+
     /// Moves `group`'s committed offsets on `topics` to `to` (the beginning, or the first record
     /// appended at or after a time), so its next member reads from there: on every partition,
     /// or on the `only` ones. The group must have no active member ([`BusError::GroupBusy`]

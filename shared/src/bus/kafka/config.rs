@@ -2,7 +2,8 @@
 //! scattered through the code.
 //!
 //! Properties are layered: built-in defaults, then `properties` (every client), then
-//! `producer_properties` / `consumer_properties`. A few properties carry the delivery guarantees
+//! `producer_properties` / `consumer_properties` (then `follower_properties` for the consumers
+//! that follow a settings topic). A few properties carry the delivery guarantees
 //! (see [`KafkaBusConfig::validate`]) and cannot be overridden to anything else.
 
 use std::collections::BTreeMap;
@@ -12,6 +13,9 @@ use rdkafka::ClientConfig;
 
 use crate::bus::BusError;
 
+/// librdkafka properties by name.
+type Properties = BTreeMap<String, String>;
+
 /// A property that carries a delivery guarantee, and the values it may take.
 type Fixed = (&'static str, &'static [&'static str]);
 
@@ -20,6 +24,14 @@ const CONSUMER_FIXED: &[Fixed] = &[
     ("enable.auto.commit", &["false"]),
     ("enable.auto.offset.store", &["false"]),
 ];
+
+/// How eagerly a consumer fetches: a live consumer is on the webhook → visible path, a
+/// follower reads a settings topic (see [`KafkaBusConfig::follower_properties`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Pace {
+    Live,
+    Follower,
+}
 
 /// Settings of the Kafka backend.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +46,10 @@ pub struct KafkaBusConfig {
     pub producer_properties: BTreeMap<String, String>,
     /// librdkafka properties for consumers only.
     pub consumer_properties: BTreeMap<String, String>,
+    /// librdkafka properties for the consumers that follow a compacted settings topic (the
+    /// registries, tenants, sync states), over `consumer_properties`: off the webhook →
+    /// visible path, and most of a process's consumers.
+    pub follower_properties: BTreeMap<String, String>,
     /// How long `publish` waits for every delivery report before failing with a timeout
     /// (transient). Also librdkafka's `message.timeout.ms` unless set explicitly.
     pub publish_timeout: Duration,
@@ -81,6 +97,12 @@ impl KafkaBusConfig {
             // per idle consumer.
             ("fetch.wait.max.ms", "50"),
         ];
+        // A process follows several settings topics, each with a consumer of its own that
+        // fetches every `fetch.wait.max.ms` while idle: at 50 ms the split layout's followers
+        // alone kept nisshi at ~0.26 cores with no traffic (BENCHMARKS.md, 2026-12-05). A
+        // settings change then reaches a follower up to 250 ms later on a broker that answers
+        // at the deadline; a Kafka broker answers as soon as records arrive.
+        let follower_properties = [("fetch.wait.max.ms", "250")];
         let map = |pairs: &[(&str, &str)]| {
             pairs
                 .iter()
@@ -93,6 +115,7 @@ impl KafkaBusConfig {
             properties: map(&properties),
             producer_properties: map(&producer_properties),
             consumer_properties: map(&consumer_properties),
+            follower_properties: map(&follower_properties),
             publish_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(10),
             replication_factor: -1,
@@ -123,6 +146,7 @@ impl KafkaBusConfig {
             &self.properties,
             &self.producer_properties,
             &self.consumer_properties,
+            &self.follower_properties,
         ];
         for reserved in ["bootstrap.servers", "client.id", "group.id"] {
             if all.iter().any(|m| m.contains_key(reserved)) {
@@ -133,13 +157,17 @@ impl KafkaBusConfig {
         }
         // Checked in every map that reaches the client, so a weakening override is reported
         // even where a later map happens to restore the value.
-        let checks = [
+        let checks: [(&[&Properties], &[Fixed]); 2] = [
             (
-                [&self.properties, &self.producer_properties],
+                &[&self.properties, &self.producer_properties],
                 PRODUCER_FIXED,
             ),
             (
-                [&self.properties, &self.consumer_properties],
+                &[
+                    &self.properties,
+                    &self.consumer_properties,
+                    &self.follower_properties,
+                ],
                 CONSUMER_FIXED,
             ),
         ];
@@ -169,6 +197,7 @@ impl KafkaBusConfig {
             }
             if !fixed(CONSUMER_FIXED, key) {
                 self.consumer_properties.remove(key);
+                self.follower_properties.remove(key);
             }
         }
         self.properties.extend(user.clone());
@@ -189,9 +218,17 @@ impl KafkaBusConfig {
 
     /// A consumer's librdkafka configuration, in `group` when given.
     pub(super) fn consumer(&self, group: Option<&str>) -> ClientConfig {
+        self.consumer_paced(group, Pace::Live)
+    }
+
+    /// A consumer's librdkafka configuration at `pace`, in `group` when given.
+    pub(super) fn consumer_paced(&self, group: Option<&str>, pace: Pace) -> ClientConfig {
         let mut config = self.base();
         apply(&mut config, &self.properties);
         apply(&mut config, &self.consumer_properties);
+        if pace == Pace::Follower {
+            apply(&mut config, &self.follower_properties);
+        }
         config
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false");
@@ -244,6 +281,30 @@ mod tests {
     }
 
     #[test]
+    fn followers_fetch_less_eagerly_unless_the_operator_says_otherwise() {
+        let defaults = KafkaBusConfig::new("b:9092");
+        let live = defaults.consumer(Some("g"));
+        let follower = defaults.consumer_paced(Some("g"), Pace::Follower);
+        assert_eq!(live.get("fetch.wait.max.ms"), Some("50"));
+        assert_eq!(follower.get("fetch.wait.max.ms"), Some("250"));
+        assert_eq!(follower.get("session.timeout.ms"), Some("6000"));
+        assert_eq!(follower.get("enable.auto.commit"), Some("false"));
+
+        let user = BTreeMap::from([("fetch.wait.max.ms".to_owned(), "100".to_owned())]);
+        let config = KafkaBusConfig::new("b:9092").with_user_properties(&user);
+        assert_eq!(
+            config.consumer(Some("g")).get("fetch.wait.max.ms"),
+            Some("100")
+        );
+        assert_eq!(
+            config
+                .consumer_paced(Some("g"), Pace::Follower)
+                .get("fetch.wait.max.ms"),
+            Some("100")
+        );
+    }
+
+    #[test]
     fn defaults_are_valid_and_carry_the_guarantees() {
         let config = KafkaBusConfig::new("127.0.0.1:9092");
         config.validate().unwrap();
@@ -282,6 +343,12 @@ mod tests {
         config
             .consumer_properties
             .insert("group.id".into(), "x".into());
+        assert!(config.validate().is_err());
+
+        let mut config = KafkaBusConfig::new("b:9092");
+        config
+            .follower_properties
+            .insert("enable.auto.commit".into(), "true".into());
         assert!(config.validate().is_err());
 
         assert!(KafkaBusConfig::new(" ").validate().is_err());

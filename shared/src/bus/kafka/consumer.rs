@@ -16,6 +16,7 @@ use rdkafka::message::{BorrowedMessage, Headers as _, Message as _};
 
 use super::KafkaBusConfig;
 use super::client::{blocking, classify, log_librdkafka};
+use super::config::Pace;
 use crate::bus::{BusError, Consumer, Delivered, RevokeHook};
 
 /// Logs rebalances and commits of one group member, and tells its revoke hook.
@@ -113,6 +114,7 @@ impl KafkaConsumer {
         config: &KafkaBusConfig,
         group: &str,
         topics: &[String],
+        pace: Pace,
     ) -> Result<Self, BusError> {
         let revoke_hook = Arc::new(Mutex::new(None));
         let context = GroupContext {
@@ -120,7 +122,7 @@ impl KafkaConsumer {
             revoke_hook: Arc::clone(&revoke_hook),
         };
         let consumer: StreamConsumer<GroupContext> = config
-            .consumer(Some(group))
+            .consumer_paced(Some(group), pace)
             .create_with_context(context)
             .map_err(|e| classify(format!("creating a consumer for group {group}"), e))?;
         let names: Vec<&str> = topics.iter().map(String::as_str).collect();

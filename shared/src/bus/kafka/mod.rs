@@ -36,6 +36,7 @@ pub use consumer::KafkaConsumer;
 
 use super::{BusError, Consumer, EventBus, GroupStart, OutRecord, Position, TopicSpec};
 use client::{TracingContext, creation};
+use config::Pace;
 
 /// The Kafka event bus.
 pub struct KafkaBus {
@@ -119,7 +120,16 @@ impl EventBus for KafkaBus {
         for topic in topics {
             self.check_topic(topic).await?;
         }
-        let consumer = KafkaConsumer::subscribe(&self.config, group, topics)?;
+        let consumer = KafkaConsumer::subscribe(&self.config, group, topics, Pace::Live)?;
+        Ok(Box::new(consumer))
+    }
+
+    #[tracing::instrument(skip_all, fields(group = %group, topics = ?topics), err)]
+    async fn follow(&self, group: &str, topics: &[String]) -> Result<Box<dyn Consumer>, BusError> {
+        for topic in topics {
+            self.check_topic(topic).await?;
+        }
+        let consumer = KafkaConsumer::subscribe(&self.config, group, topics, Pace::Follower)?;
         Ok(Box::new(consumer))
     }
 
