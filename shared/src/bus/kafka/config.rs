@@ -99,7 +99,7 @@ impl KafkaBusConfig {
         ];
         // A process follows several settings topics, each with a consumer of its own that
         // fetches every `fetch.wait.max.ms` while idle: at 50 ms the split layout's followers
-        // alone kept nisshi at ~0.26 cores with no traffic (BENCHMARKS.md, 2026-12-05). A
+        // alone kept nisshi at 0.21–0.23 cores with no traffic (BENCHMARKS.md, 2026-12-05). A
         // settings change then reaches a follower up to 250 ms later on a broker that answers
         // at the deadline; a Kafka broker answers as soon as records arrive.
         let follower_properties = [("fetch.wait.max.ms", "250")];

@@ -62,6 +62,20 @@ impl std::fmt::Debug for KafkaBus {
 }
 
 impl KafkaBus {
+    /// A member of `group` on `topics` (which must exist), fetching at `pace`.
+    async fn join(
+        &self,
+        group: &str,
+        topics: &[String],
+        pace: Pace,
+    ) -> Result<Box<dyn Consumer>, BusError> {
+        for topic in topics {
+            self.check_topic(topic).await?;
+        }
+        let consumer = KafkaConsumer::subscribe(&self.config, group, topics, pace)?;
+        Ok(Box::new(consumer))
+    }
+
     /// Validates `config` and creates the clients (connections are made lazily).
     pub fn new(config: KafkaBusConfig) -> Result<Self, BusError> {
         config.validate()?;
@@ -117,20 +131,12 @@ impl EventBus for KafkaBus {
         group: &str,
         topics: &[String],
     ) -> Result<Box<dyn Consumer>, BusError> {
-        for topic in topics {
-            self.check_topic(topic).await?;
-        }
-        let consumer = KafkaConsumer::subscribe(&self.config, group, topics, Pace::Live)?;
-        Ok(Box::new(consumer))
+        self.join(group, topics, Pace::Live).await
     }
 
     #[tracing::instrument(skip_all, fields(group = %group, topics = ?topics), err)]
     async fn follow(&self, group: &str, topics: &[String]) -> Result<Box<dyn Consumer>, BusError> {
-        for topic in topics {
-            self.check_topic(topic).await?;
-        }
-        let consumer = KafkaConsumer::subscribe(&self.config, group, topics, Pace::Follower)?;
-        Ok(Box::new(consumer))
+        self.join(group, topics, Pace::Follower).await
     }
 
     #[tracing::instrument(skip_all, fields(group = %group, topics = ?topics), err)]
